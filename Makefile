@@ -1,0 +1,34 @@
+# provision: build, test, benchmarks, demo.
+GO        ?= go
+BIN       ?= bin/provision
+TEST_FLAGS ?= -race -count=1 -timeout 45m
+
+.PHONY: build test test-short bench demo torture fuzz vet fmt clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/provision
+
+# The test command README.md and .ci/run use.
+test:
+	$(GO) test $(TEST_FLAGS) ./...
+
+test-short:
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+# Speed and memory figures (100,000-task plans, full checkpointing).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./runner/ ./state/ ./plan/ | tee bench.out
+	@echo; echo "== figures =="; grep -E '^Benchmark' bench.out
+
+# Main job on the built-in sandbox: a rollout with faults, a failure, a resume, status.
+demo: build
+	./examples/demo.sh $(BIN)
+
+clean:
+	rm -rf bin bench.out examples/plans/.provision

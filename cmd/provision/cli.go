@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+
+	"provision/plan"
+	"provision/providers"
+	"provision/providers/sandbox"
+	"provision/runner"
+	"provision/state"
+)
+
+const usage = `provision runs a provisioning plan against vendor APIs: many systems, users and
+edge resources, expanded into a dependency-ordered task graph, run concurrently and
+checkpointed so that rerunning the same command resumes after a failure or a kill.
+
+Usage:
+  provision validate PLAN           check a plan; no remote call, no state
+  provision plan PLAN               dry run: what apply would do, per task, with totals
+  provision apply PLAN              run the plan (rerun to resume)
+  provision status [PLAN]           what the state file says: counts, failures
+  provision graph PLAN              the task graph in Graphviz DOT
+  provision sandbox                 serve fake vendor APIs on localhost
+  provision help sections           every plan section and its fields
+  provision help exit-codes         exit codes
+  provision version
+
+Run "provision COMMAND --help" for the options of a command.
+
+Exit codes: 0 all done, 1 some tasks failed or were skipped, 2 bad plan, flags or
+state file (nothing changed), 3 interrupted (rerun the same command to resume).
+`
+
+const exitCodesHelp = `Exit codes:
+  0  every selected task is done (or, for validate/plan/status, the command succeeded)
+  1  some tasks failed, were skipped after a failed dependency, or are in doubt
+  2  bad input: plan, flags or --var values, or an unusable state file (corrupt, locked
+     by another run, from another plan, wrong PROVISION_STATE_KEY); nothing was changed
+  3  interrupted by SIGINT/SIGTERM: in-flight tasks were allowed to finish (or stay in
+     doubt after a second signal); rerun the same command to resume
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errQuiet(ExitBadInput)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "validate":
+		return cmdValidate(ctx, rest, stdout, stderr)
+	case "plan":
+		return cmdPlan(ctx, rest, stdout, stderr)
+	case "apply":
+		return cmdApply(ctx, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
+	case "graph":
+		return cmdGraph(ctx, rest, stdout, stderr)
+	case "sandbox":
+		return cmdSandbox(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help", "-help":
+		return cmdHelp(rest, stdout)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "provision", version)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return withCode(ExitBadInput, fmt.Errorf("unknown command %q", cmd))
+}
+
+func cmdHelp(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	switch args[0] {
+	case "sections":
+		reg := registry()
+		for _, s := range reg.Sections() {
+			k, _ := reg.Kind(s)
+			fmt.Fprintln(stdout, strings.TrimSpace(k.Doc()))
+			fmt.Fprintln(stdout)
+		}
+		return nil
+	case "exit-codes":
+		fmt.Fprint(stdout, exitCodesHelp)
+		return nil
+	}
+	return withCode(ExitBadInput, fmt.Errorf("help %q: want sections or exit-codes", args[0]))
+}
+
+// common holds the flags shared by the plan commands.
+type common struct {
+	vars       varFlags
+	statePath  string
+	logFormat  string
+	logLevel   string
+	sandbox    bool
+	sandboxURL string
+	shard      string
+	faults     faultFlags
+}
+
+func (c *common) register(fs *flag.FlagSet, withState bool) {
+	fs.Var(&c.vars, "var", "set a plan var: NAME=VALUE (repeatable)")
+	if withState {
+		fs.StringVar(&c.statePath, "state", "", "state file (default: .provision/<plan name>.db next to the plan)")
+		fs.StringVar(&c.shard, "shard", "", "run shard `I/N` of the plan (connected components split into N shards; own state file)")
+	}
+	fs.StringVar(&c.logFormat, "log-format", "console", "log format: console or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&c.sandbox, "sandbox", false, "start the fake vendor APIs in-process and point the plan's endpoints at them")
+	fs.StringVar(&c.sandboxURL, "sandbox-url", "", "point the plan's endpoints at a running `provision sandbox` at `URL` (its state outlives each run)")
+	c.faults.register(fs)
+}
+
+// varFlags collects --var NAME=VALUE.
+type varFlags map[string]string
+
+func (v *varFlags) String() string { return "" }
+func (v *varFlags) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want NAME=VALUE, got %q", s)
+	}
+	if *v == nil {
+		*v = varFlags{}
+	}
+	(*v)[name] = val
+	return nil
+}
+
+// parse parses flags and returns the single PLAN argument.
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer, want string) ([]string, error) {
+	fs.SetOutput(stderr)
+	// Accept flags after positional arguments too ("provision apply plan.yaml --parallel 8").
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errQuiet(ExitOK)
+			}
+			return nil, errQuiet(ExitBadInput)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	switch want {
+	case "plan":
+		if len(pos) != 1 {
+			fs.Usage()
+			return nil, withCode(ExitBadInput, fmt.Errorf("%s: want exactly one PLAN file, got %d arguments", fs.Name(), len(pos)))
+		}
+	case "none":
+		if len(pos) != 0 {
+			return nil, withCode(ExitBadInput, fmt.Errorf("%s: unexpected arguments %q", fs.Name(), pos))
+		}
+	}
+	return pos, nil
+}
+
+func newFlagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: provision %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// logger builds the run's logger; everything it writes passes the redactor.
+func (c *common) logger(stderr io.Writer, red *plan.Redactor) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(c.logLevel)
+	if err != nil || c.logLevel == "" {
+		return zerolog.Nop(), withCode(ExitBadInput, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel))
+	}
+	w := red.Writer(stderr)
+	switch c.logFormat {
+	case "json":
+		return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	case "console":
+		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !isTerminal(stderr)}
+		return zerolog.New(cw).Level(lvl).With().Timestamp().Logger(), nil
+	}
+	return zerolog.Nop(), withCode(ExitBadInput, fmt.Errorf("--log-format %q: want console or json", c.logFormat))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && f.Fd() != ^uintptr(0) && term.IsTerminal(int(f.Fd()))
+}
+
+// loaded is a plan turned into a graph.
+type loaded struct {
+	plan    *plan.Plan
+	graph   *runner.Graph
+	items   int
+	sandbox *sandboxRun
+}
+
+// load reads, expands, builds and checks the plan. Every problem is returned at once,
+// as a bad-input error.
+func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*loaded, error) {
+	reg := registry()
+	p, err := plan.Load(path, plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars})
+	if err != nil {
+		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(err)))
+	}
+	l := &loaded{plan: p, items: len(p.Items)}
+	b := &providers.Build{Plan: p, Clients: &providers.Clients{}}
+	if c.sandbox && c.sandboxURL != "" {
+		return nil, withCode(ExitBadInput, errors.New("--sandbox and --sandbox-url exclude each other"))
+	}
+	if c.sandboxURL != "" {
+		if u, err := url.Parse(c.sandboxURL); err != nil || u.Scheme != "http" || u.Host == "" {
+			return nil, withCode(ExitBadInput, fmt.Errorf("--sandbox-url %q: want http://HOST:PORT", c.sandboxURL))
+		}
+		sandbox.Rewrite(p, c.sandboxURL)
+		b.ServerURL = sandbox.ServerURL(c.sandboxURL)
+		b.TLSOverride = &plan.TLS{}
+	}
+	if c.sandbox {
+		fc, err := c.faults.config()
+		if err != nil {
+			return nil, withCode(ExitBadInput, err)
+		}
+		sb, err := startSandbox(ctx, p, b, fc)
+		if err != nil {
+			return nil, withCode(ExitBadInput, fmt.Errorf("sandbox: %w", err))
+		}
+		l.sandbox = sb
+	}
+	var tasks []*providers.Task
+	var errs []error
+	for _, it := range p.Items {
+		k, ok := reg.Kind(it.Section)
+		if !ok {
+			errs = append(errs, plan.Where(it.Pos, fmt.Errorf("unknown section %q", it.Section)))
+			continue
+		}
+		ts, err := k.Build(b, it)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		tasks = append(tasks, ts...)
+	}
+	if len(errs) > 0 {
+		l.close()
+		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(uniqueErrors(errs, 100))))
+	}
+	g, err := runner.NewGraph(tasks)
+	if err != nil {
+		l.close()
+		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(err)))
+	}
+	if c.shard != "" {
+		i, n, err := parseShard(c.shard)
+		if err != nil {
+			l.close()
+			return nil, withCode(ExitBadInput, err)
+		}
+		g, err = runner.Shard(g, i, n)
+		if err != nil {
+			l.close()
+			return nil, withCode(ExitBadInput, err)
+		}
+	}
+	l.graph = g
+	return l, nil
+}
+
+func (l *loaded) close() {
+	if l != nil && l.sandbox != nil {
+		l.sandbox.Close()
+	}
+}
+
+func parseShard(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, fmt.Errorf("--shard %q: want I/N with 0 <= I < N (e.g. 0/4)", s)
+	}
+	return i, n, nil
+}
+
+// statePathFor returns the state file of a plan (and shard).
+func (c *common) statePathFor(p *plan.Plan) string {
+	if c.statePath != "" {
+		return c.statePath
+	}
+	name := p.Name
+	if c.shard != "" {
+		i, n, _ := parseShard(c.shard)
+		name = fmt.Sprintf("%s.shard-%d-of-%d", name, i, n)
+	}
+	return filepath.Join(p.Dir, ".provision", name+".db")
+}
+
+// openState opens the state file, mapping every problem to a clear bad-input error.
+func openState(path string, p *plan.Plan, readOnly bool) (*state.Store, error) {
+	st, err := state.Open(path, state.Options{PlanName: p.Name, Key: os.Getenv(state.KeyEnv), ReadOnly: readOnly})
+	if err != nil {
+		if readOnly && errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, withCode(ExitBadInput, stateError(path, err))
+	}
+	return st, nil
+}
+
+func stateError(path string, err error) error {
+	switch {
+	case errors.Is(err, state.ErrLocked):
+		return fmt.Errorf("%w\n  another provision run is using %s; wait for it to finish (or stop it) and run again", err, path)
+	case errors.Is(err, state.ErrCorrupt):
+		return fmt.Errorf("%w\n  the file was left untouched; move it aside to start over (every task then runs again, with lookups) or restore a copy", err)
+	case errors.Is(err, state.ErrOtherPlan):
+		return fmt.Errorf("%w\n  use --state to choose another file for this plan", err)
+	case errors.Is(err, state.ErrWrongKey):
+		return fmt.Errorf("%w\n  set %s to the key used when the file was written", err, state.KeyEnv)
+	}
+	return err
+}
+
+// uniqueErrors joins errors without repeats (the rows of one foreach entry share
+// their mistakes), keeping at most max of them.
+func uniqueErrors(errs []error, max int) error {
+	seen := map[string]bool{}
+	var out []error
+	extra := 0
+	for _, e := range errs {
+		for _, line := range strings.Split(e.Error(), "\n") {
+			if seen[line] {
+				continue
+			}
+			seen[line] = true
+			if len(out) == max {
+				extra++
+				continue
+			}
+			out = append(out, errors.New(line))
+		}
+	}
+	if extra > 0 {
+		out = append(out, fmt.Errorf("... and %d more problems", extra))
+	}
+	return errors.Join(out...)
+}
+
+func indent(err error) string {
+	lines := strings.Split(strings.TrimRight(err.Error(), "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}

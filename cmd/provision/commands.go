@@ -1,0 +1,508 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"provision/plan"
+	"provision/runner"
+	"provision/state"
+)
+
+func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlagSet("validate", "validate [flags] PLAN\n\nChecks the plan (syntax, fields, references, cycles, expansion) without any remote call\nor state access. Every problem is listed with its position.")
+	c.register(fs, true)
+	pos, err := parse(fs, args, stderr, "plan")
+	if err != nil {
+		return err
+	}
+	l, err := c.load(ctx, pos[0], stderr)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	fmt.Fprintf(stdout, "plan %s is valid: %d items, %d tasks, %d endpoints\n", l.plan.Name, l.items, l.graph.Len(), len(l.plan.Endpoints))
+	return nil
+}
+
+func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlagSet("graph", "graph [flags] PLAN > plan.dot\n\nPrints the task graph in Graphviz DOT form (edges point from a task to what it depends on).")
+	c.register(fs, true)
+	pos, err := parse(fs, args, stderr, "plan")
+	if err != nil {
+		return err
+	}
+	l, err := c.load(ctx, pos[0], stderr)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	_, err = io.WriteString(stdout, l.graph.DOT(l.plan.Name))
+	return err
+}
+
+// dryRun is the JSON form of `provision plan`.
+type dryRun struct {
+	Plan   string             `json:"plan"`
+	State  string             `json:"state"`
+	Tasks  []runner.Decision  `json:"tasks"`
+	Totals runner.Totals      `json:"totals"`
+	ByKind map[string]*counts `json:"by_kind"`
+}
+
+type counts struct {
+	Create int `json:"create"`
+	Update int `json:"update"`
+	Skip   int `json:"skip"`
+	Retry  int `json:"retry"`
+}
+
+func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	var asJSON, summary bool
+	var only string
+	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote call, nothing written to the state.")
+	c.register(fs, true)
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	fs.BoolVar(&summary, "summary", false, "print only the totals (and tasks that are not skipped are still counted)")
+	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
+	pos, err := parse(fs, args, stderr, "plan")
+	if err != nil {
+		return err
+	}
+	return dryRunPlan(ctx, &c, pos[0], only, asJSON, summary, stdout, stderr)
+}
+
+func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summary bool, stdout, stderr io.Writer) error {
+	l, err := c.load(ctx, path, stderr)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	sp := c.statePathFor(l.plan)
+	st, err := openState(sp, l.plan, true)
+	if err != nil {
+		return err
+	}
+	recs := map[string]*state.Record{}
+	if st != nil {
+		recs, err = st.Load()
+		st.Close()
+		if err != nil {
+			return withCode(ExitBadInput, stateError(sp, err))
+		}
+	}
+	sel, err := l.graph.Select(splitList(only))
+	if err != nil {
+		return withCode(ExitBadInput, err)
+	}
+	out := dryRun{Plan: l.plan.Name, State: sp, ByKind: map[string]*counts{}}
+	red := l.plan.Redactor
+	for i, t := range l.graph.Tasks {
+		if sel != nil && !sel[int32(i)] {
+			continue
+		}
+		d := runner.Decide(t.ID, t.Kind, t.Hash, recs[t.ID])
+		d.Reason = red.Redact(d.Reason)
+		out.Totals.Add(d)
+		k := out.ByKind[t.Kind]
+		if k == nil {
+			k = &counts{}
+			out.ByKind[t.Kind] = k
+		}
+		switch d.Verb {
+		case runner.Create:
+			k.Create++
+		case runner.Update:
+			k.Update++
+		case runner.Skip:
+			k.Skip++
+		case runner.Retry:
+			k.Retry++
+		}
+		if !summary {
+			out.Tasks = append(out.Tasks, d)
+		}
+	}
+	w := bufio.NewWriterSize(red.Writer(stdout), 64<<10)
+	defer w.Flush()
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	width := 4
+	for _, d := range out.Tasks {
+		width = max(width, len(d.ID))
+	}
+	width = min(width, 60)
+	for _, d := range out.Tasks {
+		fmt.Fprintf(w, "%-6s  %-*s  %s\n", d.Verb, width, d.ID, d.Reason)
+	}
+	if len(out.Tasks) > 0 {
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "plan %s (state %s)\n", out.Plan, out.State)
+	for _, k := range sortedKeys(out.ByKind) {
+		n := out.ByKind[k]
+		fmt.Fprintf(w, "  %-22s create %d, update %d, skip %d, retry %d\n", k, n.Create, n.Update, n.Skip, n.Retry)
+	}
+	t := out.Totals
+	fmt.Fprintf(w, "total: %d tasks: %d to create, %d to update, %d to retry, %d done (skip)\n", t.Total, t.Create, t.Update, t.Retry, t.Skip)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	var o runner.Options
+	var dry, asJSON bool
+	var only string
+	var progressEvery time.Duration
+	fs := newFlagSet("apply", `apply [flags] PLAN
+
+Runs the plan. Every task's intent is recorded in the state file before its remote
+change and its result after, so rerunning the same command resumes: done tasks are
+skipped, failed and in-doubt ones run again (in-doubt ones look the object up first),
+changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones finish
+(--grace), exit 3; a second signal exits at once.
+
+Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
+(32 bytes base64/hex, or a passphrase), and not stored otherwise.`)
+	c.register(fs, true)
+	fs.IntVar(&o.Parallel, "parallel", 16, "tasks applied at once")
+	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, 429, network)")
+	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
+	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
+	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
+	fs.IntVar(&o.MaxFailures, "max-failures", 0, "stop starting tasks after `N` failures (0: no limit)")
+	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "after a stop request, how long in-flight tasks may finish")
+	fs.StringVar(&only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
+	fs.BoolVar(&dry, "dry-run", false, "same as `provision plan`")
+	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
+	fs.DurationVar(&progressEvery, "progress-interval", 10*time.Second, "how often to print a progress line when stderr is not a terminal")
+	pos, err := parse(fs, args, stderr, "plan")
+	if err != nil {
+		return err
+	}
+	if dry {
+		return dryRunPlan(ctx, &c, pos[0], only, asJSON, false, stdout, stderr)
+	}
+	if o.Parallel < 1 || o.MaxAttempts < 1 || o.MaxFailures < 0 || o.Grace <= 0 || o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase || progressEvery <= 0 {
+		return withCode(ExitBadInput, errors.New("apply: --parallel and --max-attempts must be >= 1, --max-failures >= 0, durations > 0 and --backoff-max >= --backoff"))
+	}
+	o.Only = splitList(only)
+	l, err := c.load(ctx, pos[0], stderr)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	red := l.plan.Redactor
+	// Logs (from every worker) and the progress line share stderr: one lock.
+	stderr = &lockedWriter{w: stderr}
+	log, err := c.logger(stderr, red)
+	if err != nil {
+		return err
+	}
+	o.Log = log
+	o.Redactor = red
+	o.Progress = &runner.Progress{}
+	sp := c.statePathFor(l.plan)
+	st, err := openState(sp, l.plan, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if l.sandbox != nil {
+		log.Info().Str("urls", l.sandbox.Describe()).Msg("sandbox: fake vendor APIs started in-process")
+	}
+	log.Info().Str("plan", l.plan.Name).Int("tasks", l.graph.Len()).Str("state", sp).Int("parallel", o.Parallel).Msg("apply")
+	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery)
+	res, err := runner.Run(ctx, l.graph, st, o)
+	stopProgress()
+	if cerr := st.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close state: %w", cerr)
+	}
+	if err != nil {
+		if res == nil {
+			return withCode(ExitBadInput, stateError(sp, err))
+		}
+		report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox)
+		return withCode(ExitFailed, err)
+	}
+	report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox)
+	switch {
+	case res.Interrupted:
+		return errQuiet(ExitInterrupted)
+	case !res.OK():
+		return errQuiet(ExitFailed)
+	}
+	return nil
+}
+
+type applyReport struct {
+	Plan  string `json:"plan"`
+	State string `json:"state"`
+	*runner.Result
+	Rate    float64        `json:"tasks_per_second"`
+	Sandbox map[string]any `json:"sandbox,omitempty"`
+}
+
+func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.Result, asJSON bool, sb *sandboxRun) {
+	w := bufio.NewWriter(red.Writer(stdout))
+	defer w.Flush()
+	applied := res.Applied + res.Failed
+	if asJSON {
+		r := applyReport{Plan: name, State: sp, Result: res, Rate: rate(applied, res.Elapsed)}
+		if sb != nil {
+			r.Sandbox = sb.Stats()
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+		return
+	}
+	verdict := "done"
+	switch {
+	case res.Interrupted:
+		verdict = "interrupted: rerun the same command to resume"
+	case res.Stopped:
+		verdict = "stopped after failures: fix them and rerun the same command"
+	case !res.OK():
+		verdict = "incomplete: fix the failures and rerun the same command"
+	}
+	fmt.Fprintf(w, "\nprovision apply %s: %s\n", name, verdict)
+	fmt.Fprintf(w, "  tasks        %d\n", res.Total)
+	fmt.Fprintf(w, "  up to date   %d\n", res.UpToDate)
+	fmt.Fprintf(w, "  applied      %d\n", res.Applied)
+	fmt.Fprintf(w, "  failed       %d\n", res.Failed)
+	fmt.Fprintf(w, "  skipped      %d (a dependency failed)\n", res.Skipped)
+	if res.NotStarted > 0 {
+		fmt.Fprintf(w, "  not started  %d\n", res.NotStarted)
+	}
+	if res.InDoubt > 0 {
+		fmt.Fprintf(w, "  in doubt     %d (reconciled on the next run)\n", res.InDoubt)
+	}
+	fmt.Fprintf(w, "  retries      %d\n", res.Retries)
+	fmt.Fprintf(w, "  elapsed      %s (%.0f tasks/s)\n", res.Elapsed.Round(time.Millisecond), rate(applied, res.Elapsed))
+	fmt.Fprintf(w, "  state        %s\n", sp)
+	if sb != nil {
+		fmt.Fprintf(w, "  sandbox      %s\n", sb.Summary())
+	}
+	if len(res.Failures) > 0 {
+		fmt.Fprintln(w, "failed:")
+		for _, f := range res.Failures {
+			fmt.Fprintf(w, "  %s (%d attempts): %s\n", f.ID, f.Attempts, f.Error)
+		}
+	}
+	if len(res.SkippedBy) > 0 {
+		fmt.Fprintln(w, "skipped:")
+		for i, s := range res.SkippedBy {
+			if i == 20 {
+				fmt.Fprintf(w, "  ... and %d more\n", len(res.SkippedBy)-20)
+				break
+			}
+			fmt.Fprintf(w, "  %s (depends on failed %s)\n", s.ID, s.Cause)
+		}
+	}
+}
+
+type statusReport struct {
+	States   []string       `json:"states"`
+	Counts   map[string]int `json:"counts"`
+	Total    int            `json:"total"`
+	NotRun   int            `json:"not_started,omitempty"`
+	Failed   []taskLine     `json:"failed,omitempty"`
+	InDoubt  []taskLine     `json:"in_doubt,omitempty"`
+	Changed  int            `json:"changed_since_done,omitempty"`
+	Planned  int            `json:"planned,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+}
+
+type taskLine struct {
+	ID       string    `json:"id"`
+	Attempts int       `json:"attempts"`
+	Error    string    `json:"error,omitempty"`
+	Started  time.Time `json:"started,omitempty"`
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	var asJSON bool
+	var states stringList
+	fs := newFlagSet("status", `status [flags] [PLAN]
+
+Reports what the state says: counts per status, failed tasks with their errors, tasks
+in doubt. With PLAN, also tasks not started yet and tasks changed since done. Several
+--state flags (one per shard) report the whole rollout.`)
+	c.register(fs, false)
+	fs.Var(&states, "state", "state file (repeatable: one per shard); default: the plan's")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	pos, err := parse(fs, args, stderr, "")
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return withCode(ExitBadInput, fmt.Errorf("status: want at most one PLAN, got %d", len(pos)))
+	}
+	var l *loaded
+	if len(pos) == 1 {
+		if l, err = c.load(ctx, pos[0], stderr); err != nil {
+			return err
+		}
+		defer l.close()
+		if len(states) == 0 {
+			states = append(states, c.statePathFor(l.plan))
+		}
+	}
+	if len(states) == 0 {
+		return withCode(ExitBadInput, errors.New("status: give a PLAN or at least one --state file"))
+	}
+	rep := statusReport{States: states, Counts: map[string]int{}}
+	all := map[string]*state.Record{}
+	for _, sp := range states {
+		if _, err := os.Stat(sp); err != nil {
+			return withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
+		}
+		name := ""
+		if l != nil {
+			name = l.plan.Name
+		}
+		st, err := state.Open(sp, state.Options{PlanName: name, Key: os.Getenv(state.KeyEnv), ReadOnly: true})
+		if err != nil {
+			return withCode(ExitBadInput, stateError(sp, err))
+		}
+		err = st.ForEach(func(r *state.Record) error {
+			if _, dup := all[r.ID]; dup {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
+			}
+			all[r.ID] = r
+			return nil
+		})
+		st.Close()
+		if err != nil {
+			return withCode(ExitBadInput, stateError(sp, err))
+		}
+	}
+	var red *plan.Redactor
+	if l != nil {
+		red = l.plan.Redactor
+	}
+	ids := sortedKeys(all)
+	for _, id := range ids {
+		r := all[id]
+		rep.Counts[r.Status.String()]++
+		rep.Total++
+		switch r.Status {
+		case state.Failed:
+			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.Redact(r.LastError)})
+		case state.Started:
+			rep.InDoubt = append(rep.InDoubt, taskLine{ID: id, Attempts: r.Attempts, Started: r.StartedAt})
+		}
+	}
+	if l != nil {
+		rep.Planned = l.graph.Len()
+		for _, t := range l.graph.Tasks {
+			r, ok := all[t.ID]
+			if !ok {
+				rep.NotRun++
+			} else if r.Status == state.Done && r.Hash != t.Hash {
+				rep.Changed++
+			}
+		}
+	}
+	w := bufio.NewWriter(red.Writer(stdout))
+	defer w.Flush()
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(w, "state: %s\n", strings.Join(states, ", "))
+	keys := sortedKeys(rep.Counts)
+	sort.SliceStable(keys, func(i, j int) bool { return statusOrder(keys[i]) < statusOrder(keys[j]) })
+	fmt.Fprintf(w, "  recorded     %d\n", rep.Total)
+	for _, k := range keys {
+		label := k
+		if k == "started" {
+			label = "in doubt"
+		}
+		fmt.Fprintf(w, "  %-12s %d\n", label, rep.Counts[k])
+	}
+	if l != nil {
+		fmt.Fprintf(w, "  planned      %d (not started: %d, changed since done: %d)\n", rep.Planned, rep.NotRun, rep.Changed)
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if len(rep.Failed) > 0 {
+		fmt.Fprintln(w, "failed:")
+		for _, f := range rep.Failed {
+			fmt.Fprintf(w, "  %s (%d attempts): %s\n", f.ID, f.Attempts, f.Error)
+		}
+	}
+	if len(rep.InDoubt) > 0 {
+		fmt.Fprintln(w, "in doubt (reconciled on the next apply):")
+		for _, f := range rep.InDoubt {
+			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, f.Started.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+func statusOrder(s string) int {
+	switch s {
+	case "done":
+		return 0
+	case "failed":
+		return 1
+	case "started":
+		return 2
+	}
+	return 3
+}
+
+// lockedWriter serialises writes from concurrent goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Fd lets isTerminal see through the lock.
+func (l *lockedWriter) Fd() uintptr {
+	if f, ok := l.w.(interface{ Fd() uintptr }); ok {
+		return f.Fd()
+	}
+	return ^uintptr(0)
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

@@ -1,0 +1,15 @@
+package main
+
+import (
+	"provision/providers"
+	"provision/providers/httpstep"
+	"provision/providers/milestone"
+)
+
+// registry lists every plan section the binary knows.
+func registry() *providers.Registry {
+	var kinds []providers.Kind
+	kinds = append(kinds, httpstep.Kinds()...)
+	kinds = append(kinds, milestone.Kinds()...)
+	return providers.NewRegistry(kinds...)
+}

@@ -1,0 +1,344 @@
+// Package providers is the contract between the engine and the vendor packages.
+//
+// A Kind turns plan items of one section into Tasks. A Task's Action does the remote
+// work. The runner calls Action.Apply concurrently for different tasks (never twice at
+// once for one task), records intent durably before each call and the result after it,
+// and calls Apply again after a retryable failure, after a crash (the attempt is then
+// "in doubt") or when the spec changed since it was done.
+//
+// Apply must therefore be re-entrant: read checkpointed outputs (Exec.Prior) and look
+// objects up by their natural key before any create that the server does not make
+// idempotent. Exec.Checkpoint stores a handle (cloud system id, async task GUID) the
+// moment the API returns it, so a resumed run continues instead of creating again.
+package providers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+
+	"provision/plan"
+	"provision/state"
+)
+
+// Kind builds tasks for one plan section. Implementations are safe for concurrent use.
+type Kind interface {
+	// Section is the plan section this kind reads, e.g. "nx_systems".
+	Section() string
+	// Doc is a short description of the section and its fields for --help.
+	Doc() string
+	// Build decodes and validates one item (strictly: unknown fields are errors) and
+	// returns its tasks, the first of which has ID == item.Name. Errors carry positions
+	// (plan.Where) and are joined with errors.Join so that all are reported at once.
+	Build(b *Build, item *plan.Item) ([]*Task, error)
+}
+
+// Task is one node of the graph.
+type Task struct {
+	ID   string
+	Kind string // plan section
+	Pos  plan.Pos
+	// Deps are the IDs this task waits for (explicit, implicit from references, and any
+	// the provider adds, e.g. a share waiting for its system's binding).
+	Deps []string
+	// Hash of the task's own spec; a change re-applies the task on the next run.
+	Hash [32]byte
+	// Refs are output references that the runner resolves inside Spec before Apply.
+	Refs []plan.Ref
+	// Spec is a pointer to the decoded spec; the runner replaces ${outputs.X.K} in its
+	// string fields (and plan.Secret fields) just before Apply. May be nil.
+	Spec any
+	// Endpoint is the name of the endpoint the task mostly talks to (for reports).
+	Endpoint string
+	Action   Action
+}
+
+// Action does one task's remote work.
+type Action interface {
+	// Apply makes the remote object match the spec and returns the task's outputs.
+	// Errors: a *Error (classified), ErrInDoubt, or any other error, which the runner
+	// treats as permanent for this run.
+	Apply(ctx context.Context, x *Exec) (state.Outputs, error)
+}
+
+// Prober is implemented by actions that can tell, read-only, whether their object
+// already exists remotely (used by `plan --probe`).
+type Prober interface {
+	Probe(ctx context.Context, x *Exec) (exists bool, detail string, err error)
+}
+
+// ActionFunc adapts a function to Action.
+type ActionFunc func(ctx context.Context, x *Exec) (state.Outputs, error)
+
+func (f ActionFunc) Apply(ctx context.Context, x *Exec) (state.Outputs, error) { return f(ctx, x) }
+
+// Exec is what the runner gives an Apply call.
+type Exec struct {
+	Task *Task
+	// Attempt is 1 for the first attempt ever (across runs), 2 for the next, ...
+	Attempt int
+	// InDoubt is true when an earlier attempt started and its outcome is unknown:
+	// the process died, or the request may have been applied before an error.
+	// Non-idempotent creates must look the object up first.
+	InDoubt bool
+	// Changed is true when the task was done before with a different spec.
+	Changed bool
+	// Prior holds outputs checkpointed by earlier attempts (secret ones decrypted
+	// when the state key is known, absent otherwise).
+	Prior state.Outputs
+	// Log is the task's logger (already carries the task ID).
+	Log zerolog.Logger
+	// Checkpoint durably merges outputs into the task's record before Apply returns.
+	CheckpointFunc func(state.Outputs) error
+	// Redactor learns secret values produced at run time (auth keys).
+	Redactor *plan.Redactor
+	// Lookup returns another task's output (the runner's resolver); Expand uses it.
+	Lookup func(plan.Ref) (string, error)
+}
+
+// Expand replaces ${outputs.ITEM.KEY} references in s, for values the runner does
+// not reach by itself (strings inside free-form bodies).
+func (x *Exec) Expand(s string) (string, error) {
+	refs := plan.FindRefs(s)
+	if len(refs) == 0 {
+		return s, nil
+	}
+	if x.Lookup == nil {
+		return "", fmt.Errorf("output references are not available here: %q", s)
+	}
+	holder := struct{ S string }{s}
+	if err := plan.ResolveRefs(&holder, x.Lookup); err != nil {
+		return "", err
+	}
+	return holder.S, nil
+}
+
+// Checkpoint durably records outputs now (e.g. a handle returned by a create), so that
+// a crash after this point resumes from them. Secret outputs are added to the redactor.
+func (x *Exec) Checkpoint(o state.Outputs) error {
+	for _, v := range o {
+		if v.Secret {
+			x.Redactor.Add(v.Value)
+		}
+	}
+	if x.Prior == nil {
+		x.Prior = state.Outputs{}
+	}
+	for k, v := range o {
+		x.Prior[k] = v
+	}
+	if x.CheckpointFunc == nil {
+		return nil
+	}
+	return x.CheckpointFunc(o)
+}
+
+// PriorValue returns a checkpointed output value, or "".
+func (x *Exec) PriorValue(key string) string {
+	if x == nil || x.Prior == nil {
+		return ""
+	}
+	return x.Prior[key].Value
+}
+
+// ErrInDoubt is returned when a task cannot tell whether an earlier attempt took
+// effect and cannot find out (no lookup possible). The operator must check by hand.
+var ErrInDoubt = errors.New("earlier attempt may have taken effect and no lookup can confirm it")
+
+// Error is a classified remote failure.
+type Error struct {
+	// Op names the call, e.g. "POST /cdb/systems/bind".
+	Op string
+	// Status is the HTTP status, 0 when no answer came.
+	Status int
+	// Code and Message are the API's own error code and text, when it gave them.
+	Code    string
+	Message string
+	// Retryable: the same call may succeed later (5xx, 429, network).
+	Retryable bool
+	// RetryAfter is the server's requested delay (Retry-After), if any.
+	RetryAfter time.Duration
+	// MaybeApplied: the request reached the server and may have taken effect
+	// (connection lost after sending, timeout, 5xx on a create).
+	MaybeApplied bool
+	Err          error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.Status)
+	}
+	if e.Code != "" {
+		b.WriteString(" " + e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsRetryable reports whether err may succeed when tried again.
+func IsRetryable(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Retryable
+}
+
+// RetryAfter returns the delay the server asked for, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// MaybeApplied reports whether a failed call may still have taken effect.
+func MaybeApplied(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.MaybeApplied
+}
+
+// StatusOf returns the HTTP status of a remote error, or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// Build is what a Kind gets while building tasks.
+type Build struct {
+	Plan *plan.Plan
+	// Clients caches API clients (one per endpoint or server) for all tasks.
+	Clients *Clients
+	// ServerURL, when set (sandbox mode), maps the URL of a per-item server (an Nx
+	// server) to the local fake that plays it. Endpoint URLs are rewritten before
+	// Build, so kinds only call this for URLs that come from item fields.
+	ServerURL func(url string) string
+	// TLSOverride, when set (sandbox mode), replaces the TLS options of per-item servers.
+	TLSOverride *plan.TLS
+}
+
+// SpecHash hashes a decoded spec for Task.Hash: section, task ID and the JSON form of
+// spec. plan.Secret fields marshal as "***", so the hash never depends on a secret
+// value (a changed password does not re-run a task; a changed reference does).
+func SpecHash(section, id string, spec any) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(section))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	h.Write([]byte{0})
+	b, err := json.Marshal(spec)
+	if err != nil {
+		// Specs are plain data; a marshal failure is a programming error.
+		panic(fmt.Sprintf("providers: hash spec of %s: %v", id, err))
+	}
+	h.Write(b)
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// Endpoint looks up an endpoint by name and checks that its kind is one of kinds.
+func (b *Build) Endpoint(pos plan.Pos, name string, kinds ...string) (*plan.Endpoint, error) {
+	if name == "" {
+		return nil, plan.Where(pos, fmt.Errorf("endpoint: required (one of the plan's endpoints of kind %s)", strings.Join(kinds, " or ")))
+	}
+	ep, ok := b.Plan.Endpoints[name]
+	if !ok {
+		return nil, plan.Where(pos, fmt.Errorf("endpoint %q: no such endpoint in the plan", name))
+	}
+	if len(kinds) > 0 {
+		for _, k := range kinds {
+			if ep.Kind == k {
+				return ep, nil
+			}
+		}
+		return nil, plan.Where(pos, fmt.Errorf("endpoint %q is of kind %q, want %s", name, ep.Kind, strings.Join(kinds, " or ")))
+	}
+	return ep, nil
+}
+
+// Clients caches one API client per endpoint (and per server URL for per-item
+// servers), so that tokens, rate limits and connection pools are shared by all tasks.
+// It is safe for concurrent use.
+type Clients struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// Get returns the client stored under key, creating it with mk on first use.
+func (c *Clients) Get(key string, mk func() (any, error)) (any, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]any{}
+	}
+	if v, ok := c.m[key]; ok {
+		return v, nil
+	}
+	v, err := mk()
+	if err != nil {
+		return nil, err
+	}
+	c.m[key] = v
+	return v, nil
+}
+
+// Registry maps plan sections to kinds.
+type Registry struct {
+	kinds map[string]Kind
+}
+
+// NewRegistry returns a registry holding kinds; a duplicate section panics (programming error).
+func NewRegistry(kinds ...Kind) *Registry {
+	r := &Registry{kinds: map[string]Kind{}}
+	for _, k := range kinds {
+		if _, dup := r.kinds[k.Section()]; dup {
+			panic("providers: duplicate section " + k.Section())
+		}
+		r.kinds[k.Section()] = k
+	}
+	return r
+}
+
+// Sections lists the sections in sorted order.
+func (r *Registry) Sections() []string {
+	out := make([]string, 0, len(r.kinds))
+	for s := range r.kinds {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Kind returns the kind for a section.
+func (r *Registry) Kind(section string) (Kind, bool) {
+	k, ok := r.kinds[section]
+	return k, ok
+}
+
+// Decode decodes item fields strictly into out (a pointer to a struct with yaml tags):
+// unknown fields, wrong types and missing required values are errors with positions.
+func Decode(item *plan.Item, out any) error {
+	return plan.DecodeStrict(item.Pos.File, item.Fields, out)
+}
+
+var _ = yaml.Node{}

@@ -1,0 +1,583 @@
+// Package rest is the HTTP client every provider uses: one Client per endpoint, shared
+// by all tasks. It applies the endpoint's TLS options, concurrency cap and rate limit
+// around each request (never around waiting), pauses the whole endpoint when the API
+// answers 429, renews credentials once on an expired-session answer, refuses redirects
+// to another host, caps response bodies, and classifies failures as *providers.Error.
+//
+// A Client is safe for concurrent use. It never retries a request by itself except
+// once after renewing credentials; retrying is the runner's job (it knows whether a
+// task may repeat its call).
+package rest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"provision/plan"
+	"provision/providers"
+)
+
+// DefaultTimeout is the per-request timeout when the endpoint sets none.
+const DefaultTimeout = 30 * time.Second
+
+// DefaultMaxBody caps how much of a response body is read.
+const DefaultMaxBody = 8 << 20
+
+// Config describes one endpoint client.
+type Config struct {
+	// Name of the endpoint (for messages).
+	Name string
+	// BaseURL, may include a path prefix.
+	BaseURL string
+	TLS     plan.TLS
+	Limits  plan.Limits
+	Timeout time.Duration
+	// Auth sets credentials on requests; nil means none.
+	Auth Authenticator
+	// DecodeError turns a non-success answer into the API's code and message.
+	// nil uses DefaultErrorDecoder.
+	DecodeError func(status int, header http.Header, body []byte) (code, message string)
+	// Expired reports whether an answer means "credentials expired": the client then
+	// invalidates them and sends the request once more. nil means status 401.
+	Expired func(status int, header http.Header, body []byte) bool
+	// MaxBody caps response bodies; 0 means DefaultMaxBody.
+	MaxBody int64
+	// Transport replaces the default transport (tests); TLS options are then ignored.
+	Transport http.RoundTripper
+	// UserAgent header; default "provision".
+	UserAgent string
+}
+
+// Authenticator adds credentials to a request. Implementations are safe for
+// concurrent use and share one credential among all requests.
+type Authenticator interface {
+	// Authorize adds credentials to req, fetching them first if needed (using c for
+	// the token request, with Request.NoAuth set).
+	Authorize(ctx context.Context, c *Client, req *http.Request) error
+	// Invalidate drops the credential that was used on req, so the next Authorize renews it.
+	Invalidate(req *http.Request)
+}
+
+// Client talks to one endpoint.
+type Client struct {
+	cfg   Config
+	base  *url.URL
+	hc    *http.Client
+	sem   chan struct{}
+	lim   *rate.Limiter
+	pause pauser
+	stats Stats
+}
+
+// Stats counts requests and answers (for reports and tests). Safe for concurrent use.
+type Stats struct {
+	mu        sync.Mutex
+	Requests  int
+	ByStatus  map[int]int
+	Transport int // requests that got no answer
+}
+
+func (s *Stats) add(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Requests++
+	if status == 0 {
+		s.Transport++
+		return
+	}
+	if s.ByStatus == nil {
+		s.ByStatus = map[int]int{}
+	}
+	s.ByStatus[status]++
+}
+
+// Snapshot returns a copy of the counters.
+func (s *Stats) Snapshot() (requests, transportErrors int, byStatus map[int]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[int]int, len(s.ByStatus))
+	for k, v := range s.ByStatus {
+		m[k] = v
+	}
+	return s.Requests, s.Transport, m
+}
+
+// New builds a client.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("endpoint %s: url %q: want an absolute http(s) URL", cfg.Name, cfg.BaseURL)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "provision"
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		tc, err := TLSConfig(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", cfg.Name, err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		tr.MaxIdleConnsPerHost = 64
+		tr.ResponseHeaderTimeout = cfg.Timeout
+		rt = tr
+	}
+	c := &Client{cfg: cfg, base: u}
+	c.hc = &http.Client{
+		Transport: rt,
+		Timeout:   cfg.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("stopped after 5 redirects")
+			}
+			if req.URL.Scheme != via[0].URL.Scheme || req.URL.Host != via[0].URL.Host {
+				return fmt.Errorf("refused redirect to another host (%s): credentials are never sent there", req.URL.Host)
+			}
+			return nil
+		},
+	}
+	if cfg.Limits.Concurrency > 0 {
+		c.sem = make(chan struct{}, cfg.Limits.Concurrency)
+	}
+	if cfg.Limits.RatePerSecond > 0 {
+		burst := cfg.Limits.Burst
+		if burst <= 0 {
+			burst = int(cfg.Limits.RatePerSecond + 0.999)
+			if burst < 1 {
+				burst = 1
+			}
+		}
+		c.lim = rate.NewLimiter(rate.Limit(cfg.Limits.RatePerSecond), burst)
+	}
+	return c, nil
+}
+
+// Name returns the endpoint name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// BaseURL returns the endpoint's base URL.
+func (c *Client) BaseURL() *url.URL { u := *c.base; return &u }
+
+// Stats returns the client's counters.
+func (c *Client) Stats() *Stats { return &c.stats }
+
+// Request is one API call.
+type Request struct {
+	Method string
+	// Path is joined to the base URL's path prefix; an absolute URL is used as is
+	// (same host only, else refused).
+	Path  string
+	Query url.Values
+	// JSON is marshalled as the body (Content-Type application/json); Form is sent
+	// url-encoded; Body is sent as is with ContentType.
+	JSON        any
+	Form        url.Values
+	Body        []byte
+	ContentType string
+	Header      http.Header
+	// NoAuth skips the authenticator (token requests themselves).
+	NoAuth bool
+	// OK lists the statuses that count as success; empty means any 2xx.
+	OK []int
+	// Idempotent marks calls that may be repeated freely (GET, PUT, DELETE and
+	// upserts); a failed non-idempotent call that may have reached the server is
+	// reported with MaybeApplied.
+	Idempotent bool
+	// Op names the call in errors; default "METHOD PATH".
+	Op string
+}
+
+// Response is a successful answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v; a decoding failure is a permanent *providers.Error
+// that quotes the start of the body.
+func (r *Response) JSON(op string, v any) error {
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		return &providers.Error{Op: op, Status: r.Status, Message: "unexpected answer: " + snippet(r.Header, r.Body), Err: err}
+	}
+	return nil
+}
+
+// Do sends the request and returns the answer if its status is a success. Failures
+// are *providers.Error, or ctx.Err() when the context ended.
+func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
+	if r.Op == "" {
+		r.Op = r.Method + " " + r.Path
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		r.Idempotent = true
+	}
+	resp, err := c.do(ctx, r, true)
+	return resp, err
+}
+
+func (c *Client) do(ctx context.Context, r *Request, mayRenew bool) (*Response, error) {
+	req, err := c.newRequest(ctx, r)
+	if err != nil {
+		return nil, &providers.Error{Op: r.Op, Err: err}
+	}
+	if !r.NoAuth && c.cfg.Auth != nil {
+		if err := c.cfg.Auth.Authorize(ctx, c, req); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%s: authenticate: %w", r.Op, err)
+		}
+	}
+	status, header, body, err := c.send(ctx, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, c.transportError(r, err)
+	}
+	expired := status == http.StatusUnauthorized
+	if c.cfg.Expired != nil {
+		expired = c.cfg.Expired(status, header, body)
+	}
+	if expired && !r.NoAuth && c.cfg.Auth != nil && mayRenew {
+		c.cfg.Auth.Invalidate(req)
+		zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("op", r.Op).Msg("credentials expired, renewing once")
+		return c.do(ctx, r, false)
+	}
+	if ok(status, r.OK) {
+		return &Response{Status: status, Header: header, Body: body}, nil
+	}
+	return nil, c.statusError(r, status, header, body)
+}
+
+func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, error) {
+	u, err := c.resolve(r.Path)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Query) > 0 {
+		q := u.Query()
+		for k, vs := range r.Query {
+			for _, v := range vs {
+				q.Add(k, v)
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	var body []byte
+	ct := r.ContentType
+	switch {
+	case r.JSON != nil:
+		body, err = json.Marshal(r.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("encode body: %w", err)
+		}
+		ct = "application/json"
+	case r.Form != nil:
+		body = []byte(r.Form.Encode())
+		ct = "application/x-www-form-urlencoded"
+	default:
+		body = r.Body
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		b := body
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	return req, nil
+}
+
+func (c *Client) resolve(p string) (*url.URL, error) {
+	if strings.HasPrefix(p, "http://") || strings.HasPrefix(p, "https://") {
+		u, err := url.Parse(p)
+		if err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
+	u := *c.base
+	ref, err := url.Parse(p)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = c.base.Path + "/" + strings.TrimLeft(ref.Path, "/")
+	u.RawPath = ""
+	u.RawQuery = ref.RawQuery
+	return &u, nil
+}
+
+// send waits for the endpoint (429 pause, rate, slot), sends, and reads the body.
+// The slot is held only for the request itself.
+func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header, []byte, error) {
+	if err := c.pause.wait(ctx); err != nil {
+		return 0, nil, nil, err
+	}
+	if c.lim != nil {
+		if err := c.lim.Wait(ctx); err != nil {
+			return 0, nil, nil, err
+		}
+	}
+	if c.sem != nil {
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return 0, nil, nil, ctx.Err()
+		}
+		defer func() { <-c.sem }()
+	}
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.stats.add(0)
+		zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("path", req.URL.Path).Err(err).Msg("request failed")
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBody+1))
+	c.stats.add(resp.StatusCode)
+	zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("path", req.URL.Path).
+		Int("status", resp.StatusCode).Dur("took", time.Since(start)).Msg("request")
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
+	}
+	if int64(len(body)) > c.cfg.MaxBody {
+		return resp.StatusCode, resp.Header, nil, errBodyTooLarge{limit: c.cfg.MaxBody}
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		d := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if d <= 0 {
+			d = time.Second
+		}
+		c.pause.until(time.Now().Add(d))
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+type errBodyTooLarge struct{ limit int64 }
+
+func (e errBodyTooLarge) Error() string {
+	return fmt.Sprintf("answer body larger than %d bytes, not read", e.limit)
+}
+
+func (c *Client) transportError(r *Request, err error) *providers.Error {
+	e := &providers.Error{Op: r.Op, Err: err, Retryable: true}
+	var big errBodyTooLarge
+	if errors.As(err, &big) {
+		e.Retryable = false
+	}
+	var op *net.OpError
+	notSent := errors.As(err, &op) && op.Op == "dial"
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		notSent = true
+	}
+	if strings.Contains(err.Error(), "refused redirect") || strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "certificate") {
+		// TLS verification and redirect refusals will not fix themselves.
+		e.Retryable = false
+		notSent = true
+	}
+	e.MaybeApplied = !notSent && !r.Idempotent
+	return e
+}
+
+func (c *Client) statusError(r *Request, status int, header http.Header, body []byte) *providers.Error {
+	dec := c.cfg.DecodeError
+	if dec == nil {
+		dec = DefaultErrorDecoder
+	}
+	code, msg := dec(status, header, body)
+	e := &providers.Error{Op: r.Op, Status: status, Code: code, Message: msg}
+	switch {
+	case status == http.StatusTooManyRequests:
+		e.Retryable = true
+		e.RetryAfter = ParseRetryAfter(header.Get("Retry-After"), time.Now())
+	case status == http.StatusServiceUnavailable:
+		// The service refused the request before processing it.
+		e.Retryable = true
+		e.RetryAfter = ParseRetryAfter(header.Get("Retry-After"), time.Now())
+	case status == http.StatusRequestTimeout:
+		e.Retryable = true
+		e.MaybeApplied = !r.Idempotent
+	case status >= 500:
+		e.Retryable = true
+		e.MaybeApplied = !r.Idempotent
+	}
+	return e
+}
+
+func ok(status int, want []int) bool {
+	if len(want) == 0 {
+		return status >= 200 && status < 300
+	}
+	for _, w := range want {
+		if w == status {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseRetryAfter reads a Retry-After value (seconds or HTTP date); 0 if absent or bad.
+// Values are capped at 10 minutes.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		if n < 0 {
+			return 0
+		}
+		d = time.Duration(n * float64(time.Second))
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	if d < 0 {
+		return 0
+	}
+	if d > 10*time.Minute {
+		d = 10 * time.Minute
+	}
+	return d
+}
+
+var titleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+
+// DefaultErrorDecoder reads common JSON error shapes ({"message"}, {"error"},
+// {"errorText"}, {"msg"}, a JSON string) and falls back to a short text snippet; an
+// HTML page is reported by its title.
+func DefaultErrorDecoder(status int, header http.Header, body []byte) (code, message string) {
+	var s string
+	if json.Unmarshal(body, &s) == nil && s != "" {
+		return "", clip(s)
+	}
+	var m map[string]any
+	if json.Unmarshal(body, &m) == nil {
+		for _, k := range []string{"errorText", "errorString", "message", "msg", "error_description", "error", "detail"} {
+			if v, ok := m[k].(string); ok && v != "" {
+				code, _ = firstString(m, "resultCode", "errorId", "code", "error")
+				if code == v {
+					code = ""
+				}
+				return code, clip(v)
+			}
+		}
+	}
+	return "", snippet(header, body)
+}
+
+func firstString(m map[string]any, keys ...string) (string, bool) {
+	for _, k := range keys {
+		switch v := m[k].(type) {
+		case string:
+			if v != "" {
+				return v, true
+			}
+		case float64:
+			return strconv.FormatFloat(v, 'f', -1, 64), true
+		}
+	}
+	return "", false
+}
+
+func snippet(header http.Header, body []byte) string {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "empty body"
+	}
+	ct := ""
+	if header != nil {
+		ct = header.Get("Content-Type")
+	}
+	if strings.Contains(ct, "html") || bytes.Contains(bytes.ToLower(body[:min(len(body), 512)]), []byte("<html")) {
+		if m := titleRE.FindSubmatch(body); m != nil {
+			return fmt.Sprintf("HTML page %q (%d bytes)", clip(strings.TrimSpace(string(m[1]))), len(body))
+		}
+		return fmt.Sprintf("HTML page (%d bytes)", len(body))
+	}
+	return clip(string(body))
+}
+
+func clip(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.ToValidUTF8(s, "?")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// pauser holds back every request of an endpoint until a time (after a 429).
+type pauser struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (p *pauser) until(t time.Time) {
+	p.mu.Lock()
+	if t.After(p.t) {
+		p.t = t
+	}
+	p.mu.Unlock()
+}
+
+func (p *pauser) wait(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		d := time.Until(p.t)
+		p.mu.Unlock()
+		if d <= 0 {
+			return nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}

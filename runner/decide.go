@@ -1,0 +1,86 @@
+package runner
+
+import (
+	"fmt"
+	"time"
+
+	"provision/state"
+)
+
+// Verb is what a run will do with a task.
+type Verb string
+
+const (
+	// Create: never applied.
+	Create Verb = "create"
+	// Update: done before with a different spec; applied again.
+	Update Verb = "update"
+	// Skip: done with this spec.
+	Skip Verb = "skip"
+	// Retry: failed or in doubt; applied again (in-doubt ones reconcile first).
+	Retry Verb = "retry"
+)
+
+// Decision is the dry-run verdict for one task.
+type Decision struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Verb   Verb   `json:"action"`
+	Reason string `json:"reason"`
+	// InDoubt: an attempt started and never recorded a result.
+	InDoubt bool `json:"in_doubt,omitempty"`
+}
+
+// Decide returns what a run would do with a task given its record (nil: none).
+// It is the single source of truth for both the dry run and the runner.
+func Decide(id, kind string, hash [32]byte, rec *state.Record) Decision {
+	d := Decision{ID: id, Kind: kind}
+	if rec == nil {
+		d.Verb, d.Reason = Create, "not applied yet"
+		return d
+	}
+	switch rec.Status {
+	case state.Done:
+		if rec.Hash == hash {
+			d.Verb, d.Reason = Skip, "done "+stamp(rec.FinishedAt)
+		} else {
+			d.Verb, d.Reason = Update, "spec changed since it was done "+stamp(rec.FinishedAt)
+		}
+	case state.Started:
+		d.Verb, d.InDoubt = Retry, true
+		d.Reason = fmt.Sprintf("in doubt: attempt %d started %s and recorded no result; will look it up before creating", rec.Attempts, stamp(rec.StartedAt))
+	case state.Failed:
+		d.Verb = Retry
+		d.Reason = fmt.Sprintf("failed after %d attempt(s): %s", rec.Attempts, rec.LastError)
+	default:
+		d.Verb, d.Reason = Create, "not applied yet"
+	}
+	return d
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "(time unknown)"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Totals counts decisions by verb.
+type Totals struct {
+	Create, Update, Skip, Retry, Total int
+}
+
+// Add counts one decision.
+func (t *Totals) Add(d Decision) {
+	t.Total++
+	switch d.Verb {
+	case Create:
+		t.Create++
+	case Update:
+		t.Update++
+	case Skip:
+		t.Skip++
+	case Retry:
+		t.Retry++
+	}
+}

@@ -1,0 +1,257 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"provision/plan"
+	"provision/providers"
+)
+
+// Graph is the validated task graph. Edges point from a task to what it depends on
+// (DependsOn(task) lists its dependencies). A Graph is read-only after NewGraph.
+type Graph struct {
+	Tasks []*providers.Task
+	index map[string]int32
+	deps  [][]int32 // deps[i]: tasks i waits for
+	users [][]int32 // users[i]: tasks waiting for i
+	// referenced[i]: some task reads i's outputs, so they are kept in memory.
+	referenced []bool
+}
+
+// NewGraph checks IDs, dependencies and cycles and builds the graph. All problems
+// are reported at once, with the task's plan position.
+func NewGraph(tasks []*providers.Task) (*Graph, error) {
+	g := &Graph{Tasks: tasks, index: make(map[string]int32, len(tasks))}
+	var errs []error
+	for i, t := range tasks {
+		if prev, dup := g.index[t.ID]; dup {
+			errs = append(errs, plan.Where(t.Pos, fmt.Errorf("duplicate task %q (first at %s)", t.ID, tasks[prev].Pos)))
+			continue
+		}
+		g.index[t.ID] = int32(i)
+	}
+	g.deps = make([][]int32, len(tasks))
+	g.users = make([][]int32, len(tasks))
+	g.referenced = make([]bool, len(tasks))
+	for i, t := range tasks {
+		seen := make(map[int32]bool, len(t.Deps))
+		for _, d := range t.Deps {
+			j, ok := g.index[d]
+			if !ok {
+				errs = append(errs, plan.Where(t.Pos, fmt.Errorf("%s: depends on unknown item %q", t.ID, d)))
+				continue
+			}
+			if int(j) == i {
+				errs = append(errs, plan.Where(t.Pos, fmt.Errorf("%s: depends on itself", t.ID)))
+				continue
+			}
+			if seen[j] {
+				continue
+			}
+			seen[j] = true
+			g.deps[i] = append(g.deps[i], j)
+			g.users[j] = append(g.users[j], int32(i))
+		}
+		for _, r := range t.Refs {
+			j, ok := g.index[r.Item]
+			if !ok {
+				errs = append(errs, plan.Where(r.Pos, fmt.Errorf("%s: output reference to unknown item %q", t.ID, r.Item)))
+				continue
+			}
+			g.referenced[j] = true
+			if !seen[j] && int(j) != i {
+				seen[j] = true
+				g.deps[i] = append(g.deps[i], j)
+				g.users[j] = append(g.users[j], int32(i))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cyc := g.cycle(); cyc != nil {
+		t := tasks[g.index[cyc[0]]]
+		return nil, plan.Where(t.Pos, fmt.Errorf("dependency cycle: %s", strings.Join(cyc, " -> ")))
+	}
+	return g, nil
+}
+
+// Len is the number of tasks.
+func (g *Graph) Len() int { return len(g.Tasks) }
+
+// Task returns a task by ID.
+func (g *Graph) Task(id string) (*providers.Task, bool) {
+	i, ok := g.index[id]
+	if !ok {
+		return nil, false
+	}
+	return g.Tasks[i], true
+}
+
+// DependsOn returns the IDs task id waits for.
+func (g *Graph) DependsOn(id string) []string {
+	i, ok := g.index[id]
+	if !ok {
+		return nil
+	}
+	out := make([]string, len(g.deps[i]))
+	for k, j := range g.deps[i] {
+		out[k] = g.Tasks[j].ID
+	}
+	return out
+}
+
+// cycle finds one cycle with an iterative DFS (no recursion limits at 100k+ tasks)
+// and returns it as a path that ends where it starts, or nil.
+func (g *Graph) cycle() []string {
+	const (
+		white = 0
+		grey  = 1
+		black = 2
+	)
+	color := make([]uint8, len(g.Tasks))
+	type frame struct {
+		node int32
+		next int
+	}
+	parent := make([]int32, len(g.Tasks))
+	for s := range g.Tasks {
+		if color[s] != white {
+			continue
+		}
+		stack := []frame{{node: int32(s)}}
+		color[s] = grey
+		parent[s] = -1
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if top.next >= len(g.deps[top.node]) {
+				color[top.node] = black
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			n := g.deps[top.node][top.next]
+			top.next++
+			switch color[n] {
+			case white:
+				color[n] = grey
+				parent[n] = top.node
+				stack = append(stack, frame{node: n})
+			case grey:
+				// Cycle: n -> ... -> top.node -> n.
+				path := []string{g.Tasks[n].ID}
+				var rev []string
+				for c := top.node; c != n && c >= 0; c = parent[c] {
+					rev = append(rev, g.Tasks[c].ID)
+				}
+				for k := len(rev) - 1; k >= 0; k-- {
+					path = append(path, rev[k])
+				}
+				return append(path, g.Tasks[n].ID)
+			}
+		}
+	}
+	return nil
+}
+
+// Select returns the tasks matching any of the patterns, plus everything they
+// depend on (transitively), like Ansible's --limit. A pattern is a glob where *
+// matches any characters (including "/"); a pattern that names an item also selects
+// its sub-tasks ("store-1" selects "store-1/share/a@example.com"). It is an error
+// when a pattern matches nothing.
+func (g *Graph) Select(patterns []string) (map[int32]bool, error) {
+	if len(patterns) == 0 {
+		return nil, nil
+	}
+	sel := map[int32]bool{}
+	var stack []int32
+	var errs []error
+	for _, p := range patterns {
+		n := 0
+		for i, t := range g.Tasks {
+			if Match(p, t.ID) || strings.HasPrefix(t.ID, p+"/") {
+				n++
+				if !sel[int32(i)] {
+					sel[int32(i)] = true
+					stack = append(stack, int32(i))
+				}
+			}
+		}
+		if n == 0 {
+			errs = append(errs, fmt.Errorf("--only %q matches no task", p))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, d := range g.deps[i] {
+			if !sel[d] {
+				sel[d] = true
+				stack = append(stack, d)
+			}
+		}
+	}
+	return sel, nil
+}
+
+// Match reports whether name matches a glob where * is any run of characters and ?
+// one character.
+func Match(pattern, name string) bool {
+	// Iterative wildcard matching with backtracking to the last star.
+	p, n := 0, 0
+	star, mark := -1, 0
+	for n < len(name) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == name[n]):
+			p++
+			n++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, n
+			p++
+		case star >= 0:
+			p = star + 1
+			mark++
+			n = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// DOT writes the graph in Graphviz DOT form, edges from a task to its dependencies.
+func (g *Graph) DOT(name string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "digraph %q {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n", name)
+	kinds := map[string][]string{}
+	for _, t := range g.Tasks {
+		kinds[t.Kind] = append(kinds[t.Kind], t.ID)
+	}
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, "  subgraph %q {\n    label=%q;\n", "cluster_"+k, k)
+		for _, id := range kinds[k] {
+			fmt.Fprintf(&b, "    %q;\n", id)
+		}
+		b.WriteString("  }\n")
+	}
+	for i, t := range g.Tasks {
+		for _, d := range g.deps[i] {
+			fmt.Fprintf(&b, "  %q -> %q;\n", t.ID, g.Tasks[d].ID)
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}

@@ -1,0 +1,542 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"provision/plan"
+	"provision/providers"
+	"provision/state"
+)
+
+// fn is a test action.
+type fn func(ctx context.Context, x *providers.Exec) (state.Outputs, error)
+
+func (f fn) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) { return f(ctx, x) }
+
+func task(id string, deps []string, a fn) *providers.Task {
+	return &providers.Task{ID: id, Kind: "test", Deps: deps, Hash: sha256.Sum256([]byte(id)), Action: a}
+}
+
+func ok() fn {
+	return func(context.Context, *providers.Exec) (state.Outputs, error) { return nil, nil }
+}
+
+func openStore(t testing.TB, path string) *state.Store {
+	t.Helper()
+	st, err := state.Open(path, state.Options{PlanName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func mustGraph(t testing.TB, tasks ...*providers.Task) *Graph {
+	t.Helper()
+	g, err := NewGraph(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func opts() Options {
+	return Options{Parallel: 4, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, Log: zerolog.Nop(), Redactor: plan.NewRedactor()}
+}
+
+func TestRunner_Run_RespectsDependencies(t *testing.T) {
+	var mu sync.Mutex
+	done := map[string]bool{}
+	check := func(id string, deps ...string) fn {
+		return func(context.Context, *providers.Exec) (state.Outputs, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, d := range deps {
+				if !done[d] {
+					return nil, fmt.Errorf("%s ran before its dependency %s", id, d)
+				}
+			}
+			done[id] = true
+			return nil, nil
+		}
+	}
+	g := mustGraph(t,
+		task("c", []string{"a", "b"}, check("c", "a", "b")),
+		task("a", nil, check("a")),
+		task("b", []string{"a"}, check("b", "a")),
+		task("d", []string{"c"}, check("d", "c")),
+	)
+	for i := 0; i < 20; i++ { // timing-sensitive: repeat (and run under -race)
+		mu.Lock()
+		done = map[string]bool{}
+		mu.Unlock()
+		st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+		res, err := Run(context.Background(), g, st, opts())
+		if err != nil || !res.OK() || res.Applied != 4 {
+			t.Fatalf("run %d: res=%+v err=%v", i, res, err)
+		}
+	}
+}
+
+func TestRunner_Run_SkipsDependentsOfFailure(t *testing.T) {
+	boom := fn(func(context.Context, *providers.Exec) (state.Outputs, error) {
+		return nil, &providers.Error{Op: "POST /x", Status: 403, Message: "forbidden"}
+	})
+	var ranIndependent atomic.Bool
+	g := mustGraph(t,
+		task("root", nil, boom),
+		task("child", []string{"root"}, ok()),
+		task("grandchild", []string{"child"}, ok()),
+		task("independent", nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+			ranIndependent.Store(true)
+			return nil, nil
+		}),
+	)
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	res, err := Run(context.Background(), g, st, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 1 || res.Skipped != 2 || res.Applied != 1 || !ranIndependent.Load() {
+		t.Fatalf("res = %+v", res)
+	}
+	if res.Failures[0].Attempts != 1 {
+		t.Errorf("a permanent 403 was attempted %d times, want 1", res.Failures[0].Attempts)
+	}
+	for _, s := range res.SkippedBy {
+		if s.Cause != "root" {
+			t.Errorf("%s skipped because of %q, want root", s.ID, s.Cause)
+		}
+	}
+	rec, _, _ := st.Get("root")
+	if rec.Status != state.Failed || !strings.Contains(rec.LastError, "forbidden") {
+		t.Errorf("root record = %+v", rec)
+	}
+}
+
+func TestRunner_Run_RetriesRetryableErrors(t *testing.T) {
+	var calls atomic.Int32
+	flaky := fn(func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+		if calls.Add(1) < 3 {
+			return nil, &providers.Error{Op: "GET /x", Status: 503, Retryable: true}
+		}
+		return state.Outputs{"id": state.Plain("42")}, nil
+	})
+	g := mustGraph(t, task("flaky", nil, flaky))
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	res, err := Run(context.Background(), g, st, opts())
+	if err != nil || !res.OK() {
+		t.Fatalf("res=%+v err=%v", res, err)
+	}
+	if calls.Load() != 3 || res.Retries != 2 {
+		t.Errorf("calls=%d retries=%d, want 3 and 2", calls.Load(), res.Retries)
+	}
+	rec, _, _ := st.Get("flaky")
+	if rec.Attempts != 3 || rec.Status != state.Done || rec.Outputs["id"].Value != "42" {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+func TestRunner_Run_GivesUpAfterMaxAttempts(t *testing.T) {
+	var calls atomic.Int32
+	g := mustGraph(t, task("down", nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+		calls.Add(1)
+		return nil, &providers.Error{Op: "GET /x", Status: 500, Retryable: true}
+	}))
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	o := opts()
+	o.MaxAttempts = 3
+	res, _ := Run(context.Background(), g, st, o)
+	if res.Failed != 1 || calls.Load() != 3 {
+		t.Fatalf("failed=%d calls=%d, want 1 and 3", res.Failed, calls.Load())
+	}
+}
+
+func TestRunner_Run_ResumeSkipsDoneAndRerunsFailed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	var aCalls, bCalls atomic.Int32
+	failB := atomic.Bool{}
+	failB.Store(true)
+	mk := func() *Graph {
+		return mustGraph(t,
+			task("a", nil, func(context.Context, *providers.Exec) (state.Outputs, error) { aCalls.Add(1); return nil, nil }),
+			task("b", nil, func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+				bCalls.Add(1)
+				if failB.Load() {
+					return nil, errors.New("permanent problem")
+				}
+				if x.Attempt != 2 {
+					return nil, fmt.Errorf("attempt = %d, want 2 (counted across runs)", x.Attempt)
+				}
+				return nil, nil
+			}),
+		)
+	}
+	st, err := state.Open(path, state.Options{PlanName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := Run(context.Background(), mk(), st, opts())
+	st.Close()
+	if res.Applied != 1 || res.Failed != 1 {
+		t.Fatalf("first run: %+v", res)
+	}
+	failB.Store(false)
+	st = openStore(t, path)
+	res, err = Run(context.Background(), mk(), st, opts())
+	if err != nil || !res.OK() {
+		t.Fatalf("second run: %+v %v", res, err)
+	}
+	if res.UpToDate != 1 || res.Applied != 1 || aCalls.Load() != 1 || bCalls.Load() != 2 {
+		t.Errorf("res=%+v a=%d b=%d", res, aCalls.Load(), bCalls.Load())
+	}
+}
+
+func TestRunner_Run_ChangedSpecIsReapplied(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	var changed atomic.Bool
+	a := task("a", nil, func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+		changed.Store(x.Changed)
+		return nil, nil
+	})
+	st, _ := state.Open(path, state.Options{PlanName: "test"})
+	if _, err := Run(context.Background(), mustGraph(t, a), st, opts()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	a.Hash = sha256.Sum256([]byte("edited"))
+	st = openStore(t, path)
+	res, err := Run(context.Background(), mustGraph(t, a), st, opts())
+	if err != nil || res.Applied != 1 || !changed.Load() {
+		t.Fatalf("res=%+v err=%v changed=%v", res, err, changed.Load())
+	}
+}
+
+func TestRunner_Run_InDoubtTaskIsToldOnResume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	st := openStore(t, path)
+	h := sha256.Sum256([]byte("a"))
+	// A crashed run left this: intent recorded, no result.
+	if err := st.Put(&state.Record{ID: "a", Hash: h, Status: state.Started, Attempts: 1, StartedAt: time.Now(), Outputs: state.Outputs{"handle": state.Plain("guid-1")}}); err != nil {
+		t.Fatal(err)
+	}
+	var got providers.Exec
+	g := mustGraph(t, task("a", nil, func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+		got = *x
+		return nil, nil
+	}))
+	if d := Decide("a", "test", h, mustGet(t, st, "a")); d.Verb != Retry || !d.InDoubt {
+		t.Errorf("dry run decision = %+v, want retry in doubt", d)
+	}
+	if _, err := Run(context.Background(), g, st, opts()); err != nil {
+		t.Fatal(err)
+	}
+	if !got.InDoubt || got.Attempt != 2 || got.Prior["handle"].Value != "guid-1" {
+		t.Errorf("exec = in_doubt %v attempt %d prior %v", got.InDoubt, got.Attempt, got.Prior)
+	}
+}
+
+func mustGet(t *testing.T, st *state.Store, id string) *state.Record {
+	t.Helper()
+	r, ok, err := st.Get(id)
+	if err != nil || !ok {
+		t.Fatalf("get %s: %v %v", id, ok, err)
+	}
+	return r
+}
+
+type refSpec struct {
+	Path string
+	Name plan.Secret
+}
+
+func TestRunner_Run_OutputsFlowAlongEdges(t *testing.T) {
+	spec := &refSpec{Path: "/systems/${outputs.sys.id}/users"}
+	var seen string
+	user := task("user", nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+		seen = spec.Path
+		return nil, nil
+	})
+	user.Spec = spec
+	user.Refs = []plan.Ref{{Item: "sys", Key: "id"}}
+	sys := task("sys", nil, func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+		return state.Outputs{"id": state.Plain("abc-123")}, nil
+	})
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	res, err := Run(context.Background(), mustGraph(t, user, sys), st, opts())
+	if err != nil || !res.OK() {
+		t.Fatalf("res=%+v err=%v", res, err)
+	}
+	if seen != "/systems/abc-123/users" {
+		t.Errorf("path = %q", seen)
+	}
+}
+
+func TestRunner_Run_CheckpointIsDurableBeforeFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	st := openStore(t, path)
+	g := mustGraph(t, task("bind", nil, func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+		if err := x.Checkpoint(state.Outputs{"cloud_system_id": state.Plain("cs-1")}); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("server refused the bind")
+	}))
+	if _, err := Run(context.Background(), g, st, opts()); err != nil {
+		t.Fatal(err)
+	}
+	rec := mustGet(t, st, "bind")
+	if rec.Status != state.Failed || rec.Outputs["cloud_system_id"].Value != "cs-1" {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+func TestRunner_Run_FailFastAndFailureBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		failFast    bool
+		maxFailures int
+		wantFailed  int
+	}{
+		{"no limit", false, 0, 10},
+		{"fail fast", true, 0, 1},
+		{"budget of 3", false, 3, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tasks []*providers.Task
+			for i := 0; i < 10; i++ {
+				tasks = append(tasks, task(fmt.Sprintf("t%02d", i), nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+					return nil, errors.New("nope")
+				}))
+			}
+			st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+			o := opts()
+			o.Parallel = 1
+			o.FailFast, o.MaxFailures = tc.failFast, tc.maxFailures
+			res, err := Run(context.Background(), mustGraph(t, tasks...), st, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Failed != tc.wantFailed || res.Failed+res.NotStarted != 10 {
+				t.Errorf("failed=%d not started=%d, want %d failed", res.Failed, res.NotStarted, tc.wantFailed)
+			}
+			if (tc.failFast || tc.maxFailures > 0) != res.Stopped {
+				t.Errorf("stopped = %v", res.Stopped)
+			}
+		})
+	}
+}
+
+func TestRunner_Run_BoundsParallelism(t *testing.T) {
+	var cur, peak atomic.Int32
+	var tasks []*providers.Task
+	for i := 0; i < 40; i++ {
+		tasks = append(tasks, task(fmt.Sprintf("t%02d", i), nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+			n := cur.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+			cur.Add(-1)
+			return nil, nil
+		}))
+	}
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	o := opts()
+	o.Parallel = 3
+	if _, err := Run(context.Background(), mustGraph(t, tasks...), st, o); err != nil {
+		t.Fatal(err)
+	}
+	if peak.Load() > 3 || peak.Load() < 2 {
+		t.Errorf("peak concurrency %d, want <= 3 (and some parallelism)", peak.Load())
+	}
+}
+
+func TestRunner_Run_StopLetsInFlightFinish(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 10)
+	var finished atomic.Int32
+	var tasks []*providers.Task
+	for i := 0; i < 10; i++ {
+		tasks = append(tasks, task(fmt.Sprintf("t%02d", i), nil, func(actx context.Context, x *providers.Exec) (state.Outputs, error) {
+			started <- struct{}{}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-actx.Done():
+				return nil, actx.Err()
+			}
+			finished.Add(1)
+			return nil, nil
+		}))
+	}
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	o := opts()
+	o.Parallel = 2
+	go func() { <-started; cancel() }()
+	res, err := Run(ctx, mustGraph(t, tasks...), st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Applied < 1 || res.Applied > 2 || int(finished.Load()) != res.Applied || res.NotStarted != 10-res.Applied {
+		t.Fatalf("res = %+v finished=%d", res, finished.Load())
+	}
+}
+
+func TestRunner_Run_GraceOverLeavesTaskInDoubt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g := mustGraph(t, task("slow", nil, func(actx context.Context, x *providers.Exec) (state.Outputs, error) {
+		cancel()
+		<-actx.Done()
+		return nil, actx.Err()
+	}))
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	o := opts()
+	o.Grace = 20 * time.Millisecond
+	res, err := Run(ctx, g, st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.InDoubt != 1 {
+		t.Fatalf("res = %+v", res)
+	}
+	if rec := mustGet(t, st, "slow"); rec.Status != state.Started {
+		t.Errorf("status = %v, want started (in doubt)", rec.Status)
+	}
+}
+
+func TestRunner_Run_ProviderPanicFailsOnlyThatTask(t *testing.T) {
+	g := mustGraph(t,
+		task("bad", nil, func(context.Context, *providers.Exec) (state.Outputs, error) { panic("nil map") }),
+		task("good", nil, ok()),
+	)
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	res, err := Run(context.Background(), g, st, opts())
+	if err != nil || res.Failed != 1 || res.Applied != 1 {
+		t.Fatalf("res=%+v err=%v", res, err)
+	}
+}
+
+func TestRunner_Run_RedactsSecretsInRecordedErrors(t *testing.T) {
+	red := plan.NewRedactor()
+	red.Add("hunter2-canary")
+	g := mustGraph(t, task("a", nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+		return nil, errors.New("login as admin:hunter2-canary refused")
+	}))
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	o := opts()
+	o.Redactor = red
+	res, _ := Run(context.Background(), g, st, o)
+	if strings.Contains(res.Failures[0].Error, "hunter2") || strings.Contains(mustGet(t, st, "a").LastError, "hunter2") {
+		t.Fatal("secret reached the report or the state")
+	}
+}
+
+func TestNewGraph_RejectsBadGraphs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tasks []*providers.Task
+		want  string
+	}{
+		{"unknown dependency", []*providers.Task{task("a", []string{"ghost"}, ok())}, `depends on unknown item "ghost"`},
+		{"duplicate", []*providers.Task{task("a", nil, ok()), task("a", nil, ok())}, `duplicate task "a"`},
+		{"self", []*providers.Task{task("a", []string{"a"}, ok())}, "depends on itself"},
+		{"cycle", []*providers.Task{task("a", []string{"c"}, ok()), task("b", []string{"a"}, ok()), task("c", []string{"b"}, ok())}, "dependency cycle: a -> c -> b -> a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewGraph(tc.tasks)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestGraph_Select_IncludesDependencies(t *testing.T) {
+	g := mustGraph(t,
+		task("store-1", nil, ok()),
+		task("store-1/share/a@x.io", []string{"store-1"}, ok()),
+		task("store-2", nil, ok()),
+		task("app", []string{"store-2"}, ok()),
+	)
+	sel, err := g.Select([]string{"app", "store-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, tk := range g.Tasks {
+		if sel[int32(i)] {
+			got = append(got, tk.ID)
+		}
+	}
+	if strings.Join(got, ",") != "store-1,store-1/share/a@x.io,store-2,app" {
+		t.Errorf("selected %v", got)
+	}
+	if _, err := g.Select([]string{"nothing-*"}); err == nil {
+		t.Error("a pattern that matches nothing must be an error")
+	}
+}
+
+func TestMatch(t *testing.T) {
+	for _, tc := range []struct {
+		p, s string
+		want bool
+	}{
+		{"*", "a/b", true}, {"store-*", "store-17/share/x", true}, {"store-?", "store-1", true},
+		{"store-?", "store-12", false}, {"a*b*c", "axxbyyc", true}, {"a*b*c", "axxbyy", false}, {"", "", true},
+	} {
+		if got := Match(tc.p, tc.s); got != tc.want {
+			t.Errorf("Match(%q, %q) = %v", tc.p, tc.s, got)
+		}
+	}
+}
+
+func TestShard_SplitsAlongComponentsStably(t *testing.T) {
+	var tasks []*providers.Task
+	for i := 0; i < 200; i++ {
+		sys := fmt.Sprintf("sys-%03d", i)
+		tasks = append(tasks, task(sys, nil, ok()), task(sys+"/share/a", []string{sys}, ok()), task(sys+"/share/b", []string{sys}, ok()))
+	}
+	g := mustGraph(t, tasks...)
+	seen := map[string]int{}
+	for i := 0; i < 4; i++ {
+		sg, err := Shard(g, i, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range sg.Tasks {
+			seen[tk.ID]++
+			for _, d := range tk.Deps {
+				if _, ok := sg.Task(d); !ok {
+					t.Fatalf("shard %d: %s depends on %s in another shard", i, tk.ID, d)
+				}
+			}
+		}
+		if len(sg.Tasks) == 0 {
+			t.Errorf("shard %d is empty", i)
+		}
+	}
+	for _, tk := range tasks {
+		if seen[tk.ID] != 1 {
+			t.Errorf("%s in %d shards", tk.ID, seen[tk.ID])
+		}
+	}
+	a, b := ShardOf(g, 4), ShardOf(mustGraph(t, tasks...), 4)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatal("shard assignment is not stable")
+		}
+	}
+}
