@@ -31,7 +31,7 @@ milestones:
       note: system ${row.value}
     - name: share-${row.value}
       foreach: {range: {from: 1, to: %d}}
-      depends_on: [sys-${row.value}]
+      depends_on: ["sys-${row.value}"]
       note: share of system ${row.value}
 `
 
