@@ -89,7 +89,12 @@ func fieldsOf(t reflect.Type) *fieldSet {
 }
 
 // leaf reports whether values of t are decoded as a whole (no key checks inside).
+var nodeType = reflect.TypeOf(yaml.Node{})
+
 func leaf(t reflect.Type) bool {
+	if t == nodeType {
+		return true
+	}
 	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
 		return true
 	}

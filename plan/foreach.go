@@ -30,7 +30,7 @@ type source struct {
 
 type foreachYAML struct {
 	CSV   string     `yaml:"csv"`
-	List  *yaml.Node `yaml:"list"`
+	List  yaml.Node  `yaml:"list"`
 	Range *rangeYAML `yaml:"range"`
 	As    string     `yaml:"as"`
 }
@@ -83,7 +83,7 @@ func (l *loader) foreach(where string, n *yaml.Node) ([]row, bool) {
 		if f.CSV != "" {
 			kinds++
 		}
-		if f.List != nil {
+		if f.List.Kind != 0 {
 			kinds++
 		}
 		if f.Range != nil {
@@ -125,9 +125,9 @@ func (l *loader) foreach(where string, n *yaml.Node) ([]row, bool) {
 				continue
 			}
 			total *= float64((*r.To-*r.From)/r.Step + 1)
-		case f.List != nil:
+		case f.List.Kind != 0:
 			if f.List.Kind != yaml.SequenceNode {
-				l.errf(l.pos(f.List), "%s.list: want a list", fw)
+				l.errf(l.pos(&f.List), "%s.list: want a list", fw)
 				ok = false
 				continue
 			}
@@ -154,7 +154,7 @@ func (l *loader) foreach(where string, n *yaml.Node) ([]row, bool) {
 		switch {
 		case f.Range != nil:
 			s, err = rangeSource(f)
-		case f.List != nil:
+		case f.List.Kind != 0:
 			s, err = l.listSource(f)
 		default:
 			s, err = l.csvSource(f)
