@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -144,21 +145,83 @@ func Open(path string, o Options) (s *Store, err error) {
 	return s, nil
 }
 
-// checkHeader verifies the bbolt magic number before bbolt touches the file.
+// checkHeader validates the file against its bbolt meta pages before bbolt maps it:
+// bbolt trusts the meta page and a file shorter than it claims crashes the process
+// (SIGBUS) instead of returning an error, so truncation is caught here.
 func checkHeader(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var hdr [32]byte
-	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	var first [4096]byte
+	n, _ := io.ReadFull(f, first[:])
+	if n < 80 {
 		return errors.New("file too short for a state file")
 	}
-	if binary.LittleEndian.Uint32(hdr[16:20]) != 0xED0CDAED {
-		return errors.New("not a bbolt database (bad magic number)")
+	best, reason := metaInfo{}, "not a bbolt database (bad magic number)"
+	if m, why := parseMeta(first[:n]); why == "" {
+		best = m
+	} else {
+		reason = why
+	}
+	// The second meta page sits one page further; try the page size the first meta
+	// claims, else common sizes.
+	for _, ps := range []uint32{best.pageSize, 4096, 8192, 16384, 65536} {
+		if ps == 0 || int64(ps)+80 > fi.Size() {
+			continue
+		}
+		buf := make([]byte, 80)
+		if _, err := f.ReadAt(buf, int64(ps)); err != nil {
+			continue
+		}
+		if m, why := parseMeta(buf); why == "" && m.pageSize == ps && m.txid > best.txid {
+			best = m
+			break
+		}
+	}
+	if best.pageSize == 0 {
+		return errors.New(reason)
+	}
+	if need := int64(best.pgid) * int64(best.pageSize); fi.Size() < need {
+		return fmt.Errorf("truncated: %d bytes, the database says it holds %d", fi.Size(), need)
 	}
 	return nil
+}
+
+type metaInfo struct {
+	pageSize uint32
+	pgid     uint64
+	txid     uint64
+}
+
+// parseMeta reads a bbolt meta page (page header, then magic, version, page size,
+// flags, root bucket, freelist, high-water page id, txid, checksum).
+func parseMeta(b []byte) (metaInfo, string) {
+	if len(b) < 80 {
+		return metaInfo{}, "short meta page"
+	}
+	le := binary.LittleEndian
+	if le.Uint32(b[16:20]) != 0xED0CDAED {
+		return metaInfo{}, "not a bbolt database (bad magic number)"
+	}
+	if v := le.Uint32(b[20:24]); v != 2 {
+		return metaInfo{}, fmt.Sprintf("unsupported bbolt version %d", v)
+	}
+	h := fnv.New64a()
+	h.Write(b[16:72])
+	if h.Sum64() != le.Uint64(b[72:80]) {
+		return metaInfo{}, "meta page checksum mismatch"
+	}
+	m := metaInfo{pageSize: le.Uint32(b[24:28]), pgid: le.Uint64(b[56:64]), txid: le.Uint64(b[64:72])}
+	if m.pageSize < 512 || m.pageSize > 1<<20 || m.pageSize&(m.pageSize-1) != 0 {
+		return metaInfo{}, fmt.Sprintf("implausible page size %d", m.pageSize)
+	}
+	return m, ""
 }
 
 func (s *Store) init(o Options, existed bool) error {
@@ -183,7 +246,9 @@ func (s *Store) init(o Options, existed bool) error {
 		}
 		return nil
 	}
-	if o.ReadOnly {
+	if o.ReadOnly || existed {
+		// Opening never writes to an existing file: a damaged one is reported, not
+		// "repaired" by a meta-page write.
 		if err := s.db.View(check); err != nil {
 			return err
 		}
