@@ -246,7 +246,7 @@ func (a *action) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, e
 	if l := s.Lookup; l != nil {
 		found, outs, err := a.lookup(ctx, x)
 		if err != nil {
-			return nil, fmt.Errorf("lookup: %w", err)
+			return nil, err
 		}
 		if found && !x.Changed {
 			x.Log.Debug().Msg("found by lookup: adopted")

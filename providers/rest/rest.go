@@ -403,6 +403,12 @@ func (e errBodyTooLarge) Error() string {
 }
 
 func (c *Client) transportError(r *Request, err error) *providers.Error {
+	// net/http's *url.Error quotes the whole URL, query included (where some APIs
+	// carry session keys): keep only the cause; Op already names the call.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
 	e := &providers.Error{Op: r.Op, Err: err, Retryable: true}
 	var big errBodyTooLarge
 	if errors.As(err, &big) {

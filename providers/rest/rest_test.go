@@ -301,3 +301,20 @@ func FuzzDefaultErrorDecoder(f *testing.F) {
 		}
 	})
 }
+
+func TestClient_Do_TransportErrorsDoNotQuoteTheURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hj, _ := w.(http.Hijacker)
+		conn, _, _ := hj.Hijack()
+		conn.Close()
+	}))
+	defer srv.Close()
+	c, _ := New(Config{Name: "t", BaseURL: srv.URL})
+	_, err := c.Do(context.Background(), &Request{Method: "POST", Path: "/cloudspaces/create", Query: map[string][]string{"authkey": {"session-key-canary"}}})
+	if err == nil || strings.Contains(err.Error(), "session-key-canary") {
+		t.Fatalf("err = %v", err)
+	}
+	if !providers.MaybeApplied(err) || !providers.IsRetryable(err) {
+		t.Errorf("a dropped POST must be retryable and maybe applied: %+v", err)
+	}
+}
