@@ -4,6 +4,7 @@ import (
 	"provision/providers"
 	"provision/providers/httpstep"
 	"provision/providers/milestone"
+	"provision/providers/nx"
 )
 
 // registry lists every plan section the binary knows.
@@ -11,5 +12,6 @@ func registry() *providers.Registry {
 	var kinds []providers.Kind
 	kinds = append(kinds, httpstep.Kinds()...)
 	kinds = append(kinds, milestone.Kinds()...)
+	kinds = append(kinds, nx.Kinds()...)
 	return providers.NewRegistry(kinds...)
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"provision/providers/nx/nxfake"
 	"provision/providers/sandbox"
 )
 
 // sandboxExtensions lists the vendor fakes the sandbox can serve beyond "http".
-func sandboxExtensions() []sandbox.Extension { return nil }
+func sandboxExtensions() []sandbox.Extension {
+	return []sandbox.Extension{&nxfake.Extension{}}
+}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"provision/plan"
 	"provision/providers/fault"
@@ -23,6 +24,8 @@ import (
 // Options configure a sandbox.
 type Options struct {
 	Faults fault.Config
+	// TokenLifetime shortens the fakes' token and session lifetimes (0: their default).
+	TokenLifetime time.Duration
 }
 
 // Fake is what every vendor fake offers the sandbox.
