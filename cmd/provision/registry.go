@@ -2,6 +2,7 @@ package main
 
 import (
 	"provision/providers"
+	"provision/providers/edge"
 	"provision/providers/httpstep"
 	"provision/providers/milestone"
 	"provision/providers/nx"
@@ -13,5 +14,6 @@ func registry() *providers.Registry {
 	kinds = append(kinds, httpstep.Kinds()...)
 	kinds = append(kinds, milestone.Kinds()...)
 	kinds = append(kinds, nx.Kinds()...)
+	kinds = append(kinds, edge.Kinds()...)
 	return providers.NewRegistry(kinds...)
 }
