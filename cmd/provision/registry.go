@@ -6,6 +6,7 @@ import (
 	"provision/providers/httpstep"
 	"provision/providers/milestone"
 	"provision/providers/nx"
+	"provision/providers/openvcloud"
 )
 
 // registry lists every plan section the binary knows.
@@ -15,5 +16,6 @@ func registry() *providers.Registry {
 	kinds = append(kinds, milestone.Kinds()...)
 	kinds = append(kinds, nx.Kinds()...)
 	kinds = append(kinds, edge.Kinds()...)
+	kinds = append(kinds, openvcloud.Kinds()...)
 	return providers.NewRegistry(kinds...)
 }
