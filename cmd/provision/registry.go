@@ -2,6 +2,7 @@ package main
 
 import (
 	"provision/providers"
+	"provision/providers/cloudneeti"
 	"provision/providers/edge"
 	"provision/providers/httpstep"
 	"provision/providers/milestone"
@@ -17,5 +18,6 @@ func registry() *providers.Registry {
 	kinds = append(kinds, nx.Kinds()...)
 	kinds = append(kinds, edge.Kinds()...)
 	kinds = append(kinds, openvcloud.Kinds()...)
+	kinds = append(kinds, cloudneeti.Kinds()...)
 	return providers.NewRegistry(kinds...)
 }
