@@ -415,8 +415,10 @@ func (l *loader) interpolate(n *yaml.Node, sc *scope, field string) (*yaml.Node,
 			all.refs = append(all.refs, f.refs...)
 			c := *n
 			c.Value = v
-			if f.whole && n.Style == 0 && len(f.refs) == 0 && !f.secrets {
-				c.Tag = "" // resolved by the decoder: ${row.port} can fill an int field
+			if f.whole && len(f.refs) == 0 && !f.secrets {
+				// One reference, quoted or not: the value decides its type, so
+				// "${row.port}" can fill an int field and still fill a string one.
+				c.Tag, c.Style = "", 0
 			} else {
 				c.Tag = "!!str"
 			}
