@@ -41,7 +41,7 @@ set -e
 echo "exit code: $rc (1 = some tasks failed)"
 
 say "5. the state says"
-"$BIN" status "$PLAN" --state "$STATE" | head -20
+"$BIN" status "$PLAN" --state "$STATE" > "$WORK/status.txt"; head -12 "$WORK/status.txt"
 
 say "6. resume, killed with SIGKILL after 1 s"
 "$BIN" apply "$PLAN" "${COMMON[@]}" --log-level error > "$WORK/killed.log" 2>&1 &
@@ -50,7 +50,7 @@ sleep 1
 kill -9 $APPLY_PID 2>/dev/null || true
 wait $APPLY_PID 2>/dev/null || true
 echo "killed; the state says:"
-"$BIN" status "$PLAN" --state "$STATE" | head -8
+"$BIN" status "$PLAN" --state "$STATE" > "$WORK/status.txt"; head -8 "$WORK/status.txt"
 
 say "7. resume again: same command, retries on"
 "$BIN" apply "$PLAN" "${COMMON[@]}" --log-level warn

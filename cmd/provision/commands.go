@@ -311,7 +311,11 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 	}
 	if len(res.Failures) > 0 {
 		fmt.Fprintln(w, "failed:")
-		for _, f := range res.Failures {
+		for i, f := range res.Failures {
+			if i == 30 {
+				fmt.Fprintf(w, "  ... and %d more (provision status lists them all)\n", len(res.Failures)-30)
+				break
+			}
 			fmt.Fprintf(w, "  %s (%d attempts): %s\n", f.ID, f.Attempts, f.Error)
 		}
 	}
