@@ -5,6 +5,10 @@ TEST_FLAGS ?= -race -count=1 -timeout 45m
 
 .PHONY: build test test-short bench demo torture fuzz vet fmt clean
 
+TORTURE_KILLS  ?= 50
+TORTURE_STORES ?= 200
+FUZZTIME       ?= 30s
+
 build:
 	$(GO) build -o $(BIN) ./cmd/provision
 
@@ -30,6 +34,20 @@ bench:
 # Main job on the built-in sandbox: a rollout with faults, a failure, a resume, status.
 demo: build
 	./examples/demo.sh $(BIN)
+
+# The rollout plan against the sandbox with every fault on, SIGKILLed TORTURE_KILLS
+# times at random moments, rerun until done; then the fakes' own state is checked.
+torture:
+	PROVISION_TORTURE_KILLS=$(TORTURE_KILLS) PROVISION_TORTURE_STORES=$(TORTURE_STORES) \
+	  $(GO) test -count=1 -timeout 60m -run 'TestTorture|TestApply_SIGKILL' -v ./cmd/provision/ | grep -E 'torture:|kills|^(---|ok|FAIL|PASS)'
+
+# Every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 clean:
 	rm -rf bin bench.out examples/plans/.provision
