@@ -114,6 +114,11 @@ func contains(l []string, s string) bool {
 func at(item *plan.Item, errs []error) error {
 	out := make([]error, len(errs))
 	for i, e := range errs {
+		var pe *plan.PosError
+		if errors.As(e, &pe) {
+			out[i] = e // already positioned (endpoint problems)
+			continue
+		}
 		out[i] = plan.Where(item.Pos, fmt.Errorf("%s: %w", item.Name, e))
 	}
 	return errors.Join(out...)
