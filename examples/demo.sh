@@ -59,4 +59,4 @@ say "8. status"
 "$BIN" status "$PLAN" --state "$STATE"
 
 say "9. what the fake vendors hold (duplicates and orphans must be empty)"
-curl -fsS "$URL/_sandbox/report"
+if command -v curl >/dev/null; then curl -fsS "$URL/_sandbox/report"; else echo "(curl not installed: open $URL/_sandbox/report)"; fi
