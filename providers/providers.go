@@ -342,3 +342,36 @@ func Decode(item *plan.Item, out any) error {
 }
 
 var _ = yaml.Node{}
+
+// ItemErrors joins a Build's problems, giving each one that has no position yet the
+// item's position and name.
+func ItemErrors(item *plan.Item, errs []error) error {
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		var pe *plan.PosError
+		if errors.As(e, &pe) {
+			out = append(out, e)
+			continue
+		}
+		out = append(out, plan.Where(item.Pos, fmt.Errorf("%s: %w", item.Name, e)))
+	}
+	return errors.Join(out...)
+}
+
+// ItemDeps returns an item's dependencies: explicit ones, the items its output
+// references name, and extra ones the kind adds (empty names are ignored).
+func ItemDeps(item *plan.Item, extra ...string) []string {
+	deps := append([]string(nil), item.DependsOn...)
+	for _, r := range item.Refs {
+		deps = append(deps, r.Item)
+	}
+	for _, e := range extra {
+		if e != "" {
+			deps = append(deps, e)
+		}
+	}
+	return deps
+}

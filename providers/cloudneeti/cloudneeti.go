@@ -305,18 +305,9 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 		}
 	}
 	if len(errs) > 0 {
-		for i, e := range errs {
-			var pe *plan.PosError
-			if !errors.As(e, &pe) {
-				errs[i] = plan.Where(item.Pos, fmt.Errorf("%s: %w", item.Name, e))
-			}
-		}
-		return nil, errors.Join(errs...)
+		return nil, providers.ItemErrors(item, errs)
 	}
-	deps := append([]string(nil), item.DependsOn...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item)
 	sp := &s
 	return []*providers.Task{{ID: item.Name, Kind: Section, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: sp, Endpoint: s.Endpoint,
 		Hash: providers.SpecHash(Section, item.Name, sp), Action: &action{s: sp, c: client}}}, nil

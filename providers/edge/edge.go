@@ -72,21 +72,9 @@ func (k kind[T, P]) Build(b *providers.Build, item *plan.Item) ([]*providers.Tas
 		e = &env{admin: admin, ep: ep, b: b}
 	}
 	if len(errs) > 0 {
-		out := make([]error, len(errs))
-		for i, er := range errs {
-			var pe *plan.PosError
-			if errors.As(er, &pe) {
-				out[i] = er
-			} else {
-				out[i] = plan.Where(item.Pos, fmt.Errorf("%s: %w", item.Name, er))
-			}
-		}
-		return nil, errors.Join(out...)
+		return nil, providers.ItemErrors(item, errs)
 	}
-	deps := append(append([]string(nil), item.DependsOn...), spec.deps()...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item, spec.deps()...)
 	return []*providers.Task{{
 		ID: item.Name, Kind: k.section, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: spec, Endpoint: ep.Name,
 		Hash: providers.SpecHash(k.section, item.Name, spec),

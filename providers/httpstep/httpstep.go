@@ -216,10 +216,7 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 	if s.Idempotent != nil {
 		idem = *s.Idempotent
 	}
-	deps := append([]string(nil), item.DependsOn...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item)
 	sp := &s
 	return []*providers.Task{{
 		ID:       item.Name,

@@ -42,10 +42,7 @@ func (Kind) Build(_ *providers.Build, item *plan.Item) ([]*providers.Task, error
 	if err := providers.Decode(item, &s); err != nil {
 		return nil, err
 	}
-	deps := append([]string(nil), item.DependsOn...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item)
 	return []*providers.Task{{
 		ID: item.Name, Kind: Section, Pos: item.Pos, Deps: deps, Hash: item.Hash, Refs: item.Refs,
 		Action: providers.ActionFunc(func(context.Context, *providers.Exec) (state.Outputs, error) { return nil, nil }),

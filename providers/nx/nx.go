@@ -111,19 +111,6 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-func at(item *plan.Item, errs []error) error {
-	out := make([]error, len(errs))
-	for i, e := range errs {
-		var pe *plan.PosError
-		if errors.As(e, &pe) {
-			out[i] = e // already positioned (endpoint problems)
-			continue
-		}
-		out[i] = plan.Where(item.Pos, fmt.Errorf("%s: %w", item.Name, e))
-	}
-	return errors.Join(out...)
-}
-
 func cloudClient(b *providers.Build, item *plan.Item, name string) (*Cloud, error) {
 	ep, err := b.Endpoint(item.Pos, name, EndpointKind)
 	if err != nil {
@@ -202,12 +189,9 @@ func (SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task,
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return nil, at(item, errs)
+		return nil, providers.ItemErrors(item, errs)
 	}
-	deps := append([]string(nil), item.DependsOn...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item)
 	sp := &s
 	sys := &providers.Task{
 		ID: item.Name, Kind: SystemsSection, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: sp, Endpoint: s.Cloud,
@@ -436,14 +420,12 @@ func (ShareKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, 
 	}
 	errs := checkUser(&s.UserSpec, "share")
 	refs := append([]plan.Ref(nil), item.Refs...)
-	deps := append([]string(nil), item.DependsOn...)
 	switch {
 	case s.System != "" && s.CloudSystemID != "":
 		errs = append(errs, errors.New("system and cloud_system_id: give one of them, not both"))
 	case s.System == "" && s.CloudSystemID == "":
 		errs = append(errs, errors.New("system: required (an nx_systems item name) unless cloud_system_id is given"))
 	case s.System != "":
-		deps = append(deps, s.System)
 		refs = append(refs, plan.Ref{Item: s.System, Key: "cloud_system_id", Pos: item.Pos})
 	}
 	cloud, err := cloudClient(b, item, s.Cloud)
@@ -451,11 +433,9 @@ func (ShareKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, 
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return nil, at(item, errs)
+		return nil, providers.ItemErrors(item, errs)
 	}
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item, s.System)
 	sp := &s
 	return []*providers.Task{{
 		ID: item.Name, Kind: SharesSection, Pos: item.Pos, Deps: deps, Refs: refs, Spec: sp, Endpoint: s.Cloud,
