@@ -13,15 +13,19 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// A second signal after the first one (which only asks for a graceful stop)
-	// ends the process at once; in-flight tasks stay in doubt and reconcile on resume.
+	// The first SIGINT/SIGTERM asks for a graceful stop (ctx ends); a second one ends
+	// the process at once, in-flight tasks staying in doubt until the next run. One
+	// channel catches both from the start: signal.NotifyContext would have to be
+	// stopped and replaced between them, leaving a moment in which the second signal
+	// gets its default action.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go func() {
-		<-ctx.Done()
-		stop()
-		second := make(chan os.Signal, 1)
-		signal.Notify(second, os.Interrupt, syscall.SIGTERM)
-		<-second
+		<-sigs
+		cancel()
+		<-sigs
 		fmt.Fprintln(os.Stderr, "provision: second signal: exiting now; in-flight tasks stay in doubt and are reconciled on the next run")
 		os.Exit(ExitInterrupted)
 	}()

@@ -2,6 +2,8 @@ package nx
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -325,4 +327,50 @@ func FuzzDecodeSystems(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decodeSystems(b)
 	})
+}
+
+func TestSystem_Apply_ServerTLSIsPinned(t *testing.T) {
+	e := newEnv(t, nxfake.Options{})
+	tlsFarm := httptest.NewTLSServer(e.world.Farm())
+	defer tlsFarm.Close()
+	sum := sha256.Sum256(tlsFarm.Certificate().Raw)
+	good := hex.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		name, tls, want string
+	}{
+		{"pinned", "tls: {fingerprint_sha256: " + good + "}", ""},
+		{"wrong pin", "tls: {fingerprint_sha256: " + strings.Repeat("ab", 32) + "}", "fingerprint mismatch"},
+		{"no pin self-signed", "", "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := strings.Replace(onePlan, "url: https://10.0.0.1:7001", "url: https://10.0.0.1:7001\n      "+tc.tls, 1)
+			text = strings.Replace(text, "name: store-1", "name: store-"+strings.ReplaceAll(tc.name, " ", "-"), 1)
+			tasks, err := e.tryBuild(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, task := range tasks {
+				if task.Kind != SystemsSection || strings.Contains(task.ID, "/share/") {
+					continue
+				}
+				a := task.Action.(*systemAction)
+				a.b.TLSOverride = nil
+				a.b.ServerURL = func(u string) string { return tlsFarm.URL + "/" + strings.TrimPrefix(u, "https://") }
+				binds := e.world.Snapshot().Counters.Binds
+				_, _, err := run(t, task, 1, false, nil, nil)
+				if tc.want == "" {
+					if err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) || providers.IsRetryable(err) {
+					t.Fatalf("err = %v", err)
+				}
+				if e.world.Snapshot().Counters.Binds != binds {
+					t.Error("a cloud system was bound although the server could not be trusted")
+				}
+			}
+		})
+	}
 }
