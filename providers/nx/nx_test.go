@@ -374,3 +374,23 @@ func TestSystem_Apply_ServerTLSIsPinned(t *testing.T) {
 		})
 	}
 }
+
+func TestSystem_Apply_OrganizationBind(t *testing.T) {
+	e := newEnv(t, nxfake.Options{})
+	tasks := e.build(strings.Replace(onePlan, "url: https://10.0.0.1:7001", "url: https://10.0.0.1:7001\n      organization: org-7", 1))
+	out, _, err := run(t, tasks["store-1"], 1, false, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := e.world.Snapshot()
+	if len(snap.Systems) != 1 || snap.Systems[0].Organization != "org-7" || snap.Systems[0].Status != "activated" || snap.Systems[0].ID != out["cloud_system_id"].Value {
+		t.Fatalf("systems %+v", snap.Systems)
+	}
+	// In doubt: the organization's list is searched, nothing is bound twice.
+	if _, _, err := run(t, tasks["store-1"], 2, true, out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.world.Snapshot().Counters.Binds != 1 {
+		t.Error("bound twice")
+	}
+}

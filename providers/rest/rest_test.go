@@ -318,3 +318,39 @@ func TestClient_Do_TransportErrorsDoNotQuoteTheURL(t *testing.T) {
 		t.Errorf("a dropped POST must be retryable and maybe applied: %+v", err)
 	}
 }
+
+func TestClient_Do_EndpointLimits(t *testing.T) {
+	var cur, peak atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		cur.Add(-1)
+	}))
+	defer srv.Close()
+	c, _ := New(Config{Name: "t", BaseURL: srv.URL, Limits: plan.Limits{Concurrency: 2, RatePerSecond: 40, Burst: 1}})
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < 12; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > 2 {
+		t.Errorf("peak concurrency %d, cap is 2", p)
+	}
+	// 12 requests at 40/s with a burst of 1 need at least 11 intervals of 25 ms.
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("12 requests took %v: the rate limit was not applied", d)
+	}
+}
