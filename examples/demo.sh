@@ -52,8 +52,17 @@ wait $APPLY_PID 2>/dev/null || true
 echo "killed; the state says:"
 "$BIN" status "$PLAN" --state "$STATE" > "$WORK/status.txt"; head -8 "$WORK/status.txt"
 
-say "7. resume again: same command, retries on"
-"$BIN" apply "$PLAN" "${COMMON[@]}" --log-level warn
+say "7. resume again: same command, retries on (an operator reruns until it says done)"
+for attempt in 1 2 3; do
+  set +e
+  "$BIN" apply "$PLAN" "${COMMON[@]}" --log-level error --max-attempts 10
+  rc=$?
+  set -e
+  [ $rc -eq 0 ] && break
+  [ $rc -ne 1 ] && exit $rc
+  echo "exit code $rc: rerunning"
+done
+[ $rc -eq 0 ] || { echo "the rollout did not complete"; exit 1; }
 
 say "8. status"
 "$BIN" status "$PLAN" --state "$STATE"
