@@ -369,3 +369,19 @@ func ItemDeps(item *plan.Item, extra ...string) []string {
 	}
 	return deps
 }
+
+// EndpointClient looks up the item's endpoint (checking its kind) and returns the
+// client all tasks of that endpoint share, made by mk on first use. Problems come
+// back with the position of the item or of the endpoint.
+func EndpointClient[C any](b *Build, pos plan.Pos, name, kind string, mk func(*plan.Endpoint) (C, error)) (C, error) {
+	var zero C
+	ep, err := b.Endpoint(pos, name, kind)
+	if err != nil {
+		return zero, err
+	}
+	c, err := b.Clients.Get(kind+":"+ep.Name, func() (any, error) { return mk(ep) })
+	if err != nil {
+		return zero, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err))
+	}
+	return c.(C), nil
+}

@@ -246,6 +246,22 @@ func (s *Store) init(o Options, existed bool) error {
 		}
 		return nil
 	}
+	if existed {
+		// A process killed between creating the file and creating its buckets leaves
+		// a valid bbolt file holding nothing: finish creating it. A file holding any
+		// bucket is never initialised over.
+		empty := true
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			return tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		}); err != nil {
+			return fmt.Errorf("open state %s: %v: %w", s.path, err, ErrCorrupt)
+		}
+		if empty && o.ReadOnly {
+			// Nothing was ever recorded: the same as no state file.
+			return fmt.Errorf("open state %s: holds no records yet: %w", s.path, fs.ErrNotExist)
+		}
+		existed = !empty
+	}
 	if o.ReadOnly || existed {
 		// Opening never writes to an existing file: a damaged one is reported, not
 		// "repaired" by a meta-page write.

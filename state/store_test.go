@@ -336,3 +336,24 @@ func BenchmarkLoad_100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/load")
 }
+
+// A run killed right after bbolt created the file, before the buckets existed,
+// leaves an empty database: the next run must resume, not call it corrupt.
+func TestStore_FileKilledBeforeInitIsResumed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(path, Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("read-only open of an empty file: %v, want not-exist (no state yet)", err)
+	}
+	s := openT(t, path, Options{})
+	if err := s.Put(&Record{ID: "a", Status: Done}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Meta().PlanName != "plan-a" {
+		t.Errorf("meta %+v", s.Meta())
+	}
+}

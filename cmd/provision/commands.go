@@ -393,6 +393,10 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 			name = l.plan.Name
 		}
 		st, err := state.Open(sp, state.Options{PlanName: name, Key: os.Getenv(state.KeyEnv), ReadOnly: true})
+		if errors.Is(err, os.ErrNotExist) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s holds no records yet", sp))
+			continue
+		}
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}

@@ -291,18 +291,9 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 		t := true
 		s.APIScope = &t
 	}
-	ep, err := b.Endpoint(item.Pos, s.Endpoint, EndpointKind)
+	client, err := providers.EndpointClient(b, item.Pos, s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) { return NewClient(ep, b.Plan.Redactor) })
 	if err != nil {
 		errs = append(errs, err)
-	}
-	var client *Client
-	if ep != nil {
-		c, err := b.Clients.Get("cloudneeti:"+ep.Name, func() (any, error) { return NewClient(ep, b.Plan.Redactor) })
-		if err != nil {
-			errs = append(errs, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err)))
-		} else {
-			client = c.(*Client)
-		}
 	}
 	if len(errs) > 0 {
 		return nil, providers.ItemErrors(item, errs)

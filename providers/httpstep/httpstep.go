@@ -190,24 +190,15 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 			compile("lookup.outputs", l.Outputs)
 		}
 	}
-	ep, err := b.Endpoint(item.Pos, s.Endpoint, EndpointKind)
+	client, err := providers.EndpointClient(b, item.Pos, s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*rest.Client, error) {
+		auth, err := rest.ForEndpoint(ep, b.Plan.Redactor)
+		if err != nil {
+			return nil, err
+		}
+		return rest.FromEndpoint(ep, auth)
+	})
 	if err != nil {
 		errs = append(errs, err)
-	}
-	var client *rest.Client
-	if ep != nil {
-		c, err := b.Clients.Get("http:"+ep.Name, func() (any, error) {
-			auth, err := rest.ForEndpoint(ep, b.Plan.Redactor)
-			if err != nil {
-				return nil, err
-			}
-			return rest.FromEndpoint(ep, auth)
-		})
-		if err != nil {
-			errs = append(errs, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err)))
-		} else {
-			client = c.(*rest.Client)
-		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -112,15 +112,7 @@ func contains(l []string, s string) bool {
 }
 
 func cloudClient(b *providers.Build, item *plan.Item, name string) (*Cloud, error) {
-	ep, err := b.Endpoint(item.Pos, name, EndpointKind)
-	if err != nil {
-		return nil, err
-	}
-	c, err := b.Clients.Get("nx-cloud:"+ep.Name, func() (any, error) { return NewCloud(ep, b.Plan.Redactor) })
-	if err != nil {
-		return nil, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err))
-	}
-	return c.(*Cloud), nil
+	return providers.EndpointClient(b, item.Pos, name, EndpointKind, func(ep *plan.Endpoint) (*Cloud, error) { return NewCloud(ep, b.Plan.Redactor) })
 }
 
 // SystemKind builds nx_systems tasks.
