@@ -108,8 +108,8 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 		name   string
 		faults fault.Config
 	}{
-		{"clean server", fault.Config{Latency: 2 * time.Millisecond}},
-		{"lost answers and 5xx", fault.Config{Latency: 2 * time.Millisecond, LostRate: 0.05, ErrorRate: 0.03, DropRate: 0.02}},
+		{"clean server", fault.Config{Latency: 15 * time.Millisecond}},
+		{"lost answers and 5xx", fault.Config{Latency: 15 * time.Millisecond, LostRate: 0.05, ErrorRate: 0.03, DropRate: 0.02}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 150
@@ -125,8 +125,10 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 			env := append(os.Environ(), "CRASH_CLIENT_SECRET=crash-secret-canary-71")
 			args := []string{"apply", planPath, "--var", "api=" + ts.URL, "--parallel", "8", "--backoff", "20ms", "--backoff-max", "200ms", "--log-format", "json", "--max-attempts", "8"}
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-			killed := 0
-			for i := 0; i < kills; i++ {
+			// Kill runs at random moments until `kills` kills have landed mid-run or
+			// a run completes on its own (then the plan is done).
+			killed, completed := 0, false
+			for i := 0; killed < kills && !completed && i < 10*kills; i++ {
 				cmd := exec.Command(bin, args...)
 				cmd.Env = env
 				var out strings.Builder
@@ -138,14 +140,15 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 				go func() { done <- cmd.Wait() }()
 				select {
 				case err := <-done:
-					// Finished before the kill: fine, the plan is done.
+					// Finished before the kill.
+					completed = err == nil
 					if err != nil {
 						var ee *exec.ExitError
 						if !errors.As(err, &ee) || ee.ExitCode() != ExitFailed {
 							t.Fatalf("run %d: %v\n%s", i, err, out.String())
 						}
 					}
-				case <-time.After(time.Duration(20+rng.IntN(400)) * time.Millisecond):
+				case <-time.After(time.Duration(20+rng.IntN(700)) * time.Millisecond):
 					_ = cmd.Process.Signal(syscall.SIGKILL)
 					<-done
 					killed++
@@ -189,7 +192,10 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 			if labels != n {
 				t.Errorf("labels: %d, want %d", labels, n)
 			}
-			t.Logf("%s: %d kills, %d objects, faults: %s", tc.name, killed, len(srv.Objects()), srv.Faults.Counts())
+			t.Logf("%s: %d kills mid-run, %d objects, faults: %s", tc.name, killed, len(srv.Objects()), srv.Faults.Counts())
+			if killed < 2 {
+				t.Errorf("only %d kills landed mid-run: the test proves little", killed)
+			}
 		})
 	}
 }

@@ -79,11 +79,13 @@ func TestApply_SignalsStopGracefullyThenAtOnce(t *testing.T) {
 		t.Errorf("%d tasks in doubt after a graceful stop", n)
 	}
 
-	// At once: two signals.
+	// At once: two signals, while in-flight requests take seconds (so the graceful
+	// stop cannot end the run before the second signal arrives).
+	srv.Faults.Set(fault.Config{Latency: 5 * time.Second})
 	cmd, out = start()
-	time.Sleep(1000 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGINT)
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := exitCodeOf(cmd.Wait()); code != ExitInterrupted {
 		t.Fatalf("exit %d after two signals, want %d\n%s", code, ExitInterrupted, out)
@@ -93,6 +95,7 @@ func TestApply_SignalsStopGracefullyThenAtOnce(t *testing.T) {
 	}
 
 	// Resume to the end.
+	srv.Faults.Set(fault.Config{Latency: 20 * time.Millisecond})
 	cmd, out = start()
 	if code := exitCodeOf(cmd.Wait()); code != ExitOK {
 		t.Fatalf("rerun: exit %d\n%s", code, out)
