@@ -1,11 +1,16 @@
 package cloudneeti
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,186 +20,625 @@ import (
 	"provision/providers"
 	"provision/providers/cloudneeti/cnfake"
 	"provision/providers/fault"
-	"provision/providers/rest"
+	"provision/runner"
 	"provision/state"
 )
 
-var secrets = map[string]string{"CLOUDNEETI_API_KEY": "cn-key-canary-1234", "CLOUDNEETI_APP_SECRET": "cn-secret-canary-5678", "AZURE_APP_SECRET": "az-secret-canary-9012"}
+// Canary secrets: they must never appear in an error or a log line.
+const (
+	apiKey      = "cn-api-key-canary-5521"
+	appSecret   = "cn-app-secret-canary-8812"
+	azureSecret = "azure-secret-canary-4409"
+	license     = "lic-test-1"
+	appID       = "app-test-1"
+)
 
-func fakeFor(o cnfake.Options) *cnfake.Server {
-	o.License, o.AppID = "lic-demo-0001", "app-demo-0001"
-	o.SubscriptionKey, o.Secret = secrets["CLOUDNEETI_API_KEY"], secrets["CLOUDNEETI_APP_SECRET"]
-	if o.JobDelay == 0 {
-		o.JobDelay = 20 * time.Millisecond
+func getenv(k string) (string, bool) {
+	switch k {
+	case "CN_KEY":
+		return apiKey, true
+	case "CN_SECRET":
+		return appSecret, true
+	case "AZ_SECRET":
+		return azureSecret, true
 	}
-	return cnfake.New(o)
+	return "", false
 }
 
-func buildAll(t *testing.T, text, url string) (map[string]*providers.Task, error) {
+const basePlan = `version: 1
+name: cn-test
+vars: {url: "http://127.0.0.1:1"}
+endpoints:
+  cn:
+    kind: cloudneeti
+    url: ${var.url}
+    auth: AUTH
+cloudneeti_accounts:
+  defaults: {endpoint: cn}
+  items:
+    - name: acct-1
+      FIELDS
+`
+
+const (
+	goodAuth  = `{api_key: "${env.CN_KEY}", license_id: lic-test-1, client_id: app-test-1, client_secret: "${env.CN_SECRET}"}`
+	awsFields = "cloud: aws\n      aws: {account_id: \"123456789012\", role_name: CloudneetiReadOnly}"
+	azFields  = "cloud: azure\n      azure: {domain_name: contoso.onmicrosoft.com, tenant_id: 0f0e0d0c-0b0a-4909-8807-060504030201, application_client_id: 1a2b3c4d-5e6f-4a0b-9c8d-7e6f5a4b3c2d, application_client_secret: \"${env.AZ_SECRET}\", subscription_id: 9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a}"
+)
+
+func fakeOptions() cnfake.Options {
+	return cnfake.Options{
+		SubscriptionKeys: []string{apiKey},
+		Licenses:         []cnfake.License{{ID: license, Apps: []cnfake.App{{ID: appID, Secret: appSecret}}}},
+		JobDelay:         60 * time.Millisecond,
+	}
+}
+
+func newFake(t *testing.T, mut func(*cnfake.Options)) (*cnfake.Server, string) {
 	t.Helper()
+	o := fakeOptions()
+	if mut != nil {
+		mut(&o)
+	}
+	srv := cnfake.New(o)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return srv, ts.URL
+}
+
+func build(t *testing.T, url, auth string, fields ...string) (*providers.Task, error) {
+	t.Helper()
+	if len(fields) == 0 {
+		fields = []string{awsFields}
+	}
+	text := strings.NewReplacer("AUTH", auth, "FIELDS", strings.Join(fields, "\n      ")).Replace(basePlan)
 	p := filepath.Join(t.TempDir(), "p.yaml")
-	os.WriteFile(p, []byte(text), 0o600)
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Vars: map[string]string{"cloudneeti_url": url},
-		Getenv: func(k string) (string, bool) { v, ok := secrets[k]; return v, ok }})
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Vars: map[string]string{"url": url}, Getenv: getenv})
 	if err != nil {
 		return nil, err
 	}
-	b := &providers.Build{Plan: pl, Clients: &providers.Clients{}}
-	out := map[string]*providers.Task{}
-	var errs []string
-	for _, it := range pl.Items {
-		ts, err := Kind{}.Build(b, it)
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		ts[0].Action.(*action).c.PollEvery = 20 * time.Millisecond
-		out[ts[0].ID] = ts[0]
+	ts, err := AccountKind{}.Build(&providers.Build{Plan: pl, Clients: &providers.Clients{}}, pl.Items[0])
+	if err != nil {
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return nil, errString(strings.Join(errs, "\n"))
-	}
-	return out, nil
+	fast(ts[0])
+	return ts[0], nil
 }
 
-type errString string
+func fast(t *providers.Task) {
+	c := t.Action.(*account).c
+	c.PollEvery, c.PollFor = 10*time.Millisecond, 5*time.Second
+}
 
-func (e errString) Error() string { return string(e) }
-
-func example(t *testing.T) string {
-	b, err := os.ReadFile("../../examples/plans/cloudneeti.yaml")
+func mustBuild(t *testing.T, url string, fields ...string) *providers.Task {
+	t.Helper()
+	task, err := build(t, url, goodAuth, fields...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return task
 }
 
-func run(t *testing.T, task *providers.Task, attempt int, prior state.Outputs) (state.Outputs, error) {
-	x := &providers.Exec{Task: task, Attempt: attempt, InDoubt: attempt > 1, Prior: prior, Log: zerolog.Nop(), Redactor: plan.NewRedactor(),
-		CheckpointFunc: func(state.Outputs) error { return nil }}
-	return task.Action.Apply(context.Background(), x)
+type runOpts struct {
+	attempt int
+	inDoubt bool
+	changed bool
+	prior   state.Outputs
+	log     zerolog.Logger
+	ctx     context.Context
+	onSave  func(state.Outputs)
 }
 
-func TestAccounts_Apply_OnboardsScopesRescansOnce(t *testing.T) {
-	for _, top := range []bool{false, true} {
-		srv := fakeFor(cnfake.Options{TopLevelToken: top})
-		ts := httptest.NewServer(srv)
-		tasks, err := buildAll(t, example(t), ts.URL)
+// apply is one Apply with a fresh Exec; it returns the outputs, the merged
+// checkpoints (prior + saved) and the error.
+func apply(t *testing.T, task *providers.Task, o runOpts) (state.Outputs, state.Outputs, error) {
+	t.Helper()
+	saved, prior := state.Outputs{}, state.Outputs{}
+	for k, v := range o.prior {
+		saved[k], prior[k] = v, v
+	}
+	if o.attempt == 0 {
+		o.attempt = 1
+	}
+	if o.ctx == nil {
+		o.ctx = context.Background()
+	}
+	var mu sync.Mutex
+	x := &providers.Exec{Task: task, Attempt: o.attempt, InDoubt: o.inDoubt, Changed: o.changed, Prior: prior, Log: o.log, Redactor: plan.NewRedactor(),
+		CheckpointFunc: func(out state.Outputs) error {
+			mu.Lock()
+			for k, v := range out {
+				saved[k] = v
+			}
+			mu.Unlock()
+			if o.onSave != nil {
+				o.onSave(out)
+			}
+			return nil
+		}}
+	out, err := task.Action.Apply(o.ctx, x)
+	return out, saved, err
+}
+
+func checkFake(t *testing.T, srv *cnfake.Server, accounts, onboarded int) cnfake.Snapshot {
+	t.Helper()
+	if err := srv.Check(); err != nil {
+		t.Fatal(err)
+	}
+	snap := srv.Snapshot()
+	if n := len(snap.Accounts[license]); n != accounts || snap.Counters.Onboarded != onboarded {
+		t.Fatalf("fake holds %d accounts after %d onboardings, want %d and %d: %+v", n, snap.Counters.Onboarded, accounts, onboarded, snap)
+	}
+	return snap
+}
+
+func TestAccount_Apply_OnboardsAccount(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		fields    []string
+		mut       func(*cnfake.Options)
+		wantConn  string
+		wantScope bool
+		rescan    bool
+	}{
+		{name: "aws", fields: []string{awsFields}, wantConn: "AWS", wantScope: true},
+		{name: "aws, token at top level", fields: []string{awsFields}, mut: func(o *cnfake.Options) { o.TopLevelToken = true }, wantConn: "AWS", wantScope: true},
+		{name: "azure", fields: []string{azFields}, wantConn: "Azure", wantScope: true},
+		{name: "aws with rescan", fields: []string{awsFields, "rescan: true"}, wantConn: "AWS", wantScope: true, rescan: true},
+		{name: "azure with rescan, errors in 200 envelopes", fields: []string{azFields, "rescan: true"}, mut: func(o *cnfake.Options) { o.ErrorsIn200 = true }, wantConn: "Azure", wantScope: true, rescan: true},
+		{name: "outside the API scope", fields: []string{awsFields, "api_scope: false"}, wantConn: "AWS"},
+		{name: "account name", fields: []string{awsFields, "account_name: Retail AWS"}, wantConn: "AWS", wantScope: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, url := newFake(t, tc.mut)
+			out, saved, err := apply(t, mustBuild(t, url, tc.fields...), runOpts{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap := checkFake(t, srv, 1, 1)
+			a := snap.Accounts[license][0]
+			wantName := "acct-1"
+			if tc.name == "account name" {
+				wantName = "Retail AWS"
+			}
+			if a.Name != wantName || a.Connector != tc.wantConn || (len(a.Scope) == 1) != tc.wantScope {
+				t.Errorf("account %+v", a)
+			}
+			if out[OutAccountID].Value != a.ID || saved[OutAccountID].Value != a.ID || saved[OutJobID].Value == "" || out[OutJobID] != saved[OutJobID] {
+				t.Errorf("outputs %v checkpoints %v", out, saved)
+			}
+			if tc.rescan != (a.Rescans == 1) || tc.rescan != (out[OutRescanStatus].Value == "Success") || tc.rescan != (saved[OutRescanJobID].Value != "") {
+				t.Errorf("rescans %d, outputs %v", a.Rescans, out)
+			}
+		})
+	}
+}
+
+func TestAccount_Apply_RerunIsNoOp(t *testing.T) {
+	srv, url := newFake(t, nil)
+	task := mustBuild(t, url, awsFields, "rescan: true")
+	out, saved, err := apply(t, task, runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []runOpts{
+		{attempt: 2, prior: saved},
+		{attempt: 2, inDoubt: true, prior: saved},
+		{attempt: 3, changed: true, prior: saved},
+		{attempt: 2, inDoubt: true, prior: state.Outputs{OutAccountID: saved[OutAccountID]}},
+	} {
+		again, _, err := apply(t, task, o)
+		if err != nil {
+			t.Fatalf("%+v: %v", o, err)
+		}
+		if again[OutAccountID] != out[OutAccountID] {
+			t.Fatalf("rerun gave %v, first run %v", again, out)
+		}
+	}
+	snap := checkFake(t, srv, 1, 1)
+	// The last rerun had no rescan job checkpointed: it rescanned again (a rescan is
+	// harmless); every other rerun polled the checkpointed job.
+	if snap.Counters.ScopeAdds != 1 || snap.Counters.Rescans != 2 {
+		t.Fatalf("counters %+v", snap.Counters)
+	}
+}
+
+func TestAccount_Apply_AdoptsExistingAccount(t *testing.T) {
+	srv, url := newFake(t, func(o *cnfake.Options) {
+		o.Licenses[0].Accounts = []cnfake.Account{{ID: "acc-existing", Name: "acct-1", Connector: "AWS", CloudID: "123456789012"}}
+	})
+	out, saved, err := apply(t, mustBuild(t, url), runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := checkFake(t, srv, 1, 0)
+	if out[OutAccountID].Value != "acc-existing" || saved[OutAccountID].Value != "acc-existing" || out[OutJobID].Value != "" || snap.Counters.ScopeAdds != 1 {
+		t.Fatalf("outputs %v, counters %+v", out, snap.Counters)
+	}
+}
+
+func TestAccount_Apply_RefusesAccountOfOtherCloud(t *testing.T) {
+	srv, url := newFake(t, func(o *cnfake.Options) {
+		o.Licenses[0].Accounts = []cnfake.Account{{ID: "acc-az", Name: "acct-1", Connector: "Azure", CloudID: "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"}}
+	})
+	_, _, err := apply(t, mustBuild(t, url), runOpts{})
+	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "exists with connector Azure, not aws: refusing to adopt it") {
+		t.Fatalf("err = %v", err)
+	}
+	checkFake(t, srv, 1, 0)
+}
+
+// The onboarding is applied and its answer lost: the next attempt, in doubt, finds
+// the account by name and adopts it.
+func TestAccount_Apply_AdoptsInDoubtOnboarding(t *testing.T) {
+	for _, fields := range []string{awsFields, azFields} {
+		srv, url := newFake(t, nil)
+		task := mustBuild(t, url, fields)
+		if _, _, err := task.Action.(prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
+			t.Fatal(err) // fetches the token first, so that the lost answer is the onboarding's
+		}
+		srv.Faults.Set(fault.Config{LostRate: 1, OnlyMutating: true})
+		_, saved, err := apply(t, task, runOpts{})
+		if !providers.IsRetryable(err) || !providers.MaybeApplied(err) {
+			t.Fatalf("lost onboarding: err = %v, want retryable and maybe applied", err)
+		}
+		srv.Faults.Set(fault.Config{})
+		out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for id, task := range tasks {
-			out, err := run(t, task, 1, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", id, err)
-			}
-			if id == "aws-prod" && out["rescan_status"].Value != "Success" {
-				t.Errorf("rescan: %v", out)
-			}
-			// Rerun: adopts, no second onboarding.
-			if _, err := run(t, task, 2, out); err != nil {
-				t.Fatalf("%s rerun: %v", id, err)
-			}
+		snap := checkFake(t, srv, 1, 1)
+		if out[OutAccountID].Value != snap.Accounts[license][0].ID {
+			t.Fatalf("outputs %v", out)
 		}
-		accs, c := srv.Snapshot()
-		if len(accs) != 4 || c.Onboarded != 4 || c.ScopeAdds != 4 || len(srv.Duplicates()) != 0 {
-			t.Fatalf("top-level token %v: accounts %v counters %+v", top, accs, c)
-		}
-		for _, a := range accs {
-			if !a.InAPIScope {
-				t.Errorf("%s not in scope", a.Name)
-			}
-		}
-		ts.Close()
 	}
 }
 
-func TestAccounts_Apply_LostAnswerIsAdopted(t *testing.T) {
-	srv := fakeFor(cnfake.Options{Faults: fault.Config{LostRate: 1, OnlyMutating: true}})
-	ts := httptest.NewServer(srv)
+// Another process onboards the account between the lookup and the onboarding: the
+// 409 adopts it.
+func TestAccount_Apply_ConflictAdoptsAccount(t *testing.T) {
+	srv := cnfake.New(fakeOptions())
+	var lists atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/licenseAccounts") && lists.Add(1) == 2 {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"result": {"accounts": []}, "statusCode": 200, "message": "Request Successful"}`))
+			return
+		}
+		srv.ServeHTTP(w, r)
+	}))
 	defer ts.Close()
-	tasks, err := buildAll(t, example(t), ts.URL)
+	if _, _, err := apply(t, mustBuild(t, ts.URL), runOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := apply(t, mustBuild(t, ts.URL), runOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := tasks["aws-staging"]
-	if _, err := run(t, task, 1, nil); err == nil || !providers.MaybeApplied(err) {
-		// The token request is a POST too: the first lost answer may be the token's.
-		t.Logf("first attempt: %v", err)
-	}
-	srv.Faults.Set(fault.Config{})
-	if _, err := run(t, task, 2, nil); err != nil {
-		t.Fatal(err)
-	}
-	if accs, _ := srv.Snapshot(); len(accs) != 1 || len(srv.Duplicates()) != 0 {
-		t.Fatalf("accounts %v", accs)
+	snap := checkFake(t, srv, 1, 1)
+	if snap.Counters.Conflicts != 1 || out[OutAccountID].Value != snap.Accounts[license][0].ID {
+		t.Fatalf("conflicts %d, outputs %v", snap.Counters.Conflicts, out)
 	}
 }
 
-func TestAccounts_Apply_WrongSubscriptionKeyIsClear(t *testing.T) {
-	srv := fakeFor(cnfake.Options{})
-	srv.SetCredentials("lic-demo-0001", "another-key", "app-demo-0001", secrets["CLOUDNEETI_APP_SECRET"])
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	tasks, err := buildAll(t, example(t), ts.URL)
+// The process dies right after the rescan job id is checkpointed: the next run polls
+// that job instead of starting another rescan.
+func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
+	srv, url := newFake(t, func(o *cnfake.Options) { o.JobDelay = 200 * time.Millisecond })
+	task := mustBuild(t, url, awsFields, "rescan: true")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, saved, err := apply(t, task, runOpts{ctx: ctx, onSave: func(o state.Outputs) {
+		if o[OutRescanJobID].Value != "" {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) || saved[OutRescanJobID].Value == "" || saved[OutAccountID].Value == "" {
+		t.Fatalf("err = %v, checkpoints %v", err, saved)
+	}
+	out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = run(t, tasks["aws-dev"], 1, nil)
-	if err == nil || !strings.Contains(err.Error(), "invalid subscription key") || providers.IsRetryable(err) {
-		t.Fatalf("err = %v", err)
-	}
-	for _, s := range secrets {
-		if strings.Contains(err.Error(), s) {
-			t.Fatal("secret in error")
-		}
+	snap := checkFake(t, srv, 1, 1)
+	if snap.Counters.Rescans != 1 || out[OutRescanJobID] != saved[OutRescanJobID] || out[OutRescanStatus].Value != "Success" {
+		t.Fatalf("rescans %d, outputs %v", snap.Counters.Rescans, out)
 	}
 }
 
-func TestAccounts_Apply_ExpiredTokenIsReissued(t *testing.T) {
-	srv := fakeFor(cnfake.Options{TokenLifetime: 200 * time.Millisecond})
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	tasks, err := buildAll(t, example(t), ts.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := run(t, tasks["aws-dev"], 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if _, err := run(t, tasks["aws-staging"], 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, c := srv.Snapshot(); c.Tokens != 2 {
-		t.Errorf("tokens issued %d, want 2", c.Tokens)
-	}
-}
-
-func TestAccounts_Build_RejectsBadFields(t *testing.T) {
-	base := example(t)
-	for _, tc := range []struct{ from, to, want string }{
-		{`id: "111111111111"`, `id: "1111"`, `aws.account_id: "1111" is not a 12-digit AWS account id`},
-		{"tenant_id: 0f0e0d0c-0b0a-4909-8807-060504030201", "tenant_id: tenant", `azure.tenant_id: "tenant" is not a UUID`},
-		{"cloud: azure", "cloud: gcp", `cloud: "gcp" must be aws or azure`},
-		{"license_id: ${var.license}", "", "license_id required"},
-	} {
-		text := strings.Replace(base, tc.from, tc.to, 1)
-		_, err := buildAll(t, text, "http://127.0.0.1:1")
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: err = %v", tc.to, err)
+func TestAccount_Apply_RescanJobs(t *testing.T) {
+	t.Run("failed rescan is permanent and forgotten", func(t *testing.T) {
+		srv, url := newFake(t, func(o *cnfake.Options) { o.FailRescans = true })
+		_, saved, err := apply(t, mustBuild(t, url, awsFields, "rescan: true"), runOpts{})
+		if err == nil || providers.IsRetryable(err) || !errors.Is(err, ErrJobFailed) || !strings.Contains(err.Error(), "ended Failed") {
+			t.Fatalf("err = %v", err)
 		}
-	}
-}
-
-func FuzzResult(f *testing.F) {
-	for _, s := range []string{`{"result":{"token":"x"},"statusCode":200}`, `{"token":"x"}`, `{"statusCode":"500","message":"m"}`, `<html>`, `[]`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v struct {
-			Token string `json:"token"`
+		if v, ok := saved[OutRescanJobID]; !ok || v.Value != "" {
+			t.Fatalf("the failed job must be cleared: %v", saved)
 		}
-		_ = result(&rest.Response{Status: 200, Body: b}, "op", &v)
+		checkFake(t, srv, 1, 1)
 	})
+	t.Run("unknown checkpointed job starts a new rescan", func(t *testing.T) {
+		srv, url := newFake(t, nil)
+		task := mustBuild(t, url, awsFields, "rescan: true")
+		_, saved, err := apply(t, task, runOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[OutRescanJobID] = state.Plain("job-that-expired")
+		out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+		if err != nil || out[OutRescanStatus].Value != "Success" || srv.Snapshot().Counters.Rescans != 2 {
+			t.Fatalf("out %v err %v", out, err)
+		}
+	})
+	t.Run("poll timeout is retryable and resumes", func(t *testing.T) {
+		clk := &clock{}
+		srv, url := newFake(t, func(o *cnfake.Options) { o.JobDelay, o.Now = time.Hour, clk.Now })
+		task := mustBuild(t, url, awsFields, "rescan: true")
+		task.Action.(*account).c.PollFor = 50 * time.Millisecond
+		_, saved, err := apply(t, task, runOpts{})
+		if !providers.IsRetryable(err) || !strings.Contains(err.Error(), "a rerun keeps waiting") {
+			t.Fatalf("err = %v", err)
+		}
+		clk.Jump(time.Hour)
+		task.Action.(*account).c.PollFor = 5 * time.Second
+		if _, _, err := apply(t, task, runOpts{attempt: 2, prior: saved}); err != nil {
+			t.Fatal(err)
+		}
+		if c := srv.Snapshot().Counters; c.Rescans != 1 || c.Onboarded != 1 {
+			t.Fatalf("counters %+v", c)
+		}
+	})
+}
+
+func TestAccount_Apply_RenewsExpiredToken(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mut    func(*cnfake.Options)
+		revoke bool
+	}{
+		{name: "lifetime", mut: func(o *cnfake.Options) { o.TokenLifetime = 300 * time.Millisecond }},
+		{name: "revoked", revoke: true},
+		{name: "401 inside a 200 envelope", mut: func(o *cnfake.Options) { o.ErrorsIn200 = true }, revoke: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, url := newFake(t, tc.mut)
+			task := mustBuild(t, url)
+			_, saved, err := apply(t, task, runOpts{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.revoke {
+				srv.RevokeTokens()
+			} else {
+				time.Sleep(400 * time.Millisecond)
+			}
+			if _, _, err := apply(t, task, runOpts{attempt: 2, prior: saved}); err != nil {
+				t.Fatalf("after expiry: %v", err)
+			}
+			if c := srv.Snapshot().Counters; c.Tokens < 2 {
+				t.Fatalf("tokens issued %d, want a renewal", c.Tokens)
+			}
+			checkFake(t, srv, 1, 1)
+		})
+	}
+}
+
+func TestAccount_Apply_ErrorAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		auth       string
+		fields     []string
+		mut        func(*cnfake.Options)
+		spec       func(*Spec) // a value Build accepted (e.g. from an output reference)
+		faults     fault.Config
+		want       string
+		retryable  bool
+		retryAfter bool
+	}{
+		{name: "wrong subscription key 401", mut: func(o *cnfake.Options) { o.SubscriptionKeys = []string{"other"} }, want: "license token request: HTTP 401: Access denied due to invalid subscription key"},
+		{name: "wrong subscription key 403", mut: func(o *cnfake.Options) { o.SubscriptionKeys = []string{"other"}; o.KeyDeniedStatus = 403 }, want: "HTTP 403: Access denied due to invalid subscription key"},
+		{name: "wrong app secret", mut: func(o *cnfake.Options) { o.Licenses[0].Apps[0].Secret = "other" }, want: "license token request: HTTP 401: Invalid license, API application id or secret"},
+		{name: "wrong app secret in a 200", mut: func(o *cnfake.Options) { o.Licenses[0].Apps[0].Secret = "other"; o.ErrorsIn200 = true }, want: "license token request: HTTP 401: Invalid license"},
+		{name: "unknown license", mut: func(o *cnfake.Options) { o.Licenses[0].ID = "lic-other" }, want: "HTTP 401: Invalid license"},
+		{name: "account token for an unknown account", auth: `{api_key: "${env.CN_KEY}", license_id: lic-test-1, client_id: app-test-1, client_secret: "${env.CN_SECRET}", account_id: nope}`, want: "HTTP 404: Account not found in this license"},
+		{name: "validation 400", spec: func(s *Spec) { s.AWS.AccountID = "12" }, want: `onboard aws account "acct-1": HTTP 400: Validation failed: AWSAccountId must be a 12-digit AWS account id`},
+		{name: "validation 400 in a 200", mut: func(o *cnfake.Options) { o.ErrorsIn200 = true }, spec: func(s *Spec) { s.AWS.RoleName = "bad role" }, want: "HTTP 400: Validation failed: AWSRoleName"},
+		{name: "cloud account onboarded under another name 409", mut: func(o *cnfake.Options) {
+			o.Licenses[0].Accounts = []cnfake.Account{{ID: "acc-x", Name: "legacy", Connector: "AWS", CloudID: "123456789012"}}
+		}, want: "HTTP 409: Cloud account 123456789012 is already onboarded as legacy (no account of this name is listed"},
+		{name: "rescan outside the API scope 403", fields: []string{awsFields, "api_scope: false", "rescan: true"}, want: "HTTP 403: Account is not in the API application's scope"},
+		{name: "500 answers", faults: fault.Config{ErrorRate: 1}, want: "HTTP 500", retryable: true},
+		{name: "429 answers", faults: fault.Config{TooManyRate: 1, RetryAfter: 2 * time.Second}, want: "HTTP 429", retryable: true, retryAfter: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, url := newFake(t, tc.mut)
+			srv.Faults.Set(tc.faults)
+			if tc.auth == "" {
+				tc.auth = goodAuth
+			}
+			task, err := build(t, url, tc.auth, tc.fields...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.spec != nil {
+				tc.spec(task.Spec.(*Spec))
+			}
+			var logs bytes.Buffer
+			_, _, err = apply(t, task, runOpts{log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if providers.IsRetryable(err) != tc.retryable {
+				t.Errorf("retryable = %v, want %v", providers.IsRetryable(err), tc.retryable)
+			}
+			if tc.retryAfter && providers.RetryAfter(err) != 2*time.Second {
+				t.Errorf("RetryAfter = %v", providers.RetryAfter(err))
+			}
+			for _, s := range []string{apiKey, appSecret, azureSecret} {
+				if strings.Contains(err.Error(), s) || strings.Contains(logs.String(), s) {
+					t.Errorf("a secret leaked: err %q, logs %q", err, logs.String())
+				}
+			}
+		})
+	}
+}
+
+func TestAccount_Build_RejectsBadFields(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		auth   string
+		fields []string
+		want   []string
+	}{
+		{name: "unknown field", fields: []string{awsFields, "rescna: true"}, want: []string{`unknown field "rescna"`}},
+		{name: "no cloud", fields: []string{"api_scope: true"}, want: []string{"acct-1: cloud: required: aws or azure"}},
+		{name: "bad cloud", fields: []string{"cloud: gcp"}, want: []string{`cloud: "gcp" must be aws or azure`}},
+		{name: "aws block missing", fields: []string{"cloud: aws"}, want: []string{"acct-1: aws: required with cloud: aws"}},
+		{name: "aws fields", fields: []string{"cloud: aws\n      aws: {account_id: \"1234\", role_name: \"bad role\"}"},
+			want: []string{`aws.account_id: "1234" is not a 12-digit AWS account id`, `aws.role_name: "bad role" is not an IAM role name`}},
+		{name: "aws account id as a number", fields: []string{"cloud: aws\n      aws: {account_id: 12345678901, role_name: r}"}, want: []string{`aws.account_id: "12345678901" is not a 12-digit`}},
+		{name: "both blocks", fields: []string{awsFields, "azure: {domain_name: a.b}"}, want: []string{"azure: not allowed with cloud: aws"}},
+		{name: "azure fields", fields: []string{"cloud: azure\n      azure: {domain_name: 'not a domain', tenant_id: x, application_client_id: y, subscription_id: z}"},
+			want: []string{`azure.domain_name: "not a domain"`, `azure.tenant_id: "x" is not a UUID`, `azure.application_client_id: "y"`, `azure.subscription_id: "z"`, "azure.application_client_secret: required"}},
+		{name: "account name", fields: []string{awsFields, "account_name: 'a<b>'"}, want: []string{`account_name: "a<b>" must be 1-100 characters`}},
+		{name: "endpoint of another kind", fields: []string{awsFields, "endpoint: nope"}, want: []string{`endpoint "nope": no such endpoint`}},
+		{name: "missing credentials", auth: `{license_id: lic}`, want: []string{"endpoint cn: auth.api_key: required", "auth.client_id: required", "auth.client_secret: required"}},
+		{name: "auth type", auth: `{type: basic, api_key: "${env.CN_KEY}", license_id: l, client_id: c, client_secret: s}`, want: []string{`auth.type: "basic" is not supported`}},
+		{name: "license id", auth: `{api_key: "${env.CN_KEY}", license_id: "a/b", client_id: c, client_secret: s}`, want: []string{`auth.license_id: "a/b" is not a license id`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.auth == "" {
+				tc.auth = goodAuth
+			}
+			_, err := build(t, "http://127.0.0.1:1", tc.auth, tc.fields...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), "p.yaml:") {
+				t.Errorf("error has no position: %v", err)
+			}
+			for _, s := range []string{apiKey, appSecret, azureSecret} {
+				if strings.Contains(err.Error(), s) {
+					t.Error("secret in error")
+				}
+			}
+		})
+	}
+}
+
+func TestAccount_Build_HashIgnoresSecretValues(t *testing.T) {
+	a := mustBuild(t, "http://127.0.0.1:1", azFields)
+	b := mustBuild(t, "http://127.0.0.1:1", strings.Replace(azFields, `"${env.AZ_SECRET}"`, "another-secret-value", 1))
+	c := mustBuild(t, "http://127.0.0.1:1", azFields, "api_scope: true")
+	d := mustBuild(t, "http://127.0.0.1:1", azFields, "rescan: true")
+	if a.Hash != b.Hash || a.Hash != c.Hash || a.Hash == d.Hash {
+		t.Fatal("the hash must ignore secret values and explicit defaults, and follow rescan")
+	}
+}
+
+// The example plan runs against the fake under faults, onboards its four accounts once
+// and rescans one; a rerun is a no-op.
+func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
+	text, err := os.ReadFile("../../examples/plans/cloudneeti.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cnfake.DemoOptions()
+	o.SubscriptionKeys = []string{apiKey}
+	o.Licenses[0].Apps[0].Secret = appSecret
+	o.JobDelay = 40 * time.Millisecond
+	o.Faults = fault.Config{ErrorRate: 0.1, LostRate: 0.1, DropRate: 0.05, Seed: 5}
+	srv := cnfake.New(o)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	p := filepath.Join(t.TempDir(), "cloudneeti.yaml")
+	if err := os.WriteFile(p, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CLOUDNEETI_API_KEY": apiKey, "CLOUDNEETI_APP_SECRET": appSecret, "AZURE_APP_SECRET": azureSecret}
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Vars: map[string]string{"cloudneeti_url": ts.URL},
+		Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &providers.Build{Plan: pl, Clients: &providers.Clients{}}
+	var tasks []*providers.Task
+	for _, it := range pl.Items {
+		ts, err := AccountKind{}.Build(b, it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast(ts[0])
+		tasks = append(tasks, ts...)
+	}
+	if len(tasks) != 4 {
+		t.Fatalf("%d tasks", len(tasks))
+	}
+	g, err := runner.NewGraph(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := filepath.Join(t.TempDir(), "state.db")
+	var logs bytes.Buffer
+	for round := 0; round < 2; round++ {
+		st, err := state.Open(sp, state.Options{PlanName: pl.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 4, MaxAttempts: 20, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: pl.Redactor})
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() || (round == 1 && res.UpToDate != 4) {
+			t.Fatalf("round %d: %+v", round, res)
+		}
+		srv.Faults.Set(fault.Config{})
+	}
+	snap := srv.Snapshot()
+	if err := srv.Check(); err != nil {
+		t.Fatal(err)
+	}
+	accs := snap.Accounts[cnfake.DemoLicenseID]
+	if len(accs) != 4 || snap.Counters.Onboarded != 4 {
+		t.Fatalf("accounts %+v counters %+v", accs, snap.Counters)
+	}
+	for _, a := range accs {
+		if len(a.Scope) != 1 || (a.Name == "AWS prod") != (a.Rescans >= 1) {
+			t.Errorf("account %+v", a)
+		}
+	}
+	for _, s := range []string{apiKey, appSecret, azureSecret} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("a secret reached the logs")
+		}
+	}
+}
+
+// prober is the read-only lookup the actions offer.
+type prober interface {
+	Probe(ctx context.Context, x *providers.Exec) (bool, string, error)
+}
+
+// clock runs with real time; Jump moves it forward (the fake's view only).
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
+func (c *clock) Jump(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
 }

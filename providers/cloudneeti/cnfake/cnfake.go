@@ -1,9 +1,29 @@
-// Package cnfake is a fake Cloudneeti API: license and account tokens issued to an
-// API application (Ocp-Apim-Subscription-Key header on every call), cloud account
-// onboarding (AWS, Azure) with onboarding jobs, the API application's account
-// scope, and rescans whose jobs go Pending -> Running -> Success. Answers use the
-// {result, statusCode, message} envelope; the token answer may also come with the
-// token at top level (the seed's shape).
+// Package cnfake is a fake Cloudneeti API for tests and the sandbox.
+//
+// It follows the project's API notes (section 4) and the vendor's API access guide:
+//   - every call carries the API-portal subscription key in Ocp-Apim-Subscription-Key;
+//     a missing or wrong key gets 401 (or Options.KeyDeniedStatus) with the API
+//     gateway's envelope {"statusCode": 401, "message": "Access denied due to invalid
+//     subscription key. ..."};
+//   - POST /authorize/license/{lic}/token[?accountId=] {"APIApplicationId", "Secret"}
+//     issues a license token (or an account token) that lives the application's
+//     token lifetime; the answer is {"result": {"token"}, "statusCode": 200, "message"}
+//     or, with Options.TopLevelToken, the seed's {"token", "statusCode", "message"};
+//   - other calls need "Authorization: Bearer <token>"; a missing, unknown or expired
+//     token gets 401 {"statusCode": 401, "message": "..."};
+//   - GET /onboarding/license/{lic}/licenseAccounts, POST .../account/aws|azure
+//     (onboarding job), PUT .../config {accountId} (the calling application's API
+//     scope), GET /compliance/license/{lic}/account/{acc}/rescan (a rescan job, only
+//     for accounts in the application's scope), GET .../job/{job}/status; jobs go
+//     Pending -> Running -> Success (or Failed) within Options.JobDelay.
+//
+// Inferences (the vendor does not document them): onboarding a second account with
+// the same name, or the same AWS account id / Azure subscription, answers 409 in the
+// usual envelope; validation failures answer 400 in the envelope; unknown license 404.
+// With Options.ErrorsIn200 every error except the gateway's key check is answered
+// with HTTP 200 and the error's statusCode in the envelope.
+//
+// A Server is safe for concurrent use.
 package cnfake
 
 import (
@@ -23,25 +43,56 @@ import (
 
 // Options configure the fake.
 type Options struct {
-	License         string
-	SubscriptionKey string
-	AppID, Secret   string
-	TokenLifetime   time.Duration // default 1h
-	JobDelay        time.Duration // each job phase (default 50ms)
-	TopLevelToken   bool
-	Faults          fault.Config
+	// SubscriptionKeys are the accepted API keys (Ocp-Apim-Subscription-Key).
+	SubscriptionKeys []string
+	Licenses         []License
+	// TokenLifetime for applications that set none (default 1h).
+	TokenLifetime time.Duration
+	// JobDelay: a job is Pending for the first half, Running for the second, then
+	// Success (default 100ms).
+	JobDelay time.Duration
+	// TopLevelToken answers the token request in the seed's shape {token, statusCode, message}.
+	TopLevelToken bool
+	// ErrorsIn200 answers errors with HTTP 200 and the error statusCode in the envelope.
+	ErrorsIn200 bool
+	// KeyDeniedStatus is the HTTP status for a missing or wrong subscription key (401 or 403; default 401).
+	KeyDeniedStatus int
+	// FailRescans makes rescan jobs end Failed.
+	FailRescans bool
+	// Now is the fake's clock (tests); nil means time.Now.
+	Now    func() time.Time
+	Faults fault.Config
+}
+
+// License is a Cloudneeti license with its API applications and accounts.
+type License struct {
+	ID       string
+	Apps     []App
+	Accounts []Account
+}
+
+// App is an API application of a license.
+type App struct {
+	ID, Secret    string
+	TokenLifetime time.Duration // 0: Options.TokenLifetime
 }
 
 // Account is an onboarded cloud account.
 type Account struct {
-	ID, Name, Connector string
-	InAPIScope          bool
-	Rescans             int
+	ID, Name  string
+	Connector string // AWS or Azure
+	// CloudID is the AWS account id or the Azure subscription id.
+	CloudID string
+	// Scope lists the API applications whose scope holds the account.
+	Scope   []string
+	Rescans int
 }
 
-type job struct {
-	start time.Time
-	fail  bool
+// Job is an onboarding or rescan job.
+type Job struct {
+	ID, AccountID, Kind string // Kind: onboarding or rescan
+	Start               time.Time
+	Fail                bool
 }
 
 // Counters count state changes.
@@ -49,33 +100,80 @@ type Counters struct {
 	Onboarded, Conflicts, ScopeAdds, Rescans, Tokens int
 }
 
-// Server is the fake; safe for concurrent use.
+// Snapshot is a deep copy of the fake's objects.
+type Snapshot struct {
+	Accounts map[string][]Account // by license id
+	Jobs     []Job
+	Counters Counters
+}
+
+// Demo values: the license and application examples/plans/cloudneeti.yaml uses by
+// default, and the credentials a bare demo fake accepts (the sandbox replaces them
+// with the plan's, so any value works there).
+const (
+	DemoLicenseID       = "5d1e7c2a-8f3b-4a6e-9c0d-1b2a3c4d5e6f"
+	DemoAppID           = "a7c3e9f1-2b4d-4f6a-8c0e-3d5f7a9b1c2e"
+	DemoAppSecret       = "cloudneeti-demo-app-secret"
+	DemoSubscriptionKey = "cloudneeti-demo-subscription-key"
+)
+
+// DemoOptions seeds the license and API application the example plan uses, with the
+// demo credentials and no accounts.
+func DemoOptions() Options {
+	return Options{
+		SubscriptionKeys: []string{DemoSubscriptionKey},
+		Licenses:         []License{{ID: DemoLicenseID, Apps: []App{{ID: DemoAppID, Secret: DemoAppSecret}}}},
+	}
+}
+
+type token struct {
+	license, app, account string
+	exp                   time.Time
+}
+
+type license struct {
+	id       string
+	apps     map[string]App
+	accounts []*Account
+}
+
+// Server is the fake.
 type Server struct {
+	// Faults wraps the handler: switch faults on and off at run time.
 	Faults *fault.Injector
-	opts   Options
 	h      http.Handler
 
 	mu       sync.Mutex
-	accounts []*Account
-	jobs     map[string]*job
-	tokens   map[string]time.Time
+	opts     Options
+	keys     map[string]bool
+	licenses map[string]*license
+	jobs     map[string]*Job
+	tokens   map[string]token
 	counters Counters
 }
 
-// Demo returns options with the license and application the example plan uses.
-func Demo() Options {
-	return Options{License: "lic-demo-0001", AppID: "app-demo-0001"}
-}
-
-// New returns a fake.
+// New returns a fake with o's licenses and credentials.
 func New(o Options) *Server {
 	if o.TokenLifetime <= 0 {
 		o.TokenLifetime = time.Hour
 	}
 	if o.JobDelay <= 0 {
-		o.JobDelay = 50 * time.Millisecond
+		o.JobDelay = 100 * time.Millisecond
 	}
-	s := &Server{Faults: fault.New(o.Faults), opts: o, jobs: map[string]*job{}, tokens: map[string]time.Time{}}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.KeyDeniedStatus == 0 {
+		o.KeyDeniedStatus = http.StatusUnauthorized
+	}
+	s := &Server{opts: o, keys: map[string]bool{}, licenses: map[string]*license{}, jobs: map[string]*Job{}, tokens: map[string]token{}}
+	for _, k := range o.SubscriptionKeys {
+		s.keys[k] = true
+	}
+	for _, l := range o.Licenses {
+		s.addLicense(l)
+	}
+	s.Faults = fault.New(o.Faults)
 	m := http.NewServeMux()
 	m.HandleFunc("POST /authorize/license/{lic}/token", s.token)
 	m.HandleFunc("POST /onboarding/license/{lic}/account/{cloud}", s.auth(s.onboard))
@@ -83,161 +181,198 @@ func New(o Options) *Server {
 	m.HandleFunc("PUT /onboarding/license/{lic}/config", s.auth(s.scope))
 	m.HandleFunc("GET /compliance/license/{lic}/account/{acc}/rescan", s.auth(s.rescan))
 	m.HandleFunc("GET /compliance/license/{lic}/account/{acc}/job/{job}/status", s.auth(s.jobStatus))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if !s.keyOK(w, r) {
+			return
+		}
+		s.reply(w, http.StatusNotFound, nil, "Resource not found")
+	})
 	s.h = s.Faults.Wrap(m)
 	return s
 }
 
+func (s *Server) addLicense(l License) {
+	lic := s.licenses[l.ID]
+	if lic == nil {
+		lic = &license{id: l.ID, apps: map[string]App{}}
+		s.licenses[l.ID] = lic
+	}
+	for _, a := range l.Apps {
+		lic.apps[a.ID] = a
+	}
+	for _, a := range l.Accounts {
+		c := a
+		c.Scope = append([]string(nil), a.Scope...)
+		lic.accounts = append(lic.accounts, &c)
+	}
+}
+
+// ServeHTTP implements http.Handler (with faults).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
 
-// SetCredentials sets the subscription key and application secret the fake accepts.
-func (s *Server) SetCredentials(license, key, appID, secret string) {
+// AddSubscriptionKey accepts another API key.
+func (s *Server) AddSubscriptionKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.opts.License, s.opts.SubscriptionKey, s.opts.AppID, s.opts.Secret = license, key, appID, secret
+	s.keys[key] = true
 }
 
-func reply(w http.ResponseWriter, status int, result any, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	body := map[string]any{"statusCode": status, "message": msg}
-	if result != nil {
-		body["result"] = result
-	}
-	_ = json.NewEncoder(w).Encode(body)
-}
-
-func id() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func (s *Server) keyOK(w http.ResponseWriter, r *http.Request) bool {
+// AddLicense adds a license (or adds applications and accounts to an existing one).
+func (s *Server) AddLicense(l License) {
 	s.mu.Lock()
-	ok := r.Header.Get("Ocp-Apim-Subscription-Key") == s.opts.SubscriptionKey && s.opts.SubscriptionKey != ""
+	defer s.mu.Unlock()
+	s.addLicense(l)
+}
+
+// RevokeTokens forgets every issued token: the next call with one gets 401.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens = map[string]token{}
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// reply answers in the {result, statusCode, message} envelope.
+func (s *Server) reply(w http.ResponseWriter, status int, result any, msg string) {
+	body := map[string]any{"result": result, "statusCode": status, "message": msg}
+	s.mu.Lock()
+	in200 := s.opts.ErrorsIn200
 	s.mu.Unlock()
-	if !ok {
-		reply(w, 401, nil, "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.")
+	if status != http.StatusOK && in200 {
+		writeJSON(w, http.StatusOK, body)
+		return
+	}
+	writeJSON(w, status, body)
+}
+
+// keyOK is the API gateway's subscription key check.
+func (s *Server) keyOK(w http.ResponseWriter, r *http.Request) bool {
+	k := r.Header.Get("Ocp-Apim-Subscription-Key")
+	s.mu.Lock()
+	ok := k != "" && s.keys[k]
+	status := s.opts.KeyDeniedStatus
+	s.mu.Unlock()
+	switch {
+	case k == "":
+		writeJSON(w, status, map[string]any{"statusCode": status, "message": "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."})
+	case !ok:
+		writeJSON(w, status, map[string]any{"statusCode": status, "message": "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription."})
 	}
 	return ok
 }
 
-func (s *Server) licenseOK(w http.ResponseWriter, r *http.Request) bool {
-	if r.PathValue("lic") != s.opts.License {
-		reply(w, 404, nil, "License not found")
-		return false
-	}
-	return true
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	return dec.Decode(v)
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	if !s.keyOK(w, r) || !s.licenseOK(w, r) {
+	if !s.keyOK(w, r) {
 		return
 	}
 	var req struct {
-		APIApplicationID string `json:"APIApplicationId"`
-		Secret           string `json:"Secret"`
+		AppID  string `json:"APIApplicationId"`
+		Secret string `json:"Secret"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-		reply(w, 400, nil, "Request body must be JSON")
+	if err := decodeBody(r, &req); err != nil {
+		s.reply(w, http.StatusBadRequest, nil, "Request body must be a JSON object with APIApplicationId and Secret")
+		return
+	}
+	if req.AppID == "" || req.Secret == "" {
+		s.reply(w, http.StatusBadRequest, nil, "APIApplicationId and Secret are required")
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if req.APIApplicationID != s.opts.AppID || req.Secret != s.opts.Secret {
-		reply(w, 401, nil, "Invalid API application id or secret")
+	lic, ok := s.licenses[r.PathValue("lic")]
+	var app App
+	if ok {
+		app, ok = lic.apps[req.AppID]
+	}
+	if !ok || app.Secret != req.Secret {
+		s.mu.Unlock()
+		s.reply(w, http.StatusUnauthorized, nil, "Invalid license, API application id or secret")
 		return
 	}
-	t := "cnt-" + id() + id()
-	s.tokens[t] = time.Now().Add(s.opts.TokenLifetime)
+	acc := r.URL.Query().Get("accountId")
+	if acc != "" && lic.find(acc) == nil {
+		s.mu.Unlock()
+		s.reply(w, http.StatusNotFound, nil, "Account not found in this license")
+		return
+	}
+	life := app.TokenLifetime
+	if life <= 0 {
+		life = s.opts.TokenLifetime
+	}
+	t := "eyJ" + strings.ReplaceAll(newID()+newID(), "-", "")
+	s.tokens[t] = token{license: lic.id, app: app.ID, account: acc, exp: s.opts.Now().Add(life)}
 	s.counters.Tokens++
-	if s.opts.TopLevelToken {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"token": t, "statusCode": 200, "message": "Request Successful"})
+	top := s.opts.TopLevelToken
+	s.mu.Unlock()
+	if top {
+		writeJSON(w, http.StatusOK, map[string]any{"token": t, "statusCode": 200, "message": "Request Successful"})
 		return
 	}
-	reply(w, 200, map[string]any{"token": t}, "Request Successful")
+	s.reply(w, http.StatusOK, map[string]any{"token": t}, "Request Successful")
 }
 
-func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+type handler func(w http.ResponseWriter, r *http.Request, t token, lic *license)
+
+// auth checks the key and the token, and that the token is for the path's license
+// (and account, for account tokens). Handlers run with s.mu held.
+func (s *Server) auth(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.keyOK(w, r) {
 			return
 		}
-		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 		s.mu.Lock()
-		exp, ok := s.tokens[tok]
-		s.mu.Unlock()
-		if !ok || time.Now().After(exp) {
-			reply(w, 401, nil, "Unauthorized: token missing or expired")
+		t, ok := s.tokens[strings.TrimSpace(tok)]
+		if !ok || !strings.EqualFold(scheme, "bearer") || s.opts.Now().After(t.exp) {
+			s.mu.Unlock()
+			s.reply(w, http.StatusUnauthorized, nil, "Unauthorized: the access token is missing, invalid or expired")
 			return
 		}
-		if !s.licenseOK(w, r) {
+		lic := s.licenses[r.PathValue("lic")]
+		if lic == nil || lic.id != t.license {
+			s.mu.Unlock()
+			s.reply(w, http.StatusForbidden, nil, "The access token is not valid for this license")
 			return
 		}
-		h(w, r)
+		if acc := r.PathValue("acc"); t.account != "" && acc != t.account {
+			s.mu.Unlock()
+			s.reply(w, http.StatusForbidden, nil, "The account token is not valid for this request")
+			return
+		}
+		defer s.mu.Unlock()
+		h(w, r, t, lic)
 	}
 }
 
-var (
-	awsIDRE = regexp.MustCompile(`^\d{12}$`)
-	uuidRE  = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-)
-
-func (s *Server) onboard(w http.ResponseWriter, r *http.Request) {
-	var m map[string]string
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&m); err != nil {
-		reply(w, 400, nil, "Request body must be a JSON object of strings")
-		return
+// replyLocked answers in the envelope; callers hold s.mu.
+func (s *Server) replyLocked(w http.ResponseWriter, status int, result any, msg string) {
+	body := map[string]any{"result": result, "statusCode": status, "message": msg}
+	if status != http.StatusOK && s.opts.ErrorsIn200 {
+		status = http.StatusOK
 	}
-	cloud := r.PathValue("cloud")
-	switch cloud {
-	case "aws":
-		if m["AccountName"] == "" || !awsIDRE.MatchString(m["AWSAccountId"]) || m["AWSRoleName"] == "" {
-			reply(w, 400, nil, "AccountName, AWSAccountId (12 digits) and AWSRoleName are required")
-			return
-		}
-	case "azure":
-		if m["AccountName"] == "" || m["DomainName"] == "" || !uuidRE.MatchString(m["TenantId"]) || !uuidRE.MatchString(m["ADApplicationClientId"]) || m["ADApplicationClientSecret"] == "" || !uuidRE.MatchString(m["SubscriptionId"]) {
-			reply(w, 400, nil, "AccountName, DomainName, TenantId, ADApplicationClientId, ADApplicationClientSecret and SubscriptionId are required")
-			return
-		}
-	default:
-		reply(w, 404, nil, "unknown cloud "+cloud)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, a := range s.accounts {
-		if a.Name == m["AccountName"] {
-			s.counters.Conflicts++
-			reply(w, 409, nil, fmt.Sprintf("Account with name %s already exists", a.Name))
-			return
-		}
-	}
-	a := &Account{ID: "acc-" + id(), Name: m["AccountName"], Connector: cloud}
-	s.accounts = append(s.accounts, a)
-	j := "job-" + id()
-	s.jobs[j] = &job{start: time.Now()}
-	s.counters.Onboarded++
-	reply(w, 200, map[string]any{"accountId": a.ID, "jobId": j}, "Request Successful")
+	writeJSON(w, status, body)
 }
 
-func (s *Server) list(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	var out []map[string]any
-	for _, a := range s.accounts {
-		out = append(out, map[string]any{"accountId": a.ID, "accountName": a.Name, "isInApiScope": a.InAPIScope, "connectorType": a.Connector})
-	}
-	s.mu.Unlock()
-	if out == nil {
-		out = []map[string]any{}
-	}
-	reply(w, 200, map[string]any{"accounts": out}, "Request Successful")
-}
-
-func (s *Server) find(id string) *Account {
-	for _, a := range s.accounts {
+func (l *license) find(id string) *Account {
+	for _, a := range l.accounts {
 		if a.ID == id {
 			return a
 		}
@@ -245,93 +380,230 @@ func (s *Server) find(id string) *Account {
 	return nil
 }
 
-func (s *Server) scope(w http.ResponseWriter, r *http.Request) {
+var (
+	awsIDRE   = regexp.MustCompile(`^\d{12}$`)
+	roleRE    = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	uuidRE    = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	domainRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$`)
+	accNameRE = regexp.MustCompile(`^[^<>%&\\]{1,100}$`)
+)
+
+func (s *Server) onboard(w http.ResponseWriter, r *http.Request, t token, lic *license) {
+	if t.account != "" {
+		s.replyLocked(w, http.StatusForbidden, nil, "Onboarding needs a license token")
+		return
+	}
+	var m map[string]any
+	if err := decodeBody(r, &m); err != nil {
+		s.replyLocked(w, http.StatusBadRequest, nil, "Request body must be a JSON object")
+		return
+	}
+	get := func(k string) string { v, _ := m[k].(string); return strings.TrimSpace(v) }
+	var bad []string
+	name := get("AccountName")
+	if !accNameRE.MatchString(name) {
+		bad = append(bad, "AccountName is required (1-100 characters)")
+	}
+	var connector, cloudID string
+	switch cloud := r.PathValue("cloud"); cloud {
+	case "aws":
+		connector, cloudID = "AWS", get("AWSAccountId")
+		if !awsIDRE.MatchString(cloudID) {
+			bad = append(bad, "AWSAccountId must be a 12-digit AWS account id")
+		}
+		if !roleRE.MatchString(get("AWSRoleName")) {
+			bad = append(bad, "AWSRoleName is required (an IAM role name)")
+		}
+	case "azure":
+		connector, cloudID = "Azure", strings.ToLower(get("SubscriptionId"))
+		if !domainRE.MatchString(get("DomainName")) {
+			bad = append(bad, "DomainName is required (a domain name)")
+		}
+		for _, k := range []string{"TenantId", "ADApplicationClientId", "SubscriptionId"} {
+			if !uuidRE.MatchString(get(k)) {
+				bad = append(bad, k+" must be a GUID")
+			}
+		}
+		if get("ADApplicationClientSecret") == "" {
+			bad = append(bad, "ADApplicationClientSecret is required")
+		}
+	default:
+		s.replyLocked(w, http.StatusNotFound, nil, "Unknown cloud type "+cloud+" (want aws or azure)")
+		return
+	}
+	if len(bad) > 0 {
+		s.replyLocked(w, http.StatusBadRequest, nil, "Validation failed: "+strings.Join(bad, "; "))
+		return
+	}
+	for _, a := range lic.accounts {
+		switch {
+		case a.Name == name:
+			s.counters.Conflicts++
+			s.replyLocked(w, http.StatusConflict, nil, fmt.Sprintf("Account with name %s already exists", name))
+			return
+		case a.Connector == connector && strings.EqualFold(a.CloudID, cloudID):
+			s.counters.Conflicts++
+			s.replyLocked(w, http.StatusConflict, nil, fmt.Sprintf("Cloud account %s is already onboarded as %s", cloudID, a.Name))
+			return
+		}
+	}
+	a := &Account{ID: newID(), Name: name, Connector: connector, CloudID: cloudID}
+	lic.accounts = append(lic.accounts, a)
+	j := &Job{ID: newID(), AccountID: a.ID, Kind: "onboarding", Start: s.opts.Now()}
+	s.jobs[j.ID] = j
+	s.counters.Onboarded++
+	s.replyLocked(w, http.StatusOK, map[string]any{"accountId": a.ID, "jobId": j.ID}, "Request Successful")
+}
+
+func inScope(a *Account, app string) bool {
+	for _, x := range a.Scope {
+		if x == app {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) list(w http.ResponseWriter, _ *http.Request, t token, lic *license) {
+	out := []map[string]any{}
+	for _, a := range lic.accounts {
+		if t.account != "" && a.ID != t.account {
+			continue
+		}
+		out = append(out, map[string]any{"accountId": a.ID, "accountName": a.Name, "isInApiScope": inScope(a, t.app), "connectorType": a.Connector})
+	}
+	s.replyLocked(w, http.StatusOK, map[string]any{"accounts": out}, "Request Successful")
+}
+
+func (s *Server) scope(w http.ResponseWriter, r *http.Request, t token, lic *license) {
 	var req struct {
 		AccountID string `json:"accountId"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-		reply(w, 400, nil, "Request body must be JSON")
+	if err := decodeBody(r, &req); err != nil || req.AccountID == "" {
+		s.replyLocked(w, http.StatusBadRequest, nil, "Request body must be a JSON object with accountId")
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.find(req.AccountID)
+	a := lic.find(req.AccountID)
 	if a == nil {
-		reply(w, 404, nil, "Account not found")
+		s.replyLocked(w, http.StatusNotFound, nil, "Account not found")
 		return
 	}
-	if !a.InAPIScope {
+	if !inScope(a, t.app) {
+		a.Scope = append(a.Scope, t.app)
 		s.counters.ScopeAdds++
 	}
-	a.InAPIScope = true
-	reply(w, 200, map[string]any{"accountId": a.ID}, "Request Successful")
+	s.replyLocked(w, http.StatusOK, map[string]any{"accountId": a.ID, "isInApiScope": true}, "Request Successful")
 }
 
-func (s *Server) rescan(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.find(r.PathValue("acc"))
+func (s *Server) rescan(w http.ResponseWriter, r *http.Request, t token, lic *license) {
+	a := lic.find(r.PathValue("acc"))
 	if a == nil {
-		reply(w, 404, nil, "Account not found")
+		s.replyLocked(w, http.StatusNotFound, nil, "Account not found")
+		return
+	}
+	if !inScope(a, t.app) {
+		s.replyLocked(w, http.StatusForbidden, nil, "Account is not in the API application's scope")
 		return
 	}
 	a.Rescans++
 	s.counters.Rescans++
-	j := "job-" + id()
-	s.jobs[j] = &job{start: time.Now()}
-	reply(w, 200, map[string]any{"jobId": j}, "Request Successful")
+	j := &Job{ID: newID(), AccountID: a.ID, Kind: "rescan", Start: s.opts.Now(), Fail: s.opts.FailRescans}
+	s.jobs[j.ID] = j
+	s.replyLocked(w, http.StatusOK, map[string]any{"jobId": j.ID}, "Request Successful")
 }
 
-func (s *Server) jobStatus(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
+func (s *Server) status(j *Job) string {
+	switch e := s.opts.Now().Sub(j.Start); {
+	case e < s.opts.JobDelay/2:
+		return "Pending"
+	case e < s.opts.JobDelay:
+		return "Running"
+	case j.Fail:
+		return "Failed"
+	}
+	return "Success"
+}
+
+func (s *Server) jobStatus(w http.ResponseWriter, r *http.Request, _ token, lic *license) {
 	j, ok := s.jobs[r.PathValue("job")]
-	s.mu.Unlock()
-	if !ok {
-		reply(w, 404, nil, "Job not found")
+	if !ok || j.AccountID != r.PathValue("acc") || lic.find(j.AccountID) == nil {
+		s.replyLocked(w, http.StatusNotFound, nil, "Job not found")
 		return
 	}
-	st := "Pending"
-	switch e := time.Since(j.start); {
-	case e > 2*s.opts.JobDelay && j.fail:
-		st = "Failed"
-	case e > 2*s.opts.JobDelay:
-		st = "Success"
-	case e > s.opts.JobDelay:
-		st = "Running"
-	}
-	reply(w, 200, map[string]any{"jobStatus": st}, "Request Successful")
+	s.replyLocked(w, http.StatusOK, map[string]any{"jobId": j.ID, "jobStatus": s.status(j)}, "Request Successful")
 }
 
-// Snapshot returns the accounts and counters.
-func (s *Server) Snapshot() ([]Account, Counters) {
+// Snapshot returns a deep copy of the accounts and jobs, and the counters.
+func (s *Server) Snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Account, len(s.accounts))
-	for i, a := range s.accounts {
-		out[i] = *a
+	out := Snapshot{Accounts: map[string][]Account{}, Counters: s.counters}
+	for id, l := range s.licenses {
+		for _, a := range l.accounts {
+			c := *a
+			c.Scope = append([]string(nil), a.Scope...)
+			out.Accounts[id] = append(out.Accounts[id], c)
+		}
 	}
-	return out, s.counters
+	for _, j := range s.jobs {
+		out.Jobs = append(out.Jobs, *j)
+	}
+	sort.Slice(out.Jobs, func(i, k int) bool { return out.Jobs[i].Start.Before(out.Jobs[k].Start) })
+	return out
 }
 
-// Duplicates lists account names onboarded more than once.
-func (s *Server) Duplicates() []string {
-	accs, _ := s.Snapshot()
-	n := map[string]int{}
-	for _, a := range accs {
-		n[a.Name]++
+// JobStatus returns a job's current status ("" if unknown).
+func (s *Server) JobStatus(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j, ok := s.jobs[id]; ok {
+		return s.status(j)
 	}
+	return ""
+}
+
+// Duplicates lists account names onboarded more than once in a license, as
+// "license/name (count)".
+func (s *Server) Duplicates() []string {
 	var out []string
-	for k, c := range n {
-		if c > 1 {
-			out = append(out, fmt.Sprintf("%s (%d)", k, c))
+	for lic, accs := range s.Snapshot().Accounts {
+		n := map[string]int{}
+		for _, a := range accs {
+			n[a.Name]++
+		}
+		for name, c := range n {
+			if c > 1 {
+				out = append(out, fmt.Sprintf("%s/%s (%d)", lic, name, c))
+			}
 		}
 	}
 	sort.Strings(out)
 	return out
 }
 
-// Report summarises the fake for the sandbox.
+// Check reports duplicate accounts (by name); nil means none.
+func (s *Server) Check() error {
+	if d := s.Duplicates(); len(d) > 0 {
+		return fmt.Errorf("duplicate accounts: %s", strings.Join(d, ", "))
+	}
+	return nil
+}
+
+// Report summarises the fake for the sandbox report.
 func (s *Server) Report() any {
-	accs, c := s.Snapshot()
-	return map[string]any{"accounts": len(accs), "duplicates": s.Duplicates(), "counters": c}
+	snap := s.Snapshot()
+	n, scoped := 0, 0
+	for _, accs := range snap.Accounts {
+		for _, a := range accs {
+			n++
+			if len(a.Scope) > 0 {
+				scoped++
+			}
+		}
+	}
+	dups := s.Duplicates()
+	if dups == nil {
+		dups = []string{}
+	}
+	return map[string]any{"accounts": n, "in_api_scope": scoped, "jobs": len(snap.Jobs), "duplicates": dups, "counters": snap.Counters}
 }

@@ -6,7 +6,9 @@ import (
 	"provision/providers/sandbox"
 )
 
-// Extension serves cloudneeti endpoints, accepting the endpoint's credentials.
+// Extension serves cloudneeti endpoints in the sandbox: one fake per endpoint, seeded
+// with DemoOptions plus the endpoint's own license, API application and subscription
+// key, so any credential values work.
 type Extension struct{}
 
 var _ sandbox.Extension = Extension{}
@@ -16,9 +18,16 @@ func (Extension) Kinds() []string { return []string{"cloudneeti"} }
 
 // Mount implements sandbox.Extension.
 func (Extension) Mount(s *sandbox.Sandbox, ep *plan.Endpoint, _ string) (sandbox.Fake, error) {
+	o := DemoOptions()
 	a := ep.Auth
-	return fake{New(Options{License: a.LicenseID, SubscriptionKey: a.APIKey.Reveal(), AppID: a.ClientID, Secret: a.ClientSecret.Reveal(),
-		Faults: s.Options().Faults, TokenLifetime: s.Options().TokenLifetime})}, nil
+	if !a.APIKey.IsZero() {
+		o.SubscriptionKeys = append(o.SubscriptionKeys, a.APIKey.Reveal())
+	}
+	if a.LicenseID != "" && a.ClientID != "" {
+		o.Licenses = append(o.Licenses, License{ID: a.LicenseID, Apps: []App{{ID: a.ClientID, Secret: a.ClientSecret.Reveal()}}})
+	}
+	o.Faults, o.TokenLifetime = s.Options().Faults, s.Options().TokenLifetime
+	return fake{New(o)}, nil
 }
 
 type fake struct{ *Server }

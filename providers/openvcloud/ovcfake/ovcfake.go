@@ -1,9 +1,35 @@
-// Package ovcfake is a fake OpenvCloud cloud API (POST /restmachine/cloudapi/<actor>/<method>,
-// parameters in a JSON or form body), with an ItsYou.online-like JWT endpoint
-// (/v1/oauth/access_token), session keys (users/authenticate, ?authkey=, 419 when
-// expired), cloud spaces (409 on a duplicate name per account, VIRTUAL until
-// deployed) and the _async form with task GUIDs polled through
-// /restmachine/system/task/get (202 while running, 200 [ok, result], 404 unknown).
+// Package ovcfake is a fake OpenvCloud cloud API for tests and the sandbox.
+//
+// It follows the real API (the project's API notes, section 3, and the public
+// OpenvCloud sources): every call is POST /restmachine/cloudapi/<actor>/<method> with
+// parameters in a JSON body, a form body or the query; errors are the HTTP status
+// plus the message as a JSON string ("Cloud Space with name x already exists.").
+//
+// Authentication, both forms:
+//   - an ItsYou.online-like token endpoint at POST /v1/oauth/access_token (form or query
+//     grant_type=client_credentials, client_id, client_secret, response_type=id_token,
+//     validity) answering a JWT whose exp claim is now+TokenLifetime (raw body,
+//     Content-Type application/jwt; {"access_token": jwt} with Options.TokenAsJSON or
+//     "Accept: application/json" alone), sent as "Authorization: bearer <jwt>";
+//     an unknown or expired JWT gets 401;
+//   - POST /restmachine/cloudapi/users/authenticate {username, password} answering a
+//     session key (JSON string) sent as ?authkey=<key>; an unknown or expired key gets
+//     419 "key not valid or expired".
+//
+// Cloud spaces: create (404 unknown account, 400 missing parameter / unknown location /
+// unknown external network / bad CIDR / bad type / max_num_public_ip 0, 404 unknown
+// access user, 403 read-only account, 503 no external IP, 409 duplicate name per account
+// ignoring DESTROYED spaces), list (without DESTROYED unless includedeleted), get,
+// update (name, limits, allowed sizes), delete (idempotent, DESTROYED); accounts/list.
+// New spaces start VIRTUAL and are DEPLOYED after Options.DeployDelay.
+//
+// The _async form: any call with _async=true answers a task GUID (JSON string) at once;
+// the call itself runs when Options.AsyncDelay has passed. POST
+// /restmachine/system/task/get {taskguid} answers 202 with an empty body while it
+// runs, then 200 [true, result] or [false, "error text"]; results are kept for
+// Options.ResultTTL (600 s), after which (and for unknown GUIDs) it answers 404.
+//
+// A Server is safe for concurrent use.
 package ovcfake
 
 import (
@@ -11,10 +37,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,63 +51,138 @@ import (
 	"provision/providers/fault"
 )
 
-// Options configure the fake.
+// Options configure the fake. Credentials may be set here or later with AddApp/AddUser.
 type Options struct {
-	ClientID, ClientSecret string // ItsYou.online application
-	Username, Password     string // session login
-	Accounts               map[int]string
-	Locations              []string
-	TokenLifetime          time.Duration // JWTs and session keys (default 1h)
-	AsyncDelay             time.Duration // how long an _async task runs (default 100ms)
-	DeployDelay            time.Duration // VIRTUAL -> DEPLOYED (default 200ms)
-	Faults                 fault.Config
+	// Apps are ItsYou.online API keys: client id -> client secret. A JWT issued to an
+	// app names its client id as the user (the default access user of a new space).
+	Apps map[string]string
+	// Users are session logins: username -> password.
+	Users map[string]string
+	// Accounts by id -> name; Locations are location codes.
+	Accounts  map[int]string
+	Locations []string
+	// ExternalNetworks are the ids accepted as externalnetworkId (default: 1).
+	ExternalNetworks []int
+	// ReadOnlyAccounts answer 403 to creates.
+	ReadOnlyAccounts []int
+	// NoExternalIPs makes creates answer 503 "No available external IP Addresses".
+	NoExternalIPs bool
+	// TokenLifetime of JWTs and session keys (default 1h).
+	TokenLifetime time.Duration
+	// AsyncDelay: how long an _async call runs before its result is ready (default 100ms).
+	AsyncDelay time.Duration
+	// DeployDelay: VIRTUAL -> DEPLOYED (default 200ms).
+	DeployDelay time.Duration
+	// ResultTTL: how long a finished task's result is kept (default 600s).
+	ResultTTL time.Duration
+	// TokenAsJSON answers the token request with {"access_token": jwt}.
+	TokenAsJSON bool
+	// Now is the fake's clock (tests); nil means time.Now.
+	Now    func() time.Time
+	Faults fault.Config
 }
 
-// Demo returns options with the account and locations the example plans use.
-func Demo() Options {
-	return Options{Accounts: map[int]string{42: "retail"}, Locations: []string{"be-gen-1", "nl-ams-1"}}
+// Demo values: the account and location examples/plans/openvcloud.yaml uses, and the
+// credentials a bare demo fake accepts (the sandbox replaces them with the plan's).
+const (
+	DemoAccountID    = 42
+	DemoAccountName  = "retail"
+	DemoLocation     = "be-gen-1"
+	DemoClientID     = "provision-demo"
+	DemoClientSecret = "ovc-demo-client-secret"
+	DemoUsername     = "ops"
+	DemoPassword     = "ovc-demo-password"
+)
+
+// DemoOptions seeds exactly the account and location the example plan uses, with the
+// demo credentials.
+func DemoOptions() Options {
+	return Options{
+		Accounts:  map[int]string{DemoAccountID: DemoAccountName},
+		Locations: []string{DemoLocation},
+		Apps:      map[string]string{DemoClientID: DemoClientSecret},
+		Users:     map[string]string{DemoUsername: DemoPassword},
+	}
+}
+
+// Limits are a space's resource limits (-1: unlimited).
+type Limits struct {
+	Memory      float64 `json:"CU_M"`
+	VDisk       int     `json:"CU_D"`
+	CPU         int     `json:"CU_C"`
+	NetworkPeer int     `json:"CU_NP"`
+	PublicIPs   int     `json:"CU_I"`
 }
 
 // Space is a cloud space.
 type Space struct {
-	ID             int    `json:"id"`
-	Name           string `json:"name"`
-	AccountID      int    `json:"accountId"`
-	Location       string `json:"location"`
-	Status         string `json:"status"`
-	PrivateNetwork string `json:"privatenetwork"`
-	Type           string `json:"type"`
-	created        time.Time
+	ID                int
+	Name              string
+	AccountID         int
+	Location          string
+	Status            string // VIRTUAL, DEPLOYED, DESTROYED
+	Access            string // user with full access
+	PrivateNetwork    string
+	Type              string
+	ExternalNetworkID int
+	AllowedVMSizes    []int
+	Limits            Limits
+	Created           time.Time
+}
+
+// Counters count calls that change state (and conflicts).
+type Counters struct {
+	Creates    int // spaces created
+	Conflicts  int // 409 answers to creates
+	Updates    int
+	Deletes    int
+	AsyncCalls int // _async calls accepted
+	Tokens     int // JWTs issued
+	Sessions   int // session keys issued
+}
+
+// Snapshot is a deep copy of the fake's objects.
+type Snapshot struct {
+	Spaces       []Space // by id
+	RunningTasks int
+	Counters     Counters
+}
+
+type cred struct {
+	user string
+	exp  time.Time
 }
 
 type task struct {
-	done   time.Time
+	guid   string
+	call   string
+	params map[string]any
+	user   string
+	due    time.Time
+	ran    bool
 	ok     bool
 	result any
 	expire time.Time
 }
 
-// Counters count calls that change state.
-type Counters struct {
-	Creates, Conflicts, AsyncTasks, Tokens, Sessions int
-}
-
-// Server is the fake; safe for concurrent use.
+// Server is the fake.
 type Server struct {
+	// Faults wraps the handler: switch faults on and off at run time.
 	Faults *fault.Injector
-	opts   Options
 	h      http.Handler
 
 	mu       sync.Mutex
+	opts     Options
 	nextID   int
-	spaces   []*Space
+	spaces   map[int]*Space
 	tasks    map[string]*task
-	keys     map[string]time.Time
-	jwts     map[string]time.Time
+	queue    []*task // not yet run, in due order (AsyncDelay is constant)
+	sessions map[string]cred
+	jwts     map[string]cred
 	counters Counters
 }
 
-// New returns a fake.
+// New returns a fake with o's objects and credentials.
 func New(o Options) *Server {
 	if o.TokenLifetime <= 0 {
 		o.TokenLifetime = time.Hour
@@ -91,9 +193,26 @@ func New(o Options) *Server {
 	if o.DeployDelay <= 0 {
 		o.DeployDelay = 200 * time.Millisecond
 	}
-	s := &Server{Faults: fault.New(o.Faults), opts: o, nextID: 100, tasks: map[string]*task{}, keys: map[string]time.Time{}, jwts: map[string]time.Time{}}
+	if o.ResultTTL <= 0 {
+		o.ResultTTL = 600 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if len(o.ExternalNetworks) == 0 {
+		o.ExternalNetworks = []int{1}
+	}
+	o.Apps = copyMap(o.Apps)
+	o.Users = copyMap(o.Users)
+	accounts := make(map[int]string, len(o.Accounts))
+	for k, v := range o.Accounts {
+		accounts[k] = v
+	}
+	o.Accounts = accounts
+	s := &Server{opts: o, nextID: 100, spaces: map[int]*Space{}, tasks: map[string]*task{}, sessions: map[string]cred{}, jwts: map[string]cred{}}
+	s.Faults = fault.New(o.Faults)
 	m := http.NewServeMux()
-	m.HandleFunc("POST /v1/oauth/access_token", s.accessToken)
+	m.HandleFunc("/v1/oauth/access_token", s.accessToken)
 	m.HandleFunc("POST /restmachine/cloudapi/users/authenticate", s.authenticate)
 	m.HandleFunc("POST /restmachine/cloudapi/{actor}/{method}", s.cloudapi)
 	m.HandleFunc("POST /restmachine/system/task/get", s.taskGet)
@@ -101,13 +220,38 @@ func New(o Options) *Server {
 	return s
 }
 
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// ServeHTTP implements http.Handler (with faults).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
 
-// SetCredentials sets the accepted credentials (the sandbox passes the plan's).
-func (s *Server) SetCredentials(clientID, clientSecret, user, password string) {
+// AddApp accepts an ItsYou.online client id and secret.
+func (s *Server) AddApp(clientID, secret string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.opts.ClientID, s.opts.ClientSecret, s.opts.Username, s.opts.Password = clientID, clientSecret, user, password
+	s.opts.Apps[clientID] = secret
+}
+
+// AddUser accepts a session login.
+func (s *Server) AddUser(username, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Users[username] = password
+}
+
+// RevokeCredentials forgets every issued JWT and session key (as after a server-side
+// revocation): the next call with one gets 401 or 419.
+func (s *Server) RevokeCredentials() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.jwts = map[string]cred{}
+	s.sessions = map[string]cred{}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -125,25 +269,40 @@ func random(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// params reads parameters from a JSON body, a form body or the query.
+func newGUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// params reads parameters from the query, then a JSON or form body (body wins).
 func params(r *http.Request) (map[string]any, error) {
 	out := map[string]any{}
 	for k, v := range r.URL.Query() {
-		out[k] = v[0]
+		if k != "authkey" {
+			out[k] = v[0]
+		}
 	}
 	ct := r.Header.Get("Content-Type")
+	body := http.MaxBytesReader(nil, r.Body, 1<<20)
 	switch {
 	case strings.HasPrefix(ct, "application/json"):
 		var m map[string]any
-		if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20)).Decode(&m); err != nil {
-			return nil, err
+		dec := json.NewDecoder(body)
+		dec.UseNumber()
+		if err := dec.Decode(&m); err != nil {
+			return nil, errors.New("request body is not a JSON object")
 		}
 		for k, v := range m {
 			out[k] = v
 		}
 	case strings.HasPrefix(ct, "application/x-www-form-urlencoded"):
+		r.Body = body
 		if err := r.ParseForm(); err != nil {
-			return nil, err
+			return nil, errors.New("request body is not a form")
 		}
 		for k, v := range r.PostForm {
 			out[k] = v[0]
@@ -152,84 +311,55 @@ func params(r *http.Request) (map[string]any, error) {
 	return out, nil
 }
 
-func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		fail(w, 400, "bad form")
-		return
-	}
-	f := r.Form
-	s.mu.Lock()
-	ok := f.Get("grant_type") == "client_credentials" && f.Get("client_id") == s.opts.ClientID && f.Get("client_secret") == s.opts.ClientSecret && s.opts.ClientID != ""
-	s.mu.Unlock()
-	if !ok {
-		w.WriteHeader(401)
-		_, _ = w.Write([]byte("invalid client credentials"))
-		return
-	}
-	exp := time.Now().Add(s.opts.TokenLifetime)
-	payload, _ := json.Marshal(map[string]any{"azp": f.Get("client_id"), "exp": exp.Unix(), "iss": "itsyouonline"})
-	jwt := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES384","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + random(16)
-	s.mu.Lock()
-	s.jwts[jwt] = exp
-	s.counters.Tokens++
-	s.mu.Unlock()
-	if strings.Contains(r.Header.Get("Accept"), "application/json") && s.counters.Tokens%2 == 0 {
-		writeJSON(w, 200, map[string]string{"access_token": jwt})
-		return
-	}
-	w.Header().Set("Content-Type", "application/jwt")
-	_, _ = w.Write([]byte(jwt))
-}
-
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
-	p, err := params(r)
-	if err != nil {
-		fail(w, 400, "bad parameters")
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p["username"] != s.opts.Username || p["password"] != s.opts.Password || s.opts.Username == "" {
-		fail(w, 401, "Unauthorized")
-		return
-	}
-	key := random(16)
-	s.keys[key] = time.Now().Add(s.opts.TokenLifetime)
-	s.counters.Sessions++
-	writeJSON(w, 200, key)
-}
-
-// authorized checks a bearer JWT or an authkey; it answers 401 or 419 itself.
-func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	if h := r.Header.Get("Authorization"); h != "" {
-		jwt := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(h, "bearer "), "Bearer "))
-		if exp, ok := s.jwts[jwt]; ok && now.Before(exp) {
-			return true
-		}
-		fail(w, 401, "Unauthorized: invalid or expired JWT")
-		return false
-	}
-	if k := r.URL.Query().Get("authkey"); k != "" {
-		if exp, ok := s.keys[k]; ok && now.Before(exp) {
-			return true
-		}
-		fail(w, 419, "key not valid or expired")
-		return false
-	}
-	fail(w, 401, "Unauthorized")
-	return false
-}
-
-func num(v any) (int, bool) {
-	switch t := v.(type) {
-	case float64:
-		return int(t), true
+func str(p map[string]any, k string) string {
+	switch v := p[k].(type) {
 	case string:
-		n, err := strconv.Atoi(t)
-		return n, err == nil
+		return v
+	case json.Number:
+		return v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return ""
+}
+
+// num reads an integer parameter (JSON number or numeric string).
+func num(p map[string]any, k string) (int, bool) {
+	var f float64
+	switch v := p[k].(type) {
+	case json.Number:
+		x, err := v.Float64()
+		if err != nil {
+			return 0, false
+		}
+		f = x
+	case float64:
+		f = v
+	case string:
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return 0, false
+		}
+		f = x
+	default:
+		return 0, false
+	}
+	if f != math.Trunc(f) || math.Abs(f) > 1e12 {
+		return 0, false
+	}
+	return int(f), true
+}
+
+func float(p map[string]any, k string) (float64, bool) {
+	switch v := p[k].(type) {
+	case json.Number:
+		x, err := v.Float64()
+		return x, err == nil
+	case float64:
+		return v, true
+	case string:
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		return x, err == nil
 	}
 	return 0, false
 }
@@ -239,197 +369,502 @@ func truthy(v any) bool {
 	case bool:
 		return t
 	case string:
-		return strings.EqualFold(t, "true")
+		return strings.EqualFold(t, "true") || t == "1"
+	case json.Number:
+		return t.String() == "1"
 	}
 	return false
 }
 
+func present(p map[string]any, k string) bool {
+	v, ok := p[k]
+	return ok && v != nil && v != ""
+}
+
+func missing(k string) (int, any) {
+	return http.StatusBadRequest, fmt.Sprintf("Param with name:%s is missing.", k)
+}
+
+// accessToken is the ItsYou.online-like token endpoint.
+func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	f := r.Form // query and form body
+	if f.Get("grant_type") != "client_credentials" {
+		http.Error(w, "unsupported grant_type", http.StatusBadRequest)
+		return
+	}
+	id, secret := f.Get("client_id"), f.Get("client_secret")
+	s.mu.Lock()
+	want, ok := s.opts.Apps[id]
+	lifetime := s.opts.TokenLifetime
+	asJSON := s.opts.TokenAsJSON
+	s.mu.Unlock()
+	if !ok || id == "" || secret != want {
+		http.Error(w, "invalid client_id or client_secret", http.StatusUnauthorized)
+		return
+	}
+	if v, err := strconv.Atoi(f.Get("validity")); err == nil && v > 0 && time.Duration(v)*time.Second < lifetime {
+		lifetime = time.Duration(v) * time.Second
+	}
+	exp := s.opts.Now().Add(lifetime)
+	claims, _ := json.Marshal(map[string]any{"azp": id, "username": id, "iss": "itsyouonline", "scope": []string{"user:memberof:" + id}, "exp": int64(math.Ceil(float64(exp.UnixNano()) / 1e9))})
+	jwt := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES384","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims) + "." + base64.RawURLEncoding.EncodeToString([]byte(random(48)))
+	s.mu.Lock()
+	s.jwts[jwt] = cred{user: id, exp: exp}
+	s.counters.Tokens++
+	s.mu.Unlock()
+	if asJSON || r.Header.Get("Accept") == "application/json" {
+		writeJSON(w, http.StatusOK, map[string]any{"access_token": jwt, "token_type": "bearer", "expires_in": int(lifetime.Seconds())})
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwt")
+	_, _ = w.Write([]byte(jwt))
+}
+
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
+	p, err := params(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	for _, k := range []string{"username", "password"} {
+		if !present(p, k) {
+			st, msg := missing(k)
+			writeJSON(w, st, msg)
+			return
+		}
+	}
+	user, pw := str(p, "username"), str(p, "password")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if want, ok := s.opts.Users[user]; !ok || pw != want {
+		fail(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	key := random(16)
+	s.sessions[key] = cred{user: user, exp: s.opts.Now().Add(s.opts.TokenLifetime)}
+	s.counters.Sessions++
+	writeJSON(w, http.StatusOK, key)
+}
+
+// caller checks a bearer JWT or an authkey and returns the user; it answers 401 or
+// 419 itself when they are not valid.
+func (s *Server) caller(w http.ResponseWriter, r *http.Request) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Now()
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, jwt, _ := strings.Cut(strings.TrimSpace(h), " ")
+		if c, ok := s.jwts[strings.TrimSpace(jwt)]; ok && strings.EqualFold(scheme, "bearer") && now.Before(c.exp) {
+			return c.user, true
+		}
+		fail(w, http.StatusUnauthorized, "JWT is invalid or expired")
+		return "", false
+	}
+	if k := r.URL.Query().Get("authkey"); k != "" {
+		if c, ok := s.sessions[k]; ok && now.Before(c.exp) {
+			return c.user, true
+		}
+		fail(w, 419, "key not valid or expired")
+		return "", false
+	}
+	fail(w, http.StatusUnauthorized, "Unauthorized")
+	return "", false
+}
+
+var methods = map[string]bool{"cloudspaces/create": true, "cloudspaces/list": true, "cloudspaces/get": true, "cloudspaces/update": true, "cloudspaces/delete": true, "accounts/list": true}
+
 func (s *Server) cloudapi(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
+	user, ok := s.caller(w, r)
+	if !ok {
 		return
 	}
 	p, err := params(r)
 	if err != nil {
-		fail(w, 400, "bad parameters")
+		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	call := r.PathValue("actor") + "/" + r.PathValue("method")
-	var status int
-	var result any
-	switch call {
-	case "cloudspaces/create":
-		status, result = s.create(p)
-	case "cloudspaces/list":
-		status, result = s.list(p)
-	case "cloudspaces/get":
-		status, result = s.get(p)
-	case "cloudspaces/delete":
-		status, result = s.delete(p)
-	case "accounts/list":
-		status, result = 200, s.accounts()
-	default:
-		fail(w, 404, "no such method "+call)
+	if !methods[call] {
+		fail(w, http.StatusNotFound, "Could not find method "+call)
 		return
 	}
-	if truthy(p["_async"]) {
-		guid := fmt.Sprintf("%s-%s-%s", random(4), random(2), random(6))
-		s.mu.Lock()
-		s.tasks[guid] = &task{done: time.Now().Add(s.opts.AsyncDelay), ok: status == 200, result: result, expire: time.Now().Add(s.opts.AsyncDelay + 600*time.Second)}
-		s.counters.AsyncTasks++
-		s.mu.Unlock()
-		writeJSON(w, 200, guid)
+	async := truthy(p["_async"])
+	delete(p, "_async")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Now()
+	s.advance(now)
+	if async {
+		t := &task{guid: newGUID(), call: call, params: p, user: user, due: now.Add(s.opts.AsyncDelay)}
+		s.tasks[t.guid] = t
+		s.queue = append(s.queue, t)
+		s.counters.AsyncCalls++
+		writeJSON(w, http.StatusOK, t.guid)
 		return
 	}
+	status, result := s.dispatch(call, p, user, now)
 	writeJSON(w, status, result)
 }
 
-func (s *Server) create(p map[string]any) (int, any) {
-	for _, k := range []string{"accountId", "location", "name", "access"} {
-		if _, ok := p[k]; !ok {
-			return 400, fmt.Sprintf("Param with name:%s is missing.", k)
+// advance runs the tasks that are due, deploys spaces and forgets expired results.
+// Callers hold s.mu.
+func (s *Server) advance(now time.Time) {
+	for len(s.queue) > 0 && !s.queue[0].due.After(now) {
+		t := s.queue[0]
+		s.queue = s.queue[1:]
+		status, result := s.dispatch(t.call, t.params, t.user, t.due)
+		t.ran, t.ok, t.result = true, status == http.StatusOK, result
+		t.expire = t.due.Add(s.opts.ResultTTL)
+	}
+	for _, sp := range s.spaces {
+		if sp.Status == "VIRTUAL" && !now.Before(sp.Created.Add(s.opts.DeployDelay)) {
+			sp.Status = "DEPLOYED"
 		}
 	}
-	acc, ok := num(p["accountId"])
+	for g, t := range s.tasks {
+		if t.ran && now.After(t.expire) {
+			delete(s.tasks, g)
+		}
+	}
+}
+
+// dispatch runs one call; callers hold s.mu.
+func (s *Server) dispatch(call string, p map[string]any, user string, now time.Time) (int, any) {
+	switch call {
+	case "cloudspaces/create":
+		return s.create(p, user, now)
+	case "cloudspaces/list":
+		return s.list(p)
+	case "cloudspaces/get":
+		sp, st, msg := s.space(p)
+		if sp == nil {
+			return st, msg
+		}
+		return http.StatusOK, s.spaceJSON(sp, true)
+	case "cloudspaces/update":
+		return s.update(p)
+	case "cloudspaces/delete":
+		sp, st, msg := s.space(p)
+		if sp == nil {
+			return st, msg
+		}
+		if sp.Status != "DESTROYED" {
+			sp.Status = "DESTROYED"
+			s.counters.Deletes++
+		}
+		return http.StatusOK, true
+	case "accounts/list":
+		ids := make([]int, 0, len(s.opts.Accounts))
+		for id := range s.opts.Accounts {
+			ids = append(ids, id)
+		}
+		sort.Ints(ids)
+		out := []map[string]any{}
+		for _, id := range ids {
+			out = append(out, map[string]any{"id": id, "name": s.opts.Accounts[id], "status": "CONFIRMED"})
+		}
+		return http.StatusOK, out
+	}
+	return http.StatusNotFound, "Could not find method " + call
+}
+
+func contains(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// privateCIDR checks an IPv4 private network of /8 to /30 with no host bits set.
+func privateCIDR(v string) bool {
+	ip, n, err := net.ParseCIDR(v)
+	if err != nil || ip.To4() == nil || !ip.Equal(n.IP) || !ip.IsPrivate() {
+		return false
+	}
+	ones, _ := n.Mask.Size()
+	return ones >= 8 && ones <= 30
+}
+
+func (s *Server) create(p map[string]any, user string, now time.Time) (int, any) {
+	for _, k := range []string{"accountId", "location", "name"} {
+		if !present(p, k) {
+			return missing(k)
+		}
+	}
+	acc, ok := num(p, "accountId")
 	if !ok {
-		return 400, "Param accountId must be an integer."
+		return http.StatusBadRequest, "Param accountId must be an integer."
 	}
-	name, _ := p["name"].(string)
-	loc, _ := p["location"].(string)
-	cidr := "192.168.103.0/24"
-	if v, ok := p["privatenetwork"].(string); ok && v != "" {
-		cidr = v
-	}
-	typ := "routeros"
-	if v, ok := p["type"].(string); ok && v != "" {
-		typ = v
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	name, loc := str(p, "name"), str(p, "location")
 	if _, ok := s.opts.Accounts[acc]; !ok {
-		return 404, fmt.Sprintf("Account with id %d does not exist", acc)
+		return http.StatusNotFound, "Account does not exist"
 	}
-	okLoc := false
+	if contains(s.opts.ReadOnlyAccounts, acc) {
+		return http.StatusForbidden, fmt.Sprintf("User %s has no create rights on account %d", user, acc)
+	}
+	locOK := false
 	for _, l := range s.opts.Locations {
-		okLoc = okLoc || l == loc
+		locOK = locOK || l == loc
 	}
-	if !okLoc {
-		return 400, fmt.Sprintf("Location %s does not exist", loc)
+	if !locOK {
+		return http.StatusBadRequest, fmt.Sprintf("Location %s does not exists", loc)
 	}
-	if _, _, err := net.ParseCIDR(cidr); err != nil {
-		return 400, "privatenetwork is not a valid CIDR"
-	}
-	if typ != "routeros" && typ != "vgw" {
-		return 400, "type must be routeros or vgw"
+	ext := 0
+	if present(p, "externalnetworkId") {
+		if ext, ok = num(p, "externalnetworkId"); !ok || !contains(s.opts.ExternalNetworks, ext) {
+			return http.StatusBadRequest, fmt.Sprintf("Could not find externalnetwork with id %s", str(p, "externalnetworkId"))
+		}
 	}
 	for _, sp := range s.spaces {
 		if sp.AccountID == acc && sp.Name == name && sp.Status != "DESTROYED" {
 			s.counters.Conflicts++
-			return 409, fmt.Sprintf("Cloud Space with name %s already exists.", name)
+			return http.StatusConflict, fmt.Sprintf("Cloud Space with name %s already exists.", name)
 		}
 	}
-	sp := &Space{ID: s.nextID, Name: name, AccountID: acc, Location: loc, Status: "VIRTUAL", PrivateNetwork: cidr, Type: typ, created: time.Now()}
+	lim := Limits{Memory: -1, VDisk: -1, CPU: -1, NetworkPeer: -1, PublicIPs: -1}
+	if present(p, "maxMemoryCapacity") {
+		if lim.Memory, ok = float(p, "maxMemoryCapacity"); !ok {
+			return http.StatusBadRequest, "Param maxMemoryCapacity must be a number."
+		}
+	}
+	for k, dst := range map[string]*int{"maxVDiskCapacity": &lim.VDisk, "maxCPUCapacity": &lim.CPU, "maxNetworkPeerTransfer": &lim.NetworkPeer, "maxNumPublicIP": &lim.PublicIPs} {
+		if present(p, k) {
+			if *dst, ok = num(p, k); !ok {
+				return http.StatusBadRequest, fmt.Sprintf("Param %s must be an integer.", k)
+			}
+		}
+	}
+	if lim.PublicIPs != -1 && lim.PublicIPs < 1 {
+		return http.StatusBadRequest, "Cloudspace must have reserve at least 1 Public IP address for its VFW"
+	}
+	cidr := "192.168.103.0/24"
+	if present(p, "privatenetwork") {
+		cidr = str(p, "privatenetwork")
+	}
+	if !privateCIDR(cidr) {
+		return http.StatusBadRequest, fmt.Sprintf("privatenetwork %s is not a private IPv4 network between /8 and /30", cidr)
+	}
+	typ := "routeros"
+	if present(p, "type") {
+		typ = str(p, "type")
+	}
+	if typ != "routeros" && typ != "vgw" {
+		return http.StatusBadRequest, fmt.Sprintf("type %s is not supported, use routeros or vgw", typ)
+	}
+	access := user
+	if present(p, "access") {
+		access = str(p, "access")
+		_, isUser := s.opts.Users[access]
+		_, isApp := s.opts.Apps[access]
+		if !isUser && !isApp {
+			return http.StatusNotFound, fmt.Sprintf("Username \"%s\" not found", access)
+		}
+	}
+	sizes, ok := intList(p["allowedVMSizes"])
+	if !ok {
+		return http.StatusBadRequest, "Param allowedVMSizes must be a list of integers."
+	}
+	if s.opts.NoExternalIPs {
+		return http.StatusServiceUnavailable, "No available external IP Addresses"
+	}
+	if ext == 0 {
+		ext = s.opts.ExternalNetworks[0]
+	}
+	sp := &Space{ID: s.nextID, Name: name, AccountID: acc, Location: loc, Status: "VIRTUAL", Access: access, PrivateNetwork: cidr, Type: typ,
+		ExternalNetworkID: ext, AllowedVMSizes: sizes, Limits: lim, Created: now}
 	s.nextID++
-	s.spaces = append(s.spaces, sp)
+	s.spaces[sp.ID] = sp
 	s.counters.Creates++
-	return 200, sp.ID
+	return http.StatusOK, sp.ID
 }
 
-func (s *Server) refresh() {
-	for _, sp := range s.spaces {
-		if sp.Status == "VIRTUAL" && time.Since(sp.created) > s.opts.DeployDelay {
-			sp.Status = "DEPLOYED"
+func intList(v any) ([]int, bool) {
+	switch t := v.(type) {
+	case nil:
+		return nil, true
+	case string:
+		if strings.TrimSpace(t) == "" || t == "[]" {
+			return nil, true
 		}
+		var out []int
+		for _, f := range strings.Split(strings.Trim(t, "[]"), ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return nil, false
+			}
+			out = append(out, n)
+		}
+		return out, true
+	case []any:
+		out := make([]int, 0, len(t))
+		for _, e := range t {
+			n, ok := num(map[string]any{"v": e}, "v")
+			if !ok {
+				return nil, false
+			}
+			out = append(out, n)
+		}
+		return out, true
 	}
+	return nil, false
+}
+
+// space finds the space of a cloudspaceId parameter.
+func (s *Server) space(p map[string]any) (*Space, int, any) {
+	if !present(p, "cloudspaceId") {
+		st, msg := missing("cloudspaceId")
+		return nil, st, msg
+	}
+	id, ok := num(p, "cloudspaceId")
+	if !ok {
+		return nil, http.StatusBadRequest, "Param cloudspaceId must be an integer."
+	}
+	sp, ok := s.spaces[id]
+	if !ok {
+		return nil, http.StatusNotFound, fmt.Sprintf("Cloud space with id %d does not exists", id)
+	}
+	return sp, 0, nil
+}
+
+func (s *Server) spaceJSON(sp *Space, full bool) map[string]any {
+	m := map[string]any{
+		"id": sp.ID, "name": sp.Name, "accountId": sp.AccountID, "accountName": s.opts.Accounts[sp.AccountID],
+		"location": sp.Location, "status": sp.Status, "description": "",
+		"acl":               []map[string]any{{"userGroupId": sp.Access, "type": "U", "right": "ACDRUX", "status": "CONFIRMED", "canBeDeleted": false}},
+		"externalnetworkip": fmt.Sprintf("185.15.201.%d", sp.ID%250+1), "creationTime": sp.Created.Unix(), "updateTime": sp.Created.Unix(),
+	}
+	if full {
+		m["resourceLimits"] = sp.Limits
+		m["gid"] = 1
+		m["publicipaddress"] = m["externalnetworkip"]
+		m["privatenetwork"] = sp.PrivateNetwork
+		m["type"] = sp.Type
+	}
+	return m
 }
 
 func (s *Server) list(p map[string]any) (int, any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refresh()
-	out := []Space{}
-	for _, sp := range s.spaces {
-		if sp.Status != "DESTROYED" || truthy(p["includedeleted"]) {
-			out = append(out, *sp)
+	ids := make([]int, 0, len(s.spaces))
+	for id := range s.spaces {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	out := []map[string]any{}
+	all := truthy(p["includedeleted"])
+	for _, id := range ids {
+		if sp := s.spaces[id]; sp.Status != "DESTROYED" || all {
+			out = append(out, s.spaceJSON(sp, false))
 		}
 	}
-	return 200, out
+	return http.StatusOK, out
 }
 
-func (s *Server) get(p map[string]any) (int, any) {
-	id, _ := num(p["cloudspaceId"])
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refresh()
-	for _, sp := range s.spaces {
-		if sp.ID == id {
-			return 200, *sp
+func (s *Server) update(p map[string]any) (int, any) {
+	sp, st, msg := s.space(p)
+	if sp == nil {
+		return st, msg
+	}
+	if sp.Status == "DESTROYED" {
+		return http.StatusBadRequest, "Cloud space is destroyed"
+	}
+	lim := sp.Limits
+	var ok bool
+	if present(p, "maxMemoryCapacity") {
+		if lim.Memory, ok = float(p, "maxMemoryCapacity"); !ok {
+			return http.StatusBadRequest, "Param maxMemoryCapacity must be a number."
 		}
 	}
-	return 404, "Cloud space not found"
-}
-
-func (s *Server) delete(p map[string]any) (int, any) {
-	id, _ := num(p["cloudspaceId"])
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sp := range s.spaces {
-		if sp.ID == id {
-			sp.Status = "DESTROYED"
+	for k, dst := range map[string]*int{"maxVDiskCapacity": &lim.VDisk, "maxCPUCapacity": &lim.CPU, "maxNetworkPeerTransfer": &lim.NetworkPeer, "maxNumPublicIP": &lim.PublicIPs} {
+		if present(p, k) {
+			if *dst, ok = num(p, k); !ok {
+				return http.StatusBadRequest, fmt.Sprintf("Param %s must be an integer.", k)
+			}
 		}
 	}
-	return 200, true
-}
-
-func (s *Server) accounts() any {
-	var out []map[string]any
-	for id, name := range s.opts.Accounts {
-		out = append(out, map[string]any{"id": id, "name": name})
+	if lim.PublicIPs != -1 && lim.PublicIPs < 1 {
+		return http.StatusBadRequest, "Cloudspace must have reserve at least 1 Public IP address for its VFW"
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i]["id"].(int) < out[j]["id"].(int) })
-	return out
+	name := sp.Name
+	if present(p, "name") && str(p, "name") != sp.Name {
+		name = str(p, "name")
+		for _, o := range s.spaces {
+			if o.ID != sp.ID && o.AccountID == sp.AccountID && o.Name == name && o.Status != "DESTROYED" {
+				return http.StatusConflict, fmt.Sprintf("Cloud Space with name %s already exists.", name)
+			}
+		}
+	}
+	if v, has := p["allowedVMSizes"]; has {
+		sizes, ok := intList(v)
+		if !ok {
+			return http.StatusBadRequest, "Param allowedVMSizes must be a list of integers."
+		}
+		sp.AllowedVMSizes = sizes
+	}
+	sp.Name, sp.Limits = name, lim
+	s.counters.Updates++
+	return http.StatusOK, true
 }
 
 func (s *Server) taskGet(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
+	if _, ok := s.caller(w, r); !ok {
 		return
 	}
 	p, err := params(r)
 	if err != nil {
-		fail(w, 400, "bad parameters")
+		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	guid, _ := p["taskguid"].(string)
-	s.mu.Lock()
-	t, ok := s.tasks[guid]
-	s.mu.Unlock()
-	now := time.Now()
-	switch {
-	case !ok || now.After(t.expire):
-		fail(w, 404, "task not found")
-	case now.Before(t.done):
-		w.WriteHeader(http.StatusAccepted)
-	default:
-		writeJSON(w, 200, []any{t.ok, t.result})
+	if !present(p, "taskguid") {
+		st, msg := missing("taskguid")
+		writeJSON(w, st, msg)
+		return
 	}
-}
-
-// Snapshot returns the cloud spaces and counters.
-func (s *Server) Snapshot() ([]Space, Counters) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.refresh()
-	out := make([]Space, len(s.spaces))
-	for i, sp := range s.spaces {
-		out[i] = *sp
+	s.advance(s.opts.Now())
+	t, ok := s.tasks[str(p, "taskguid")]
+	switch {
+	case !ok:
+		fail(w, http.StatusNotFound, "Task not found or its result expired")
+	case !t.ran:
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		writeJSON(w, http.StatusOK, []any{t.ok, t.result})
 	}
-	return out, s.counters
 }
 
-// Duplicates lists live cloud spaces sharing an account and a name.
+// Snapshot returns a deep copy of the spaces and the counters.
+func (s *Server) Snapshot() Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance(s.opts.Now())
+	out := Snapshot{Counters: s.counters, RunningTasks: len(s.queue)}
+	for _, sp := range s.spaces {
+		c := *sp
+		c.AllowedVMSizes = append([]int(nil), sp.AllowedVMSizes...)
+		out.Spaces = append(out.Spaces, c)
+	}
+	sort.Slice(out.Spaces, func(i, j int) bool { return out.Spaces[i].ID < out.Spaces[j].ID })
+	return out
+}
+
+// Duplicates lists live (not DESTROYED) spaces sharing an account and a name, as
+// "account/name (count)".
 func (s *Server) Duplicates() []string {
-	spaces, _ := s.Snapshot()
 	n := map[string]int{}
-	for _, sp := range spaces {
+	for _, sp := range s.Snapshot().Spaces {
 		if sp.Status != "DESTROYED" {
 			n[fmt.Sprintf("%d/%s", sp.AccountID, sp.Name)]++
 		}
@@ -444,10 +879,25 @@ func (s *Server) Duplicates() []string {
 	return out
 }
 
-// Report summarises the fake for the sandbox.
-func (s *Server) Report() any {
-	spaces, c := s.Snapshot()
-	return map[string]any{"cloud_spaces": len(spaces), "duplicates": s.Duplicates(), "counters": c}
+// Check reports duplicates (by account and name among spaces that are not
+// DESTROYED); nil means none.
+func (s *Server) Check() error {
+	if d := s.Duplicates(); len(d) > 0 {
+		return fmt.Errorf("duplicate cloud spaces: %s", strings.Join(d, ", "))
+	}
+	return nil
 }
 
-var _ = url.Values{}
+// Report summarises the fake for the sandbox report.
+func (s *Server) Report() any {
+	snap := s.Snapshot()
+	by := map[string]int{}
+	for _, sp := range snap.Spaces {
+		by[sp.Status]++
+	}
+	dups := s.Duplicates()
+	if dups == nil {
+		dups = []string{}
+	}
+	return map[string]any{"cloud_spaces": len(snap.Spaces), "by_status": by, "duplicates": dups, "running_tasks": snap.RunningTasks, "counters": snap.Counters}
+}

@@ -1,0 +1,354 @@
+package cloudneeti
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"provision/plan"
+	"provision/providers"
+	"provision/state"
+)
+
+// Section and endpoint kind of this package.
+const (
+	Section      = "cloudneeti_accounts"
+	EndpointKind = "cloudneeti"
+)
+
+// Kinds returns the kinds of this package.
+func Kinds() []providers.Kind { return []providers.Kind{AccountKind{}} }
+
+// AccountKind builds cloudneeti_accounts tasks.
+type AccountKind struct{}
+
+var _ providers.Kind = AccountKind{}
+
+// Section implements providers.Kind.
+func (AccountKind) Section() string { return Section }
+
+// Doc implements providers.Kind.
+func (AccountKind) Doc() string { return accountsDoc }
+
+// AWS onboarding fields.
+type AWS struct {
+	AccountID string `yaml:"account_id" json:"account_id"`
+	RoleName  string `yaml:"role_name" json:"role_name"`
+}
+
+// Azure onboarding fields.
+type Azure struct {
+	DomainName              string      `yaml:"domain_name" json:"domain_name"`
+	TenantID                string      `yaml:"tenant_id" json:"tenant_id"`
+	ApplicationClientID     string      `yaml:"application_client_id" json:"application_client_id"`
+	ApplicationClientSecret plan.Secret `yaml:"application_client_secret" json:"application_client_secret"`
+	SubscriptionID          string      `yaml:"subscription_id" json:"subscription_id"`
+}
+
+// Spec is one cloudneeti_accounts item; Build fills the defaults. Its JSON form is the
+// task hash (the Azure secret marshals as "***": changing it does not re-run a task).
+type Spec struct {
+	Endpoint    string `yaml:"endpoint" json:"endpoint"`
+	AccountName string `yaml:"account_name" json:"account_name"`
+	Cloud       string `yaml:"cloud" json:"cloud"`
+	AWS         *AWS   `yaml:"aws" json:"aws,omitempty"`
+	Azure       *Azure `yaml:"azure" json:"azure,omitempty"`
+	APIScope    *bool  `yaml:"api_scope" json:"api_scope"`
+	Rescan      bool   `yaml:"rescan" json:"rescan"`
+}
+
+var (
+	awsIDRE   = regexp.MustCompile(`^\d{12}$`)
+	roleRE    = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	uuidRE    = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	domainRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$`)
+	accNameRE = regexp.MustCompile(`^[^<>%&\\]{1,100}$`)
+)
+
+func hasRef(s string) bool { return strings.Contains(s, "${outputs.") }
+
+// fieldPos returns the position of a (nested) field's value in the item, or the
+// item's position.
+func fieldPos(item *plan.Item, path ...string) plan.Pos {
+	n := item.Fields
+	for _, k := range path {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return item.Pos
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return item.Pos
+		}
+		n = next
+	}
+	if n == nil || n.Line == 0 {
+		return item.Pos
+	}
+	return plan.NodePos(item.Pos.File, n)
+}
+
+// Build implements providers.Kind.
+func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error) {
+	s := &Spec{}
+	if err := providers.Decode(item, s); err != nil {
+		return nil, err
+	}
+	var errs []error
+	bad := func(err error, path ...string) {
+		errs = append(errs, plan.Where(fieldPos(item, path...), fmt.Errorf("%s: %s: %w", item.Name, strings.Join(path, "."), err)))
+	}
+	if s.AccountName == "" {
+		s.AccountName = item.Name
+	}
+	if !hasRef(s.AccountName) && (!accNameRE.MatchString(s.AccountName) || strings.TrimSpace(s.AccountName) != s.AccountName) {
+		bad(fmt.Errorf("%q must be 1-100 characters without <, >, %%, &, \\ or surrounding spaces", s.AccountName), "account_name")
+	}
+	switch s.Cloud {
+	case "aws":
+		if s.AWS == nil {
+			bad(errors.New("required with cloud: aws ({account_id, role_name})"), "aws")
+		} else {
+			if !hasRef(s.AWS.AccountID) && !awsIDRE.MatchString(s.AWS.AccountID) {
+				bad(fmt.Errorf("%q is not a 12-digit AWS account id (quote it in YAML to keep leading zeros)", s.AWS.AccountID), "aws", "account_id")
+			}
+			if !hasRef(s.AWS.RoleName) && !roleRE.MatchString(s.AWS.RoleName) {
+				bad(fmt.Errorf("%q is not an IAM role name (1-64 letters, digits and +=,.@_-)", s.AWS.RoleName), "aws", "role_name")
+			}
+		}
+		if s.Azure != nil {
+			bad(errors.New("not allowed with cloud: aws"), "azure")
+		}
+	case "azure":
+		if s.Azure == nil {
+			bad(errors.New("required with cloud: azure ({domain_name, tenant_id, application_client_id, application_client_secret, subscription_id})"), "azure")
+		} else {
+			z := s.Azure
+			if !hasRef(z.DomainName) && !domainRE.MatchString(z.DomainName) {
+				bad(fmt.Errorf("%q is not a domain name like contoso.onmicrosoft.com", z.DomainName), "azure", "domain_name")
+			}
+			for _, f := range []struct{ name, v string }{{"tenant_id", z.TenantID}, {"application_client_id", z.ApplicationClientID}, {"subscription_id", z.SubscriptionID}} {
+				if !hasRef(f.v) && !uuidRE.MatchString(f.v) {
+					bad(fmt.Errorf("%q is not a UUID like 0f0e0d0c-0b0a-4909-8807-060504030201", f.v), "azure", f.name)
+				}
+			}
+			if z.ApplicationClientSecret.IsZero() {
+				bad(errors.New("required (a secret: use ${env.NAME} or ${file.PATH})"), "azure", "application_client_secret")
+			}
+		}
+		if s.AWS != nil {
+			bad(errors.New("not allowed with cloud: azure"), "aws")
+		}
+	case "":
+		bad(errors.New("required: aws or azure"), "cloud")
+	default:
+		bad(fmt.Errorf("%q must be aws or azure", s.Cloud), "cloud")
+	}
+	if s.APIScope == nil {
+		t := true
+		s.APIScope = &t
+	}
+	ep, err := b.Endpoint(fieldPos(item, "endpoint"), s.Endpoint, EndpointKind)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	var client *Client
+	if ep != nil {
+		if err := checkAuth(ep.Auth); err != nil {
+			errs = append(errs, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err)))
+		} else {
+			c, err := b.Clients.Get("cloudneeti:"+ep.Name, func() (any, error) { return NewClient(ep, b.Plan.Redactor) })
+			if err != nil {
+				errs = append(errs, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err)))
+			} else {
+				client = c.(*Client)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	deps := append([]string(nil), item.DependsOn...)
+	for _, r := range item.Refs {
+		deps = append(deps, r.Item)
+	}
+	return []*providers.Task{{
+		ID: item.Name, Kind: Section, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: s, Endpoint: ep.Name,
+		Hash:   providers.SpecHash(Section, item.Name, s),
+		Action: &account{s: s, c: client},
+	}}, nil
+}
+
+// Outputs of an account task.
+const (
+	OutAccountID    = "account_id"
+	OutJobID        = "job_id"
+	OutRescanJobID  = "rescan_job_id"
+	OutRescanStatus = "rescan_status"
+)
+
+// account is the action of one item.
+type account struct {
+	s *Spec
+	c *Client
+}
+
+var _ providers.Action = (*account)(nil)
+
+// connector maps the plan's cloud to the API's connectorType.
+func connectorMatches(connector, cloud string) bool {
+	return connector == "" || strings.EqualFold(connector, cloud) || strings.EqualFold(strings.TrimSuffix(connector, "Connector"), cloud)
+}
+
+// find looks the account up by its checkpointed id, else by name. An account of that
+// name onboarded from another cloud is a permanent error (never adopted).
+func (a *account) find(ctx context.Context, x *providers.Exec) (*Account, error) {
+	list, err := a.c.Accounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("look up account %q: %w", a.s.AccountName, err)
+	}
+	var found *Account
+	if id := x.PriorValue(OutAccountID); id != "" {
+		for i := range list {
+			if list[i].ID == id {
+				found = &list[i]
+			}
+		}
+	}
+	for i := range list {
+		if found == nil && list[i].Name == a.s.AccountName {
+			found = &list[i]
+		}
+	}
+	if found == nil {
+		return nil, nil
+	}
+	if !connectorMatches(found.Connector, a.s.Cloud) {
+		return nil, &providers.Error{Op: "adopt account", Message: fmt.Sprintf("account %q (id %s) exists with connector %s, not %s: refusing to adopt it; rename the item (account_name) or fix its cloud",
+			found.Name, found.ID, found.Connector, a.s.Cloud)}
+	}
+	x.Log.Debug().Str("account_id", found.ID).Msg("found existing account")
+	return found, nil
+}
+
+// Probe tells, read-only, whether the object already exists remotely (for a dry
+// run that reads the API).
+func (a *account) Probe(ctx context.Context, x *providers.Exec) (bool, string, error) {
+	acc, err := a.find(ctx, x)
+	if err != nil || acc == nil {
+		return false, "", err
+	}
+	return true, fmt.Sprintf("account id %s, in API scope: %v", acc.ID, acc.InScope), nil
+}
+
+func (a *account) onboardBody() map[string]string {
+	s := a.s
+	if s.Cloud == "aws" {
+		return map[string]string{"AccountName": s.AccountName, "AWSAccountId": s.AWS.AccountID, "AWSRoleName": s.AWS.RoleName}
+	}
+	z := s.Azure
+	return map[string]string{"AccountName": s.AccountName, "DomainName": z.DomainName, "TenantId": z.TenantID, "ADApplicationClientId": z.ApplicationClientID,
+		"ADApplicationClientSecret": z.ApplicationClientSecret.Reveal(), "SubscriptionId": z.SubscriptionID}
+}
+
+// Apply implements providers.Action: look the account up (checkpointed id, then name)
+// and adopt it, else onboard it (checkpointing account_id and job_id at once; a 409
+// adopts the account of that name); then add it to the API application's scope unless
+// it is in it, and rescan (checkpointing the job id, then polling it) when asked.
+func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	s := a.s
+	acc, err := a.find(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if acc != nil && x.PriorValue(OutAccountID) != acc.ID {
+		if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
+			return nil, err
+		}
+		if x.Changed {
+			x.Log.Debug().Str("account_id", acc.ID).Msg("account exists; its onboarding details cannot be changed through the API")
+		}
+	}
+	if acc == nil {
+		r, err := a.c.Onboard(ctx, s.Cloud, s.AccountName, a.onboardBody())
+		switch {
+		case providers.StatusOf(err) == http.StatusConflict:
+			conflict := err
+			found, err := a.find(ctx, x)
+			if err != nil {
+				return nil, err
+			}
+			if found == nil {
+				return nil, fmt.Errorf("%w (no account of this name is listed: is the cloud account onboarded under another name?)", conflict)
+			}
+			acc = found
+			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
+				return nil, err
+			}
+			x.Log.Debug().Str("account_id", acc.ID).Msg("onboarding says the account exists: adopted")
+		case err != nil:
+			return nil, err
+		default:
+			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(r.AccountID), OutJobID: state.Plain(r.JobID)}); err != nil {
+				return nil, err
+			}
+			x.Log.Debug().Str("account_id", r.AccountID).Str("job_id", r.JobID).Msg("account onboarded")
+			acc = &Account{ID: r.AccountID, Name: s.AccountName}
+		}
+	}
+	if *s.APIScope && !acc.InScope {
+		if err := a.c.AddToScope(ctx, acc.ID); err != nil {
+			return nil, err
+		}
+		x.Log.Debug().Str("account_id", acc.ID).Msg("account added to the API scope")
+	}
+	out := state.Outputs{
+		OutAccountID:    state.Plain(acc.ID),
+		OutJobID:        state.Plain(x.PriorValue(OutJobID)),
+		OutRescanJobID:  state.Plain(x.PriorValue(OutRescanJobID)),
+		OutRescanStatus: state.Plain(x.PriorValue(OutRescanStatus)),
+	}
+	if !s.Rescan {
+		return out, nil
+	}
+	// A checkpointed rescan job (running, or finished in an earlier attempt) is
+	// polled instead of starting another one.
+	job := x.PriorValue(OutRescanJobID)
+	for attempt := 0; ; attempt++ {
+		if job == "" {
+			if job, err = a.c.Rescan(ctx, acc.ID); err != nil {
+				return nil, err
+			}
+			if err := x.Checkpoint(state.Outputs{OutRescanJobID: state.Plain(job), OutRescanStatus: state.Plain("")}); err != nil {
+				return nil, err
+			}
+			x.Log.Debug().Str("rescan_job_id", job).Msg("rescan started")
+		}
+		st, err := a.c.Wait(ctx, acc.ID, job)
+		switch {
+		case errors.Is(err, ErrJobGone) && attempt == 0:
+			// The checkpointed job is unknown (expired): start a new rescan.
+			job = ""
+			continue
+		case errors.Is(err, ErrJobFailed):
+			// Forget the failed job so that a rerun starts a new rescan.
+			if cerr := x.Checkpoint(state.Outputs{OutRescanJobID: state.Plain(""), OutRescanStatus: state.Plain("")}); cerr != nil {
+				return nil, cerr
+			}
+			return nil, &providers.Error{Op: "rescan account " + acc.ID, Message: fmt.Sprintf("rescan job %s ended %s", job, st), Err: ErrJobFailed}
+		case err != nil:
+			return nil, err
+		}
+		out[OutRescanJobID], out[OutRescanStatus] = state.Plain(job), state.Plain(st)
+		return out, nil
+	}
+}
