@@ -174,9 +174,52 @@ func DecodeStrict(file string, n *yaml.Node, out any) error {
 	var errs []error
 	checkKnown(file, n, rv.Type(), "", &errs)
 	if err := n.Decode(out); err != nil {
-		errs = append(errs, yamlErrors(file, n, err)...)
+		paths := map[int]fieldAt{}
+		fieldLines(n, "", paths)
+		for _, e := range yamlErrors(file, n, err) {
+			var pe *PosError
+			if errors.As(e, &pe) {
+				if f, ok := paths[pe.Pos.Line]; ok && f.path != "" {
+					pos := pe.Pos
+					if pos.Col == 0 {
+						pos.Col = f.col
+					}
+					e = Where(pos, fmt.Errorf("%s: %w", f.path, pe.Err))
+				}
+			}
+			errs = append(errs, e)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// fieldLines maps the line of every value to its field path, so that a yaml type
+// error ("line 12: cannot unmarshal ...") can name the field.
+type fieldAt struct {
+	path string
+	col  int
+}
+
+func fieldLines(n *yaml.Node, path string, out map[int]fieldAt) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := join(path, n.Content[i].Value)
+			v := n.Content[i+1]
+			if _, ok := out[v.Line]; !ok || v.Kind == yaml.ScalarNode {
+				out[v.Line] = fieldAt{p, v.Column}
+			}
+			fieldLines(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if _, ok := out[c.Line]; !ok || c.Kind == yaml.ScalarNode {
+				out[c.Line] = fieldAt{p, c.Column}
+			}
+			fieldLines(c, p, out)
+		}
+	}
 }
 
 // yamlErrors turns yaml.v3 errors ("line 5: cannot unmarshal ...") into PosErrors.

@@ -252,7 +252,7 @@ func TestDecodeStrict(t *testing.T) {
 		{"unknown in list", "users:\n  - email: a\n    rloe: r\n", []string{`f.yaml:3:5: users[0]: unknown field "rloe" (known: email, role)`}},
 		{"unknown in pointer", "admin: {email: a, x: 1}\n", []string{`f.yaml:1:19: admin: unknown field "x"`}},
 		{"unknown in map", "by_name:\n  a: {mail: x}\n", []string{`f.yaml:2:7: by_name.a: unknown field "mail"`}},
-		{"wrong type", "port: eighty\n", []string{"f.yaml:1: got string \"eighty\", want an integer"}},
+		{"wrong type", "port: eighty\n", []string{"f.yaml:1:7: port: got string \"eighty\", want an integer"}},
 		{"two problems", "port: x\nbad: 1\n", []string{"unknown field \"bad\"", "want an integer"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,6 +70,12 @@ type Action interface {
 	Apply(ctx context.Context, x *Exec) (state.Outputs, error)
 }
 
+// Prober is implemented by actions that can tell, read-only, whether their object
+// already exists remotely (`provision plan --probe`).
+type Prober interface {
+	Probe(ctx context.Context, x *Exec) (exists bool, detail string, err error)
+}
+
 // ActionFunc adapts a function to Action.
 type ActionFunc func(ctx context.Context, x *Exec) (state.Outputs, error)
 

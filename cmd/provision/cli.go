@@ -117,6 +117,7 @@ type common struct {
 	sandboxURL string
 	shard      string
 	faults     faultFlags
+	probe      bool
 }
 
 func (c *common) register(fs *flag.FlagSet, withState bool) {

@@ -14,7 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"provision/plan"
 	"provision/providers/httpstep/httpfake"
+	"provision/providers/sandbox"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -289,3 +291,49 @@ milestones:
   items:
     - {name: all, depends_on: ["*-item"]}
 `
+
+// TestCLI_PlanProbe_ReportsWhatExistsRemotely: with --probe, the dry run asks the
+// APIs (read-only) whether each object to create exists already.
+func TestCLI_PlanProbe_ReportsWhatExistsRemotely(t *testing.T) {
+	for k, v := range demoEnv(t) {
+		t.Setenv(k, v)
+	}
+	p := "../../examples/plans/edge.yaml"
+	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{}, sandboxExtensions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: registry().Sections()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Attach(pl); err != nil {
+		t.Fatal(err)
+	}
+	first := filepath.Join(t.TempDir(), "first.db")
+	if code, out, errs := cli(t, "apply", p, "--sandbox-url", sb.URL(), "--state", first, "--only", "retail-admin"); code != ExitOK {
+		t.Fatalf("apply --only: %d\n%s%s", code, out, errs)
+	}
+	// A fresh state (as after losing the file): the probe finds what exists.
+	fresh := filepath.Join(t.TempDir(), "fresh.db")
+	code, out, errs := cli(t, "plan", p, "--sandbox-url", sb.URL(), "--state", fresh, "--probe")
+	if code != ExitOK {
+		t.Fatalf("plan --probe: %d\n%s%s", code, out, errs)
+	}
+	var admin, app string
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(l, " retail-admin "):
+			admin = l
+		case strings.Contains(l, " people-counter "):
+			app = l
+		}
+	}
+	if !strings.Contains(admin, "exists remotely") || !strings.Contains(app, "not found") {
+		t.Fatalf("probe lines:\n%s\n%s\nfull output:\n%s", admin, app, out)
+	}
+	if _, err := os.Stat(fresh); err == nil {
+		t.Error("the dry run created a state file")
+	}
+}

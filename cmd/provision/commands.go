@@ -13,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"provision/plan"
+	"provision/providers"
 	"provision/runner"
 	"provision/state"
 )
@@ -72,8 +75,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var c common
 	var asJSON, summary bool
 	var only string
-	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote call, nothing written to the state.")
+	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote change, nothing written to the state; with\n--probe, read-only calls report which objects already exist remotely.")
 	c.register(fs, true)
+	fs.BoolVar(&c.probe, "probe", false, "ask the APIs (read-only) whether each object to create or retry exists already")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.BoolVar(&summary, "summary", false, "print only the totals (and tasks that are not skipped are still counted)")
 	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
@@ -114,6 +118,9 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 			continue
 		}
 		d := runner.Decide(t.ID, t.Kind, t.Hash, recs[t.ID])
+		if c.probe && (d.Verb == runner.Create || d.Verb == runner.Retry) {
+			d.Reason += probe(ctx, t, recs, red)
+		}
 		d.Reason = red.Redact(d.Reason)
 		out.Totals.Add(d)
 		k := out.ByKind[t.Kind]
@@ -161,6 +168,37 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 	t := out.Totals
 	fmt.Fprintf(w, "total: %d tasks: %d to create, %d to update, %d to retry, %d done (skip)\n", t.Total, t.Create, t.Update, t.Retry, t.Skip)
 	return nil
+}
+
+// probe asks a task's provider, read-only, whether its object exists already.
+func probe(ctx context.Context, t *providers.Task, recs map[string]*state.Record, red *plan.Redactor) string {
+	p, ok := t.Action.(providers.Prober)
+	if !ok {
+		return ""
+	}
+	x := &providers.Exec{Task: t, Attempt: 1, Log: zerolog.Nop(), Redactor: red,
+		Lookup: func(r plan.Ref) (string, error) {
+			if rec := recs[r.Item]; rec != nil && rec.Status == state.Done {
+				if v, ok := rec.Outputs[r.Key]; ok {
+					return v.Value, nil
+				}
+			}
+			return "", fmt.Errorf("%s has no recorded output %s yet", r.Item, r.Key)
+		}}
+	if rec := recs[t.ID]; rec != nil {
+		x.Prior = rec.Outputs
+		x.Attempt = rec.Attempts + 1
+	}
+	exists, detail, err := p.Probe(ctx, x)
+	switch {
+	case err != nil:
+		return "; remote state unknown: " + err.Error()
+	case exists:
+		return "; exists remotely: " + detail
+	case detail != "":
+		return "; not found remotely (" + detail + ")"
+	}
+	return "; not found remotely"
 }
 
 func splitList(s string) []string {

@@ -510,3 +510,54 @@ Example, an auditor on every store of a CSV:
       system: store-${row.store}
       email: audit@example.com
       role: viewer`
+
+var (
+	_ providers.Prober = (*systemAction)(nil)
+	_ providers.Prober = (*shareAction)(nil)
+)
+
+// Probe reads the server's state (read-only) for `provision plan --probe`.
+func (a *systemAction) Probe(ctx context.Context, x *providers.Exec) (bool, string, error) {
+	srv, err := a.server()
+	if err != nil {
+		return false, "", err
+	}
+	info, err := srv.Info(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	switch {
+	case info.CloudID != "" && info.CloudID == x.PriorValue("cloud_system_id"):
+		return true, "server bound to this item's cloud system " + info.CloudID, nil
+	case info.CloudID != "":
+		return true, "server bound to cloud system " + info.CloudID, nil
+	case info.SetUp():
+		return false, "server set up, not bound to the cloud", nil
+	}
+	return false, "server factory-new", nil
+}
+
+// Probe lists the system's shares (read-only) for `provision plan --probe`.
+func (a *shareAction) Probe(ctx context.Context, x *providers.Exec) (bool, string, error) {
+	id := a.s.CloudSystemID
+	if id == "" {
+		if x.Lookup == nil {
+			return false, "", fmt.Errorf("cloud system of %s not known yet", a.s.System)
+		}
+		v, err := x.Lookup(plan.Ref{Item: a.s.System, Key: "cloud_system_id"})
+		if err != nil {
+			return false, "", err
+		}
+		id = v
+	}
+	list, err := a.cloud.Shares(ctx, id)
+	if err != nil {
+		return false, "", err
+	}
+	for _, e := range list {
+		if strings.EqualFold(e.AccountEmail, a.s.Email) {
+			return true, "shared as " + e.AccessRole, nil
+		}
+	}
+	return false, "not shared", nil
+}

@@ -1,0 +1,274 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"provision/providers"
+	"provision/state"
+)
+
+// AppSpec is one edge_apps item.
+type AppSpec struct {
+	Endpoint     string `yaml:"endpoint" json:"endpoint"`
+	AppName      string `yaml:"app_name" json:"app_name"`
+	Business     string `yaml:"business" json:"business"`
+	Image        string `yaml:"image" json:"image"`
+	Version      string `yaml:"version" json:"version"`
+	DeployType   string `yaml:"deploy_type" json:"deploy_type"`
+	Ports        []int  `yaml:"ports" json:"ports"`
+	RepositoryID string `yaml:"repository_id" json:"repository_id"`
+	// Registry names an edge_registries item: the form of the first version of this
+	// section, kept so that plans written for it still load.
+	Registry    string            `yaml:"registry" json:"registry"`
+	Command     []string          `yaml:"command" json:"command"`
+	Args        []string          `yaml:"args" json:"args"`
+	Env         map[string]string `yaml:"env" json:"env"`
+	Description string            `yaml:"description" json:"description"`
+
+	// RegistryID is the repositoryId sent: the repository_id of the edge_registries
+	// item that repository_id names, or repository_id itself (set by Build).
+	RegistryID string `yaml:"-" json:"registry_id"`
+	// registryItem is the edge_registries item repository_id names, if any.
+	registryItem string
+}
+
+func (s *AppSpec) endpointName() string { return s.Endpoint }
+
+func (s *AppSpec) deps() []string {
+	var d []string
+	if s.Business != "" {
+		d = append(d, s.Business)
+	}
+	if s.registryItem != "" {
+		d = append(d, s.registryItem)
+	}
+	return d
+}
+
+func (s *AppSpec) check(c *checker) []error {
+	if s.AppName == "" {
+		s.AppName = c.item.Name
+	}
+	s.RegistryID = s.RepositoryID
+	if c.quiet {
+		return nil
+	}
+	var errs []error
+	ix := planIndex(c.b)
+	if s.Business != "" && !hasRef(s.Business) {
+		if bs, err := ix.business(s.Business); err != nil {
+			errs = append(errs, c.errf("business", "%v", err))
+		} else if bs.Endpoint != s.Endpoint {
+			errs = append(errs, c.errf("business", "business item %q is on endpoint %q, this item on %q", s.Business, bs.Endpoint, s.Endpoint))
+		}
+	}
+	if s.Registry != "" && !hasRef(s.Registry) {
+		switch _, err := ix.registry(s.Registry); {
+		case err != nil:
+			errs = append(errs, c.errf("registry", "%v", err))
+		case s.RepositoryID != "" && s.RepositoryID != s.Registry:
+			errs = append(errs, c.errf("registry", "%q and repository_id %q disagree: give one of them", s.Registry, s.RepositoryID))
+		default:
+			s.RepositoryID = s.Registry
+		}
+	}
+	if s.RepositoryID != "" && !hasRef(s.RepositoryID) {
+		if rs, err := ix.registry(s.RepositoryID); err == nil {
+			s.registryItem = s.RepositoryID
+			s.RegistryID = rs.RepositoryID
+			if rs.Endpoint != s.Endpoint {
+				errs = append(errs, c.errf("repository_id", "registry item %q is on endpoint %q, this item on %q", s.RepositoryID, rs.Endpoint, s.Endpoint))
+			}
+		}
+	}
+	switch {
+	case s.Image == "":
+		errs = append(errs, c.errf("image", "required (an image with its tag, e.g. registry.example.com/team/app:1.4)"))
+	case hasRef(s.Image):
+	case strings.ContainsAny(s.Image, " \t\n"):
+		errs = append(errs, c.errf("image", "%q contains white space", s.Image))
+	case !hasTag(s.Image):
+		errs = append(errs, c.errf("image", "%q has no tag (want repository:tag or repository@digest)", s.Image))
+	}
+	switch {
+	case s.Version == "":
+		errs = append(errs, c.errf("version", "required (x.y, e.g. 1.4)"))
+	case hasRef(s.Version):
+	case !versionRE.MatchString(s.Version):
+		errs = append(errs, c.errf("version", "%q must have the form x.y (digits), e.g. 1.4", s.Version))
+	}
+	switch s.DeployType {
+	case "deployment", "daemonset":
+	case "":
+		errs = append(errs, c.errf("deploy_type", "required (deployment or daemonset)"))
+	default:
+		errs = append(errs, c.errf("deploy_type", "%q must be deployment or daemonset", s.DeployType))
+	}
+	if len(s.Ports) == 0 {
+		errs = append(errs, c.errf("ports", "required (the exposed ports, 1-65535)"))
+	}
+	seen := map[int]bool{}
+	for i, p := range s.Ports {
+		switch {
+		case p < 1 || p > 65535:
+			errs = append(errs, c.elemErrf("ports", i, "%d is not a port (1-65535)", p))
+		case seen[p]:
+			errs = append(errs, c.elemErrf("ports", i, "%d appears twice", p))
+		}
+		seen[p] = true
+	}
+	for i, v := range s.Command {
+		if v == "" {
+			errs = append(errs, c.elemErrf("command", i, "empty"))
+		}
+	}
+	for _, k := range sortedKeys(s.Env) {
+		if !envNameRE.MatchString(k) {
+			errs = append(errs, c.errf("env", "%q is not a variable name (letters, digits, '_', '.', '-', not starting with a digit)", k))
+		}
+	}
+	return errs
+}
+
+// hasTag reports whether an image reference names a tag or a digest.
+func hasTag(image string) bool {
+	if strings.Contains(image, "@") {
+		return true
+	}
+	last := image[strings.LastIndexByte(image, '/')+1:]
+	i := strings.LastIndexByte(last, ':')
+	return i > 0 && i < len(last)-1
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *AppSpec) newApp() NewApp {
+	a := NewApp{AppName: s.AppName, DeployType: s.DeployType, Image: s.Image, Version: s.Version, RepositoryID: s.RegistryID,
+		Port: s.Ports, Command: s.Command, Args: s.Args, Description: s.Description}
+	for _, k := range sortedKeys(s.Env) {
+		a.Env = append(a.Env, EnvVar{Name: k, Value: s.Env[k]})
+	}
+	return a
+}
+
+// conn is who creates the application: the administrator of its business (so that
+// it lands in the business namespace), or the system administrator.
+func (s *AppSpec) conn(e *env) (*Conn, error) {
+	if s.Business == "" {
+		return e.sysadmin(), nil
+	}
+	bs, err := planIndex(e.b).business(s.Business)
+	if err != nil {
+		return nil, err
+	}
+	k, _, err := e.asUser(bs.Admin)
+	return k, err
+}
+
+// apply: look the application up by name (GET /v1/app?appName=, an inference: the
+// seed's list call is cut off) as the user that creates it; create it when absent.
+// POST /v1/app is not known to refuse duplicates, so after a failed create the
+// lookup decides whether it took effect before anything is sent again.
+func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.Outputs, error) {
+	k, err := s.conn(e)
+	if err != nil {
+		return nil, err
+	}
+	a, err := k.FindApp(ctx, s.AppName)
+	if err != nil {
+		return nil, err
+	}
+	if prior := x.PriorValue("app_id"); a == nil && prior != "" {
+		// An earlier attempt created it, yet the name lookup (an inference) misses
+		// it: ask by id before creating anything again.
+		if a, err = k.GetApp(ctx, prior); err != nil {
+			return nil, fmt.Errorf("application %s: an earlier attempt created id %s, which cannot be read now: %w", s.AppName, prior, err)
+		}
+		if a != nil && a.Name != "" && a.Name != s.AppName {
+			a = nil // the id now names another application: ours is gone
+		}
+	}
+	if a == nil {
+		id, err := k.CreateApp(ctx, s.newApp())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			if !providers.MaybeApplied(err) && providers.StatusOf(err) != http.StatusConflict {
+				return nil, err
+			}
+			a, lerr := k.FindApp(ctx, s.AppName)
+			if lerr != nil || a == nil {
+				return nil, err
+			}
+			x.Log.Debug().Str("app", s.AppName).Int("id", a.ID).Msg("create failed but the application exists: adopting it")
+			return s.adopt(a, x)
+		}
+		if id > 0 {
+			if err := x.Checkpoint(outputs("app_id", strconv.Itoa(id))); err != nil {
+				return nil, err
+			}
+			return outputs("app_id", strconv.Itoa(id), "app_name", s.AppName), nil
+		}
+		if a, err = k.FindApp(ctx, s.AppName); err != nil {
+			return nil, err
+		}
+		if a == nil {
+			return nil, fmt.Errorf("application %s was created but the application list does not show it", s.AppName)
+		}
+	}
+	return s.adopt(a, x)
+}
+
+// adopt accepts an existing application that matches the spec and refuses one that
+// differs (the seed documents no update call).
+func (s *AppSpec) adopt(a *App, x *providers.Exec) (state.Outputs, error) {
+	var diffs []string
+	if a.Image != "" && a.Image != s.Image {
+		diffs = append(diffs, fmt.Sprintf("image %q (plan: %q)", a.Image, s.Image))
+	}
+	if a.Version != "" && a.Version != s.Version {
+		diffs = append(diffs, fmt.Sprintf("version %q (plan: %q)", a.Version, s.Version))
+	}
+	if a.DeployType != "" && a.DeployType != s.DeployType {
+		diffs = append(diffs, fmt.Sprintf("deployType %q (plan: %q)", a.DeployType, s.DeployType))
+	}
+	if len(diffs) > 0 {
+		return nil, fmt.Errorf("application %s exists (id %d) with %s; the API documents no update: delete it on the platform or change the plan",
+			s.AppName, a.ID, strings.Join(diffs, ", "))
+	}
+	x.Log.Debug().Str("app", s.AppName).Int("id", a.ID).Msg("application exists, adopting it")
+	o := outputs("app_id", strconv.Itoa(a.ID), "app_name", s.AppName)
+	if a.Namespace != "" {
+		o["namespace"] = state.Plain(a.Namespace)
+	}
+	return o, nil
+}
+
+func (s *AppSpec) probe(ctx context.Context, e *env, _ *providers.Exec) (bool, string, error) {
+	k, err := s.conn(e)
+	if err != nil {
+		return false, "", err
+	}
+	a, err := k.FindApp(ctx, s.AppName)
+	switch st := providers.StatusOf(err); {
+	case s.Business != "" && (st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusUnprocessableEntity):
+		// The business's administrator cannot log in yet: nothing of it exists.
+		return false, "the business administrator cannot log in yet: " + err.Error(), nil
+	case err != nil || a == nil:
+		return false, "", err
+	}
+	return true, fmt.Sprintf("application %s: id %d, image %s", a.Name, a.ID, a.Image), nil
+}
