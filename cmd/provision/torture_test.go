@@ -93,9 +93,11 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 		cmdEnv = append(cmdEnv, k+"="+v)
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
-	killed, runs := 0, 0
+	// Kill runs at random moments until `kills` kills have landed mid-run, or a
+	// run completes on its own first.
+	killed, runs, completedEarly := 0, 0, false
 	var out strings.Builder
-	for killed < kills {
+	for killed < kills && !completedEarly {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = cmdEnv
 		var o strings.Builder
@@ -109,11 +111,7 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 		select {
 		case err := <-done:
 			out.WriteString(o.String())
-			if err == nil {
-				// Completed before a kill: the remaining kills land on reruns of a
-				// done plan, which must stay no-ops.
-				killed++
-			}
+			completedEarly = err == nil
 		case <-time.After(time.Duration(100+rng.IntN(2500)) * time.Millisecond):
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			<-done
@@ -158,7 +156,7 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 		}
 	}
 	c := sb.Counts()
-	t.Logf("torture: stores=%d kills=%d runs=%d requests=%d faults: 5xx=%d 429=%d dropped=%d lost=%d | cloud systems=%d shares=%d duplicates=%d orphans=%d missing=%d other duplicates=%d",
+	t.Logf("torture: stores=%d kills mid-run=%d runs=%d requests=%d faults: 5xx=%d 429=%d dropped=%d lost=%d | cloud systems=%d shares=%d duplicates=%d orphans=%d missing=%d other duplicates=%d",
 		stores, killed, runs, c.Requests, c.Errors, c.TooMany, c.Dropped, c.Lost, len(snap.Systems), shares, len(dups), len(orphans), len(missing), len(otherDups))
 	if len(dups)+len(orphans)+len(missing)+len(otherDups) > 0 {
 		t.Fatalf("duplicates %v orphans %v missing %v others %v", dups, orphans, missing, otherDups)
