@@ -14,36 +14,46 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// durationT decodes "30s"-style durations; plain numbers are refused (ambiguous unit).
-type durationT struct{ time.Duration }
-
-// D returns the duration.
-func (d durationT) D() time.Duration { return d.Duration }
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (d *durationT) UnmarshalYAML(n *yaml.Node) error {
+// UnmarshalYAML accepts "30s"-style durations. A plain number is refused (its unit
+// would be a guess), except 0; so is a negative duration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration like 30s or 2m", n.Line)
+		return typeError(n, "want a duration such as 30s or 2m")
+	}
+	if t := n.ShortTag(); (t == "!!int" || t == "!!float") && n.Value != "0" {
+		return typeError(n, fmt.Sprintf("%s has no unit: want a duration such as 30s or 2m", n.Value))
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (want e.g. 30s or 2m)", n.Line, n.Value)
+		return typeError(n, fmt.Sprintf("%q is not a duration: want e.g. 30s or 2m", n.Value))
 	}
 	if v < 0 {
-		return fmt.Errorf("line %d: duration %q is negative", n.Line, n.Value)
+		return typeError(n, fmt.Sprintf("%q is negative", n.Value))
 	}
 	d.Duration = v
 	return nil
 }
 
-// MarshalText keeps durations readable in hashes and reports.
-func (d durationT) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+// MarshalText writes the duration as "30s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
-var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+// typeError is the error an UnmarshalYAML returns so that decoding goes on with the
+// other fields.
+func typeError(n *yaml.Node, msg string) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+}
 
+var (
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	nodeType        = reflect.TypeFor[yaml.Node]()
+	durationType    = reflect.TypeFor[time.Duration]()
+)
+
+// fieldSet is what a struct type accepts as mapping keys.
 type fieldSet struct {
-	names []string
-	types map[string]reflect.Type
+	types  map[string]reflect.Type
+	known  string       // sorted names, for messages
+	inline reflect.Type // value type of an inline map (accepts any key), or nil
 }
 
 var fieldCache sync.Map // reflect.Type -> *fieldSet
@@ -53,8 +63,9 @@ func fieldsOf(t reflect.Type) *fieldSet {
 		return v.(*fieldSet)
 	}
 	fs := &fieldSet{types: map[string]reflect.Type{}}
-	var add func(t reflect.Type)
-	add = func(t reflect.Type) {
+	var names []string
+	var add func(t reflect.Type, depth int)
+	add = func(t reflect.Type, depth int) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			tag := f.Tag.Get("yaml")
@@ -62,13 +73,16 @@ func fieldsOf(t reflect.Type) *fieldSet {
 			if name == "-" {
 				continue
 			}
-			if strings.Contains(opts, "inline") {
+			if inlineOpt(opts) {
 				ft := f.Type
 				if ft.Kind() == reflect.Pointer {
 					ft = ft.Elem()
 				}
-				if ft.Kind() == reflect.Struct {
-					add(ft)
+				switch {
+				case ft.Kind() == reflect.Struct && depth < 16:
+					add(ft, depth+1)
+				case ft.Kind() == reflect.Map:
+					fs.inline = ft.Elem()
 				}
 				continue
 			}
@@ -78,338 +92,455 @@ func fieldsOf(t reflect.Type) *fieldSet {
 			if name == "" {
 				name = strings.ToLower(f.Name)
 			}
-			fs.names = append(fs.names, name)
+			if _, dup := fs.types[name]; !dup {
+				names = append(names, name)
+			}
 			fs.types[name] = f.Type
 		}
 	}
-	add(t)
-	sort.Strings(fs.names)
-	fieldCache.Store(t, fs)
-	return fs
+	add(t, 0)
+	sort.Strings(names)
+	fs.known = strings.Join(names, ", ")
+	v, _ := fieldCache.LoadOrStore(t, fs)
+	return v.(*fieldSet)
 }
 
-// leaf reports whether values of t are decoded as a whole (no key checks inside).
-var nodeType = reflect.TypeOf(yaml.Node{})
-
-func leaf(t reflect.Type) bool {
-	if t == nodeType {
-		return true
-	}
-	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
-		return true
+func inlineOpt(opts string) bool {
+	for opts != "" {
+		var o string
+		o, opts, _ = strings.Cut(opts, ",")
+		if o == "inline" {
+			return true
+		}
 	}
 	return false
 }
 
-// checkKnown walks n against type t and reports unknown mapping keys with positions.
-func checkKnown(file string, n *yaml.Node, t reflect.Type, path string, errs *[]error) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n == nil || leaf(t) {
-		return
-	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return // node.Decode reports the type error
-		}
-		fs := fieldsOf(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			ft, ok := fs.types[k.Value]
-			if !ok {
-				*errs = append(*errs, Where(NodePos(file, k), fmt.Errorf("%sunknown field %q (known: %s)", prefix(path), k.Value, strings.Join(fs.names, ", "))))
-				continue
-			}
-			checkKnown(file, v, ft, join(path, k.Value), errs)
-		}
-	case reflect.Slice, reflect.Array:
-		if n.Kind != yaml.SequenceNode {
-			return
-		}
-		for i, e := range n.Content {
-			checkKnown(file, e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
-		}
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			checkKnown(file, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), errs)
-		}
-	}
+// leaf reports whether values of t decode as a whole: no keys to check inside.
+func leaf(t reflect.Type) bool {
+	return t == nodeType || t.Kind() == reflect.Interface ||
+		t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)
 }
 
-func prefix(path string) string {
-	if path == "" {
+// fpath is a field path built only when an error needs it.
+type fpath struct {
+	parent *fpath
+	key    string
+	idx    int // >= 0: list index
+}
+
+func (p *fpath) String() string {
+	if p == nil {
 		return ""
 	}
-	return path + ": "
-}
-
-func join(a, b string) string {
-	if a == "" {
-		return b
+	var parts []*fpath
+	for q := p; q != nil; q = q.parent {
+		parts = append(parts, q)
 	}
-	return a + "." + b
+	var b strings.Builder
+	for i := len(parts) - 1; i >= 0; i-- {
+		q := parts[i]
+		if q.idx >= 0 {
+			b.WriteString("[" + strconv.Itoa(q.idx) + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(q.key)
+	}
+	return b.String()
 }
 
-var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+// walkBudget bounds the nodes a DecodeStrict walk visits (aliases can make a small
+// document stand for a huge tree) and its depth.
+const (
+	walkBudget = 4_000_000
+	walkDepth  = 1000
+)
 
-// DecodeStrict decodes a mapping node into out (a pointer to a struct): unknown keys
-// at any depth are errors with their position, and type errors carry the line. All
-// problems are returned at once.
+type strictWalker struct {
+	file   string
+	errs   []error
+	budget int
+	over   bool
+}
+
+func (w *strictWalker) fail(n *yaml.Node, p *fpath, err error) {
+	w.errs = append(w.errs, &PosError{Pos: NodePos(w.file, n), Err: &fieldError{path: p.String(), err: err}})
+}
+
+func (w *strictWalker) spend(n *yaml.Node, depth int) bool {
+	w.budget--
+	if w.budget < 0 || depth > walkDepth {
+		if !w.over {
+			w.over = true
+			w.fail(n, nil, errors.New("the document is nested or aliased too deeply"))
+		}
+		return false
+	}
+	return true
+}
+
+// DecodeStrict decodes a mapping node into out, a pointer to a struct with yaml tags.
+// Every mapping key, at any depth (nested structs, pointers, slices and maps of
+// structs, inline structs), must name a field: an unknown key is an error with its
+// position, naming the known ones. Type errors carry the position of the offending
+// node and its field path. Types that implement yaml.Unmarshaler (Secret, Duration) are
+// decoded as a whole. All problems are returned at once, joined, each a *PosError; a
+// scalar tagged SecretTag is never quoted.
 func DecodeStrict(file string, n *yaml.Node, out any) error {
 	rv := reflect.ValueOf(out)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return errors.New("plan: DecodeStrict needs a non-nil pointer")
+		return fmt.Errorf("plan: DecodeStrict needs a non-nil pointer, got %T", out)
 	}
 	if n == nil {
 		return nil
 	}
-	var errs []error
-	checkKnown(file, n, rv.Type(), "", &errs)
-	if err := n.Decode(out); err != nil {
-		paths := map[int]fieldAt{}
-		fieldLines(n, "", paths)
-		for _, e := range yamlErrors(file, n, err) {
-			var pe *PosError
-			if errors.As(e, &pe) {
-				if f, ok := paths[pe.Pos.Line]; ok && f.path != "" {
-					pos := pe.Pos
-					if pos.Col == 0 {
-						pos.Col = f.col
-					}
-					e = Where(pos, fmt.Errorf("%s: %w", f.path, pe.Err))
-				}
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return nil
+		}
+		n = n.Content[0]
+	}
+	w := &strictWalker{file: file, budget: walkBudget}
+	t := rv.Type().Elem()
+	w.check(n, t, nil, 0)
+	if w.over {
+		return errors.Join(w.errs...)
+	}
+	err := decodeNode(n, out)
+	if err == nil {
+		return errors.Join(w.errs...)
+	}
+	before := len(w.errs)
+	w.budget = walkBudget
+	w.locate(n, t, nil, 0)
+	if len(w.errs) == before {
+		// Could not pin it on a node: keep yaml's own words, at the top node.
+		for _, m := range yamlMessages(err) {
+			if strings.Contains(m, "already defined at line") {
+				continue // reported by check
 			}
-			errs = append(errs, e)
+			if hasSecret(n) {
+				m = backquoted.ReplaceAllString(m, "(value not shown)")
+			}
+			w.fail(n, nil, errors.New(m))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(w.errs...)
 }
 
-// fieldLines maps the line of every value to its field path, so that a yaml type
-// error ("line 12: cannot unmarshal ...") can name the field.
-type fieldAt struct {
-	path string
-	col  int
-}
-
-func fieldLines(n *yaml.Node, path string, out map[int]fieldAt) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := join(path, n.Content[i].Value)
-			v := n.Content[i+1]
-			if _, ok := out[v.Line]; !ok || v.Kind == yaml.ScalarNode {
-				out[v.Line] = fieldAt{p, v.Column}
-			}
-			fieldLines(v, p, out)
+// decodeNode is n.Decode that turns a panic inside yaml or an UnmarshalYAML method
+// into an error.
+func decodeNode(n *yaml.Node, out any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cannot decode: %v", r)
 		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			if _, ok := out[c.Line]; !ok || c.Kind == yaml.ScalarNode {
-				out[c.Line] = fieldAt{p, c.Column}
-			}
-			fieldLines(c, p, out)
-		}
-	}
+	}()
+	return n.Decode(out)
 }
 
-// yamlErrors turns yaml.v3 errors ("line 5: cannot unmarshal ...") into PosErrors.
-func yamlErrors(file string, n *yaml.Node, err error) []error {
+var (
+	lineRE     = regexp.MustCompile(`^line \d+: `)
+	backquoted = regexp.MustCompile("`[^`]*`")
+)
+
+// yamlMessages lists the messages of a yaml error without "yaml: " and "line N: ".
+func yamlMessages(err error) []string {
 	var te *yaml.TypeError
 	var msgs []string
 	if errors.As(err, &te) {
 		msgs = te.Errors
 	} else {
-		msgs = []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+		msgs = []string{err.Error()}
 	}
-	var out []error
+	out := make([]string, 0, len(msgs))
 	for _, m := range msgs {
-		if sm := lineRE.FindStringSubmatch(m); sm != nil {
-			line, _ := strconv.Atoi(sm[1])
-			out = append(out, Where(Pos{File: file, Line: line}, errors.New(friendlyType(sm[2]))))
-			continue
-		}
-		out = append(out, Where(NodePos(file, n), errors.New(friendlyType(m))))
+		m = strings.TrimPrefix(m, "yaml: ")
+		m = lineRE.ReplaceAllString(m, "")
+		out = append(out, m)
 	}
 	return out
 }
 
-var typeRE = regexp.MustCompile("cannot unmarshal !!(\\w+) `(.*)` into (.+)$")
-
-// friendlyType rewords yaml.v3 type errors for operators.
-func friendlyType(m string) string {
-	sm := typeRE.FindStringSubmatch(m)
-	if sm == nil {
-		return m
+// check reports unknown and duplicate keys.
+func (w *strictWalker) check(n *yaml.Node, t reflect.Type, p *fpath, depth int) {
+	if !w.spend(n, depth) {
+		return
 	}
-	want := sm[3]
-	switch {
-	case strings.HasPrefix(want, "[]"):
-		want = "a list"
-	case strings.HasPrefix(want, "map["):
-		want = "a mapping"
-	case strings.Contains(want, "int"):
-		want = "an integer"
-	case strings.Contains(want, "float"):
-		want = "a number"
-	case want == "bool":
-		want = "true or false"
-	case want == "string":
-		want = "a string"
-	default:
-		want = "a " + want
+	for n.Kind == yaml.AliasNode {
+		if n.Alias == nil || !w.spend(n, depth) {
+			return
+		}
+		n = n.Alias
 	}
-	got := map[string]string{"str": "string", "int": "integer", "float": "number", "bool": "boolean", "map": "mapping", "seq": "list", "null": "null"}[sm[1]]
-	if got == "" {
-		got = sm[1]
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	return fmt.Sprintf("got %s %q, want %s", got, sm[2], want)
-}
-
-// FindRefs returns the output references (${outputs.ITEM.KEY}) in s.
-func FindRefs(s string) []Ref {
-	var refs []Ref
-	for i := 0; ; {
-		j := strings.Index(s[i:], "${outputs.")
-		if j < 0 {
-			return refs
-		}
-		j += i
-		end := strings.IndexByte(s[j:], '}')
-		if end < 0 {
-			return refs
-		}
-		body := s[j+len("${outputs.") : j+end]
-		if k := strings.LastIndexByte(body, '.'); k > 0 && k < len(body)-1 && (j == 0 || s[j-1] != '$') {
-			refs = append(refs, Ref{Item: body[:k], Key: body[k+1:]})
-		}
-		i = j + end + 1
+	if leaf(t) {
+		return
 	}
-}
-
-// replaceRefs substitutes every output reference in s.
-func replaceRefs(s string, lookup func(Ref) (string, error)) (string, error) {
-	if !strings.Contains(s, "${outputs.") {
-		return s, nil
-	}
-	var b strings.Builder
-	for i := 0; ; {
-		j := strings.Index(s[i:], "${outputs.")
-		if j < 0 {
-			b.WriteString(s[i:])
-			return b.String(), nil
-		}
-		j += i
-		end := strings.IndexByte(s[j:], '}')
-		if end < 0 {
-			b.WriteString(s[i:])
-			return b.String(), nil
-		}
-		body := s[j+len("${outputs.") : j+end]
-		k := strings.LastIndexByte(body, '.')
-		b.WriteString(s[i:j])
-		if k <= 0 || k == len(body)-1 || (j > 0 && s[j-1] == '$') {
-			b.WriteString(s[j : j+end+1])
-		} else {
-			v, err := lookup(Ref{Item: body[:k], Key: body[k+1:]})
-			if err != nil {
-				return "", err
-			}
-			b.WriteString(v)
-		}
-		i = j + end + 1
-	}
-}
-
-var secretType = reflect.TypeOf(Secret{})
-
-// ResolveRefs replaces ${outputs.ITEM.KEY} in every string reachable from v (a
-// pointer): struct fields, Secrets, slices, maps and interface values holding
-// strings, maps or slices. Unexported fields are skipped.
-func ResolveRefs(v any, lookup func(Ref) (string, error)) error {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return errors.New("plan: ResolveRefs needs a non-nil pointer")
-	}
-	return resolveValue(rv.Elem(), lookup, 0)
-}
-
-func resolveValue(v reflect.Value, lookup func(Ref) (string, error), depth int) error {
-	if depth > 64 {
-		return nil
-	}
-	switch v.Kind() {
-	case reflect.String:
-		s, err := replaceRefs(v.String(), lookup)
-		if err != nil {
-			return err
-		}
-		if v.CanSet() {
-			v.SetString(s)
-		}
-	case reflect.Pointer:
-		if !v.IsNil() {
-			return resolveValue(v.Elem(), lookup, depth+1)
-		}
+	switch t.Kind() {
 	case reflect.Struct:
-		if v.Type() == secretType {
-			if !v.CanAddr() {
-				return nil
-			}
-			sp := v.Addr().Interface().(*Secret)
-			s, err := replaceRefs(sp.v, lookup)
-			if err != nil {
-				return err
-			}
-			sp.v = s
-			return nil
+		if n.Kind != yaml.MappingNode {
+			return // locate reports the type error
 		}
-		for i := 0; i < v.NumField(); i++ {
-			if !v.Type().Field(i).IsExported() {
-				continue
+		fs := fieldsOf(t)
+		w.pairs(n, p, depth, true, func(k, v *yaml.Node) {
+			if ft, ok := fs.types[k.Value]; ok {
+				w.check(v, ft, &fpath{parent: p, key: k.Value, idx: -1}, depth+1)
+				return
 			}
-			if err := resolveValue(v.Field(i), lookup, depth+1); err != nil {
-				return err
+			if fs.inline != nil {
+				w.check(v, fs.inline, &fpath{parent: p, key: k.Value, idx: -1}, depth+1)
+				return
 			}
-		}
+			w.fail(k, p, fmt.Errorf("unknown field %q (known: %s)", k.Value, fs.known))
+		})
 	case reflect.Slice, reflect.Array:
-		for i := 0; i < v.Len(); i++ {
-			if err := resolveValue(v.Index(i), lookup, depth+1); err != nil {
-				return err
-			}
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, e := range n.Content {
+			w.check(e, t.Elem(), &fpath{parent: p, idx: i}, depth+1)
 		}
 	case reflect.Map:
-		for _, k := range v.MapKeys() {
-			e := v.MapIndex(k)
-			cp := reflect.New(e.Type()).Elem()
-			cp.Set(e)
-			if err := resolveValue(cp, lookup, depth+1); err != nil {
-				return err
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		w.pairs(n, p, depth, true, func(k, v *yaml.Node) {
+			w.check(v, t.Elem(), &fpath{parent: p, key: k.Value, idx: -1}, depth+1)
+		})
+	}
+}
+
+// pairs calls f for every key and value of mapping n, following merge keys
+// ("<<: *base"), and (if dups) reports duplicate keys.
+func (w *strictWalker) pairs(n *yaml.Node, p *fpath, depth int, dups bool, f func(k, v *yaml.Node)) {
+	var seen map[string]*yaml.Node
+	if dups && len(n.Content) > 2 {
+		seen = make(map[string]*yaml.Node, len(n.Content)/2)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			w.merged(v, p, depth, f)
+			continue
+		}
+		if seen != nil {
+			if prev, dup := seen[k.Value]; dup {
+				w.fail(k, p, fmt.Errorf("duplicate field %q (first at line %d)", k.Value, prev.Line))
+				continue
 			}
-			v.SetMapIndex(k, cp)
+			seen[k.Value] = k
 		}
-	case reflect.Interface:
-		if v.IsNil() {
-			return nil
-		}
-		e := v.Elem()
-		cp := reflect.New(e.Type()).Elem()
-		cp.Set(e)
-		if err := resolveValue(cp, lookup, depth+1); err != nil {
-			return err
-		}
-		if v.CanSet() {
-			v.Set(cp)
+		f(k, v)
+	}
+}
+
+func (w *strictWalker) merged(v *yaml.Node, p *fpath, depth int, f func(k, v *yaml.Node)) {
+	if !w.spend(v, depth) {
+		return
+	}
+	for v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	switch v.Kind {
+	case yaml.MappingNode:
+		w.pairs(v, p, depth+1, false, f)
+	case yaml.SequenceNode:
+		for _, m := range v.Content {
+			w.merged(m, p, depth+1, f)
 		}
 	}
-	return nil
+}
+
+// locate finds the nodes behind a failed decode and reports each with its position.
+func (w *strictWalker) locate(n *yaml.Node, t reflect.Type, p *fpath, depth int) {
+	if !w.spend(n, depth) {
+		return
+	}
+	for n.Kind == yaml.AliasNode {
+		if n.Alias == nil || !w.spend(n, depth) {
+			return
+		}
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == nullTag {
+		return // null decodes into any type as its zero value
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Interface && !t.Implements(unmarshalerType) {
+		return
+	}
+	if leaf(t) || t == durationType {
+		w.decodeLeaf(n, t, p)
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, p, fmt.Errorf("got %s, want a mapping", got(n)))
+			return
+		}
+		fs := fieldsOf(t)
+		w.pairs(n, p, depth, false, func(k, v *yaml.Node) {
+			ft, ok := fs.types[k.Value]
+			if !ok {
+				ft = fs.inline
+			}
+			if ft != nil {
+				w.locate(v, ft, &fpath{parent: p, key: k.Value, idx: -1}, depth+1)
+			}
+		})
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 && n.Kind == yaml.ScalarNode {
+			w.decodeLeaf(n, t, p)
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			w.fail(n, p, fmt.Errorf("got %s, want a list", got(n)))
+			return
+		}
+		if t.Kind() == reflect.Array && len(n.Content) != t.Len() {
+			w.fail(n, p, fmt.Errorf("got %d values, want %d", len(n.Content), t.Len()))
+		}
+		for i, e := range n.Content {
+			w.locate(e, t.Elem(), &fpath{parent: p, idx: i}, depth+1)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, p, fmt.Errorf("got %s, want a mapping", got(n)))
+			return
+		}
+		w.pairs(n, p, depth, false, func(k, v *yaml.Node) {
+			if t.Key().Kind() != reflect.String {
+				w.locate(k, t.Key(), &fpath{parent: p, key: k.Value, idx: -1}, depth+1)
+			}
+			w.locate(v, t.Elem(), &fpath{parent: p, key: k.Value, idx: -1}, depth+1)
+		})
+	default:
+		w.decodeLeaf(n, t, p)
+	}
+}
+
+// decodeLeaf decodes n alone into a new value of type t and reports its error.
+func (w *strictWalker) decodeLeaf(n *yaml.Node, t reflect.Type, p *fpath) {
+	v := reflect.New(t)
+	err := decodeNode(n, v.Interface())
+	if err == nil {
+		return
+	}
+	secret := hasSecret(n)
+	for _, m := range yamlMessages(err) {
+		w.fail(n, p, errors.New(friendly(m, n, t, secret)))
+	}
+}
+
+var typeMsgRE = regexp.MustCompile("^cannot unmarshal !*[\\w:/.-]* (?:`.*` )?into ")
+
+// friendly rewords a yaml type error: "got string "eighty", want an integer".
+func friendly(m string, n *yaml.Node, t reflect.Type, secret bool) string {
+	if !typeMsgRE.MatchString(m) && !strings.HasPrefix(m, "cannot decode ") {
+		if secret {
+			return "invalid value (from a secret, not shown)"
+		}
+		return m
+	}
+	w := want(t)
+	g := got(n)
+	if !secret && n.Kind == yaml.ScalarNode && letterOf(n) == 'i' && strings.Contains(w, "integer") {
+		return fmt.Sprintf("%s is out of range (want %s)", n.Value, w)
+	}
+	return fmt.Sprintf("got %s, want %s", g, w)
+}
+
+// want describes what a type accepts.
+func want(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "a duration such as 30s"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
+		return "an integer"
+	case t.Kind() >= reflect.Int8 && t.Kind() <= reflect.Int32:
+		return "an integer that fits in " + t.Kind().String()
+	case t.Kind() == reflect.Uint || t.Kind() == reflect.Uint64 || t.Kind() == reflect.Uintptr:
+		return "a non-negative integer"
+	case t.Kind() >= reflect.Uint8 && t.Kind() <= reflect.Uint32:
+		return "a non-negative integer that fits in " + t.Kind().String()
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "a number"
+	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
+		return "a list"
+	case t.Kind() == reflect.Map || t.Kind() == reflect.Struct:
+		return "a mapping"
+	}
+	return "a " + t.String()
+}
+
+// got describes a node; secret scalars are not quoted.
+func got(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+	default:
+		return "a value"
+	}
+	if n.Tag == SecretTag {
+		return "a secret value (not shown)"
+	}
+	v := strconv.Quote(clip(n.Value))
+	switch letterOf(n) {
+	case 's':
+		return "string " + v
+	case 'i':
+		return "integer " + clip(n.Value)
+	case 'f':
+		return "number " + clip(n.Value)
+	case 'b':
+		return "boolean " + n.Value
+	case 'n':
+		return "null"
+	}
+	return n.ShortTag() + " " + v
+}
+
+// hasSecret reports whether a tree holds a secret scalar. A tree too large to look
+// through is assumed to hold one.
+func hasSecret(n *yaml.Node) bool {
+	budget := 100_000
+	var walk func(n *yaml.Node, depth int) bool
+	walk = func(n *yaml.Node, depth int) bool {
+		budget--
+		if budget < 0 || depth > walkDepth {
+			return true
+		}
+		if n == nil {
+			return false
+		}
+		if n.Tag == SecretTag {
+			return true
+		}
+		if n.Kind == yaml.AliasNode {
+			return walk(n.Alias, depth+1)
+		}
+		for _, c := range n.Content {
+			if walk(c, depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(n, 0)
 }

@@ -7,29 +7,160 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
 
-// row is one foreach row: values by source name ("row", or the source's "as").
-type row struct {
-	values map[string]map[string]string
-	origin string
-}
+// MaxCSVBytes caps a foreach CSV file.
+const MaxCSVBytes = 64 << 20
 
-// source is one foreach source, materialised.
+// colIndex is the column every source has: the 0-based row number in that source.
+const colIndex = -1
+
+// source is one foreach source. Rows are not materialised: values are looked up (CSV,
+// list) or computed (range) when a row is evaluated.
 type source struct {
-	as      string
-	rows    []map[string]string
-	origins []string
+	kind string // csv, list, range
+	as   string
+	n    int
+	cols map[string]int
+
+	// csv
+	file  string
+	recs  [][]string
+	lines []int
+	// list
+	vals    [][]string
+	present [][]bool
+	// range
+	from, step int64
+	format     string
 }
 
+func (s *source) column(name string) (int, bool) {
+	if c, ok := s.cols[name]; ok {
+		return c, true
+	}
+	if name == "index" {
+		return colIndex, true
+	}
+	return 0, false
+}
+
+func (s *source) noColumn(name string) string {
+	names := make([]string, 0, len(s.cols)+1)
+	for c := range s.cols {
+		names = append(names, c)
+	}
+	if _, ok := s.cols["index"]; !ok {
+		names = append(names, "index")
+	}
+	sort.Strings(names)
+	switch s.kind {
+	case "csv":
+		return fmt.Sprintf("%s:1: no column %q (columns: %s)", s.file, name, strings.Join(names, ", "))
+	case "list":
+		return fmt.Sprintf("no list entry has a field %q (fields: %s)", name, strings.Join(names, ", "))
+	}
+	return fmt.Sprintf("a range row has no field %q (fields: %s)", name, strings.Join(names, ", "))
+}
+
+func (s *source) origin(i int) string {
+	switch s.kind {
+	case "csv":
+		return s.file + ":" + strconv.Itoa(s.lines[i])
+	case "list":
+		return "list[" + strconv.Itoa(i) + "]"
+	}
+	return "range " + strconv.FormatInt(s.from+int64(i)*s.step, 10)
+}
+
+func (s *source) rangeValue(i int) string {
+	v := s.from + int64(i)*s.step
+	if s.format == "%d" {
+		return strconv.FormatInt(v, 10)
+	}
+	return fmt.Sprintf(s.format, v)
+}
+
+// rowCtx is the current row of a product of sources.
+type rowCtx struct {
+	srcs []*source
+	idx  []int
+	rv   []string // cached range values
+	rvi  []int
+}
+
+func newRowCtx(srcs []*source) *rowCtx {
+	rc := &rowCtx{srcs: srcs, idx: make([]int, len(srcs)), rv: make([]string, len(srcs)), rvi: make([]int, len(srcs))}
+	for i := range rc.rvi {
+		rc.rvi[i] = -1
+	}
+	return rc
+}
+
+// next advances to the next row (last source fastest); false after the last row.
+func (rc *rowCtx) next() bool {
+	for i := len(rc.idx) - 1; i >= 0; i-- {
+		rc.idx[i]++
+		if rc.idx[i] < rc.srcs[i].n {
+			return true
+		}
+		rc.idx[i] = 0
+	}
+	return false
+}
+
+func (rc *rowCtx) origin() string {
+	switch len(rc.srcs) {
+	case 0:
+		return ""
+	case 1:
+		return rc.srcs[0].origin(rc.idx[0])
+	}
+	parts := make([]string, len(rc.srcs))
+	for i, s := range rc.srcs {
+		parts[i] = s.origin(rc.idx[i])
+	}
+	return strings.Join(parts, " x ")
+}
+
+func (rc *rowCtx) value(src, col int) (string, error) {
+	if rc == nil {
+		return "", errors.New("row reference outside a row")
+	}
+	s, i := rc.srcs[src], rc.idx[src]
+	if col == colIndex {
+		return strconv.Itoa(i), nil
+	}
+	switch s.kind {
+	case "csv":
+		return s.recs[i][col], nil
+	case "list":
+		if !s.present[i][col] {
+			for name, c := range s.cols {
+				if c == col {
+					return "", fmt.Errorf("${%s.%s}: list[%d] has no field %q", s.as, name, i, name)
+				}
+			}
+		}
+		return s.vals[i][col], nil
+	}
+	if rc.rvi[src] != i {
+		rc.rv[src] = s.rangeValue(i)
+		rc.rvi[src] = i
+	}
+	return rc.rv[src], nil
+}
+
+// foreach specs as written.
 type foreachYAML struct {
-	CSV   string     `yaml:"csv"`
+	CSV   *string    `yaml:"csv"`
 	List  yaml.Node  `yaml:"list"`
 	Range *rangeYAML `yaml:"range"`
 	As    string     `yaml:"as"`
@@ -38,12 +169,16 @@ type foreachYAML struct {
 type rangeYAML struct {
 	From   *int64 `yaml:"from"`
 	To     *int64 `yaml:"to"`
-	Step   int64  `yaml:"step"`
+	Step   *int64 `yaml:"step"`
 	Format string `yaml:"format"`
 }
 
-// foreach materialises the rows of an entry (one source or the product of several).
-func (l *loader) foreach(where string, n *yaml.Node) ([]row, bool) {
+var reservedNS = map[string]bool{"var": true, "env": true, "file": true, "outputs": true}
+
+// foreach reads the sources of an entry. The product size is checked against the
+// limits before any row is built: ranges and lists are counted, CSV files are read
+// (each at most MaxCSVBytes) but not expanded.
+func (l *loader) foreach(where string, n *yaml.Node) ([]*source, bool) {
 	var nodes []*yaml.Node
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -51,279 +186,451 @@ func (l *loader) foreach(where string, n *yaml.Node) ([]row, bool) {
 	case yaml.SequenceNode:
 		nodes = n.Content
 		if len(nodes) == 0 {
-			l.errf(l.pos(n), "%s.foreach: empty list of sources", where)
+			l.errf(l.pos(n), "%s: empty list of sources", where)
 			return nil, false
 		}
 	default:
-		l.errf(l.pos(n), "%s.foreach: want a source ({csv: FILE}, {list: [...]}, {range: {from, to}}) or a list of sources", where)
+		l.errf(l.pos(n), "%s: want a source ({csv: FILE}, {list: [...]} or {range: {from: 1, to: 10}}) or a list of sources", where)
 		return nil, false
 	}
-	// Check sizes before materialising anything big.
-	var specs []foreachYAML
-	total := 1.0
-	names := map[string]bool{}
+	vsc := &scope{l: l, where: "foreach"}
+	type spec struct {
+		f     foreachYAML
+		n     *yaml.Node
+		where string
+		count float64
+	}
+	var specs []spec
 	ok := true
+	seenAs := map[string]bool{}
 	for i, sn := range nodes {
-		fw := where + ".foreach"
-		if len(nodes) > 1 {
-			fw = fmt.Sprintf("%s.foreach[%d]", where, i)
+		fw := where
+		if n.Kind == yaml.SequenceNode {
+			fw = fmt.Sprintf("%s[%d]", where, i)
+		}
+		if sn.Kind != yaml.MappingNode {
+			l.errf(l.pos(sn), "%s: want a mapping with one of csv, list or range", fw)
+			ok = false
+			continue
+		}
+		node, good := l.instantiateOnce(sn, vsc, fw)
+		if !good {
+			ok = false
+			continue
 		}
 		var f foreachYAML
-		if sn.Kind != yaml.MappingNode {
-			l.errf(l.pos(sn), "%s: want a mapping with csv, list or range", fw)
+		if err := DecodeStrict(l.file, node, &f); err != nil {
+			l.report(prefixErrors(fw, err)...)
 			ok = false
 			continue
 		}
-		if err := DecodeStrict(l.file, sn, &f); err != nil {
-			l.errs = append(l.errs, prefixErrors(fw, err)...)
-			ok = false
-			continue
-		}
-		kinds := 0
-		if f.CSV != "" {
-			kinds++
+		var kinds []string
+		if f.CSV != nil {
+			kinds = append(kinds, "csv")
 		}
 		if f.List.Kind != 0 {
-			kinds++
+			kinds = append(kinds, "list")
 		}
 		if f.Range != nil {
-			kinds++
+			kinds = append(kinds, "range")
 		}
-		if kinds != 1 {
-			l.errf(l.pos(sn), "%s: want exactly one of csv, list or range, got %d", fw, kinds)
+		if len(kinds) != 1 {
+			if len(kinds) == 0 {
+				l.errf(l.pos(sn), "%s: want one of csv, list or range", fw)
+			} else {
+				l.errf(l.pos(sn), "%s: want one of csv, list or range, not %s", fw, strings.Join(kinds, " and "))
+			}
 			ok = false
 			continue
 		}
 		if f.As == "" {
 			f.As = "row"
 		}
-		if !epNameRE.MatchString(f.As) || f.As == "var" || f.As == "env" || f.As == "file" || f.As == "outputs" {
-			l.errf(l.pos(sn), "%s.as: %q is not a usable name", fw, f.As)
+		asPos := l.pos(valueOf(node, "as"))
+		if !isIdent(f.As) || reservedNS[f.As] {
+			l.errf(asPos, "%s.as: %q: want a name of letters, digits, '_' or '-' other than var, env, file and outputs", fw, f.As)
 			ok = false
 			continue
 		}
-		if names[f.As] {
-			l.errf(l.pos(sn), "%s.as: %q is used by another source of this foreach (give each source its own as:)", fw, f.As)
+		if seenAs[f.As] {
+			l.errf(asPos, "%s.as: %q names another source of this foreach too: give each source its own as", fw, f.As)
 			ok = false
 			continue
 		}
-		names[f.As] = true
+		seenAs[f.As] = true
+		s := spec{f: f, n: node, where: fw}
 		switch {
 		case f.Range != nil:
-			r := f.Range
-			if r.From == nil || r.To == nil {
-				l.errf(l.pos(sn), "%s.range: from and to are required", fw)
+			c, err := rangeCount(f.Range)
+			if err != nil {
+				l.errf(l.pos(valueOf(node, "range")), "%s.range: %v", fw, err)
 				ok = false
 				continue
 			}
-			if r.Step == 0 {
-				r.Step = 1
-			}
-			if r.Step < 0 || *r.To < *r.From {
-				l.errf(l.pos(sn), "%s.range: want from <= to and a positive step", fw)
-				ok = false
-				continue
-			}
-			total *= float64((*r.To-*r.From)/r.Step + 1)
+			s.count = c
 		case f.List.Kind != 0:
-			if f.List.Kind != yaml.SequenceNode {
-				l.errf(l.pos(&f.List), "%s.list: want a list", fw)
+			if f.List.Kind != yaml.SequenceNode || len(f.List.Content) == 0 {
+				l.errf(l.pos(&f.List), "%s.list: want a non-empty list", fw)
 				ok = false
 				continue
 			}
-			total *= float64(len(f.List.Content))
+			s.count = float64(len(f.List.Content))
 		}
-		specs = append(specs, f)
+		specs = append(specs, s)
 	}
 	if !ok {
 		return nil, false
 	}
-	limit := float64(l.o.MaxItems)
-	if total > limit {
-		l.errf(l.pos(n), "%s.foreach: expansion would produce %.0f items, more than the limit of %d", where, total, l.o.MaxItems)
+	srcs := make([]*source, len(specs))
+	// Count first (ranges and lists), then read CSV files, checking the running product.
+	total := 1.0
+	for _, s := range specs {
+		if s.f.CSV == nil {
+			total *= s.count
+		}
+	}
+	if !l.checkExpansion(n, where, total) {
 		return nil, false
 	}
-	var srcs []source
-	for i, f := range specs {
-		fw := where + ".foreach"
-		if len(nodes) > 1 {
-			fw = fmt.Sprintf("%s.foreach[%d]", where, i)
+	for i, s := range specs {
+		if s.f.CSV == nil {
+			continue
 		}
-		var s source
+		src, err := l.csvSource(*s.f.CSV, s.f.As)
+		if err != nil {
+			for _, e := range flatten(err) {
+				l.errf(l.pos(valueOf(s.n, "csv")), "%s.csv: %v", s.where, e)
+			}
+			return nil, false
+		}
+		srcs[i] = src
+		total *= float64(src.n)
+		if !l.checkExpansion(n, where, total) {
+			return nil, false
+		}
+	}
+	for i, s := range specs {
 		var err error
 		switch {
-		case f.Range != nil:
-			s, err = rangeSource(f)
-		case f.List.Kind != 0:
-			s, err = l.listSource(f)
-		default:
-			s, err = l.csvSource(f)
-		}
-		if err != nil {
-			var pe *PosError
-			if errors.As(err, &pe) {
-				l.errs = append(l.errs, Where(pe.Pos, fmt.Errorf("%s: %w", fw, pe.Err)))
-			} else {
-				l.errf(l.pos(nodes[i]), "%s: %v", fw, err)
+		case s.f.Range != nil:
+			srcs[i], err = rangeSource(s.f.Range, s.f.As, int(s.count))
+			if err != nil {
+				l.errf(l.pos(valueOf(s.n, "range")), "%s.range: %v", s.where, err)
+				return nil, false
 			}
-			return nil, false
-		}
-		total2 := 1.0
-		for _, x := range srcs {
-			total2 *= float64(len(x.rows))
-		}
-		if total2*float64(len(s.rows)) > limit {
-			l.errf(l.pos(n), "%s.foreach: expansion would produce %.0f items, more than the limit of %d", where, total2*float64(len(s.rows)), l.o.MaxItems)
-			return nil, false
-		}
-		srcs = append(srcs, s)
-	}
-	// Cartesian product, first source outermost.
-	rows := []row{{values: map[string]map[string]string{}}}
-	for _, s := range srcs {
-		next := make([]row, 0, len(rows)*len(s.rows))
-		for _, r := range rows {
-			for k, v := range s.rows {
-				vals := make(map[string]map[string]string, len(r.values)+1)
-				for a, m := range r.values {
-					vals[a] = m
-				}
-				vals[s.as] = v
-				o := s.origins[k]
-				if r.origin != "" {
-					o = r.origin + " x " + o
-				}
-				next = append(next, row{values: vals, origin: o})
+		case s.f.List.Kind != 0:
+			srcs[i], err = l.listSource(&s.f.List, s.f.As)
+			if err != nil {
+				l.report(prefixErrors(s.where+".list", err)...)
+				return nil, false
 			}
 		}
-		rows = next
 	}
-	return rows, true
+	return srcs, true
 }
 
-func rangeSource(f foreachYAML) (source, error) {
-	r := f.Range
-	format := r.Format
-	if format == "" {
-		format = "%d"
+func (l *loader) checkExpansion(n *yaml.Node, where string, total float64) bool {
+	if total+float64(len(l.names)) > float64(l.o.MaxItems) {
+		if len(l.names) > 0 {
+			l.errf(l.pos(n), "%s: expansion would produce %.0f items, the plan would then hold %.0f, more than the limit of %d", where, total, total+float64(len(l.names)), l.o.MaxItems)
+		} else {
+			l.errf(l.pos(n), "%s: expansion would produce %.0f items, more than the limit of %d", where, total, l.o.MaxItems)
+		}
+		return false
 	}
-	if strings.Count(format, "%")-2*strings.Count(format, "%%") != 1 || !strings.ContainsAny(format, "dxXob") {
-		return source{}, fmt.Errorf("range.format %q: want one integer verb such as %%d or %%03d", format)
-	}
-	n := (*r.To-*r.From)/r.Step + 1
-	if n > math.MaxInt32 {
-		return source{}, errors.New("range too large")
-	}
-	s := source{as: f.As, rows: make([]map[string]string, 0, n), origins: make([]string, 0, n)}
-	for i, v := int64(0), *r.From; v <= *r.To; i, v = i+1, v+r.Step {
-		s.rows = append(s.rows, map[string]string{"value": fmt.Sprintf(format, v), "index": strconv.FormatInt(i, 10)})
-		s.origins = append(s.origins, "range "+strconv.FormatInt(v, 10))
-	}
-	return s, nil
+	return true
 }
 
-func (l *loader) listSource(f foreachYAML) (source, error) {
-	s := source{as: f.As}
-	for i, e := range f.List.Content {
-		m := map[string]string{"index": strconv.Itoa(i)}
+// valueOf returns the value node of key in mapping n, or n.
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	}
+	return n
+}
+
+func rangeCount(r *rangeYAML) (float64, error) {
+	if r.From == nil || r.To == nil {
+		return 0, errors.New("from and to are required")
+	}
+	step := int64(1)
+	if r.Step != nil {
+		step = *r.Step
+	}
+	if step <= 0 {
+		return 0, fmt.Errorf("step %d: want a positive step", step)
+	}
+	if *r.To < *r.From {
+		return 0, fmt.Errorf("from %d is greater than to %d", *r.From, *r.To)
+	}
+	if r.Format != "" {
+		if err := checkIntFormat(r.Format); err != nil {
+			return 0, err
+		}
+	}
+	diff := uint64(*r.To) - uint64(*r.From) // exact: to >= from
+	return float64(diff/uint64(step)) + 1, nil
+}
+
+// checkIntFormat accepts a format with exactly one integer verb: %d, %x, %X, %o or %b,
+// with flags and width ("%03d", "store-%04d").
+func checkIntFormat(f string) error {
+	verbs := 0
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' {
+			continue
+		}
+		i++
+		if i < len(f) && f[i] == '%' {
+			continue
+		}
+		for i < len(f) && strings.IndexByte("+- #0123456789", f[i]) >= 0 {
+			i++
+		}
+		if i >= len(f) || strings.IndexByte("dxXob", f[i]) < 0 {
+			return fmt.Errorf("format %q: want one integer verb such as %%d or %%03d", f)
+		}
+		verbs++
+	}
+	if verbs != 1 {
+		return fmt.Errorf("format %q: want one integer verb such as %%d or %%03d", f)
+	}
+	return nil
+}
+
+func rangeSource(r *rangeYAML, as string, n int) (*source, error) {
+	step := int64(1)
+	if r.Step != nil {
+		step = *r.Step
+	}
+	if n <= 0 || n > math.MaxInt32 {
+		return nil, fmt.Errorf("%d rows is out of bounds", n)
+	}
+	f := r.Format
+	if f == "" {
+		f = "%d"
+	}
+	return &source{kind: "range", as: as, n: n, cols: map[string]int{"value": 0}, from: *r.From, step: step, format: f}, nil
+}
+
+func (l *loader) listSource(list *yaml.Node, as string) (*source, error) {
+	s := &source{kind: "list", as: as, n: len(list.Content), cols: map[string]int{}}
+	var errs []error
+	scalars, maps := 0, 0
+	for i, e := range list.Content {
 		switch e.Kind {
 		case yaml.ScalarNode:
-			m["value"] = e.Value
+			scalars++
 		case yaml.MappingNode:
+			maps++
 			for j := 0; j+1 < len(e.Content); j += 2 {
-				k, v := e.Content[j], e.Content[j+1]
-				if v.Kind != yaml.ScalarNode {
-					return source{}, Where(l.pos(v), fmt.Errorf("list[%d].%s: want a single value", i, k.Value))
+				k := e.Content[j].Value
+				if _, ok := s.cols[k]; !ok {
+					s.cols[k] = len(s.cols)
 				}
-				if strings.Contains(v.Value, "${") {
-					return source{}, Where(l.pos(v), fmt.Errorf("list[%d].%s: list values cannot hold references", i, k.Value))
-				}
-				m[k.Value] = v.Value
 			}
 		default:
-			return source{}, Where(l.pos(e), fmt.Errorf("list[%d]: want a value or a mapping of values", i))
+			errs = append(errs, Where(l.pos(e), &fieldError{path: fmt.Sprintf("[%d]", i), err: errors.New("want a value or a mapping of values")}))
 		}
-		s.rows = append(s.rows, m)
-		s.origins = append(s.origins, fmt.Sprintf("list[%d]", i))
 	}
-	return s, nil
+	if scalars > 0 && maps > 0 {
+		errs = append(errs, Where(l.pos(list), &fieldError{err: errors.New("want either values or mappings, not both")}))
+	}
+	if scalars > 0 {
+		s.cols["value"] = 0
+	}
+	for i, e := range list.Content {
+		vals := make([]string, len(s.cols))
+		present := make([]bool, len(s.cols))
+		set := func(col int, v *yaml.Node, field string) {
+			if v.Kind != yaml.ScalarNode {
+				errs = append(errs, Where(l.pos(v), &fieldError{path: fmt.Sprintf("[%d]%s", i, field), err: fmt.Errorf("want a single value, not %s", show(v))}))
+				return
+			}
+			if v.ShortTag() != nullTag {
+				vals[col] = v.Value
+			}
+			present[col] = true
+		}
+		switch e.Kind {
+		case yaml.ScalarNode:
+			set(0, e, "")
+		case yaml.MappingNode:
+			for j := 0; j+1 < len(e.Content); j += 2 {
+				k := e.Content[j]
+				c := s.cols[k.Value]
+				if present[c] {
+					errs = append(errs, Where(l.pos(k), &fieldError{path: fmt.Sprintf("[%d]", i), err: fmt.Errorf("duplicate field %q", k.Value)}))
+					continue
+				}
+				set(c, e.Content[j+1], "."+k.Value)
+			}
+		}
+		s.vals = append(s.vals, vals)
+		s.present = append(s.present, present)
+	}
+	return s, errors.Join(errs...)
 }
 
-func (l *loader) csvSource(f foreachYAML) (source, error) {
-	name := f.CSV
-	p := name
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(l.dir, p)
+const nullTag = "!!null"
+
+// csvSource reads a CSV file with a header row (cached per file).
+func (l *loader) csvSource(name, as string) (*source, error) {
+	key := name
+	if !filepath.IsAbs(key) {
+		key = filepath.Join(l.dir, key)
 	}
-	fi, err := os.Stat(p)
+	if c, ok := l.csvCache[key]; ok {
+		if c.err != nil {
+			return nil, c.err
+		}
+		s := *c.src
+		s.as = as
+		return &s, nil
+	}
+	src, err := l.readCSV(name)
+	if l.csvCache == nil {
+		l.csvCache = map[string]csvCached{}
+	}
+	l.csvCache[key] = csvCached{src, err}
 	if err != nil {
-		return source{}, fmt.Errorf("csv %s: %v", name, errors.Unwrap(err))
+		return nil, err
 	}
-	if fi.Size() > MaxCSVBytes {
-		return source{}, fmt.Errorf("csv %s: %d bytes is more than the %d MiB limit", name, fi.Size(), MaxCSVBytes>>20)
-	}
-	data, err := os.ReadFile(p)
+	s := *src
+	s.as = as
+	return &s, nil
+}
+
+type csvCached struct {
+	src *source
+	err error
+}
+
+// maxCSVErrors caps the row errors reported for one CSV file.
+const maxCSVErrors = 10
+
+func (l *loader) readCSV(name string) (*source, error) {
+	data, err := readCapped(l.dir, name, MaxCSVBytes)
 	if err != nil {
-		return source{}, fmt.Errorf("csv %s: %v", name, errors.Unwrap(err))
+		return nil, err
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if !utf8.Valid(data) {
+		line := 1 + bytes.Count(data[:firstInvalidUTF8(data)], []byte("\n"))
+		return nil, fmt.Errorf("%s:%d: not valid UTF-8 (save the file as UTF-8)", name, line)
+	}
 	r := csv.NewReader(bytes.NewReader(data))
-	r.ReuseRecord = false
+	r.FieldsPerRecord = 0 // the header fixes the number of fields
 	header, err := r.Read()
 	if err == io.EOF {
-		return source{}, fmt.Errorf("csv %s: empty file (want a header row)", name)
+		return nil, fmt.Errorf("%s: the file is empty (want a header row naming the columns)", name)
 	}
 	if err != nil {
-		return source{}, csvError(name, err)
+		return nil, csvError(name, err, 0, 0)
 	}
-	cols := make([]string, len(header))
-	seen := map[string]bool{}
+	s := &source{kind: "csv", file: name, cols: make(map[string]int, len(header))}
+	var errs []error
 	for i, h := range header {
 		h = strings.TrimSpace(h)
-		if h == "" {
-			return source{}, fmt.Errorf("%s:1: column %d has no name in the header row", name, i+1)
+		switch {
+		case h == "":
+			errs = append(errs, fmt.Errorf("%s:1: column %d has no name in the header row", name, i+1))
+		case strings.ContainsAny(h, "${}"):
+			errs = append(errs, fmt.Errorf("%s:1: column name %q: '$', '{' and '}' cannot be used in ${row.COLUMN}", name, h))
+		default:
+			if prev, dup := s.cols[h]; dup {
+				errs = append(errs, fmt.Errorf("%s:1: columns %d and %d are both named %q", name, prev+1, i+1, h))
+				continue
+			}
+			s.cols[h] = i
 		}
-		if seen[h] {
-			return source{}, fmt.Errorf("%s:1: column %q appears twice in the header row", name, h)
-		}
-		seen[h] = true
-		cols[i] = h
 	}
-	r.FieldsPerRecord = len(cols)
-	s := source{as: f.As}
-	for i := 0; ; i++ {
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	more := 0
+	for {
 		rec, err := r.Read()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return source{}, csvError(name, err)
+			if len(errs) < maxCSVErrors {
+				errs = append(errs, csvError(name, err, len(rec), len(header)))
+			} else {
+				more++
+			}
+			var pe *csv.ParseError
+			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
+				continue
+			}
+			break // a quoting error: the rest cannot be trusted
 		}
 		line, _ := r.FieldPos(0)
-		m := make(map[string]string, len(cols)+1)
-		for c, v := range rec {
-			m[cols[c]] = strings.TrimSpace(v)
+		for i := range rec {
+			rec[i] = strings.TrimSpace(rec[i])
 		}
-		m["index"] = strconv.Itoa(i)
-		s.rows = append(s.rows, m)
-		s.origins = append(s.origins, fmt.Sprintf("%s:%d", name, line))
-		if len(s.rows) > l.o.MaxItems {
-			return source{}, fmt.Errorf("csv %s: more than %d rows", name, l.o.MaxItems)
+		s.recs = append(s.recs, rec)
+		s.lines = append(s.lines, line)
+		if len(s.recs) > l.o.MaxItems {
+			return nil, fmt.Errorf("%s: more than %d rows, the limit of a plan", name, l.o.MaxItems)
 		}
 	}
-	if len(s.rows) == 0 {
-		return source{}, fmt.Errorf("csv %s: no rows after the header", name)
+	if more > 0 {
+		errs = append(errs, fmt.Errorf("%s: %d more bad rows", name, more))
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(s.recs) == 0 {
+		return nil, fmt.Errorf("%s: no rows after the header", name)
+	}
+	s.n = len(s.recs)
 	return s, nil
 }
 
-func csvError(name string, err error) error {
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
+func csvError(name string, err error, got, want int) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		if errors.Is(pe.Err, csv.ErrFieldCount) {
-			return fmt.Errorf("%s:%d: row has a different number of fields than the header", name, pe.Line)
+			return fmt.Errorf("%s:%d: the row has %s, the header has %d", name, pe.StartLine, plural(got, "field"), want)
 		}
 		return fmt.Errorf("%s:%d:%d: %v", name, pe.Line, pe.Column, pe.Err)
 	}
-	return fmt.Errorf("csv %s: %v", name, err)
+	return fmt.Errorf("%s: %v", name, err)
+}
+
+func isIdent(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }

@@ -3,269 +3,487 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
-// Interpolation of scalar values. Expansion runs in two phases so that an item's
-// hash never depends on a secret value:
-//   - phase 1 (expand): ${var.X} and ${<row>.COL} are substituted; ${env.X},
-//     ${file.P} and ${outputs.I.K} are kept as text (with their own inner
-//     references already substituted), and reported to the caller;
-//   - phase 2 (resolveSecrets): ${env.X} and ${file.P} are replaced by their values,
-//     which are added to the redactor.
-// ${outputs.I.K} stays until run time (ResolveRefs). "$${" is a literal "${".
+// Interpolation of scalar values. A scalar is parsed once into segments (rawSeg), then
+// bound to a scope (seg): ${var.X} folds into text, ${env.X} and ${file.P} are resolved
+// once (cached), ${outputs.I.K} is kept, and ${<as>.COL} points at a column of a
+// foreach source. A scalar without row references is evaluated once per entry; the
+// others once per row, without re-parsing.
+//
+// Each evaluation yields two texts: the final value (secrets resolved) and the hash
+// text (secret references kept as written, literal "${" escaped), so that an item's
+// hash never depends on a secret value.
 
-const maxFileSecret = 1 << 20
+// Limits on secret files and reference nesting.
+const (
+	MaxSecretFileBytes = 1 << 20
+	maxRefDepth        = 8
+)
 
-// scope is what phase 1 can substitute.
-type scope struct {
-	vars map[string]string
-	rows map[string]map[string]string // as-name -> column -> value
-	// allowOutputs: output references are allowed here (item fields only).
-	allowOutputs bool
-	// allowSecrets: env/file references are allowed here (not in vars or names).
-	allowSecrets bool
+// rawSeg is a parsed piece of a scalar: literal text (escapes removed) or a reference.
+type rawSeg struct {
+	lit  string
+	ref  bool
+	body []rawSeg // reference body: "var.x", "outputs.", ref, ".id", ...
+	text string   // the reference as written, for messages
 }
 
-// found describes what phase 1 met in one string.
-type found struct {
-	secrets bool
-	refs    []Ref
-	whole   bool // the string is exactly one reference
-}
+// parseRefs splits s into literal text and ${...} references. "$${" is a literal "${".
+func parseRefs(s string) ([]rawSeg, error) { return parseRefsDepth(s, 0) }
 
-var errNoRef = errors.New("no reference")
-
-// expand runs phase 1 on s.
-func (sc *scope) expand(s string, pos Pos) (string, found, error) {
-	var f found
-	if !strings.Contains(s, "${") {
-		return s, f, nil
+func parseRefsDepth(s string, depth int) ([]rawSeg, error) {
+	if depth > maxRefDepth {
+		return nil, errors.New("references nested too deeply")
 	}
-	out, err := sc.expandText(s, pos, &f, 0)
-	if err != nil {
-		return "", f, err
-	}
-	if strings.HasPrefix(s, "${") && strings.HasSuffix(s, "}") {
-		if end, err := matchBrace(s, 2); err == nil && end == len(s)-1 {
-			f.whole = true
+	var out []rawSeg
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			out = append(out, rawSeg{lit: lit.String()})
+			lit.Reset()
 		}
 	}
-	return out, f, nil
-}
-
-func (sc *scope) expandText(s string, pos Pos, f *found, depth int) (string, error) {
-	if depth > 8 {
-		return "", errors.New("references nested too deeply")
-	}
-	var b strings.Builder
 	for i := 0; i < len(s); {
-		j := strings.Index(s[i:], "${")
+		j := strings.IndexByte(s[i:], '$')
 		if j < 0 {
-			b.WriteString(s[i:])
+			lit.WriteString(s[i:])
 			break
 		}
 		j += i
-		if j > 0 && s[j-1] == '$' {
-			// "$${": keep escaped until the end (unescape happens in finish).
-			b.WriteString(s[i : j+2])
-			i = j + 2
-			continue
+		lit.WriteString(s[i:j])
+		switch {
+		case strings.HasPrefix(s[j:], "$${"):
+			lit.WriteString("${")
+			i = j + 3
+		case strings.HasPrefix(s[j:], "${"):
+			end := matchBrace(s, j+2)
+			if end < 0 {
+				return nil, fmt.Errorf("unterminated reference %q (a literal \"${\" is written \"$${\")", clip(s[j:]))
+			}
+			body, err := parseRefsDepth(s[j+2:end], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			flush()
+			out = append(out, rawSeg{ref: true, body: body, text: s[j : end+1]})
+			i = end + 1
+		default:
+			lit.WriteByte('$')
+			i = j + 1
 		}
-		b.WriteString(s[i:j])
-		end, err := matchBrace(s, j+2)
-		if err != nil {
-			return "", fmt.Errorf("unterminated reference %q", clipRef(s[j:]))
-		}
-		inner, err := sc.expandText(s[j+2:end], pos, f, depth+1)
-		if err != nil {
-			return "", err
-		}
-		val, err := sc.ref(inner, pos, f)
-		if err != nil {
-			return "", err
-		}
-		b.WriteString(val)
-		i = end + 1
 	}
-	return b.String(), nil
+	flush()
+	return out, nil
 }
 
-// matchBrace returns the index of the "}" closing a reference whose body starts at i.
-func matchBrace(s string, i int) (int, error) {
+// matchBrace returns the index of the "}" that closes a reference whose body starts at
+// i, or -1.
+func matchBrace(s string, i int) int {
 	depth := 0
 	for k := i; k < len(s); k++ {
-		switch {
-		case s[k] == '$' && k+1 < len(s) && s[k+1] == '{':
-			depth++
-			k++
-		case s[k] == '}':
+		switch s[k] {
+		case '$':
+			if strings.HasPrefix(s[k:], "$${") {
+				k += 2
+			} else if k+1 < len(s) && s[k+1] == '{' {
+				depth++
+				k++
+			}
+		case '}':
 			if depth == 0 {
-				return k, nil
+				return k
 			}
 			depth--
 		}
 	}
-	return 0, errNoRef
+	return -1
 }
 
-func clipRef(s string) string {
+func clip(s string) string {
 	if len(s) > 40 {
 		return s[:40] + "..."
 	}
 	return s
 }
 
-// ref evaluates one reference body ("var.x", "row.col", "env.X", ...).
-func (sc *scope) ref(body string, pos Pos, f *found) (string, error) {
-	ns, rest, ok := strings.Cut(body, ".")
-	if !ok || rest == "" {
-		return "", fmt.Errorf("reference ${%s}: want ${namespace.name} (var, env, file, outputs, or a foreach row)", body)
+// hasRefSyntax reports whether s may hold a reference or an escape.
+func hasRefSyntax(s string) bool { return strings.Contains(s, "${") }
+
+// escapeRefs turns "${" into "$${" (hash texts, and values placed next to output refs).
+func escapeRefs(s string) string {
+	if !strings.Contains(s, "${") {
+		return s
+	}
+	return strings.ReplaceAll(s, "${", "$${")
+}
+
+type segKind uint8
+
+const (
+	segLit    segKind = iota // text
+	segRow                   // a column of a foreach source
+	segSecret                // a resolved secret; hsh holds the reference as written
+	segOutput                // ${outputs.ITEM.KEY}, kept for run time
+	segDyn                   // a reference whose name holds row references
+)
+
+// seg is a bound segment.
+type seg struct {
+	kind     segKind
+	text     string // lit: text; secret: value; output: item
+	hsh      string // secret: reference text; output: key
+	src, col int    // row
+	ns       string // dyn: namespace
+	body     []seg  // dyn: the name after the namespace
+	raw      string // dyn: the reference as written
+}
+
+// scalarT is a compiled scalar.
+type scalarT struct {
+	segs    []seg
+	whole   bool // the scalar is exactly one reference
+	rowDep  bool // depends on the row
+	secret  bool // holds a secret (statically known)
+	keepEsc bool // holds an output reference: "${" in data stays escaped until run time
+	refs    []Ref
+}
+
+// scope says what references may resolve to where a scalar is compiled.
+type scope struct {
+	l       *loader
+	srcs    []*source
+	secrets bool   // ${env.X} and ${file.P} allowed
+	outputs bool   // ${outputs.I.K} allowed
+	where   string // "item names", "depends_on", ... for messages about what is not allowed
+}
+
+// compileScalar parses and binds s. pos is the position of the scalar (for Refs).
+func (sc *scope) compileScalar(s string, pos Pos) (*scalarT, error) {
+	raw, err := parseRefs(s)
+	if err != nil {
+		return nil, err
+	}
+	t := &scalarT{whole: len(raw) == 1 && raw[0].ref}
+	segs, err := sc.bind(raw, t, pos, 0)
+	if err != nil {
+		return nil, err
+	}
+	t.segs = mergeLits(segs)
+	return t, nil
+}
+
+func mergeLits(segs []seg) []seg {
+	out := segs[:0]
+	for _, s := range segs {
+		if s.kind == segLit && len(out) > 0 && out[len(out)-1].kind == segLit {
+			out[len(out)-1].text += s.text
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// bind resolves references; depth > 0 inside a reference name.
+func (sc *scope) bind(raw []rawSeg, t *scalarT, pos Pos, depth int) ([]seg, error) {
+	var out []seg
+	for _, r := range raw {
+		if !r.ref {
+			out = append(out, seg{kind: segLit, text: r.lit})
+			continue
+		}
+		s, err := sc.bindRef(r, t, pos, depth)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (sc *scope) bindRef(r rawSeg, t *scalarT, pos Pos, depth int) (seg, error) {
+	if len(r.body) == 0 || r.body[0].ref || !strings.Contains(r.body[0].lit, ".") {
+		return seg{}, fmt.Errorf("reference %s: want ${namespace.name} (namespaces: var, env, file, outputs%s)", clip(r.text), sc.rowNamespaces())
+	}
+	ns, first, _ := strings.Cut(r.body[0].lit, ".")
+	rest := append([]rawSeg{{lit: first}}, r.body[1:]...)
+	if first == "" {
+		rest = r.body[1:]
+	}
+	src := -1
+	switch ns {
+	case "var":
+	case "env", "file":
+		if depth > 0 {
+			return seg{}, fmt.Errorf("reference %s: a secret cannot be part of another reference's name", clip(r.text))
+		}
+		if !sc.secrets {
+			return seg{}, fmt.Errorf("reference %s: secret references are not allowed in %s", clip(r.text), sc.where)
+		}
+		t.secret = true
+	case "outputs":
+		if depth > 0 {
+			return seg{}, fmt.Errorf("reference %s: an output cannot be part of another reference's name", clip(r.text))
+		}
+		if !sc.outputs {
+			return seg{}, fmt.Errorf("reference %s: output references are not allowed in %s", clip(r.text), sc.where)
+		}
+		t.keepEsc = true
+	default:
+		for i, s := range sc.srcs {
+			if s.as == ns {
+				src = i
+			}
+		}
+		if src < 0 {
+			if len(sc.srcs) == 0 && ns == "row" {
+				return seg{}, fmt.Errorf("reference %s: row references need a foreach", clip(r.text))
+			}
+			return seg{}, fmt.Errorf("reference %s: unknown namespace %q (known: var, env, file, outputs%s)", clip(r.text), ns, sc.rowNamespaces())
+		}
+		t.rowDep = true
+	}
+	body, err := sc.bind(rest, t, pos, depth+1)
+	if err != nil {
+		return seg{}, err
+	}
+	body = mergeLits(body)
+	name := ""
+	static := true
+	for _, b := range body {
+		if b.kind != segLit {
+			static = false
+			break
+		}
+		name += b.text
+	}
+	if !static {
+		t.rowDep = true
+		return seg{kind: segDyn, ns: ns, body: body, src: src, raw: r.text}, nil
+	}
+	return sc.resolve(ns, name, src, t, pos)
+}
+
+func (sc *scope) rowNamespaces() string {
+	if len(sc.srcs) == 0 {
+		return ""
+	}
+	var names []string
+	for _, s := range sc.srcs {
+		names = append(names, s.as)
+	}
+	return ", or a foreach source: " + strings.Join(names, ", ")
+}
+
+// resolve binds a reference whose name is known. t (may be nil) learns refs.
+func (sc *scope) resolve(ns, name string, src int, t *scalarT, pos Pos) (seg, error) {
+	if name == "" {
+		return seg{}, fmt.Errorf("reference ${%s.}: name missing", ns)
 	}
 	switch ns {
 	case "var":
-		v, ok := sc.vars[rest]
+		v, ok := sc.l.p.Vars[name]
 		if !ok {
-			return "", fmt.Errorf("${var.%s}: the plan declares no var %q", rest, rest)
+			return seg{}, fmt.Errorf("${var.%s}: the plan declares no var %q%s", name, name, sc.l.declaredVars())
 		}
-		return v, nil
+		return seg{kind: segLit, text: v}, nil
 	case "env", "file":
-		if !sc.allowSecrets {
-			return "", fmt.Errorf("${%s}: secret references are not allowed here", body)
+		v, err := sc.l.sec.value(ns, name)
+		if err != nil {
+			return seg{}, err
 		}
-		f.secrets = true
-		return "${" + body + "}", nil
+		return seg{kind: segSecret, text: v, hsh: "${" + ns + "." + name + "}"}, nil
 	case "outputs":
-		if !sc.allowOutputs {
-			return "", fmt.Errorf("${%s}: output references are only allowed in item fields", body)
+		k := strings.LastIndexByte(name, '.')
+		if k <= 0 || k == len(name)-1 {
+			return seg{}, fmt.Errorf("${outputs.%s}: want ${outputs.ITEM.KEY}", name)
 		}
-		k := strings.LastIndexByte(rest, '.')
-		if k <= 0 || k == len(rest)-1 {
-			return "", fmt.Errorf("${%s}: want ${outputs.ITEM.KEY}", body)
+		r := Ref{Item: name[:k], Key: name[k+1:], Pos: pos}
+		if t != nil {
+			t.refs = append(t.refs, r)
 		}
-		f.refs = append(f.refs, Ref{Item: rest[:k], Key: rest[k+1:], Pos: pos})
-		return "${" + body + "}", nil
+		return seg{kind: segOutput, text: r.Item, hsh: r.Key}, nil
 	}
-	if row, ok := sc.rows[ns]; ok {
-		v, ok := row[rest]
-		if !ok {
-			return "", fmt.Errorf("${%s}: the %q rows have no field %q (they have: %s)", body, ns, rest, strings.Join(sortedKeys(row), ", "))
-		}
-		return v, nil
+	s := sc.srcs[src]
+	col, ok := s.column(name)
+	if !ok {
+		return seg{}, fmt.Errorf("${%s.%s}: %s", ns, name, s.noColumn(name))
 	}
-	if len(sc.rows) == 0 && ns == "row" {
-		return "", fmt.Errorf("${%s}: row references need a foreach", body)
-	}
-	return "", fmt.Errorf("${%s}: unknown namespace %q (want var, env, file, outputs%s)", body, ns, rowNames(sc.rows))
+	return seg{kind: segRow, src: src, col: col}, nil
 }
 
-func rowNames(rows map[string]map[string]string) string {
-	if len(rows) == 0 {
-		return ""
-	}
-	return " or " + strings.Join(sortedKeys(rows), ", ")
+// evalOut is the result of evaluating a scalar for one row.
+type evalOut struct {
+	fin    []byte
+	hsh    []byte
+	secret bool
+	refs   []Ref
 }
 
-// secretResolver is phase 2.
+// eval evaluates t for row rc (nil when t does not depend on the row), appending to o.
+func (sc *scope) eval(t *scalarT, rc *rowCtx, pos Pos, o *evalOut) error {
+	o.secret = o.secret || t.secret
+	for i := range t.segs {
+		if err := sc.evalSeg(&t.segs[i], t.keepEsc, rc, pos, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (sc *scope) evalSeg(s *seg, keepEsc bool, rc *rowCtx, pos Pos, o *evalOut) error {
+	switch s.kind {
+	case segLit:
+		o.appendData(s.text, keepEsc)
+	case segRow:
+		v, err := rc.value(s.src, s.col)
+		if err != nil {
+			return err
+		}
+		o.appendData(v, keepEsc)
+	case segSecret:
+		o.secret = true
+		if keepEsc {
+			o.fin = append(o.fin, escapeRefs(s.text)...)
+		} else {
+			o.fin = append(o.fin, s.text...)
+		}
+		o.hsh = append(o.hsh, s.hsh...)
+	case segOutput:
+		n := len(o.fin)
+		o.fin = append(o.fin, "${outputs."...)
+		o.fin = append(o.fin, s.text...)
+		o.fin = append(o.fin, '.')
+		o.fin = append(o.fin, s.hsh...)
+		o.fin = append(o.fin, '}')
+		o.hsh = append(o.hsh, o.fin[n:]...)
+	case segDyn:
+		var name evalOut
+		for i := range s.body {
+			if err := sc.evalSeg(&s.body[i], false, rc, pos, &name); err != nil {
+				return err
+			}
+		}
+		var t scalarT
+		r, err := sc.resolve(s.ns, string(name.fin), s.src, &t, pos)
+		if err != nil {
+			return fmt.Errorf("%s: %w", clip(s.raw), err)
+		}
+		if r.kind == segDyn {
+			return fmt.Errorf("%s: reference too deep", clip(s.raw))
+		}
+		o.refs = append(o.refs, t.refs...)
+		return sc.evalSeg(&r, keepEsc, rc, pos, o)
+	}
+	return nil
+}
+
+func (o *evalOut) appendData(v string, keepEsc bool) {
+	e := escapeRefs(v)
+	if keepEsc {
+		o.fin = append(o.fin, e...)
+	} else {
+		o.fin = append(o.fin, v...)
+	}
+	o.hsh = append(o.hsh, e...)
+}
+
+// secretResolver reads ${env.X} and ${file.P}, once each.
 type secretResolver struct {
 	dir    string
 	getenv func(string) (string, bool)
 	red    *Redactor
-	cache  map[string]string
+	cache  map[string]secretVal
 }
 
-// resolve replaces ${env.X} and ${file.P} in s (phase-1 output) and unescapes "$${".
-func (r *secretResolver) resolve(s string) (string, error) {
-	if !strings.Contains(s, "${") {
-		return s, nil
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		j := strings.Index(s[i:], "${")
-		if j < 0 {
-			b.WriteString(s[i:])
-			break
-		}
-		j += i
-		if j > 0 && s[j-1] == '$' {
-			b.WriteString(s[i : j+2])
-			i = j + 2
-			continue
-		}
-		end, err := matchBrace(s, j+2)
-		if err != nil {
-			b.WriteString(s[i:])
-			break
-		}
-		body := s[j+2 : end]
-		ns, rest, _ := strings.Cut(body, ".")
-		b.WriteString(s[i:j])
-		switch ns {
-		case "env", "file":
-			v, err := r.value(ns, rest)
-			if err != nil {
-				return "", err
-			}
-			b.WriteString(v)
-		default:
-			b.WriteString(s[j : end+1])
-		}
-		i = end + 1
-	}
-	return b.String(), nil
+type secretVal struct {
+	v   string
+	err error
 }
 
 func (r *secretResolver) value(ns, name string) (string, error) {
-	key := ns + ":" + name
-	if v, ok := r.cache[key]; ok {
-		return v, nil
+	key := ns + "\x00" + name
+	if c, ok := r.cache[key]; ok {
+		return c.v, c.err
 	}
-	var v string
-	switch ns {
-	case "env":
-		val, ok := r.getenv(name)
+	v, err := r.read(ns, name)
+	if err == nil && len(v) < minSecretLen {
+		err = fmt.Errorf("${%s.%s}: the value has fewer than %d characters, too short to be kept out of logs", ns, name, minSecretLen)
+	}
+	if err != nil {
+		v = ""
+	} else {
+		r.red.Add(v)
+	}
+	if r.cache == nil {
+		r.cache = map[string]secretVal{}
+	}
+	r.cache[key] = secretVal{v, err}
+	return v, err
+}
+
+func (r *secretResolver) read(ns, name string) (string, error) {
+	if ns == "env" {
+		v, ok := r.getenv(name)
 		if !ok {
 			return "", fmt.Errorf("${env.%s}: environment variable %s is not set", name, name)
 		}
-		if val == "" {
+		if v == "" {
 			return "", fmt.Errorf("${env.%s}: environment variable %s is empty", name, name)
 		}
-		v = val
-	case "file":
-		p := name
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(r.dir, p)
-		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			return "", fmt.Errorf("${file.%s}: %v", name, errors.Unwrap(err))
-		}
-		if fi.Size() > maxFileSecret {
-			return "", fmt.Errorf("${file.%s}: file is larger than %d bytes", name, maxFileSecret)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return "", fmt.Errorf("${file.%s}: %v", name, errors.Unwrap(err))
-		}
-		v = strings.TrimRight(string(b), "\r\n")
-		if v == "" {
-			return "", fmt.Errorf("${file.%s}: file is empty", name)
-		}
+		return v, nil
 	}
-	r.red.Add(v)
-	if r.cache == nil {
-		r.cache = map[string]string{}
+	b, err := readCapped(r.dir, name, MaxSecretFileBytes)
+	if err != nil {
+		return "", fmt.Errorf("${file.%s}: %w", name, err)
 	}
-	r.cache[key] = v
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", fmt.Errorf("${file.%s}: the file is empty", name)
+	}
 	return v, nil
 }
 
-// unescape turns "$${" into "${" (last step for values that reach providers).
-func unescape(s string) string {
-	if !strings.Contains(s, "$${") {
-		return s
+// readCapped reads a file (relative to dir) of at most max bytes. Its errors name the
+// file as given, never its content.
+func readCapped(dir, name string, max int64) ([]byte, error) {
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
 	}
-	return strings.ReplaceAll(s, "$${", "${")
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, bareErr(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, bareErr(err))
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is larger than %s", name, sizeText(max))
+	}
+	return b, nil
+}
+
+// bareErr drops the path an *os.PathError repeats (it is the joined, absolute one).
+func bareErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func sizeText(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }

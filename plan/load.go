@@ -2,15 +2,14 @@ package plan
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,15 +17,16 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// LoadOptions tune Load.
+// LoadOptions tune Load and Parse.
 type LoadOptions struct {
 	// Sections are the item sections the plan may use (from the provider registry).
 	Sections []string
-	// Vars override plan vars (--var). Overriding an undeclared var is an error.
+	// Vars override plan vars (--var NAME=VALUE); values are taken literally.
+	// Overriding a var the plan does not declare is an error.
 	Vars map[string]string
 	// Getenv resolves ${env.X}; nil means os.LookupEnv.
 	Getenv func(string) (string, bool)
-	// MaxItems caps the expanded plan (default DefaultMaxItems).
+	// MaxItems caps the expanded plan; 0 means DefaultMaxItems.
 	MaxItems int
 }
 
@@ -34,70 +34,72 @@ type LoadOptions struct {
 const (
 	DefaultMaxItems = 500_000
 	MaxPlanBytes    = 16 << 20
-	MaxCSVBytes     = 64 << 20
+	MaxCABytes      = 16 << 20
+	// maxExpandedNodes caps what YAML aliases may expand a plan to.
+	maxExpandedNodes = 4_000_000
 )
 
 // EndpointKinds are the endpoint kinds a plan may use.
 var EndpointKinds = []string{"http", "nx-cloud", "edge", "openvcloud", "cloudneeti"}
 
-var (
-	nameRE     = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
-	itemNameRE = regexp.MustCompile(`^[A-Za-z0-9._@/:+-]{1,200}$`)
-	epNameRE   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-)
-
-// Load reads and expands the plan at path.
+// Load reads and expands the plan at path. Plans larger than MaxPlanBytes are refused
+// before parsing. All problems are returned at once (see Parse).
 func Load(path string, o LoadOptions) (*Plan, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("read plan: %w", err)
+		return nil, Where(Pos{File: path}, bareErr(err))
 	}
 	if fi.IsDir() {
-		return nil, fmt.Errorf("read plan %s: is a directory", path)
+		return nil, Where(Pos{File: path}, errors.New("is a directory, not a plan file"))
 	}
-	if fi.Size() > MaxPlanBytes {
-		return nil, fmt.Errorf("read plan %s: %d bytes is more than the %d MiB a plan may have (use foreach with a CSV file for large fleets)", path, fi.Size(), MaxPlanBytes>>20)
+	if fi.Mode().IsRegular() && fi.Size() > MaxPlanBytes {
+		return nil, tooBig(path, fi.Size())
 	}
-	data, err := os.ReadFile(path)
+	data, err := readCapped("", path, MaxPlanBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read plan: %w", err)
+		return nil, Where(Pos{File: path}, err)
 	}
 	return Parse(path, data, o)
 }
 
+func tooBig(file string, size int64) error {
+	return Where(Pos{File: file}, fmt.Errorf("the plan has %d bytes, more than the %s a plan may have: list large fleets in a CSV file and use foreach", size, sizeText(MaxPlanBytes)))
+}
+
 // loader holds the state of one Parse.
 type loader struct {
-	file     string
-	dir      string
-	o        LoadOptions
-	errs     []error
-	p        *Plan
-	sections map[string]bool
-	sec      *secretResolver
-	names    map[string]Pos
-	pending  []pendingDeps
-}
+	file string
+	dir  string
+	o    LoadOptions
+	p    *Plan
+	sec  *secretResolver
 
-type pendingDeps struct {
-	item *Item
-	deps []depRef
-}
+	sections    map[string]bool
+	declared    []string // var names, sorted
+	names       map[string]nameInfo
+	brokenNames bool // an entry could not be expanded: its names are unknown
+	pending     []pendingDeps
+	csvCache    map[string]csvCached
+	arena       arena
+	hbuf        []byte
 
-type depRef struct {
-	pattern string
-	pos     Pos
-}
-
-func (l *loader) errf(pos Pos, format string, a ...any) {
-	l.errs = append(l.errs, Where(pos, fmt.Errorf(format, a...)))
+	errs    []error
+	seen    map[string]bool
+	perPos  map[Pos]int
+	dropped map[Pos]int
 }
 
 func (l *loader) pos(n *yaml.Node) Pos { return NodePos(l.file, n) }
 
-// Parse reads a plan from data; file names it in errors and is the base of relative paths.
+// Parse reads a plan from data. file names the plan in errors, and its directory is
+// the base of relative paths (CSV files, ${file.P}, tls.ca_file).
+//
+// Every problem is reported: the error joins (errors.Join) *PosError values sorted by
+// position. Parsing stops early only at a YAML syntax error. No error text holds a
+// secret value.
 func Parse(file string, data []byte, o LoadOptions) (*Plan, error) {
 	if len(data) > MaxPlanBytes {
-		return nil, fmt.Errorf("%s: %d bytes is more than the %d MiB a plan may have", file, len(data), MaxPlanBytes>>20)
+		return nil, tooBig(file, int64(len(data)))
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv
@@ -107,37 +109,76 @@ func Parse(file string, data []byte, o LoadOptions) (*Plan, error) {
 	}
 	dir := filepath.Dir(file)
 	red := NewRedactor()
-	l := &loader{file: file, dir: dir, o: o, sections: map[string]bool{}, names: map[string]Pos{},
-		p:   &Plan{File: file, Dir: dir, Vars: map[string]string{}, Endpoints: map[string]*Endpoint{}, Redactor: red},
-		sec: &secretResolver{dir: dir, getenv: o.Getenv, red: red}}
+	l := &loader{
+		file: file, dir: dir, o: o,
+		p:        &Plan{File: file, Dir: dir, Vars: map[string]string{}, Endpoints: map[string]*Endpoint{}, Redactor: red},
+		sec:      &secretResolver{dir: dir, getenv: o.Getenv, red: red},
+		sections: map[string]bool{}, names: map[string]nameInfo{},
+		seen: map[string]bool{}, perPos: map[Pos]int{}, dropped: map[Pos]int{},
+	}
 	for _, s := range o.Sections {
 		l.sections[s] = true
 	}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if err.Error() == "EOF" {
-			return nil, Where(Pos{File: file}, errors.New("plan is empty"))
-		}
-		return nil, yamlErrors(file, &doc, err)[0]
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, Where(l.pos(&extra), errors.New("plan holds more than one YAML document"))
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
+	root, err := parseYAML(file, data)
+	if err != nil {
+		return nil, err
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, Where(l.pos(root), errors.New("plan must be a mapping with version, name, endpoints and sections"))
+		return nil, Where(l.pos(root), errors.New("a plan is a mapping with version, name, vars, endpoints and item sections"))
 	}
-	l.parseRoot(root)
-	l.resolveDeps()
-	if len(l.errs) > 0 {
-		return nil, sortErrors(l.errs)
+	root = l.normalize(root)
+	if len(l.errs) == 0 {
+		l.parseRoot(root)
+		l.resolveDeps()
+	}
+	if err := l.result(); err != nil {
+		return nil, err
 	}
 	return l.p, nil
+}
+
+// parseYAML reads exactly one YAML document.
+func parseYAML(file string, data []byte) (root *yaml.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			root, err = nil, Where(Pos{File: file}, fmt.Errorf("yaml: cannot parse: %v", r))
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			return nil, Where(Pos{File: file}, errors.New("the plan is empty"))
+		}
+		return nil, syntaxError(file, err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, Where(NodePos(file, &extra), errors.New("the plan holds more than one YAML document (remove the ---)"))
+	case err != io.EOF:
+		return nil, syntaxError(file, err)
+	}
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			return nil, Where(Pos{File: file}, errors.New("the plan is empty"))
+		}
+		return doc.Content[0], nil
+	}
+	return &doc, nil
+}
+
+// syntaxError turns "yaml: line 5: did not find ..." into a PosError.
+func syntaxError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, text, ok := strings.Cut(rest, ": "); ok {
+			if n, err := strconv.Atoi(num); err == nil {
+				return Where(Pos{File: file, Line: n}, errors.New("yaml: "+text))
+			}
+		}
+	}
+	return Where(Pos{File: file}, errors.New("yaml: "+msg))
 }
 
 func (l *loader) parseRoot(root *yaml.Node) {
@@ -163,7 +204,8 @@ func (l *loader) parseRoot(root *yaml.Node) {
 			epNode = v
 		default:
 			if !l.sections[k.Value] {
-				l.errf(l.pos(k), "unknown top-level key %q (known: version, name, vars, endpoints, %s)", k.Value, strings.Join(sortedCopy(l.o.Sections), ", "))
+				known := append([]string{"version", "name", "vars", "endpoints"}, sortedCopy(l.o.Sections)...)
+				l.errf(l.pos(k), "unknown top-level key %q (known: %s)", k.Value, strings.Join(known, ", "))
 				continue
 			}
 			sections = append(sections, sectionNode{k, v})
@@ -173,16 +215,18 @@ func (l *loader) parseRoot(root *yaml.Node) {
 	switch {
 	case versionNode == nil:
 		l.errf(rootPos, "version: required (version: 1)")
-	case versionNode.Kind != yaml.ScalarNode || versionNode.Value != "1":
-		l.errf(l.pos(versionNode), "version: %q is not supported (want 1)", versionNode.Value)
+	case versionNode.Kind == yaml.ScalarNode && versionNode.Value == "1" && versionNode.ShortTag() != "!!int":
+		l.errf(l.pos(versionNode), "version: want the number 1, not the string %s", show(versionNode))
+	case versionNode.Kind != yaml.ScalarNode || versionNode.ShortTag() != "!!int" || versionNode.Value != "1":
+		l.errf(l.pos(versionNode), "version: %s is not supported (want 1)", show(versionNode))
 	default:
 		l.p.Version = 1
 	}
 	switch {
 	case nameNode == nil:
 		l.errf(rootPos, "name: required (it names the state file)")
-	case nameNode.Kind != yaml.ScalarNode || !nameRE.MatchString(nameNode.Value):
-		l.errf(l.pos(nameNode), "name: %q: want 1-100 letters, digits, '.', '_' or '-'", nameNode.Value)
+	case nameNode.Kind != yaml.ScalarNode || !validPlanName(nameNode.Value):
+		l.errf(l.pos(nameNode), "name: %s: want 1-100 letters, digits, '.', '_' or '-'", show(nameNode))
 	default:
 		l.p.Name = nameNode.Value
 	}
@@ -193,46 +237,96 @@ func (l *loader) parseRoot(root *yaml.Node) {
 	}
 }
 
+// show quotes a node's value for an error message, unless it is secret or not a scalar.
+func show(n *yaml.Node) string {
+	switch {
+	case n == nil:
+		return "nothing"
+	case n.Tag == SecretTag:
+		return "(a secret value, not shown)"
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	case n.Kind != yaml.ScalarNode:
+		return "a value"
+	}
+	return strconv.Quote(clip(n.Value))
+}
+
+func validPlanName(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func (l *loader) parseVars(n *yaml.Node) {
 	declared := map[string]bool{}
-	if n != nil {
-		if n.Kind != yaml.MappingNode {
-			l.errf(l.pos(n), "vars: want a mapping of names to values")
-		} else {
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				if !epNameRE.MatchString(k.Value) {
-					l.errf(l.pos(k), "vars: name %q: want letters, digits, '_' or '-'", k.Value)
-					continue
+	if n != nil && n.Kind != yaml.MappingNode && n.ShortTag() != nullTag {
+		l.errf(l.pos(n), "vars: want a mapping of names to values")
+	} else if n != nil {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if !isIdent(k.Value) {
+				l.errf(l.pos(k), "vars: name %q: want letters, digits, '_' or '-'", k.Value)
+				continue
+			}
+			if declared[k.Value] {
+				l.errf(l.pos(k), "vars: duplicate var %q", k.Value)
+				continue
+			}
+			declared[k.Value] = true
+			if v.Kind != yaml.ScalarNode {
+				l.errf(l.pos(v), "vars.%s: want a single value, not %s", k.Value, show(v))
+				continue
+			}
+			segs, err := parseRefs(v.Value)
+			if err != nil {
+				l.errf(l.pos(v), "vars.%s: %v", k.Value, err)
+				continue
+			}
+			var b strings.Builder
+			bad := false
+			for _, s := range segs {
+				if s.ref {
+					l.errf(l.pos(v), "vars.%s: %s: vars hold plain values, references are not expanded in them (a literal \"${\" is written \"$${\")", k.Value, clip(s.text))
+					bad = true
+					break
 				}
-				if v.Kind != yaml.ScalarNode {
-					l.errf(l.pos(v), "vars.%s: want a single value, not a list or mapping", k.Value)
-					continue
-				}
-				if strings.Contains(v.Value, "${") && !strings.Contains(v.Value, "$${") {
-					l.errf(l.pos(v), "vars.%s: vars cannot hold references (secrets belong in the fields that use them)", k.Value)
-					continue
-				}
-				declared[k.Value] = true
-				l.p.Vars[k.Value] = unescape(v.Value)
+				b.WriteString(s.lit)
+			}
+			if bad {
+				continue
+			}
+			if v.ShortTag() != nullTag {
+				l.p.Vars[k.Value] = b.String()
+			} else {
+				l.p.Vars[k.Value] = ""
 			}
 		}
 	}
+	l.declared = sortedKeys(declared)
 	for _, k := range sortedKeys(l.o.Vars) {
 		if !declared[k] {
-			l.errs = append(l.errs, fmt.Errorf("--var %s: the plan declares no var %s (declared: %s)", k, k, strings.Join(sortedKeys(declaredMap(declared)), ", ")))
+			l.errf(Pos{File: l.file}, "--var %s: the plan declares no var %s%s", k, k, l.declaredVars())
 			continue
 		}
 		l.p.Vars[k] = l.o.Vars[k]
 	}
 }
 
-func declaredMap(m map[string]bool) map[string]string {
-	out := make(map[string]string, len(m))
-	for k := range m {
-		out[k] = ""
+func (l *loader) declaredVars() string {
+	if len(l.declared) == 0 {
+		return " (it declares none)"
 	}
-	return out
+	return " (declared: " + strings.Join(l.declared, ", ") + ")"
 }
 
 // endpointYAML is the strict shape of an endpoint.
@@ -246,245 +340,154 @@ type endpointYAML struct {
 }
 
 func (l *loader) parseEndpoints(n *yaml.Node) {
-	if n == nil {
+	if n == nil || n.ShortTag() == nullTag {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
 		l.errf(l.pos(n), "endpoints: want a mapping of endpoint names to endpoints")
 		return
 	}
-	sc := &scope{vars: l.p.Vars, allowSecrets: true}
+	sc := &scope{l: l, secrets: true, where: "endpoints"}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		name := k.Value
-		if !epNameRE.MatchString(name) {
-			l.errf(l.pos(k), "endpoints: name %q: want letters, digits, '_' or '-'", name)
+		if !isIdent(name) {
+			l.errf(l.pos(k), "endpoints: name %q: want 1-64 letters, digits, '_' or '-'", name)
 			continue
 		}
 		if _, dup := l.p.Endpoints[name]; dup {
 			l.errf(l.pos(k), "endpoints: duplicate endpoint %q", name)
 			continue
 		}
+		where := "endpoints." + name
 		if v.Kind != yaml.MappingNode {
-			l.errf(l.pos(v), "endpoints.%s: want a mapping (kind, url, auth, tls, limits, timeout)", name)
+			l.errf(l.pos(v), "%s: want a mapping with kind, url, auth, tls, limits and timeout", where)
 			continue
 		}
-		node, _, err := l.interpolate(v, sc, "endpoints."+name)
-		if err != nil {
-			continue
-		}
-		if !l.resolveSecrets(node) {
+		node, ok := l.instantiateOnce(v, sc, where)
+		if !ok {
 			continue
 		}
 		var e endpointYAML
 		if err := DecodeStrict(l.file, node, &e); err != nil {
-			l.errs = append(l.errs, prefixErrors("endpoints."+name, err)...)
+			l.report(prefixErrors(where, err)...)
 			continue
 		}
 		ep := &Endpoint{Name: name, Kind: e.Kind, URL: e.URL, Pos: l.pos(k), Auth: e.Auth, TLS: e.TLS, Limits: e.Limits, Timeout: e.Timeout}
-		l.checkEndpoint(ep, v)
-		for _, s := range []Secret{ep.Auth.Password, ep.Auth.Token, ep.Auth.ClientSecret, ep.Auth.APIKey} {
-			l.p.Redactor.Add(s.Reveal())
-		}
+		l.checkEndpoint(ep, node, where)
 		l.p.Endpoints[name] = ep
 		l.p.EndpointOrder = append(l.p.EndpointOrder, name)
 	}
 }
 
-func (l *loader) checkEndpoint(ep *Endpoint, n *yaml.Node) {
-	at := func(key string) Pos {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return l.pos(n.Content[i+1])
-			}
+// at returns the node at a path of mapping keys under n, or the deepest one found.
+func at(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		next := valueOf(n, k)
+		if next == n {
+			return n
 		}
-		return ep.Pos
+		n = next
 	}
-	pre := "endpoints." + ep.Name
-	if ep.Kind == "" {
-		l.errf(ep.Pos, "%s.kind: required (one of %s)", pre, strings.Join(EndpointKinds, ", "))
-	} else if !contains(EndpointKinds, ep.Kind) {
-		l.errf(at("kind"), "%s.kind: %q is not one of %s", pre, ep.Kind, strings.Join(EndpointKinds, ", "))
+	return n
+}
+
+func (l *loader) checkEndpoint(ep *Endpoint, n *yaml.Node, where string) {
+	p := func(keys ...string) Pos { return l.pos(at(n, keys...)) }
+	switch {
+	case ep.Kind == "":
+		l.errf(ep.Pos, "%s.kind: required (one of %s)", where, strings.Join(EndpointKinds, ", "))
+	case !contains(EndpointKinds, ep.Kind):
+		l.errf(p("kind"), "%s.kind: %s is not one of %s", where, show(at(n, "kind")), strings.Join(EndpointKinds, ", "))
 	}
 	if ep.URL == "" {
-		l.errf(ep.Pos, "%s.url: required", pre)
-	} else if u, err := url.Parse(ep.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		l.errf(at("url"), "%s.url: %q is not an absolute http(s) URL", pre, ep.URL)
+		l.errf(ep.Pos, "%s.url: required", where)
+	} else if u, err := url.Parse(ep.URL); err == nil && u.User != nil {
+		l.errf(p("url"), "%s.url: the URL holds credentials (user:password@): put them in auth", where) // not shown: it holds a password
+	} else if err := checkBaseURL(ep.URL); err != nil {
+		l.errf(p("url"), "%s.url: %s %v", where, show(at(n, "url")), err)
+	}
+	// Literal secrets too (references were added when resolved). A literal shorter than
+	// minSecretLen is accepted but cannot be redacted.
+	for _, s := range []Secret{ep.Auth.Password, ep.Auth.Token, ep.Auth.ClientSecret, ep.Auth.APIKey} {
+		l.p.Redactor.Add(s.Reveal())
 	}
 	t := &ep.TLS
 	if t.Insecure && (t.CAFile != "" || t.Fingerprint != "") {
-		l.errf(at("tls"), "%s.tls: conflicting TLS options: insecure cannot be combined with ca_file or fingerprint_sha256", pre)
+		l.errf(p("tls", "insecure"), "%s.tls: conflicting TLS options: insecure: true turns verification off, ca_file and fingerprint_sha256 pin it", where)
 	}
 	if t.Fingerprint != "" {
 		fp, err := NormalizeFingerprint(t.Fingerprint)
 		if err != nil {
-			l.errf(at("tls"), "%s.tls.fingerprint_sha256: %v", pre, err)
+			if fn := at(n, "tls", "fingerprint_sha256"); fn.Tag == SecretTag {
+				l.errf(l.pos(fn), "%s.tls.fingerprint_sha256: the value (a secret, not shown) is not a SHA-256 fingerprint", where)
+			} else {
+				l.errf(l.pos(fn), "%s.tls.fingerprint_sha256: %s is not a SHA-256 fingerprint: %v", where, show(fn), err)
+			}
 		}
 		t.Fingerprint = fp
 	}
 	if t.CAFile != "" {
 		pem, err := ReadCAFile(l.dir, t.CAFile)
 		if err != nil {
-			l.errf(at("tls"), "%s.tls.ca_file: %v", pre, err)
+			if cn := at(n, "tls", "ca_file"); cn.Tag == SecretTag {
+				l.errf(l.pos(cn), "%s.tls.ca_file: cannot read the file (its name is a secret, not shown)", where)
+			} else {
+				l.errf(l.pos(cn), "%s.tls.ca_file: %v", where, err)
+			}
 		}
 		t.CAPEM = pem
 	}
-	if ep.Limits.Concurrency < 0 || ep.Limits.RatePerSecond < 0 || ep.Limits.Burst < 0 {
-		l.errf(at("limits"), "%s.limits: concurrency, rate_per_second and burst must be >= 0", pre)
+	lim := ep.Limits
+	if lim.Concurrency < 0 {
+		l.errf(p("limits", "concurrency"), "%s.limits.concurrency: %d: want 0 (no cap) or more", where, lim.Concurrency)
+	}
+	if lim.RatePerSecond < 0 || math.IsNaN(lim.RatePerSecond) || math.IsInf(lim.RatePerSecond, 0) {
+		l.errf(p("limits", "rate_per_second"), "%s.limits.rate_per_second: %v: want 0 (unlimited) or more", where, lim.RatePerSecond)
+	}
+	if lim.Burst < 0 {
+		l.errf(p("limits", "burst"), "%s.limits.burst: %d: want 0 (automatic) or more", where, lim.Burst)
 	}
 }
 
-// NormalizeFingerprint turns "AB:CD:..." into lower-case hex without separators.
-func NormalizeFingerprint(s string) (string, error) {
-	h := strings.ToLower(strings.NewReplacer(":", "", " ", "", "-", "").Replace(strings.TrimSpace(s)))
-	if len(h) != 64 {
-		return "", fmt.Errorf("want the 64 hex digits of a SHA-256 fingerprint, got %d characters", len(h))
+func checkBaseURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("is not an absolute http(s) URL")
+	case u.RawQuery != "" || u.Fragment != "":
+		return errors.New("has a query or a fragment: want a base URL, maybe with a path prefix")
 	}
+	return nil
+}
+
+// NormalizeFingerprint turns a SHA-256 fingerprint written "AB:CD:..." (colons or
+// spaces optional, any case) into 64 lower-case hex digits.
+func NormalizeFingerprint(s string) (string, error) {
+	h := strings.ToLower(strings.NewReplacer(":", "", " ", "").Replace(strings.TrimSpace(s)))
 	for _, c := range h {
-		if !strings.ContainsRune("0123456789abcdef", c) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 			return "", fmt.Errorf("%q is not a hex digit", c)
 		}
+	}
+	if len(h) != 64 {
+		return "", fmt.Errorf("want 64 hex digits (colons optional), got %d", len(h))
 	}
 	return h, nil
 }
 
-// ReadCAFile reads a PEM bundle (relative to dir) and checks it holds a certificate.
+// ReadCAFile reads a PEM bundle (relative to dir) and checks that it holds at least
+// one certificate.
 func ReadCAFile(dir, name string) ([]byte, error) {
-	p := name
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dir, p)
-	}
-	b, err := os.ReadFile(p)
+	b, err := readCapped(dir, name, MaxCABytes)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %v", name, errors.Unwrap(err))
+		return nil, err
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(b) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", name)
 	}
 	return b, nil
 }
-
-func prefixErrors(pre string, err error) []error {
-	var out []error
-	for _, e := range flatten(err) {
-		var pe *PosError
-		if errors.As(e, &pe) {
-			out = append(out, Where(pe.Pos, fmt.Errorf("%s: %w", pre, pe.Err)))
-			continue
-		}
-		out = append(out, fmt.Errorf("%s: %w", pre, e))
-	}
-	return out
-}
-
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
-// interpolate runs phase 1 over a node tree and returns a copy (nodes without
-// references are shared: trees are never modified after Load).
-func (l *loader) interpolate(n *yaml.Node, sc *scope, field string) (*yaml.Node, found, error) {
-	var all found
-	var firstErr error
-	var walk func(n *yaml.Node) *yaml.Node
-	walk = func(n *yaml.Node) *yaml.Node {
-		switch n.Kind {
-		case yaml.ScalarNode:
-			if !strings.Contains(n.Value, "${") {
-				return n
-			}
-			v, f, err := sc.expand(n.Value, l.pos(n))
-			if err != nil {
-				l.errf(l.pos(n), "%s: %v", field, err)
-				if firstErr == nil {
-					firstErr = err
-				}
-				return n
-			}
-			all.secrets = all.secrets || f.secrets
-			all.refs = append(all.refs, f.refs...)
-			c := *n
-			c.Value = v
-			if f.whole && len(f.refs) == 0 && !f.secrets {
-				// One reference, quoted or not: the value decides its type, so
-				// "${row.port}" can fill an int field and still fill a string one.
-				c.Tag, c.Style = "", 0
-			} else {
-				c.Tag = "!!str"
-			}
-			return &c
-		case yaml.MappingNode, yaml.SequenceNode, yaml.DocumentNode:
-			var content []*yaml.Node
-			for i, ch := range n.Content {
-				nc := walk(ch)
-				if nc != ch && content == nil {
-					content = make([]*yaml.Node, len(n.Content))
-					copy(content, n.Content[:i])
-				}
-				if content != nil {
-					content[i] = nc
-				}
-			}
-			if content == nil {
-				return n
-			}
-			c := *n
-			c.Content = content
-			return &c
-		case yaml.AliasNode:
-			return walk(n.Alias)
-		}
-		return n
-	}
-	out := walk(n)
-	return out, all, firstErr
-}
-
-// resolveSecrets runs phase 2 in place over a tree made by interpolate, copying
-// every node it changes (shared nodes hold no references).
-func (l *loader) resolveSecrets(n *yaml.Node) bool {
-	ok := true
-	var walk func(n *yaml.Node)
-	walk = func(n *yaml.Node) {
-		for i, ch := range n.Content {
-			switch ch.Kind {
-			case yaml.ScalarNode:
-				if !strings.Contains(ch.Value, "${") && !strings.Contains(ch.Value, "$${") {
-					continue
-				}
-				v, err := l.sec.resolve(ch.Value)
-				if err != nil {
-					l.errf(l.pos(ch), "%v", err)
-					ok = false
-					continue
-				}
-				if v != ch.Value || strings.Contains(v, "$${") {
-					c := *ch
-					c.Value = unescape(v)
-					n.Content[i] = &c
-				}
-			default:
-				walk(ch)
-			}
-		}
-	}
-	walk(n)
-	return ok
-}
-
-// section entries.
-
-var metaKeys = map[string]bool{"name": true, "depends_on": true, "foreach": true}
 
 func (l *loader) parseSection(section string, n *yaml.Node) {
 	if n.Kind != yaml.MappingNode {
@@ -496,12 +499,21 @@ func (l *loader) parseSection(section string, n *yaml.Node) {
 		k, v := n.Content[i], n.Content[i+1]
 		switch k.Value {
 		case "defaults":
+			if defaults != nil {
+				l.errf(l.pos(k), "%s: duplicate key %q", section, k.Value)
+				continue
+			}
 			if v.Kind != yaml.MappingNode {
-				l.errf(l.pos(v), "%s.defaults: want a mapping", section)
+				l.errf(l.pos(v), "%s.defaults: want a mapping of fields", section)
+				l.brokenNames = true // the entries are not expanded: their names are unknown
 				continue
 			}
 			defaults = v
 		case "items":
+			if items != nil {
+				l.errf(l.pos(k), "%s: duplicate key %q", section, k.Value)
+				continue
+			}
 			items = v
 		default:
 			l.errf(l.pos(k), "%s: unknown key %q (known: defaults, items)", section, k.Value)
@@ -513,327 +525,165 @@ func (l *loader) parseSection(section string, n *yaml.Node) {
 	}
 	if items.Kind != yaml.SequenceNode {
 		l.errf(l.pos(items), "%s.items: want a list of entries", section)
+		l.brokenNames = true
 		return
 	}
 	if defaults != nil {
+		bad := false
 		for i := 0; i+1 < len(defaults.Content); i += 2 {
 			if k := defaults.Content[i]; metaKeys[k.Value] {
-				l.errf(l.pos(k), "%s.defaults: %q cannot have a default", section, k.Value)
+				l.errf(l.pos(k), "%s.defaults.%s: each entry has its own %s, it cannot have a default", section, k.Value, k.Value)
+				bad = true
 			}
 		}
-	}
-	for idx, e := range items.Content {
-		l.parseEntry(section, idx, e, defaults)
-	}
-}
-
-func (l *loader) parseEntry(section string, idx int, e *yaml.Node, defaults *yaml.Node) {
-	where := fmt.Sprintf("%s.items[%d]", section, idx)
-	if e.Kind != yaml.MappingNode {
-		l.errf(l.pos(e), "%s: want a mapping with a name", where)
-		return
-	}
-	var nameNode, depsNode, foreachNode *yaml.Node
-	fields := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: e.Line, Column: e.Column}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(e.Content); i += 2 {
-		k, v := e.Content[i], e.Content[i+1]
-		if seen[k.Value] {
-			l.errf(l.pos(k), "%s: duplicate key %q", where, k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		switch k.Value {
-		case "name":
-			nameNode = v
-		case "depends_on":
-			depsNode = v
-		case "foreach":
-			foreachNode = v
-		default:
-			fields.Content = append(fields.Content, k, v)
-		}
-	}
-	if nameNode == nil || nameNode.Kind != yaml.ScalarNode || nameNode.Value == "" {
-		l.errf(l.pos(e), "%s: name: required", where)
-		return
-	}
-	if defaults != nil {
-		fields = merge(defaults, fields)
-	}
-	var deps []depRef
-	if depsNode != nil {
-		switch depsNode.Kind {
-		case yaml.ScalarNode:
-			deps = append(deps, depRef{depsNode.Value, l.pos(depsNode)})
-		case yaml.SequenceNode:
-			for _, d := range depsNode.Content {
-				if d.Kind != yaml.ScalarNode || d.Value == "" {
-					l.errf(l.pos(d), "%s.depends_on: want item names", where)
-					continue
-				}
-				deps = append(deps, depRef{d.Value, l.pos(d)})
-			}
-		default:
-			l.errf(l.pos(depsNode), "%s.depends_on: want a list of item names", where)
-		}
-	}
-	rows := []row{{}}
-	if foreachNode != nil {
-		var ok bool
-		rows, ok = l.foreach(where, foreachNode)
-		if !ok {
+		if bad {
+			l.brokenNames = true
 			return
 		}
 	}
-	if len(l.p.Items)+len(rows) > l.o.MaxItems {
-		l.errf(l.pos(e), "%s: expansion would make the plan hold %d items, more than the limit of %d", where, len(l.p.Items)+len(rows), l.o.MaxItems)
-		return
-	}
-	entryPos := l.pos(e)
-	hasSecretsOrRefs := treeHas(fields, "${")
-	hasEscapes := treeHas(fields, "$${")
-	for _, r := range rows {
-		sc := &scope{vars: l.p.Vars, rows: r.values, allowOutputs: true, allowSecrets: true}
-		nameSc := &scope{vars: l.p.Vars, rows: r.values}
-		name, _, err := nameSc.expand(nameNode.Value, l.pos(nameNode))
-		if err != nil {
-			l.errf(l.pos(nameNode), "%s.name: %v", where, err)
-			return // the same error would repeat for every row
-		}
-		if !itemNameRE.MatchString(name) {
-			l.errf(l.pos(nameNode), "%s.name: %q: want 1-200 letters, digits or . _ @ / : + -", where, name)
-			continue
-		}
-		if prev, dup := l.names[name]; dup {
-			l.errf(l.pos(nameNode), "%s: duplicate item name %q (first at %s)", where, name, prev)
-			continue
-		}
-		l.names[name] = l.pos(nameNode)
-		it := &Item{Section: section, Name: name, Pos: entryPos, Origin: r.origin}
-		f := fields
-		var fd found
-		if hasSecretsOrRefs {
-			var err error
-			f, fd, err = l.interpolate(fields, sc, where)
-			if err != nil {
-				return
-			}
-		}
-		it.Hash = hashItem(section, name, f)
-		if fd.secrets || hasEscapes {
-			f = cloneShallowTree(f)
-			if !l.resolveSecrets(f) {
-				return
-			}
-		}
-		it.Fields = f
-		it.Refs = fd.refs
-		var idd []depRef
-		for _, d := range deps {
-			v, _, err := nameSc.expand(d.pattern, d.pos)
-			if err != nil {
-				l.errf(d.pos, "%s.depends_on: %v", where, err)
-				continue
-			}
-			idd = append(idd, depRef{v, d.pos})
-		}
-		if len(idd) > 0 || len(it.Refs) > 0 {
-			l.pending = append(l.pending, pendingDeps{item: it, deps: idd})
-		}
-		l.p.Items = append(l.p.Items, it)
+	for idx, e := range items.Content {
+		l.entry(section, idx, e, defaults)
 	}
 }
 
-// cloneShallowTree copies the container nodes of a tree so phase 2 can replace
-// scalars without touching nodes shared with other items.
-func cloneShallowTree(n *yaml.Node) *yaml.Node {
-	c := *n
-	if len(n.Content) > 0 {
-		c.Content = make([]*yaml.Node, len(n.Content))
-		for i, ch := range n.Content {
-			if ch.Kind == yaml.ScalarNode {
-				c.Content[i] = ch
-			} else {
-				c.Content[i] = cloneShallowTree(ch)
-			}
-		}
+// normalize resolves YAML aliases and merge keys ("<<: *base") so that the rest of the
+// loader sees plain trees. Aliased nodes are shared, not copied; the expanded size is
+// checked first, so that a "billion laughs" document is refused quickly.
+func (l *loader) normalize(root *yaml.Node) *yaml.Node {
+	if !hasAliasOrMerge(root) {
+		return root
 	}
-	return &c
+	z := &normalizer{l: l, memo: map[*yaml.Node]*yaml.Node{}, busy: map[*yaml.Node]bool{}, sizes: map[*yaml.Node]float64{}}
+	if n := z.size(root); n > maxExpandedNodes {
+		l.errf(l.pos(root), "yaml: aliases expand the plan to more than %d nodes", maxExpandedNodes)
+		return root
+	}
+	if len(l.errs) > 0 {
+		return root
+	}
+	return z.node(root)
 }
 
-func treeHas(n *yaml.Node, s string) bool {
-	if n.Kind == yaml.ScalarNode {
-		return strings.Contains(n.Value, s)
-	}
-	if n.Kind == yaml.AliasNode {
+func hasAliasOrMerge(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode || n.Kind == yaml.ScalarNode && n.Tag == "!!merge" {
 		return true
 	}
 	for _, c := range n.Content {
-		if treeHas(c, s) {
+		if hasAliasOrMerge(c) {
 			return true
 		}
 	}
 	return false
 }
 
-// merge deep-merges over onto base: mappings key by key, anything else replaced.
-func merge(base, over *yaml.Node) *yaml.Node {
-	if base.Kind != yaml.MappingNode || over.Kind != yaml.MappingNode {
-		return over
+type normalizer struct {
+	l     *loader
+	memo  map[*yaml.Node]*yaml.Node
+	busy  map[*yaml.Node]bool
+	sizes map[*yaml.Node]float64
+}
+
+// size is the number of nodes n stands for once aliases are expanded.
+func (z *normalizer) size(n *yaml.Node) float64 {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			return 1
+		}
+		n = n.Alias
 	}
-	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: over.Line, Column: over.Column}
-	idx := map[string]int{}
-	for i := 0; i+1 < len(base.Content); i += 2 {
-		idx[base.Content[i].Value] = len(out.Content)
-		out.Content = append(out.Content, base.Content[i], base.Content[i+1])
+	if s, ok := z.sizes[n]; ok {
+		return s
 	}
-	for i := 0; i+1 < len(over.Content); i += 2 {
-		k, v := over.Content[i], over.Content[i+1]
-		if j, ok := idx[k.Value]; ok {
-			out.Content[j] = k
-			out.Content[j+1] = merge(out.Content[j+1], v)
+	if z.busy[n] {
+		z.l.errf(z.l.pos(n), "yaml: an alias refers to a node that contains it")
+		return math.Inf(1)
+	}
+	z.busy[n] = true
+	s := 1.0
+	for _, c := range n.Content {
+		s += z.size(c)
+		if s > maxExpandedNodes {
+			break
+		}
+	}
+	delete(z.busy, n)
+	z.sizes[n] = s
+	return s
+}
+
+func (z *normalizer) node(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			z.l.errf(z.l.pos(n), "yaml: alias to an unknown anchor")
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: nullTag, Line: n.Line, Column: n.Column}
+		}
+		return z.node(n.Alias)
+	}
+	if r, ok := z.memo[n]; ok {
+		return r
+	}
+	n.Anchor = ""
+	if len(n.Content) == 0 {
+		return n
+	}
+	out := n
+	content := make([]*yaml.Node, 0, len(n.Content))
+	changed := false
+	var merges []*yaml.Node
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 && c.Kind == yaml.ScalarNode && c.Tag == "!!merge" && i+1 < len(n.Content) {
+			merges = append(merges, c)
+			changed = true
 			continue
 		}
-		out.Content = append(out.Content, k, v)
-	}
-	return out
-}
-
-// hashItem hashes the item's spec canonically: mapping keys sorted, node kinds
-// tagged, secret references as their text.
-func hashItem(section, name string, n *yaml.Node) [32]byte {
-	h := sha256.New()
-	var buf []byte
-	buf = append(buf, section...)
-	buf = append(buf, 0)
-	buf = append(buf, name...)
-	buf = append(buf, 0)
-	buf = canon(buf, n)
-	h.Write(buf)
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
-	return out
-}
-
-func canon(b []byte, n *yaml.Node) []byte {
-	if n == nil {
-		return append(b, 'n')
-	}
-	switch n.Kind {
-	case yaml.ScalarNode:
-		b = append(b, 's')
-		b = strconv.AppendInt(b, int64(len(n.Value)), 10)
-		b = append(b, ':')
-		return append(b, n.Value...)
-	case yaml.SequenceNode:
-		b = append(b, '[')
-		for _, c := range n.Content {
-			b = canon(b, c)
+		if n.Kind == yaml.MappingNode && i%2 == 1 && n.Content[i-1].Tag == "!!merge" && n.Content[i-1].Kind == yaml.ScalarNode {
+			continue
 		}
-		return append(b, ']')
-	case yaml.MappingNode:
-		type kv struct{ k, v *yaml.Node }
-		pairs := make([]kv, 0, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			pairs = append(pairs, kv{n.Content[i], n.Content[i+1]})
-		}
-		sort.Slice(pairs, func(i, j int) bool { return pairs[i].k.Value < pairs[j].k.Value })
-		b = append(b, '{')
-		for _, p := range pairs {
-			b = canon(b, p.k)
-			b = canon(b, p.v)
-		}
-		return append(b, '}')
-	case yaml.AliasNode:
-		return canon(b, n.Alias)
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			b = canon(b, c)
-		}
+		nc := z.node(c)
+		changed = changed || nc != c
+		content = append(content, nc)
 	}
-	return b
-}
-
-// resolveDeps turns depends_on patterns into item names and checks output refs.
-func (l *loader) resolveDeps() {
-	var all []string
-	for _, it := range l.p.Items {
-		all = append(all, it.Name)
-	}
-	for _, pd := range l.pending {
-		set := map[string]bool{}
-		for _, d := range pd.deps {
-			if strings.ContainsAny(d.pattern, "*?[") {
-				n := 0
-				for _, name := range all {
-					if ok, _ := path.Match(d.pattern, name); ok && name != pd.item.Name {
-						set[name] = true
-						n++
-					}
+	if len(merges) > 0 {
+		present := map[string]bool{}
+		for i := 0; i+1 < len(content); i += 2 {
+			present[content[i].Value] = true
+		}
+		add := func(m *yaml.Node, key *yaml.Node) {
+			if m.Kind != yaml.MappingNode {
+				z.l.errf(z.l.pos(key), "yaml: <<: want a mapping or a list of mappings to merge")
+				return
+			}
+			for i := 0; i+1 < len(m.Content); i += 2 {
+				if !present[m.Content[i].Value] {
+					present[m.Content[i].Value] = true
+					content = append(content, m.Content[i], m.Content[i+1])
 				}
-				if n == 0 {
-					l.errf(d.pos, "%s: depends_on %q matches no item", pd.item.Name, d.pattern)
+			}
+		}
+		for _, k := range merges {
+			var v *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i] == k {
+					v = n.Content[i+1]
 				}
-				continue
 			}
-			if d.pattern == pd.item.Name {
-				l.errf(d.pos, "%s: depends_on names the item itself", pd.item.Name)
-				continue
+			v = z.node(v)
+			if v.Kind == yaml.SequenceNode {
+				for _, m := range v.Content {
+					add(m, k)
+				}
+			} else {
+				add(v, k)
 			}
-			if _, ok := l.names[d.pattern]; !ok {
-				l.errf(d.pos, "%s: depends_on %q: no such item", pd.item.Name, d.pattern)
-				continue
-			}
-			set[d.pattern] = true
-		}
-		for _, r := range pd.item.Refs {
-			if _, ok := l.names[r.Item]; !ok {
-				l.errf(r.Pos, "%s: ${outputs.%s.%s}: no item named %q", pd.item.Name, r.Item, r.Key, r.Item)
-			}
-		}
-		pd.item.DependsOn = sortedKeys(set)
-	}
-}
-
-func sortErrors(errs []error) error {
-	type keyed struct {
-		pos Pos
-		err error
-		txt string
-	}
-	ks := make([]keyed, 0, len(errs))
-	seen := map[string]bool{}
-	for _, e := range errs {
-		for _, f := range flatten(e) {
-			t := f.Error()
-			if seen[t] {
-				continue
-			}
-			seen[t] = true
-			var pe *PosError
-			var p Pos
-			if errors.As(f, &pe) {
-				p = pe.Pos
-			}
-			ks = append(ks, keyed{p, f, t})
 		}
 	}
-	sort.SliceStable(ks, func(i, j int) bool {
-		a, b := ks[i].pos, ks[j].pos
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Col < b.Col
-	})
-	out := make([]error, len(ks))
-	for i, k := range ks {
-		out[i] = k.err
+	if changed {
+		c := *n
+		c.Content = content
+		out = &c
 	}
-	return errors.Join(out...)
+	z.memo[n] = out
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

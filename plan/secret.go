@@ -8,6 +8,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// SecretTag is the YAML tag Load puts on every scalar of Item.Fields that holds a
+// resolved secret (${env.X}, ${file.P}). Such a scalar decodes as a string, and
+// DecodeStrict never quotes its value in an error.
+const SecretTag = "!secret"
+
 // Secret is a string that must never be printed. Its String, GoString and marshalled
 // forms are "***"; Reveal returns the value for the one place that sends it.
 type Secret struct{ v string }

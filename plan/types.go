@@ -1,23 +1,108 @@
 // Package plan reads a provisioning plan: strict YAML decoding with file:line:col
-// errors, variables, secret references, bulk expansion (inline list, numeric range,
-// CSV file) and per-section defaults. It knows nothing about vendors: the sections it
-// accepts are given by the caller (see LoadOptions.Sections), and each expanded item
-// keeps its fields as a YAML node for the provider to decode.
+// errors, variables, secret references, bulk expansion (CSV file, inline list, numeric
+// range, and products of them) and per-section defaults. It knows nothing about
+// vendors: the item sections it accepts are given by the caller (LoadOptions.Sections),
+// and each expanded item keeps its fields as a YAML node for the provider to decode
+// (DecodeStrict).
 //
-// Interpolation, applied to scalar values after parsing (never to the raw text):
+// # Document
 //
-//	${var.NAME}          plan var, overridable with --var NAME=VALUE
+//	version: 1                      # required
+//	name: retail-q4                 # required, 1-100 of A-Z a-z 0-9 . _ -
+//	vars:                           # plain values (numbers and booleans kept as text);
+//	  cloud_url: https://nxvms.com  #   --var NAME=VALUE overrides a declared var
+//	endpoints:
+//	  nxcloud:                      # 1-64 of A-Z a-z 0-9 _ -
+//	    kind: nx-cloud              # http, nx-cloud, edge, openvcloud or cloudneeti
+//	    url: ${var.cloud_url}       # absolute http(s) base URL, may end in a path prefix
+//	    auth: {username: ops@example.com, password: ${env.NX_CLOUD_PASSWORD}}
+//	    tls: {ca_file: ca.pem, fingerprint_sha256: "AB:CD:...", server_name: nx.local}
+//	    limits: {concurrency: 8, rate_per_second: 20, burst: 5}
+//	    timeout: 30s
+//	nx_systems:                     # an item section
+//	  defaults:                     # deep-merged under every entry of the section
+//	    cloud: nxcloud
+//	  items:
+//	    - name: store-${row.store}  # unique in the whole plan after expansion
+//	      foreach: {csv: stores.csv}
+//	      depends_on: [hq, "region-*"]
+//	      url: https://${row.ip}:7001   # any other key is a field for the provider
+//
+// Item names are 1-200 of A-Z a-z 0-9 . _ @ / : + -. depends_on takes a name or a list
+// of names and patterns (path.Match: *, ?, [...]; "*" does not match "/"); a name must
+// exist, a pattern must match at least one item other than the one that uses it (a
+// pattern never matches its own item). Defaults merge mapping by mapping (the entry
+// wins); an entry's list, scalar or null replaces the default (headers: ~ removes a
+// default). name, depends_on and foreach cannot have defaults.
+//
+// # foreach
+//
+// An entry with foreach stands for one item per row:
+//
+//	{csv: stores.csv}                     ${row.COLUMN}; header row required, UTF-8 (BOM
+//	                                      ok), cells trimmed, at most MaxCSVBytes
+//	{list: [a, b]}                        ${row.value}
+//	{list: [{id: 1, zone: eu}, ...]}      ${row.id}, ${row.zone}
+//	{range: {from: 1, to: 100, step: 1, format: "%03d"}}   ${row.value} (formatted)
+//
+// Every source also has ${row.index}, the 0-based row number (a CSV column or list field
+// named index wins). "as: NAME" renames "row"; a list of sources is their product
+// (first source outermost), each with its own as. The foreach may use ${var.X}
+// (csv: ${var.stores}, to: ${var.count}). The size of the expansion is checked against
+// LoadOptions.MaxItems before any row is built. Item.Origin names the row:
+// "stores.csv:17", "list[3]", "range 42", or "list[1] x range 7" for a product.
+//
+// # References
+//
+// Applied to scalar values after parsing, never to mapping keys or to the raw text:
+//
+//	${var.NAME}          plan var
 //	${row.COL}           field of the current foreach row (the name after "as:", default "row")
 //	${env.NAME}          secret: environment variable, resolved after hashing, never printed
-//	${file.PATH}         secret: file content (path relative to the plan), trailing newline trimmed
-//	${outputs.ITEM.KEY}  output of another item, resolved at run time; implies a dependency
-//	$${                  a literal "${"
+//	${file.PATH}         secret: file content (relative to the plan, at most 1 MiB),
+//	                     trailing newlines trimmed
+//	${outputs.ITEM.KEY}  output of another item, resolved at run time (ResolveRefs); the
+//	                     item name may use rows: ${outputs.store-${row.id}.id}
+//	$${                  a literal "${" (so "$" cannot directly precede a reference)
 //
-// A Plan is read-only after Load and safe for concurrent use.
+// Rules:
+//
+//   - Values inserted by a reference (vars, rows, secrets, --var) are data: a "${" in them
+//     is not expanded.
+//   - A scalar that is exactly one reference, quoted or not (port: ${row.port}, or
+//     {port: "${row.port}"} in a flow collection, where YAML needs the quotes), takes
+//     the type of its value: it fills an int field, and a string one. An explicit tag
+//     keeps a string where the type matters, as in a free-form body: id: !!str ${row.id}
+//     keeps "007" from becoming 7. Any other interpolated scalar is a string.
+//   - Secrets are resolved once, must have at least 4 characters (shorter values cannot be
+//     redacted), are added to Plan.Redactor, and always make a string tagged SecretTag.
+//     They may be used in item fields and endpoints, not in vars, names, depends_on or
+//     foreach.
+//   - Vars cannot hold references. Output references are allowed in item fields only; a
+//     scalar that holds one keeps "$${" escaped until ResolveRefs unescapes it.
+//
+// YAML anchors, aliases and merge keys (<<: *base) may be used; a plan is one YAML
+// document of at most MaxPlanBytes.
+//
+// # Hash
+//
+// Item.Hash is SHA-256 over the section, the name and a canonical form of the fields
+// after vars and rows are substituted but before secrets are: mapping keys sorted,
+// every node tagged with its kind, every scalar with its type (so "80" and 80 differ)
+// and length. Key order, quoting and layout do not change a hash; a secret's value
+// never enters it, only its reference.
+//
+// # Errors
+//
+// Load and Parse return every problem at once: errors.Join of *PosError, sorted by
+// file, line and column, deduplicated, at most a few per position (then a count).
+// Errors name the field path (nx_systems.items[3].foreach.csv) and the offending value,
+// except secret ones. A Plan is read-only after Load and safe for concurrent use.
 package plan
 
 import (
 	"fmt"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -123,7 +208,10 @@ type Item struct {
 	// Fields is a mapping node: the entry's fields (without name, depends_on, foreach)
 	// deep-merged over the section defaults, with vars, rows and secrets substituted.
 	// Output references (${outputs.ITEM.KEY}) are left in place. Nodes keep the line and
-	// column of the text they came from.
+	// column of the text they came from. Scalars that hold a resolved secret carry the
+	// tag SecretTag. Fields is read-only: every node that expansion changed is this
+	// item's own, nodes that are the same for every row are shared between the items
+	// of one entry.
 	Fields *yaml.Node
 	// DependsOn are explicit dependencies (item names, globs already expanded).
 	DependsOn []string
@@ -141,8 +229,12 @@ type Ref struct {
 	Pos  Pos
 }
 
-// Duration is a time.Duration that decodes from "30s"-style strings.
-type Duration = durationT
+// Duration is a time.Duration that decodes from "30s"-style strings. A plain number
+// ("30") is refused: its unit would be a guess.
+type Duration struct{ time.Duration }
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return d.Duration }
 
 // Where wraps err with a position: "plan.yaml:12:5: err".
 func Where(p Pos, err error) error { return &PosError{Pos: p, Err: err} }

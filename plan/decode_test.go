@@ -1,0 +1,163 @@
+package plan
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+type inner struct {
+	Email string `yaml:"email"`
+	Role  string `yaml:"role"`
+}
+
+type embedded struct {
+	Endpoint string `yaml:"endpoint"`
+}
+
+type outer struct {
+	embedded `yaml:",inline"`
+	Name     string            `yaml:"name"`
+	Port     int               `yaml:"port"`
+	Small    int8              `yaml:"small"`
+	Users    []inner           `yaml:"users"`
+	Admin    *inner            `yaml:"admin"`
+	ByName   map[string]inner  `yaml:"by_name"`
+	Password Secret            `yaml:"password"`
+	Labels   map[string]string `yaml:"labels"`
+	Timeout  Duration          `yaml:"timeout"`
+	Body     any               `yaml:"body"`
+	Raw      yaml.Node         `yaml:"raw"`
+	Pair     [2]int            `yaml:"pair"`
+	Skipped  string            `yaml:"-"`
+	Default  bool
+}
+
+type withExtra struct {
+	Name  string         `yaml:"name"`
+	Extra map[string]int `yaml:",inline"`
+}
+
+func node(t testing.TB, doc string) *yaml.Node {
+	t.Helper()
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
+		t.Fatal(err)
+	}
+	return n.Content[0]
+}
+
+func TestDecodeStrict(t *testing.T) {
+	const known = "(known: admin, body, by_name, default, endpoint, labels, name, pair, password, port, raw, small, timeout, users)"
+	for _, tc := range []struct {
+		name, doc string
+		want      []string // exact problems, in order
+	}{
+		{"ok", "endpoint: e\nname: n\nport: 1\nusers: [{email: a, role: r}]\npassword: pw\ntimeout: 2m\nbody: {any: [thing]}\nraw: {x: 1}\npair: [1, 2]\ndefault: true\nlabels: ~\n", nil},
+		{"unknown top", "nmae: n\n", []string{`f.yaml:1:1: unknown field "nmae" ` + known}},
+		{"dash tag is not a key", "skipped: x\n", []string{`f.yaml:1:1: unknown field "skipped" ` + known}},
+		{"unknown in list", "users:\n  - email: a\n  - email: b\n    rloe: r\n", []string{`f.yaml:4:5: users[1]: unknown field "rloe" (known: email, role)`}},
+		{"unknown in pointer", "admin: {email: a, x: 1}\n", []string{`f.yaml:1:19: admin: unknown field "x" (known: email, role)`}},
+		{"unknown in map of structs", "by_name:\n  a: {mail: x}\n", []string{`f.yaml:2:7: by_name.a: unknown field "mail" (known: email, role)`}},
+		{"free-form body is not checked", "body: {whatever: {deep: [1]}}\n", nil},
+		{"duplicate", "name: a\nport: 1\nname: b\n", []string{`f.yaml:3:1: duplicate field "name" (first at line 1)`}},
+		{"wrong type", "port: eighty\n", []string{`f.yaml:1:7: port: got string "eighty", want an integer`}},
+		{"out of range", "small: 300\n", []string{"f.yaml:1:8: small: 300 is out of range (want an integer that fits in int8)"}},
+		{"mapping for a string", "name: {a: 1}\n", []string{"f.yaml:1:7: name: got a mapping, want a string"}},
+		{"scalar for a list", "users: bob\n", []string{`f.yaml:1:8: users: got string "bob", want a list`}},
+		{"scalar for a struct", "admin: bob\n", []string{`f.yaml:1:8: admin: got string "bob", want a mapping`}},
+		{"wrong type deep", "users:\n  - email: [a]\n", []string{"f.yaml:2:12: users[0].email: got a list, want a string"}},
+		{"array length", "pair: [1, 2, 3]\n", []string{"f.yaml:1:7: pair: got 3 values, want 2"}},
+		{"bad duration", "timeout: 30\n", []string{"f.yaml:1:10: timeout: 30 has no unit: want a duration such as 30s or 2m"}},
+		{"negative duration", "timeout: -1s\n", []string{`f.yaml:1:10: timeout: "-1s" is negative`}},
+		{"all problems at once", "port: x\nbad: 1\nusers: [{role: [r]}]\ntimeout: soon\n", []string{
+			`f.yaml:2:1: unknown field "bad" ` + known,
+			`f.yaml:1:7: port: got string "x", want an integer`,
+			"f.yaml:3:16: users[0].role: got a list, want a string",
+			`f.yaml:4:10: timeout: "soon" is not a duration: want e.g. 30s or 2m`,
+		}},
+		{"merge keys are checked", "base: &b {email: a, nope: 1}\n", []string{`f.yaml:1:1: unknown field "base" ` + known}},
+		{"null is fine anywhere", "admin: ~\nusers: ~\nport: ~\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o outer
+			err := DecodeStrict("f.yaml", node(t, tc.doc), &o)
+			var got []string
+			for _, e := range flatten(err) {
+				var pe *PosError
+				if !errors.As(e, &pe) {
+					t.Errorf("not a *PosError: %v", e)
+				}
+				got = append(got, e.Error())
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			if tc.name == "ok" && (o.Endpoint != "e" || o.Password.Reveal() != "pw" || o.Users[0].Role != "r" || o.Timeout.D() != 2*time.Minute || o.Raw.Kind != yaml.MappingNode || !o.Default) {
+				t.Errorf("decoded %+v", o)
+			}
+		})
+	}
+}
+
+func TestDecodeStrict_MergeKeysAndInlineMaps(t *testing.T) {
+	n := node(t, "users:\n  - &u {email: a, role: r}\n  - <<: *u\n    role: s\n  - <<: *u\n    rol: s\n")
+	var o outer
+	err := DecodeStrict("f.yaml", n, &o)
+	if err == nil || err.Error() != `f.yaml:6:5: users[2]: unknown field "rol" (known: email, role)` {
+		t.Fatalf("err = %v", err)
+	}
+	if len(o.Users) != 3 || o.Users[1].Email != "a" || o.Users[1].Role != "s" {
+		t.Errorf("users = %+v", o.Users)
+	}
+	var w withExtra
+	if err := DecodeStrict("f.yaml", node(t, "name: n\nx: 1\ny: 2\n"), &w); err != nil || w.Extra["y"] != 2 {
+		t.Fatalf("inline map: %+v, %v", w, err)
+	}
+	if err := DecodeStrict("f.yaml", node(t, "name: n\nx: one\n"), &w); err == nil || err.Error() != `f.yaml:2:4: x: got string "one", want an integer` {
+		t.Fatalf("inline map type error: %v", err)
+	}
+}
+
+func TestDecodeStrict_NeverQuotesSecrets(t *testing.T) {
+	n := node(t, "port: x\ntimeout: x\nname: [x]\n")
+	for _, i := range []int{1, 3} {
+		n.Content[i].Value, n.Content[i].Tag = "canary-x-1199", SecretTag
+	}
+	n.Content[5].Content[0].Value, n.Content[5].Content[0].Tag = "canary-x-1199", SecretTag
+	var o outer
+	err := DecodeStrict("f.yaml", n, &o)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	assertNoCanary(t, err.Error())
+	want := "f.yaml:1:7: port: got a secret value (not shown), want an integer\n" +
+		"f.yaml:2:10: timeout: invalid value (from a secret, not shown)\n" +
+		"f.yaml:3:7: name: got a list, want a string"
+	if err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+func TestDecodeStrict_Arguments(t *testing.T) {
+	var o outer
+	if err := DecodeStrict("f.yaml", nil, &o); err != nil {
+		t.Errorf("nil node: %v", err)
+	}
+	if err := DecodeStrict("f.yaml", node(t, "name: x\n"), o); err == nil {
+		t.Error("a non-pointer was accepted")
+	}
+	var doc yaml.Node
+	yaml.Unmarshal([]byte("name: x\n"), &doc)
+	if err := DecodeStrict("f.yaml", &doc, &o); err != nil || o.Name != "x" {
+		t.Errorf("document node: %v %q", err, o.Name)
+	}
+	cyc := node(t, "&a [*a]")
+	var l []any
+	if err := DecodeStrict("f.yaml", cyc, &l); err == nil {
+		t.Error("a self-referencing alias decoded")
+	}
+}

@@ -1,0 +1,844 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// An entry is compiled once into a template (tmpl): constant subtrees are kept as they
+// are, scalars without row references are evaluated once, and only the scalars that
+// depend on the row are evaluated per row. An item's tree is made of fresh nodes for
+// everything that depends on the row (allocated in slabs) and of the template's
+// constant nodes, which are never modified.
+
+// tnode is a node of a template.
+type tnode struct {
+	src   *yaml.Node
+	kids  []*tnode
+	sc    *scalarT   // set for scalars that depend on the row
+	fixed *yaml.Node // the node to use when !dyn
+	hsh   string     // hash text of a fixed scalar that was interpolated
+	sec   bool       // fixed scalar holds a secret
+	dyn   bool
+	id    int    // dynamic scalar: index in tmpl.dyns
+	path  *fpath // dynamic scalar: its field path, for errors
+}
+
+type tmpl struct {
+	sc    *scope
+	root  *tnode
+	dyns  []*tnode
+	nodes int // nodes allocated per instance
+	slots int // Content slots allocated per instance
+	prog  []hchunk
+	refs  []Ref // references of the scalars that do not depend on the row
+	ok    bool
+}
+
+// hchunk is a piece of the canonical text an item's hash is computed over: constant
+// bytes, or (dyn >= 0) the value of a dynamic scalar.
+type hchunk struct {
+	lit []byte
+	dyn int
+}
+
+// compileTmpl compiles a tree; errors are reported with where as the field path prefix.
+func (l *loader) compileTmpl(n *yaml.Node, sc *scope, where string) *tmpl {
+	t := &tmpl{sc: sc, ok: true}
+	t.root = l.compileNode(t, n, &fpath{key: where, idx: -1})
+	if t.ok {
+		t.prog = t.hashProgram()
+	}
+	return t
+}
+
+// hasRefsBelow reports whether a scalar under n holds "${".
+func hasRefsBelow(n *yaml.Node) bool {
+	if n.Kind == yaml.ScalarNode {
+		return hasRefSyntax(n.Value)
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			continue // keys are never interpolated
+		}
+		if hasRefsBelow(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) compileNode(t *tmpl, n *yaml.Node, p *fpath) *tnode {
+	tn := &tnode{src: n, fixed: n}
+	if hasRefsBelow(n) {
+		l.compileInto(t, tn, n, p)
+	}
+	return tn
+}
+
+// compileInto compiles n, which holds references, into tn (src and fixed already n).
+func (l *loader) compileInto(t *tmpl, tn *tnode, n *yaml.Node, p *fpath) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		pos := l.pos(n)
+		cs, err := t.sc.compileScalar(n.Value, pos)
+		if err != nil {
+			l.errf(pos, "%s: %v", p, err)
+			t.ok = false
+			return
+		}
+		if cs.rowDep {
+			tn.dyn, tn.sc, tn.id, tn.path = true, cs, len(t.dyns), p
+			t.dyns = append(t.dyns, tn)
+			t.nodes++
+			return
+		}
+		var o evalOut
+		if err := t.sc.eval(cs, nil, pos, &o); err != nil {
+			l.errf(pos, "%s: %v", p, err)
+			t.ok = false
+			return
+		}
+		t.refs = append(t.refs, cs.refs...)
+		c := *n
+		c.Value = string(o.fin)
+		c.Tag, c.Style = tagFor(cs, o.secret, n)
+		tn.fixed, tn.hsh, tn.sec = &c, string(o.hsh), o.secret
+	case yaml.MappingNode, yaml.SequenceNode:
+		slab := make([]tnode, len(n.Content))
+		tn.kids = make([]*tnode, len(n.Content))
+		changed := false
+		for i, ch := range n.Content {
+			k := &slab[i]
+			tn.kids[i] = k
+			k.src, k.fixed = ch, ch
+			if n.Kind == yaml.MappingNode && i%2 == 0 || !hasRefsBelow(ch) {
+				continue // keys are never interpolated; constant values are used as they are
+			}
+			if n.Kind == yaml.MappingNode {
+				l.compileInto(t, k, ch, &fpath{parent: p, key: n.Content[i-1].Value, idx: -1})
+			} else {
+				l.compileInto(t, k, ch, &fpath{parent: p, idx: i})
+			}
+			tn.dyn = tn.dyn || k.dyn
+			changed = changed || k.fixed != ch
+		}
+		if tn.dyn {
+			t.nodes++
+			t.slots += len(n.Content)
+		} else if changed {
+			c := *n
+			c.Content = make([]*yaml.Node, len(n.Content))
+			for i, k := range tn.kids {
+				c.Content[i] = k.fixed
+			}
+			tn.fixed = &c
+		}
+	}
+}
+
+// tagFor returns the tag and style of an interpolated scalar: secrets are marked;
+// an explicit tag (!!str ${row.id}) is kept; a scalar that is exactly one reference,
+// quoted or not, is left untagged and plain so that decoding resolves its type from
+// the value ("${row.port}" fills an int field, and a string one); anything else is a
+// string.
+func tagFor(cs *scalarT, secret bool, src *yaml.Node) (string, yaml.Style) {
+	switch {
+	case secret:
+		return SecretTag, src.Style
+	case src.Style&yaml.TaggedStyle != 0:
+		return src.Tag, src.Style
+	case cs.whole && !cs.keepEsc:
+		return "", 0
+	}
+	return "!!str", src.Style
+}
+
+// dval is a dynamic scalar's value for one row.
+type dval struct {
+	fin    string
+	tag    string
+	style  yaml.Style
+	h0, h1 int // hash text in rowEval.hsh
+}
+
+// rowEval holds one row's dynamic values; reused from row to row.
+type rowEval struct {
+	vals []dval
+	o    evalOut
+	refs []Ref
+}
+
+// evalRow evaluates every dynamic scalar of t for the current row.
+func (l *loader) evalRow(t *tmpl, rc *rowCtx, re *rowEval) bool {
+	if cap(re.vals) < len(t.dyns) {
+		re.vals = make([]dval, len(t.dyns))
+	}
+	re.vals = re.vals[:len(t.dyns)]
+	re.o.hsh = re.o.hsh[:0]
+	re.o.refs = re.o.refs[:0]
+	for i, tn := range t.dyns {
+		pos := l.pos(tn.src)
+		re.o.fin = re.o.fin[:0]
+		re.o.secret = false
+		h0 := len(re.o.hsh)
+		if err := t.sc.eval(tn.sc, rc, pos, &re.o); err != nil {
+			l.errf(pos, "%s: %v", tn.path, err)
+			return false
+		}
+		re.o.refs = append(re.o.refs, tn.sc.refs...)
+		tag, style := tagFor(tn.sc, re.o.secret, tn.src)
+		re.vals[i] = dval{fin: string(re.o.fin), tag: tag, style: style, h0: h0, h1: len(re.o.hsh)}
+	}
+	return true
+}
+
+// arena hands out nodes and Content slices from slabs.
+type arena struct {
+	nodes []yaml.Node
+	slots []*yaml.Node
+	items []Item
+}
+
+func (a *arena) node() *yaml.Node {
+	if len(a.nodes) == 0 {
+		a.nodes = make([]yaml.Node, 1024)
+	}
+	n := &a.nodes[0]
+	a.nodes = a.nodes[1:]
+	return n
+}
+
+func (a *arena) content(k int) []*yaml.Node {
+	if len(a.slots) < k {
+		a.slots = make([]*yaml.Node, max(4096, k))
+	}
+	s := a.slots[:k:k]
+	a.slots = a.slots[k:]
+	return s
+}
+
+func (a *arena) item() *Item {
+	if len(a.items) == 0 {
+		a.items = make([]Item, 256)
+	}
+	it := &a.items[0]
+	a.items = a.items[1:]
+	return it
+}
+
+func (a *arena) instantiate(tn *tnode, vals []dval) *yaml.Node {
+	if !tn.dyn {
+		return tn.fixed
+	}
+	n := a.node()
+	*n = *tn.src
+	n.Anchor = ""
+	if tn.sc != nil {
+		v := &vals[tn.id]
+		n.Value, n.Tag, n.Style = v.fin, v.tag, v.style
+		return n
+	}
+	n.Content = a.content(len(tn.kids))
+	for i, k := range tn.kids {
+		n.Content[i] = a.instantiate(k, vals)
+	}
+	return n
+}
+
+// Canonical text of a tree, hashed into Item.Hash: mapping keys sorted, every node
+// tagged with its kind and every scalar with its type and length, so that neither key
+// order nor quoting nor layout changes a hash, while a change of type ("80" vs 80)
+// does. Secret values never enter it: secret scalars contribute their reference text.
+
+const hashPrefix = "provision/plan item v1\x00"
+
+func (t *tmpl) hashProgram() []hchunk {
+	var prog []hchunk
+	var lit []byte
+	var walk func(tn *tnode)
+	walk = func(tn *tnode) {
+		if !tn.dyn {
+			lit = canonFixed(lit, tn)
+			return
+		}
+		if tn.sc != nil {
+			prog = append(prog, hchunk{lit: lit, dyn: -1}, hchunk{dyn: tn.id})
+			lit = nil
+			return
+		}
+		if tn.src.Kind == yaml.SequenceNode {
+			lit = append(lit, '[')
+			for _, k := range tn.kids {
+				walk(k)
+			}
+			lit = append(lit, ']')
+			return
+		}
+		lit = append(lit, '{')
+		for _, i := range sortedPairs(tn.src) {
+			walk(tn.kids[i])
+			walk(tn.kids[i+1])
+		}
+		lit = append(lit, '}')
+	}
+	walk(t.root)
+	prog = append(prog, hchunk{lit: lit, dyn: -1})
+	out := prog[:0]
+	for _, c := range prog {
+		if c.dyn < 0 && len(c.lit) == 0 {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// sortedPairs returns the key indices of a mapping node in key order (stable).
+func sortedPairs(n *yaml.Node) []int {
+	idx := make([]int, 0, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		idx = append(idx, i)
+	}
+	less := func(a, b int) bool { return n.Content[a].Value < n.Content[b].Value }
+	if len(idx) > 16 {
+		sort.SliceStable(idx, func(a, b int) bool { return less(idx[a], idx[b]) })
+		return idx
+	}
+	for i := 1; i < len(idx); i++ {
+		for j := i; j > 0 && less(idx[j], idx[j-1]); j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+	return idx
+}
+
+func canonFixed(b []byte, tn *tnode) []byte {
+	if tn.kids == nil {
+		switch {
+		case tn.fixed == tn.src:
+			return canonNode(b, tn.src)
+		case tn.sec:
+			return canonScalar(b, 's', "", tn.hsh)
+		}
+		return canonScalar(b, letterOf(tn.fixed), tn.fixed.Tag, tn.hsh)
+	}
+	if tn.src.Kind == yaml.SequenceNode {
+		b = append(b, '[')
+		for _, k := range tn.kids {
+			b = canonFixed(b, k)
+		}
+		return append(b, ']')
+	}
+	b = append(b, '{')
+	for _, i := range sortedPairs(tn.src) {
+		b = canonFixed(b, tn.kids[i])
+		b = canonFixed(b, tn.kids[i+1])
+	}
+	return append(b, '}')
+}
+
+// canonNode writes the canonical text of a tree that has no interpolation.
+func canonNode(b []byte, n *yaml.Node) []byte {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return canonScalar(b, letterOf(n), n.Tag, escapeRefs(n.Value))
+	case yaml.SequenceNode:
+		b = append(b, '[')
+		for _, c := range n.Content {
+			b = canonNode(b, c)
+		}
+		return append(b, ']')
+	case yaml.MappingNode:
+		b = append(b, '{')
+		for _, i := range sortedPairs(n) {
+			b = canonNode(b, n.Content[i])
+			b = canonNode(b, n.Content[i+1])
+		}
+		return append(b, '}')
+	case yaml.AliasNode:
+		if n.Alias != nil {
+			return canonNode(b, n.Alias)
+		}
+	}
+	return append(b, '~')
+}
+
+func canonScalar(b []byte, letter byte, tag, v string) []byte {
+	b = append(b, letter)
+	if letter == 'o' {
+		b = strconv.AppendInt(b, int64(len(tag)), 10)
+		b = append(b, ':')
+		b = append(b, tag...)
+	}
+	b = strconv.AppendInt(b, int64(len(v)), 10)
+	b = append(b, ':')
+	return append(b, v...)
+}
+
+// letterOf is the type letter of a scalar: the type it decodes as.
+func letterOf(n *yaml.Node) byte {
+	if n.Tag == SecretTag {
+		return 's'
+	}
+	switch n.ShortTag() {
+	case "!!str":
+		return 's'
+	case "!!int":
+		return 'i'
+	case "!!float":
+		return 'f'
+	case "!!bool":
+		return 'b'
+	case nullTag:
+		return 'n'
+	case "!!timestamp":
+		return 't'
+	case "!!binary":
+		return 'x'
+	}
+	return 'o'
+}
+
+func (l *loader) hashItem(t *tmpl, section, name string, re *rowEval) [32]byte {
+	b := append(l.hbuf[:0], hashPrefix...)
+	b = append(b, section...)
+	b = append(b, 0)
+	b = append(b, name...)
+	b = append(b, 0)
+	for _, c := range t.prog {
+		if c.dyn < 0 {
+			b = append(b, c.lit...)
+			continue
+		}
+		v := &re.vals[c.dyn]
+		var letter byte = 's'
+		if v.tag != "!!str" {
+			tmp := yaml.Node{Kind: yaml.ScalarNode, Tag: v.tag, Value: v.fin}
+			letter = letterOf(&tmp)
+		}
+		b = canonScalar(b, letter, v.tag, string(re.o.hsh[v.h0:v.h1]))
+	}
+	l.hbuf = b
+	return sha256.Sum256(b)
+}
+
+// instantiateOnce compiles and evaluates a tree that has no rows (endpoints, foreach).
+func (l *loader) instantiateOnce(n *yaml.Node, sc *scope, where string) (*yaml.Node, bool) {
+	t := l.compileTmpl(n, sc, where)
+	if !t.ok {
+		return nil, false
+	}
+	return t.root.fixed, true
+}
+
+// merge deep-merges over onto base: mappings key by key (over wins), anything else
+// is replaced. Nodes keep their positions; neither input is modified.
+func merge(base, over *yaml.Node) *yaml.Node {
+	if base.Kind != yaml.MappingNode || over.Kind != yaml.MappingNode {
+		return over
+	}
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: over.Tag, Style: over.Style, Line: over.Line, Column: over.Column}
+	out.Content = make([]*yaml.Node, 0, len(base.Content)+len(over.Content))
+	idx := make(map[string]int, len(base.Content)/2)
+	for i := 0; i+1 < len(base.Content); i += 2 {
+		idx[base.Content[i].Value] = len(out.Content)
+		out.Content = append(out.Content, base.Content[i], base.Content[i+1])
+	}
+	for i := 0; i+1 < len(over.Content); i += 2 {
+		k, v := over.Content[i], over.Content[i+1]
+		if j, ok := idx[k.Value]; ok {
+			out.Content[j] = k
+			out.Content[j+1] = merge(out.Content[j+1], v)
+			continue
+		}
+		out.Content = append(out.Content, k, v)
+	}
+	return out
+}
+
+// metaKeys are the entry keys that are not fields.
+var metaKeys = map[string]bool{"name": true, "depends_on": true, "foreach": true}
+
+type nameInfo struct {
+	pos    Pos
+	origin string
+}
+
+type pendingDeps struct {
+	item  *Item
+	where string
+	deps  []depRef
+}
+
+type depRef struct {
+	pattern string
+	pos     Pos
+}
+
+// entry expands one entry of a section into items.
+func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
+	where := fmt.Sprintf("%s.items[%d]", section, idx)
+	if e.Kind != yaml.MappingNode {
+		l.errf(l.pos(e), "%s: want a mapping with a name and fields", where)
+		l.brokenNames = true
+		return
+	}
+	var nameNode, depsNode, foreachNode *yaml.Node
+	fields := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: e.Line, Column: e.Column}
+	fields.Content = make([]*yaml.Node, 0, len(e.Content))
+	for i := 0; i+1 < len(e.Content); i += 2 {
+		k, v := e.Content[i], e.Content[i+1]
+		if dupKey(e, i) {
+			l.errf(l.pos(k), "%s: duplicate key %q", where, k.Value)
+			continue
+		}
+		switch k.Value {
+		case "name":
+			nameNode = v
+		case "depends_on":
+			depsNode = v
+		case "foreach":
+			foreachNode = v
+		default:
+			fields.Content = append(fields.Content, k, v)
+		}
+	}
+	if nameNode == nil || nameNode.Kind != yaml.ScalarNode || nameNode.Value == "" {
+		if nameNode == nil {
+			l.errf(l.pos(e), "%s.name: required", where)
+		} else {
+			l.errf(l.pos(nameNode), "%s.name: want a name such as store-${row.id}", where)
+		}
+		l.brokenNames = true
+		return
+	}
+	var srcs []*source
+	rows := 1.0
+	if foreachNode != nil {
+		var ok bool
+		srcs, ok = l.foreach(where+".foreach", foreachNode)
+		if !ok {
+			l.brokenNames = true
+			return
+		}
+		for _, s := range srcs {
+			rows *= float64(s.n)
+		}
+	} else if !l.checkExpansion(e, where, 1) {
+		return
+	}
+	namePos := l.pos(nameNode)
+	nsc := &scope{l: l, srcs: srcs, where: "item names"}
+	nameT, err := nsc.compileScalar(nameNode.Value, namePos)
+	if err != nil {
+		l.errf(namePos, "%s.name: %v", where, err)
+		l.brokenNames = true
+		return
+	}
+	var constName string
+	if !nameT.rowDep {
+		var o evalOut
+		if err := nsc.eval(nameT, nil, namePos, &o); err != nil {
+			l.errf(namePos, "%s.name: %v", where, err)
+			l.brokenNames = true
+			return
+		}
+		constName = string(o.fin)
+		if rows > 1 {
+			l.errf(namePos, "%s.name: %q is the same for all %.0f rows of the foreach: put a row reference such as ${%s.index} in it", where, constName, rows, srcs[0].as)
+			if _, dup := l.names[constName]; !dup && validItemName(constName) {
+				l.names[constName] = nameInfo{pos: namePos}
+			}
+			return
+		}
+	}
+	// depends_on: names or globs, with vars and rows.
+	dsc := &scope{l: l, srcs: srcs, where: "depends_on"}
+	type depT struct {
+		t   *scalarT
+		pos Pos
+	}
+	var depTs []depT
+	if depsNode != nil {
+		var list []*yaml.Node
+		switch depsNode.Kind {
+		case yaml.ScalarNode:
+			list = []*yaml.Node{depsNode}
+		case yaml.SequenceNode:
+			list = depsNode.Content
+		default:
+			l.errf(l.pos(depsNode), "%s.depends_on: want an item name or a list of item names and patterns", where)
+		}
+		for i, d := range list {
+			dw := where + ".depends_on"
+			if depsNode.Kind == yaml.SequenceNode {
+				dw = fmt.Sprintf("%s[%d]", dw, i)
+			}
+			if d.Kind != yaml.ScalarNode || d.Value == "" {
+				l.errf(l.pos(d), "%s: want an item name or a pattern such as store-*", dw)
+				continue
+			}
+			t, err := dsc.compileScalar(d.Value, l.pos(d))
+			if err != nil {
+				l.errf(l.pos(d), "%s: %v", dw, err)
+				continue
+			}
+			depTs = append(depTs, depT{t, l.pos(d)})
+		}
+	}
+	var staticDeps []depRef
+	depsDyn := false
+	for _, d := range depTs {
+		if d.t.rowDep {
+			depsDyn = true
+			continue
+		}
+		var o evalOut
+		if err := dsc.eval(d.t, nil, d.pos, &o); err != nil {
+			l.errf(d.pos, "%s.depends_on: %v", where, err)
+			continue
+		}
+		staticDeps = append(staticDeps, depRef{string(o.fin), d.pos})
+	}
+	if defaults != nil {
+		fields = merge(defaults, fields)
+	}
+	fsc := &scope{l: l, srcs: srcs, secrets: true, outputs: true, where: "item fields"}
+	t := l.compileTmpl(fields, fsc, where)
+
+	rc := newRowCtx(srcs)
+	var re rowEval
+	var no evalOut
+	for more := true; more; more = rc.next() {
+		name := constName
+		if nameT.rowDep {
+			no.fin, no.hsh = no.fin[:0], no.hsh[:0]
+			if err := nsc.eval(nameT, rc, namePos, &no); err != nil {
+				l.errf(namePos, "%s.name: %v", where, err)
+				l.brokenNames = true
+				continue
+			}
+			name = string(no.fin)
+		}
+		origin := rc.origin()
+		if !validItemName(name) {
+			l.errf(namePos, "%s.name: %q%s: want 1-200 letters, digits or . _ @ / : + -", where, name, inRow(origin))
+			l.brokenNames = true
+			continue
+		}
+		if prev, dup := l.names[name]; dup {
+			l.errf(namePos, "%s.name: duplicate item name %q%s, first at %s%s", where, name, inRow(origin), prev.pos, inRow(prev.origin))
+			continue
+		}
+		l.names[name] = nameInfo{pos: namePos, origin: origin}
+		if !t.ok || !l.evalRow(t, rc, &re) {
+			continue
+		}
+		it := l.arena.item()
+		it.Section, it.Name, it.Pos, it.Origin = section, name, l.pos(e), origin
+		it.Fields = l.arena.instantiate(t.root, re.vals)
+		it.Hash = l.hashItem(t, section, name, &re)
+		it.Refs = joinRefs(t.refs, re.o.refs)
+		deps := staticDeps
+		if depsDyn {
+			deps = append([]depRef(nil), staticDeps...)
+			for _, d := range depTs {
+				if !d.t.rowDep {
+					continue
+				}
+				no.fin, no.hsh = no.fin[:0], no.hsh[:0]
+				if err := dsc.eval(d.t, rc, d.pos, &no); err != nil {
+					l.errf(d.pos, "%s.depends_on: %v", where, err)
+					continue
+				}
+				deps = append(deps, depRef{string(no.fin), d.pos})
+			}
+		}
+		if len(deps) > 0 || len(it.Refs) > 0 {
+			l.pending = append(l.pending, pendingDeps{item: it, where: where, deps: deps})
+		}
+		l.p.Items = append(l.p.Items, it)
+	}
+}
+
+func inRow(origin string) string {
+	if origin == "" {
+		return ""
+	}
+	return " from " + origin
+}
+
+// joinRefs returns the distinct references of a and b, in order, in a new slice.
+func joinRefs(a, b []Ref) []Ref {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	out := make([]Ref, 0, len(a)+len(b))
+	for _, lst := range [][]Ref{a, b} {
+	next:
+		for _, r := range lst {
+			for _, o := range out {
+				if o.Item == r.Item && o.Key == r.Key {
+					continue next
+				}
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// validItemName: 1-200 of [A-Za-z0-9._@/:+-].
+func validItemName(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._@/:+-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// resolveDeps turns depends_on names and patterns into item names, and checks output
+// references. When some entry could not be expanded, unknown names are not reported
+// (they may be that entry's).
+func (l *loader) resolveDeps() {
+	var sorted []string
+	globCache := map[string][]string{}
+	matches := func(pattern string) ([]string, error) {
+		if m, ok := globCache[pattern]; ok {
+			return m, nil
+		}
+		if _, err := path.Match(pattern, ""); err != nil {
+			return nil, err
+		}
+		if sorted == nil {
+			sorted = make([]string, 0, len(l.names))
+			for n := range l.names {
+				sorted = append(sorted, n)
+			}
+			sort.Strings(sorted)
+		}
+		prefix := pattern[:strings.IndexAny(pattern, "*?[\\")]
+		i := sort.SearchStrings(sorted, prefix)
+		var m []string
+		for ; i < len(sorted) && strings.HasPrefix(sorted[i], prefix); i++ {
+			if ok, _ := path.Match(pattern, sorted[i]); ok {
+				m = append(m, sorted[i])
+			}
+		}
+		globCache[pattern] = m
+		return m, nil
+	}
+	setCache := map[string][]string{}
+	for _, pd := range l.pending {
+		it := pd.item
+		for _, r := range it.Refs {
+			if r.Item == it.Name {
+				l.errf(r.Pos, "%s: ${outputs.%s.%s}: an item cannot use its own outputs", pd.where, r.Item, r.Key)
+			} else if _, ok := l.names[r.Item]; !ok && !l.brokenNames {
+				l.errf(r.Pos, "%s: ${outputs.%s.%s}: unknown item %q", pd.where, r.Item, r.Key, r.Item)
+			}
+		}
+		if len(pd.deps) == 0 {
+			continue
+		}
+		var key strings.Builder
+		for _, d := range pd.deps {
+			key.WriteString(d.pattern)
+			key.WriteByte(0)
+		}
+		if set, ok := setCache[key.String()]; ok && !containsSorted(set, it.Name) {
+			it.DependsOn = set
+			continue
+		}
+		set := map[string]bool{}
+		selfMatched := false
+		for _, d := range pd.deps {
+			dw := pd.where + ".depends_on"
+			if !isGlob(d.pattern) {
+				switch {
+				case !validItemName(d.pattern):
+					l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
+				case d.pattern == it.Name:
+					selfMatched = true
+					l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
+				default:
+					if _, ok := l.names[d.pattern]; !ok {
+						if !l.brokenNames {
+							l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
+						}
+						continue
+					}
+					set[d.pattern] = true
+				}
+				continue
+			}
+			if !validItemName(strings.Map(func(r rune) rune {
+				if strings.ContainsRune("*?[]^\\", r) {
+					return 'x'
+				}
+				return r
+			}, d.pattern)) {
+				l.errf(d.pos, "%s: %q is not an item name pattern", dw, d.pattern)
+				continue
+			}
+			m, err := matches(d.pattern)
+			if err != nil {
+				l.errf(d.pos, "%s: pattern %q: %v", dw, d.pattern, err)
+				continue
+			}
+			n := 0
+			for _, name := range m {
+				if name == it.Name {
+					selfMatched = true
+					continue
+				}
+				set[name] = true
+				n++
+			}
+			if n == 0 && !l.brokenNames {
+				l.errf(d.pos, "%s: pattern %q matches no other item", dw, d.pattern)
+			}
+		}
+		if len(set) == 0 {
+			continue
+		}
+		out := make([]string, 0, len(set))
+		for n := range set {
+			out = append(out, n)
+		}
+		sort.Strings(out)
+		it.DependsOn = out
+		if !selfMatched && !set[it.Name] {
+			setCache[key.String()] = out
+		}
+	}
+}
+
+func containsSorted(s []string, v string) bool {
+	i := sort.SearchStrings(s, v)
+	return i < len(s) && s[i] == v
+}
+
+// dupKey reports whether the key at index i of mapping n appeared before it.
+func dupKey(n *yaml.Node, i int) bool {
+	for j := 0; j < i; j += 2 {
+		if n.Content[j].Value == n.Content[i].Value {
+			return true
+		}
+	}
+	return false
+}
