@@ -1,22 +1,25 @@
 package state
 
 import (
-	"bytes"
+	"bufio"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-const testKey = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" // 32 bytes hex
+// testKey is 32 bytes in hex.
+const testKey = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 func openT(t testing.TB, path string, o Options) *Store {
 	t.Helper()
@@ -31,138 +34,498 @@ func openT(t testing.TB, path string, o Options) *Store {
 	return s
 }
 
-func TestStore_RoundTripsEveryField(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.db")
-	s := openT(t, path, Options{Key: testKey})
-	at := time.Unix(1_700_000_000, 123)
-	in := &Record{ID: "store-1", Hash: sha256.Sum256([]byte("x")), Status: Failed, Attempts: 3, StartedAt: at, FinishedAt: at.Add(time.Second),
-		LastError: "HTTP 500", Outputs: Outputs{"id": Plain("cs-1"), "auth_key": SecretOutput("canary-authkey-8812")}}
-	if err := s.Put(in); err != nil {
+func closeT(t testing.TB, s *Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	s = openT(t, path, Options{Key: testKey})
-	got, ok, err := s.Get("store-1")
-	if err != nil || !ok {
-		t.Fatal(ok, err)
+}
+
+func fileSum(t testing.TB, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got.Hash != in.Hash || got.Status != Failed || got.Attempts != 3 || !got.StartedAt.Equal(in.StartedAt) || !got.FinishedAt.Equal(in.FinishedAt) ||
-		got.LastError != "HTTP 500" || got.Outputs["id"] != Plain("cs-1") || got.Outputs["auth_key"] != SecretOutput("canary-authkey-8812") || got.SecretsDropped {
-		t.Errorf("got %+v", got)
+	return sha256.Sum256(b)
+}
+
+// sameRecord compares records, times by instant and nil/empty outputs alike.
+func sameRecord(a, b *Record) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	if !x.StartedAt.Equal(y.StartedAt) || !x.FinishedAt.Equal(y.FinishedAt) {
+		return false
+	}
+	x.StartedAt, y.StartedAt, x.FinishedAt, y.FinishedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	if len(x.Outputs) == 0 && len(y.Outputs) == 0 {
+		x.Outputs, y.Outputs = nil, nil
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func TestStore_RoundTripsEveryField(t *testing.T) {
+	at := time.Date(2025, 10, 1, 12, 30, 45, 123456789, time.FixedZone("X", 3600))
+	tests := []struct {
+		name string
+		rec  Record
+	}{
+		{"only an id", Record{ID: "a"}},
+		{"every field", Record{ID: "nx_system/store-001", Hash: sha256.Sum256([]byte("spec")), Status: Failed, Attempts: 3,
+			StartedAt: at, FinishedAt: at.Add(1500 * time.Millisecond), LastError: "HTTP 500: internal error",
+			Outputs: Outputs{"id": Plain("cs-1"), "auth_key": SecretOutput("canary-authkey-8812"), "empty": Plain("")}}},
+		{"each status", Record{ID: "s", Status: Started, Attempts: 1, StartedAt: at}},
+		{"done", Record{ID: "d", Status: Done, Attempts: 1, StartedAt: at, FinishedAt: at}},
+		{"pending with dropped secrets", Record{ID: "p", Status: Pending, SecretsDropped: true}},
+		{"times before 1970 and after 2262", Record{ID: "t", StartedAt: time.Date(1, 2, 3, 4, 5, 6, 7, time.UTC), FinishedAt: time.Date(3000, 1, 1, 0, 0, 0, 999999999, time.UTC)}},
+		{"unicode and binary-ish text", Record{ID: "ü/名前 with spaces", LastError: "line1\nline2\x00tab\t", Outputs: Outputs{"ключ": Plain("värde\x00\xff"), "": Plain("unnamed")}}},
+		{"many outputs", Record{ID: "m", Outputs: func() Outputs {
+			o := Outputs{}
+			for i := range 50 {
+				o[fmt.Sprintf("out-%02d", i)] = Output{Value: strings.Repeat("v", i), Secret: i%3 == 0}
+			}
+			return o
+		}()}},
+		{"large value", Record{ID: "big", LastError: strings.Repeat("e", 100_000), Outputs: Outputs{"blob": SecretOutput(strings.Repeat("s", 50_000))}}},
+		{"negative attempts survive", Record{ID: "neg", Attempts: -1}},
+	}
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, path, Options{Key: testKey})
+	for _, tc := range tests {
+		if err := s.Put(&tc.rec); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+	}
+	closeT(t, s)
+	s = openT(t, path, Options{Key: testKey})
+	all, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok, err := s.Get(tc.rec.ID)
+			if err != nil || !ok {
+				t.Fatalf("Get: ok=%v err=%v", ok, err)
+			}
+			if !sameRecord(got, &tc.rec) {
+				t.Errorf("Get:\n got %+v\nwant %+v", got, tc.rec)
+			}
+			if !sameRecord(all[tc.rec.ID], &tc.rec) {
+				t.Errorf("Load:\n got %+v\nwant %+v", all[tc.rec.ID], tc.rec)
+			}
+		})
+	}
+	if len(all) != len(tests) {
+		t.Errorf("Load returned %d records, want %d", len(all), len(tests))
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 	}
 }
 
-func TestStore_SecretsNeverInClearText(t *testing.T) {
-	for _, tc := range []struct{ name, key string }{{"raw key", testKey}, {"passphrase", "correct horse battery staple"}, {"no key", ""}} {
+func TestStore_GetMissing(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"), Options{})
+	r, ok, err := s.Get("nope")
+	if r != nil || ok || err != nil {
+		t.Fatalf("Get(missing) = %v, %v, %v", r, ok, err)
+	}
+}
+
+func TestStore_PutCopiesTheRecord(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"), Options{})
+	r := &Record{ID: "a", Status: Started, Outputs: Outputs{"x": Plain("1")}}
+	if err := s.Put(r); err != nil {
+		t.Fatal(err)
+	}
+	r.Status, r.Outputs["x"] = Done, Plain("2") // the runner reuses its records
+	got, _, _ := s.Get("a")
+	if got.Status != Started || got.Outputs["x"].Value != "1" {
+		t.Fatalf("stored record changed with the caller's: %+v", got)
+	}
+}
+
+func TestStore_LastRecordForAnIDWins(t *testing.T) {
+	tests := []struct {
+		name string
+		put  func(s *Store) error
+	}{
+		{"one Put call", func(s *Store) error {
+			return s.Put(&Record{ID: "a", Attempts: 1}, &Record{ID: "b"}, &Record{ID: "a", Attempts: 2}, &Record{ID: "a", Attempts: 3})
+		}},
+		{"successive Puts", func(s *Store) error {
+			for i := 1; i <= 3; i++ {
+				if err := s.Put(&Record{ID: "a", Attempts: i}, &Record{ID: "b"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	}
+	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "s.db")
-			s := openT(t, path, Options{Key: tc.key})
-			for i := 0; i < 50; i++ {
-				if err := s.Put(&Record{ID: fmt.Sprintf("t%d", i), Status: Done, Outputs: Outputs{"k": SecretOutput(fmt.Sprintf("canary-secret-%04d", i))}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s.Close()
-			raw, _ := os.ReadFile(path)
-			if bytes.Contains(raw, []byte("canary-secret-")) {
-				t.Fatal("secret output in clear text in the state file")
-			}
-			s = openT(t, path, Options{Key: tc.key})
-			r, _, err := s.Get("t7")
-			if err != nil {
+			s := openT(t, path, Options{})
+			if err := tc.put(s); err != nil {
 				t.Fatal(err)
 			}
-			if tc.key == "" {
-				if !r.SecretsDropped || len(r.Outputs) != 0 {
-					t.Errorf("without a key: %+v", r)
-				}
-			} else if r.Outputs["k"].Value != "canary-secret-0007" {
-				t.Errorf("decrypted %+v", r.Outputs)
+			closeT(t, s)
+			s = openT(t, path, Options{ReadOnly: true})
+			got, _, err := s.Get("a")
+			if err != nil || got.Attempts != 3 {
+				t.Fatalf("got %+v, %v; want attempts 3", got, err)
 			}
 		})
 	}
 }
 
-func TestStore_KeyProblems(t *testing.T) {
+func TestStore_ConcurrentPutsFrom100GoroutinesAreAllDurable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	s := openT(t, path, Options{Key: testKey})
-	if err := s.Put(&Record{ID: "a", Status: Done, Outputs: Outputs{"k": SecretOutput("canary-x")}}); err != nil {
-		t.Fatal(err)
+	const goroutines, each = 100, 20
+	rec := func(g, i int) *Record {
+		return &Record{ID: fmt.Sprintf("g%03d-%02d", g, i), Status: Status(i % 4), Attempts: i, Hash: sha256.Sum256([]byte{byte(g), byte(i)}),
+			Outputs: Outputs{"id": Plain(fmt.Sprint(g*1000 + i)), "key": SecretOutput(fmt.Sprintf("secret-%d-%d", g, i))}}
 	}
-	s.Close()
-	if _, err := Open(path, Options{PlanName: "plan-a", Key: "another key"}); !errors.Is(err, ErrWrongKey) {
-		t.Fatalf("wrong key: %v", err)
-	}
-	s = openT(t, path, Options{})
-	r, _, err := s.Get("a")
-	if err != nil || !r.SecretsDropped {
-		t.Fatalf("no key: %+v %v", r, err)
-	}
-}
-
-func TestStore_ConcurrentPutsAreAllDurable(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.db")
-	s := openT(t, path, Options{})
 	var wg sync.WaitGroup
-	for g := 0; g < 100; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20; i++ {
-				if err := s.Put(&Record{ID: fmt.Sprintf("g%03d-%02d", g, i), Status: Done, Attempts: i}); err != nil {
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				if err := s.Put(rec(g, i)); err != nil {
 					t.Error(err)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	s.Close()
-	s = openT(t, path, Options{ReadOnly: true})
+	puts := int64(goroutines * each)
+	if c := s.commits.Load(); c >= puts {
+		t.Errorf("%d commits for %d concurrent Puts: no group commit", c, puts)
+	} else {
+		t.Logf("%d Puts in %d commits", puts, c)
+	}
+	closeT(t, s)
+
+	s = openT(t, path, Options{Key: testKey, ReadOnly: true})
 	all, err := s.Load()
-	if err != nil || len(all) != 2000 {
+	if err != nil || len(all) != goroutines*each {
 		t.Fatalf("loaded %d records, err %v", len(all), err)
 	}
-	c, _ := s.Counts()
-	if c[Done] != 2000 {
-		t.Errorf("counts %v", c)
+	for g := range goroutines {
+		for i := range each {
+			want := rec(g, i)
+			if !sameRecord(all[want.ID], want) {
+				t.Fatalf("record %s: got %+v want %+v", want.ID, all[want.ID], want)
+			}
+		}
+	}
+	c, err := s.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Status]int{Pending: 500, Started: 500, Done: 500, Failed: 500}
+	if !maps.Equal(c, want) {
+		t.Errorf("counts %v, want %v", c, want)
 	}
 }
 
-func TestStore_OtherPlanIsRefused(t *testing.T) {
+// One Put larger than a batch is committed whole.
+func TestStore_PutLargerThanABatch(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	openT(t, path, Options{}).Close()
-	if _, err := Open(path, Options{PlanName: "plan-b"}); !errors.Is(err, ErrOtherPlan) {
-		t.Fatalf("err = %v", err)
+	s := openT(t, path, Options{})
+	recs := make([]*Record, maxBatch*2+1)
+	for i := range recs {
+		recs[i] = &Record{ID: fmt.Sprintf("t%06d", i), Attempts: i}
+	}
+	if err := s.Put(recs...); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Load()
+	if err != nil || len(all) != len(recs) || all["t020000"].Attempts != 20000 {
+		t.Fatalf("%d records, %v", len(all), err)
 	}
 }
 
-func TestStore_ReadOnlyMissingFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "none.db")
-	if _, err := Open(path, Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("err = %v", err)
+func TestStore_ForEachIsSortedByID(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"), Options{})
+	ids := []string{"m", "a", "z", "b/1", "b/10", "b/2", "A"}
+	for _, id := range ids {
+		if err := s.Put(&Record{ID: id}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := os.Stat(path); err == nil {
-		t.Fatal("read-only open created the file")
+	var got []string
+	if err := s.ForEach(func(r *Record) error { got = append(got, r.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(got, ids) {
+		t.Fatalf("order %v, want %v", got, ids)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := s.ForEach(func(*Record) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("ForEach did not stop at fn's error: %v after %d", err, n)
 	}
 }
 
-func TestStore_ParentIsAFile(t *testing.T) {
+func TestStore_PutRejectsBadIDs(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"), Options{})
+	tests := []struct {
+		name string
+		id   string
+	}{
+		{"empty", ""},
+		{"too long", strings.Repeat("x", 40000)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := s.Put(&Record{ID: "ok"}, &Record{ID: tc.id}); err == nil {
+				t.Fatal("no error")
+			}
+			if _, ok, _ := s.Get("ok"); ok {
+				t.Fatal("a rejected Put stored part of its records")
+			}
+		})
+	}
+	// The store still works: a bad record never reaches a shared commit.
+	if err := s.Put(&Record{ID: "after"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStore_Close(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, path, Options{})
+	closeT(t, s)
+	closeT(t, s) // idempotent
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Put", func() error { return s.Put(&Record{ID: "a"}) }},
+		{"Get", func() error { _, _, err := s.Get("a"); return err }},
+		{"Load", func() error { _, err := s.Load(); return err }},
+		{"ForEach", func() error { return s.ForEach(func(*Record) error { return nil }) }},
+		{"Counts", func() error { _, err := s.Counts(); return err }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !errors.Is(err, ErrClosed) {
+				t.Fatalf("err = %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+// Puts racing with Close either fail with ErrClosed or are in the file.
+func TestStore_CloseFlushesQueuedPuts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, path, Options{})
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	for g := range 50 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("g%02d-%04d", g, i)
+				err := s.Put(&Record{ID: id})
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				acked[id] = true
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	closeT(t, s)
+	wg.Wait()
+	s = openT(t, path, Options{ReadOnly: true})
+	all, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range acked {
+		if all[id] == nil {
+			t.Fatalf("acknowledged record %s is missing", id)
+		}
+	}
+	t.Logf("%d acknowledged, %d stored", len(acked), len(all))
+}
+
+func TestOpen_NewFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	path := filepath.Join(dir, "s.db")
+	before := time.Now()
+	s := openT(t, path, Options{PlanName: "retail-q4"})
+	m := s.Meta()
+	if m.PlanName != "retail-q4" || m.FormatVersion != FormatVersion || m.HasKeyCheck || m.Created.Before(before.Add(-time.Second)) {
+		t.Errorf("meta %+v", m)
+	}
+	if s.Path() != path {
+		t.Errorf("path %q", s.Path())
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory: %v %v, want mode 0700", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("file: %v %v, want mode 0600", fi.Mode(), err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %v, want only the state file", entries)
+	}
+	closeT(t, s)
+	s = openT(t, path, Options{PlanName: "retail-q4", ReadOnly: true})
+	if got := s.Meta(); got != m {
+		t.Errorf("meta after reopen %+v, want %+v", got, m)
+	}
+}
+
+func TestOpen_OtherPlanIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	closeT(t, openT(t, path, Options{PlanName: "plan-a"}))
+	sum := fileSum(t, path)
+	for _, ro := range []bool{false, true} {
+		_, err := Open(path, Options{PlanName: "plan-b", ReadOnly: ro})
+		if !errors.Is(err, ErrOtherPlan) {
+			t.Fatalf("read-only=%v: err = %v, want ErrOtherPlan", ro, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, `"plan-a"`) || !strings.Contains(msg, `"plan-b"`) || !strings.Contains(msg, path) {
+			t.Errorf("message should name both plans and the path: %s", msg)
+		}
+	}
+	// An empty plan name (status of a given file) accepts any plan.
+	closeT(t, openT(t, path, Options{PlanName: "", ReadOnly: true}))
+	if fileSum(t, path) != sum {
+		t.Error("the file was modified")
+	}
+}
+
+func TestOpen_ReadOnlyMissingFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing-dir")
+	path := filepath.Join(dir, "none.db")
+	_, err := Open(path, Options{ReadOnly: true})
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("err = %v, want fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("read-only open created the directory")
+	}
+}
+
+func TestOpen_ReadOnlyRefusesWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	closeT(t, openT(t, path, Options{}))
+	sum := fileSum(t, path)
+	s := openT(t, path, Options{ReadOnly: true, Key: testKey}) // a key's first use is not recorded read-only
+	if err := s.Put(&Record{ID: "a"}); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("err = %v, want ErrReadOnly", err)
+	}
+	closeT(t, s)
+	if fileSum(t, path) != sum {
+		t.Error("a read-only open modified the file")
+	}
+}
+
+func TestOpen_UnwritableLocations(t *testing.T) {
 	dir := t.TempDir()
-	parent := filepath.Join(dir, "file")
-	os.WriteFile(parent, []byte("x"), 0o600)
-	if _, err := Open(filepath.Join(parent, "s.db"), Options{PlanName: "p"}); err == nil {
-		t.Fatal("no error")
+	regular := filepath.Join(dir, "file")
+	if err := os.WriteFile(regular, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+	}{
+		{"parent is a regular file", filepath.Join(regular, "s.db")},
+		{"grandparent is a regular file", filepath.Join(regular, "x", "s.db")},
+		{"path is a directory", filepath.Join(dir, "sub")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := os.ReadDir(dir)
+			_, err := Open(tc.path, Options{PlanName: "p"})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), "state") || !strings.Contains(err.Error(), tc.path) {
+				t.Errorf("unclear error: %v", err)
+			}
+			after, _ := os.ReadDir(dir)
+			if len(after) != len(before) {
+				t.Errorf("something was created: %v", after)
+			}
+			if b, _ := os.ReadFile(regular); string(b) != "x" {
+				t.Error("the regular file was changed")
+			}
+		})
 	}
 }
 
-// TestHelperHoldLock is run as a child process that holds a state file open.
-func TestHelperHoldLock(t *testing.T) {
-	path := os.Getenv("STATE_HOLD_LOCK")
+// A second writer (or a reader: bbolt's shared lock conflicts with a writer's)
+// fails fast with ErrLocked, in this process...
+func TestOpen_SecondOpenWhileWriterHoldsTheFileIsLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, path, Options{})
+	if err := s.Put(&Record{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read-only=%v", ro), func(t *testing.T) {
+			start := time.Now()
+			_, err := Open(path, Options{PlanName: "plan-a", ReadOnly: ro})
+			if !errors.Is(err, ErrLocked) {
+				t.Fatalf("err = %v, want ErrLocked", err)
+			}
+			if !strings.Contains(err.Error(), "another provision run") || !strings.Contains(err.Error(), path) {
+				t.Errorf("unclear message: %v", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
+	}
+	// The holder is unaffected.
+	if err := s.Put(&Record{ID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpen_ReadersShareTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	closeT(t, openT(t, path, Options{}))
+	a := openT(t, path, Options{ReadOnly: true})
+	b := openT(t, path, Options{ReadOnly: true})
+	if _, err := a.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{PlanName: "plan-a"}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("writer while readers hold the file: %v, want ErrLocked", err)
+	}
+}
+
+const helperEnv = "PROVISION_STATE_TEST_HELPER"
+
+// TestHelperProcess is not a test: run as a child process by the tests below, it
+// opens the state file named in its environment and holds it until killed.
+func TestHelperProcess(t *testing.T) {
+	path := os.Getenv(helperEnv)
 	if path == "" {
-		t.Skip("helper process")
+		t.Skip("helper process for other tests")
 	}
 	s, err := Open(path, Options{PlanName: "plan-a"})
 	if err != nil {
@@ -170,190 +533,47 @@ func TestHelperHoldLock(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Println("locked")
-	time.Sleep(30 * time.Second)
+	time.Sleep(time.Minute)
 	s.Close()
+	os.Exit(0)
 }
 
-func TestStore_SecondProcessGetsErrLocked(t *testing.T) {
+// ...and from another process.
+func TestOpen_FileHeldByAnotherProcessIsLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	openT(t, path, Options{}).Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldLock$")
-	cmd.Env = append(os.Environ(), "STATE_HOLD_LOCK="+path)
-	out, _ := cmd.StdoutPipe()
+	closeT(t, openT(t, path, Options{}))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	buf := make([]byte, 64)
-	n, _ := out.Read(buf)
-	if !bytes.Contains(buf[:n], []byte("locked")) {
-		t.Fatalf("helper said %q", buf[:n])
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if strings.TrimSpace(line) != "locked" {
+		t.Fatalf("helper said %q", line)
 	}
+	sum := fileSum(t, path)
 	for _, ro := range []bool{false, true} {
-		start := time.Now()
-		_, err := Open(path, Options{PlanName: "plan-a", ReadOnly: ro})
-		if !errors.Is(err, ErrLocked) {
-			t.Fatalf("read-only=%v: err = %v, want ErrLocked", ro, err)
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Errorf("took %v to report the lock", time.Since(start))
-		}
-	}
-}
-
-func TestStore_CorruptFilesAreReportedAndLeftUntouched(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.db")
-	s := openT(t, good, Options{})
-	for i := 0; i < 200; i++ {
-		s.Put(&Record{ID: fmt.Sprintf("t%03d", i), Status: Done})
-	}
-	s.Close()
-	valid, _ := os.ReadFile(good)
-	noMeta := filepath.Join(dir, "nometa.db")
-	db, err := bolt.Open(noMeta, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("other")); return err })
-	db.Close()
-	zeroed := append([]byte(nil), valid...)
-	for i := 0; i < 4096 && i < len(zeroed); i++ {
-		zeroed[i] = 0
-	}
-	for _, tc := range []struct {
-		name string
-		data []byte
-		path string
-	}{
-		{name: "garbage", data: bytes.Repeat([]byte("garbage!"), 2000)},
-		{name: "empty file", data: []byte{}},
-		{name: "truncated", data: valid[:len(valid)/3]},
-		{name: "zeroed first page", data: zeroed},
-		{name: "short", data: []byte("x")},
-		{name: "bbolt without our buckets", path: noMeta},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p := tc.path
-			if p == "" {
-				p = filepath.Join(dir, tc.name+".db")
-				os.WriteFile(p, tc.data, 0o600)
+		t.Run(fmt.Sprintf("read-only=%v", ro), func(t *testing.T) {
+			start := time.Now()
+			_, err := Open(path, Options{PlanName: "plan-a", ReadOnly: ro})
+			if !errors.Is(err, ErrLocked) {
+				t.Fatalf("err = %v, want ErrLocked", err)
 			}
-			before, _ := os.ReadFile(p)
-			for _, ro := range []bool{false, true} {
-				st, err := Open(p, Options{PlanName: "plan-a", ReadOnly: ro})
-				if err == nil {
-					// bbolt keeps two meta pages: a file whose first one is damaged
-					// still opens from the second. Reading must then work or fail
-					// cleanly, and opening must not have written anything.
-					_, _ = st.Load()
-					st.Close()
-					continue
-				}
-				if !errors.Is(err, ErrCorrupt) {
-					t.Errorf("read-only=%v: err = %v, want ErrCorrupt", ro, err)
-				}
-			}
-			after, _ := os.ReadFile(p)
-			if !bytes.Equal(before, after) {
-				t.Fatal("the file was modified")
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %v to report the lock", d)
 			}
 		})
 	}
-}
-
-func TestStore_PutAfterClose(t *testing.T) {
-	s := openT(t, filepath.Join(t.TempDir(), "s.db"), Options{})
-	s.Close()
-	if err := s.Put(&Record{ID: "a"}); !errors.Is(err, ErrClosed) {
-		t.Fatalf("err = %v", err)
+	if fileSum(t, path) != sum {
+		t.Error("the file changed")
 	}
-}
-
-func FuzzDecodeRecord(f *testing.F) {
-	s := &Store{}
-	good, _ := s.encode(&Record{ID: "a", Status: Done, Attempts: 2, Outputs: Outputs{"x": Plain("y")}, Hash: sha256.Sum256(nil)})
-	f.Add(good)
-	f.Add([]byte(`{"v":1,"s":9}`))
-	f.Add([]byte(`{"v":1,"h":"AAAA"}`))
-	f.Add([]byte(`{"v":1,"o":{"k":{"x":"AAAAAAAAAAAAAAAAAAAA"}}}`))
-	f.Add([]byte(`{`))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := decodeRecord("id", b, s)
-		if err == nil && r == nil {
-			t.Fatal("nil record without error")
-		}
-		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrWrongKey) {
-			t.Fatalf("unclassified error %v", err)
-		}
-	})
-}
-
-func BenchmarkPut_Concurrent64(b *testing.B) {
-	s := openT(b, filepath.Join(b.TempDir(), "s.db"), Options{})
-	const workers = 64
-	per := 20000 / workers
-	b.ResetTimer()
-	start := time.Now()
-	total := 0
-	for n := 0; n < b.N; n++ {
-		var wg sync.WaitGroup
-		for g := 0; g < workers; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < per; i++ {
-					if err := s.Put(&Record{ID: fmt.Sprintf("n%d-g%d-%d", n, g, i), Status: Done}); err != nil {
-						b.Error(err)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		total += workers * per
-	}
-	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "durable-records/s")
-}
-
-func BenchmarkLoad_100k(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "s.db")
-	s := openT(b, path, Options{})
-	batch := make([]*Record, 0, 1000)
-	for i := 0; i < 100_000; i++ {
-		batch = append(batch, &Record{ID: fmt.Sprintf("task-%06d", i), Status: Done, Attempts: 1, Hash: sha256.Sum256([]byte{byte(i)}), StartedAt: time.Now(), FinishedAt: time.Now(), Outputs: Outputs{"id": Plain("x")}})
-		if len(batch) == cap(batch) {
-			s.Put(batch...)
-			batch = batch[:0]
-		}
-	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		all, err := s.Load()
-		if err != nil || len(all) != 100_000 {
-			b.Fatal(len(all), err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/load")
-}
-
-// A run killed right after bbolt created the file, before the buckets existed,
-// leaves an empty database: the next run must resume, not call it corrupt.
-func TestStore_FileKilledBeforeInitIsResumed(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.db")
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if _, err := Open(path, Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("read-only open of an empty file: %v, want not-exist (no state yet)", err)
-	}
-	s := openT(t, path, Options{})
-	if err := s.Put(&Record{ID: "a", Status: Done}); err != nil {
-		t.Fatal(err)
-	}
-	if s.Meta().PlanName != "plan-a" {
-		t.Errorf("meta %+v", s.Meta())
-	}
+	// Once the holder is gone, the file opens.
+	cmd.Process.Kill()
+	cmd.Wait()
+	closeT(t, openT(t, path, Options{}))
 }

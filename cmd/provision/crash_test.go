@@ -108,8 +108,8 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 		name   string
 		faults fault.Config
 	}{
-		{"clean server", fault.Config{Latency: 15 * time.Millisecond}},
-		{"lost answers and 5xx", fault.Config{Latency: 15 * time.Millisecond, LostRate: 0.05, ErrorRate: 0.03, DropRate: 0.02}},
+		{"clean server", fault.Config{Latency: 25 * time.Millisecond}},
+		{"lost answers and 5xx", fault.Config{Latency: 25 * time.Millisecond, LostRate: 0.05, ErrorRate: 0.03, DropRate: 0.02}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 150
@@ -148,7 +148,7 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 							t.Fatalf("run %d: %v\n%s", i, err, out.String())
 						}
 					}
-				case <-time.After(time.Duration(20+rng.IntN(700)) * time.Millisecond):
+				case <-time.After(time.Duration(20+rng.IntN(230)) * time.Millisecond):
 					_ = cmd.Process.Signal(syscall.SIGKILL)
 					<-done
 					killed++
