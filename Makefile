@@ -27,7 +27,8 @@ fmt:
 
 # Speed and memory figures (100,000-task plans, full checkpointing).
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./cmd/provision/ ./state/ ./plan/ | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./cmd/provision/ > bench.out
+	$(GO) test -run '^$$' -bench . -benchmem ./state/ ./plan/ >> bench.out
 	@echo; echo "== figures (goals: apply >= 10,000 tasks/s durable; resume and dry run of 100k done < 2 s; peak RSS < 300 MB) =="
 	@grep -E '^Benchmark' bench.out
 
