@@ -336,7 +336,7 @@ func openState(path string, p *plan.Plan, readOnly bool) (*state.Store, error) {
 func stateError(path string, err error) error {
 	switch {
 	case errors.Is(err, state.ErrLocked):
-		return fmt.Errorf("%w\n  another provision run is using %s; wait for it to finish (or stop it) and run again", err, path)
+		return err // the store's message already says what to do
 	case errors.Is(err, state.ErrCorrupt):
 		return fmt.Errorf("%w\n  the file was left untouched; move it aside to start over (every task then runs again, with lookups) or restore a copy", err)
 	case errors.Is(err, state.ErrOtherPlan):
