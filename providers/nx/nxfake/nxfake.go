@@ -1,10 +1,24 @@
-// Package nxfake is a fake Nx Cloud (cloud DB, "cdb") and a farm of fake Nx Witness
-// servers (REST v3), following the real APIs as described in API-NOTES: OAuth2
-// password tokens that expire, a bind that creates a NEW cloud system on every
-// call (so a blind retry leaks an orphan), upsert shares, server sessions that
-// expire with x-auth-result: Auth_WrongSessionToken, setup allowed once, and the
-// documented error envelopes. The farm serves any number of servers under
-// /{serverKey}/rest/v3/...; a server is created factory-new on first contact.
+// Package nxfake is a fake Nx Cloud (the cloud DB, "cdb") and a farm of fake Nx
+// Witness servers (REST v3), following the real APIs as API-NOTES sections 1 and 2
+// describe them:
+//
+//   - cloud: OAuth2 password and refresh_token grants (tokens "nxcdb-...", expires_in
+//     sometimes a number, sometimes a string), a bind that creates a NEW cloud system
+//     on every call (status notActivated, random auth key), so a blind retry leaks an
+//     orphan; system list ({systems:[...]} or a bare array), get, delete (unbind);
+//     shares as upserts (accessRole none removes); the partners' organization
+//     endpoints; the {errorClass, resultCode, errorDetail, errorText} envelope.
+//   - farm: any number of servers under /servers/{serverKey}/ (or /{serverKey}/ when
+//     mounted behind a prefix that is stripped), each created factory-new (admin/admin,
+//     not set up) on first contact unless Options.PreSetUp lists it; sessions
+//     "vms-..." that expire with x-auth-result: Auth_WrongSessionToken; setup allowed
+//     once; cloud bind checked against the cloud (the auth key must match, then the
+//     cloud system becomes activated); the {error, errorId, errorString} envelope,
+//     optionally the old {error:"0", reply:{...}} success wrapper.
+//
+// A World is safe for concurrent use. Its handlers are wrapped by fault injectors
+// (random faults) and by scripted failures (FailNext: an exact answer for the next
+// matching requests), so tests can lose exactly one bind answer.
 package nxfake
 
 import (
@@ -13,7 +27,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,29 +40,53 @@ import (
 
 // Options configure a World.
 type Options struct {
-	// Accounts are cloud accounts: email -> password.
+	// Accounts are the cloud accounts: email -> password.
 	Accounts map[string]string
-	// TokenLifetime of cloud tokens (default 1h); SessionLifetime of server sessions (default 1h).
-	TokenLifetime   time.Duration
+	// Organizations lists the organization ids the partners endpoints know; nil
+	// accepts any id.
+	Organizations []string
+	// TokenLifetime of cloud access tokens (default 1h).
+	TokenLifetime time.Duration
+	// SessionLifetime of server sessions (default 1h).
 	SessionLifetime time.Duration
-	// PreSetUp lists server keys that exist already set up (mode existing), with
-	// ServerAdminPassword as their admin password.
+	// PreSetUp lists server keys (host:port) that exist already set up, with
+	// ServerAdminPassword as their admin password. Other servers are factory-new
+	// (admin/admin, not set up) on first contact.
 	PreSetUp            []string
 	ServerAdminPassword string
 	// BareArrayList makes GET /cdb/systems answer a bare array instead of {systems: [...]}.
 	BareArrayList bool
-	Faults        fault.Config
+	// FallbackPaths makes the cloud answer 404 on the forms a client tries first
+	// (POST /cdb/systems/bind and /cdb/systems/{id}/users), so that only the alternate
+	// forms (/cdb/system/bind, /cdb/v0/systems/{id}/users) work.
+	FallbackPaths bool
+	// ExpiredSessionStatus is the status of an answer to an expired or unknown server
+	// session: 401 (default) or 403, always with x-auth-result: Auth_WrongSessionToken.
+	ExpiredSessionStatus int
+	// LockoutAfter locks a server's login after that many wrong passwords in a row
+	// (403 "Too many attempts"); 0 never locks.
+	LockoutAfter int
+	// WrapReplies wraps server success answers in the old {error:"0", reply:{...}} form.
+	WrapReplies bool
+	// Faults are random faults for the cloud and, unless FarmFaults is set, the farm
+	// (one injector for the whole world).
+	Faults fault.Config
+	// FarmFaults, when set, gives the farm its own injector.
+	FarmFaults *fault.Config
 }
 
 // CloudSystem is one cloud system.
 type CloudSystem struct {
-	ID, Name, Customization, Owner, Status, Organization string
-	AuthKey                                              string `json:"-"`
+	ID, Name, Customization, Owner, Organization string
+	// Status: notActivated until a server binds it, then activated.
+	Status string
+	// AuthKey is known to the cloud only; it is never listed.
+	AuthKey string `json:"-"`
 	// Server is the key of the server bound to it ("" while notActivated).
 	Server string
 }
 
-// Share is one user's access to a cloud system.
+// Share is one account's access to a cloud system.
 type Share struct {
 	Email, AccessRole, UserRoleID, CustomPermissions, VMSUserID string
 	Enabled                                                     bool
@@ -53,31 +94,75 @@ type Share struct {
 
 // Server is one fake Nx Witness server.
 type Server struct {
-	Key, Name, LocalID, CloudID, CloudOwner string
-	SetUp                                   bool
-	AdminPassword                           string `json:"-"`
-	Settings                                map[string]any
-	sessions                                map[string]time.Time
+	Key, Name, LocalID string
+	SetUp              bool
+	// CloudID is the cloud system the server is bound to ("" when not bound).
+	CloudID, CloudOwner string
+	AdminPassword       string `json:"-"`
+	Settings            map[string]any
+
+	sessions map[string]time.Time
+	failures int // wrong passwords in a row
 }
 
-// Counters of state-changing calls.
+// Counters count state-changing and authentication calls.
 type Counters struct {
-	Binds, Setups, CloudBinds, SharesCreated, SharesUpdated, Deletes, TokensIssued, Logins int
+	// Binds are cloud systems created (by either bind form or the partners endpoint).
+	Binds int
+	// Deletes are cloud systems removed (DELETE /cdb/systems/{id} or a server unbind).
+	Deletes int
+	// Setups are servers set up; CloudBinds are servers bound by /system/cloud/bind
+	// (a repeated bind to the same system is not counted); Unbinds are servers unbound.
+	Setups, CloudBinds, Unbinds int
+	// SharesCreated, SharesUpdated (an upsert that changed something or not) and
+	// SharesRemoved (accessRole none or DELETE).
+	SharesCreated, SharesUpdated, SharesRemoved int
+	SettingsPatches                             int
+	TokensIssued, Logins, FailedLogins          int
 }
 
-// World is the fake cloud plus its servers. Safe for concurrent use.
+// Failure is a scripted answer for the next requests that match Method and Path.
+type Failure struct {
+	// Method matches the request method ("" matches any).
+	Method string
+	// Path matches when the request path contains it, e.g. "/cdb/systems/bind" or
+	// "/rest/v3/system/setup".
+	Path string
+	// Times is how many requests fail (default 1).
+	Times int
+	// Lose applies the request and then closes the connection without an answer
+	// (the change happened, the answer is lost). Otherwise the answer below is sent.
+	Lose bool
+	// Applied applies the request and then sends the error answer below instead of
+	// the real one (a server that did the work and reported a failure).
+	Applied bool
+	// Status, Code and Text make the error answer in the side's envelope (cloud:
+	// resultCode/errorText; server: errorId/errorString).
+	Status     int
+	Code, Text string
+	// RetryAfter, when set, is sent as Retry-After (seconds).
+	RetryAfter time.Duration
+}
+
+// World is the fake cloud plus its server farm. Safe for concurrent use.
 type World struct {
-	Faults *fault.Injector
-	opts   Options
+	// Faults injects random faults into the cloud (and the farm unless FarmFaults
+	// differs); FarmFaults is the farm's injector (the same as Faults by default).
+	Faults     *fault.Injector
+	FarmFaults *fault.Injector
+
+	opts Options
 
 	mu       sync.Mutex
 	tokens   map[string]tokenInfo
 	refresh  map[string]string // refresh token -> email
 	systems  map[string]*CloudSystem
-	order    []string
+	order    []string // system ids in creation order
 	shares   map[string]map[string]*Share
 	servers  map[string]*Server
 	counters Counters
+	script   []*Failure
+	answers  int // answers given, alternates the forms of some fields
 
 	cloud, farm http.Handler
 }
@@ -95,51 +180,165 @@ func New(o Options) *World {
 	if o.SessionLifetime <= 0 {
 		o.SessionLifetime = time.Hour
 	}
-	w := &World{Faults: fault.New(o.Faults), opts: o, tokens: map[string]tokenInfo{}, refresh: map[string]string{},
+	if o.ExpiredSessionStatus == 0 {
+		o.ExpiredSessionStatus = http.StatusUnauthorized
+	}
+	accounts := map[string]string{}
+	for k, v := range o.Accounts {
+		accounts[k] = v
+	}
+	o.Accounts = accounts
+	w := &World{opts: o, tokens: map[string]tokenInfo{}, refresh: map[string]string{},
 		systems: map[string]*CloudSystem{}, shares: map[string]map[string]*Share{}, servers: map[string]*Server{}}
+	w.Faults = fault.New(o.Faults)
+	w.FarmFaults = w.Faults
+	if o.FarmFaults != nil {
+		w.FarmFaults = fault.New(*o.FarmFaults)
+	}
 	for _, k := range o.PreSetUp {
-		w.servers[k] = &Server{Key: k, Name: k, SetUp: true, LocalID: uuid(), AdminPassword: o.ServerAdminPassword, Settings: map[string]any{}, sessions: map[string]time.Time{}}
+		w.servers[k] = &Server{Key: k, Name: k, SetUp: true, LocalID: uuid(), AdminPassword: o.ServerAdminPassword,
+			Settings: map[string]any{}, sessions: map[string]time.Time{}}
 	}
-	cm := http.NewServeMux()
-	cm.HandleFunc("POST /cdb/oauth2/token", w.token)
-	cm.HandleFunc("POST /cdb/systems/bind", w.authed(w.bind))
-	cm.HandleFunc("POST /cdb/system/bind", w.authed(w.bind))
-	cm.HandleFunc("POST /partners/api/v3/cloud_systems/", w.authed(w.orgBind))
-	cm.HandleFunc("GET /partners/api/v2/organizations/{org}/cloud_systems/", w.authed(w.orgList))
-	cm.HandleFunc("GET /cdb/systems", w.authed(w.list))
-	cm.HandleFunc("GET /cdb/systems/{id}", w.authed(w.getSystem))
-	cm.HandleFunc("DELETE /cdb/systems/{id}", w.authed(w.deleteSystem))
-	for _, p := range []string{"/cdb/systems/{id}/users", "/cdb/v0/systems/{id}/users"} {
-		cm.HandleFunc("GET "+p, w.authed(w.listShares))
-		cm.HandleFunc("POST "+p, w.authed(w.share))
-		cm.HandleFunc("DELETE "+p+"/{email}", w.authed(w.unshare))
-	}
-	w.cloud = w.Faults.Wrap(cm)
-	w.farm = w.Faults.Wrap(http.HandlerFunc(w.serveFarm))
+	w.cloud = w.Faults.Wrap(w.scripted(cloudEnvelope, w.cloudMux()))
+	w.farm = w.FarmFaults.Wrap(w.scripted(serverEnvelope, http.HandlerFunc(w.serveFarm)))
 	return w
 }
 
-// Cloud is the Nx Cloud handler.
+// Cloud is the Nx Cloud handler (paths /cdb/..., /partners/...).
 func (w *World) Cloud() http.Handler { return w.cloud }
 
-// Farm is the handler of every fake server, under /{serverKey}/rest/v3/...
+// Farm is the handler of every fake server, under /servers/{serverKey}/rest/v3/...
+// (or /{serverKey}/rest/v3/... behind a stripped prefix).
 func (w *World) Farm() http.Handler { return w.farm }
+
+// ServeHTTP serves the cloud, and the farm under /servers/: one listener for both.
+func (w *World) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, ServersPrefix) {
+		w.farm.ServeHTTP(rw, r)
+		return
+	}
+	w.cloud.ServeHTTP(rw, r)
+}
+
+// ServersPrefix is the farm's path prefix.
+const ServersPrefix = "/servers/"
+
+// ServerKey is the farm's key for a server URL: its host and port ("10.0.0.5:7001").
+func ServerKey(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return strings.Trim(rawURL, "/")
+	}
+	return u.Host
+}
+
+// ServerPath is the farm path that plays the server at rawURL:
+// https://10.0.0.5:7001 -> /servers/10.0.0.5:7001.
+func ServerPath(rawURL string) string { return ServersPrefix + ServerKey(rawURL) }
+
+// ServerURLFor maps a server URL to the farm served at base (the URL of a listener
+// serving this World, or its Farm handler at base's path): base + ServerPath(rawURL).
+func (w *World) ServerURLFor(base, rawURL string) string {
+	return strings.TrimRight(base, "/") + ServerPath(rawURL)
+}
 
 // AddAccount adds (or resets) a cloud account.
 func (w *World) AddAccount(email, password string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.opts.Accounts == nil {
-		w.opts.Accounts = map[string]string{}
-	}
 	w.opts.Accounts[email] = password
 }
 
-// SetServerAdminPassword sets the admin password of pre-set-up servers created later.
-func (w *World) SetServerAdminPassword(p string) {
+// AddServer adds (or replaces) a set-up server with this admin password and no
+// cloud binding.
+func (w *World) AddServer(key, adminPassword string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.opts.ServerAdminPassword = p
+	w.servers[key] = &Server{Key: key, Name: key, SetUp: true, LocalID: uuid(), AdminPassword: adminPassword,
+		Settings: map[string]any{}, sessions: map[string]time.Time{}}
+}
+
+// ExpireTokens ends every cloud token and server session now (the next call gets the
+// expired answer).
+func (w *World) ExpireTokens() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	past := time.Now().Add(-time.Second)
+	for k, t := range w.tokens {
+		t.expiry = past
+		w.tokens[k] = t
+	}
+	for _, s := range w.servers {
+		for k := range s.sessions {
+			s.sessions[k] = past
+		}
+	}
+}
+
+// FailNext scripts failures for the next matching requests (cloud or farm).
+func (w *World) FailNext(f Failure) {
+	if f.Times <= 0 {
+		f.Times = 1
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.script = append(w.script, &f)
+}
+
+// ClearFailures drops every scripted failure not used yet.
+func (w *World) ClearFailures() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.script = nil
+}
+
+type envelope func(rw http.ResponseWriter, status int, code, text string)
+
+// scripted answers requests that match a scripted failure.
+func (w *World) scripted(env envelope, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		var hit *Failure
+		for i, f := range w.script {
+			if (f.Method == "" || f.Method == r.Method) && strings.Contains(r.URL.Path, f.Path) {
+				c := *f
+				hit = &c
+				f.Times--
+				if f.Times <= 0 {
+					w.script = append(w.script[:i], w.script[i+1:]...)
+				}
+				break
+			}
+		}
+		w.mu.Unlock()
+		switch {
+		case hit == nil:
+			h.ServeHTTP(rw, r)
+		case hit.Lose:
+			h.ServeHTTP(httptest.NewRecorder(), r) // applied ...
+			hangUp(rw)                             // ... and the answer is lost
+		default:
+			if hit.Applied {
+				h.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			if hit.RetryAfter > 0 {
+				rw.Header().Set("Retry-After", strconv.Itoa(int((hit.RetryAfter+time.Second-1)/time.Second)))
+			}
+			env(rw, hit.Status, hit.Code, hit.Text)
+		}
+	})
+}
+
+func hangUp(rw http.ResponseWriter) {
+	hj, ok := rw.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
 }
 
 func uuid() string {
@@ -152,7 +351,7 @@ func uuid() string {
 }
 
 func randToken(prefix string) string {
-	b := make([]byte, 16)
+	b := make([]byte, 20)
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
 }
@@ -163,487 +362,43 @@ func writeJSON(rw http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(rw).Encode(v)
 }
 
-// cloudError writes the cdb error envelope.
-func cloudError(rw http.ResponseWriter, status int, class, code, text string) {
-	writeJSON(rw, status, map[string]any{"errorClass": class, "resultCode": code, "errorDetail": fmt.Sprint(status), "errorText": text})
+// decode reads a JSON body (at most 1 MiB) into v.
+func decode(rw http.ResponseWriter, r *http.Request, v any) error {
+	return json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<20)).Decode(v)
 }
 
-func decode(r *http.Request, v any) error {
-	return json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20)).Decode(v)
-}
-
-func (w *World) token(rw http.ResponseWriter, r *http.Request) {
-	var req struct {
-		GrantType    string `json:"grant_type"`
-		Username     string `json:"username"`
-		Password     string `json:"password"`
-		RefreshToken string `json:"refresh_token"`
-		ClientID     string `json:"client_id"`
-	}
-	if err := decode(r, &req); err != nil {
-		cloudError(rw, 400, "badRequest", "invalidFormat", "request body is not JSON")
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var email string
-	switch req.GrantType {
-	case "password":
-		if pw, ok := w.opts.Accounts[req.Username]; !ok || pw != req.Password {
-			cloudError(rw, 401, "unauthorized", "badUsername", "Wrong username or password")
-			return
-		}
-		email = req.Username
-	case "refresh_token":
-		e, ok := w.refresh[req.RefreshToken]
-		if !ok {
-			cloudError(rw, 401, "unauthorized", "notAuthorized", "Unknown refresh token")
-			return
-		}
-		email = e
-	default:
-		cloudError(rw, 400, "badRequest", "invalidFormat", "unsupported grant_type")
-		return
-	}
-	tok := randToken("nxcdb-")
-	ref := randToken("nxcdb-refresh-")
-	exp := time.Now().Add(w.opts.TokenLifetime)
-	w.tokens[tok] = tokenInfo{email: email, expiry: exp}
-	w.refresh[ref] = email
-	w.counters.TokensIssued++
-	secs := int(w.opts.TokenLifetime / time.Second)
-	var expiresIn any = secs
-	if w.counters.TokensIssued%2 == 0 {
-		expiresIn = fmt.Sprint(secs) // seen as a string in some answers
-	}
-	writeJSON(rw, 200, map[string]any{"access_token": tok, "refresh_token": ref, "expires_in": expiresIn,
-		"expires_at": exp.UnixMilli(), "token_type": "bearer", "scope": "cloudSystemId=*"})
-}
-
-type handler func(rw http.ResponseWriter, r *http.Request, email string)
-
-func (w *World) authed(h handler) http.HandlerFunc {
-	return func(rw http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		w.mu.Lock()
-		ti, known := w.tokens[tok]
-		w.mu.Unlock()
-		if !ok || !known || time.Now().After(ti.expiry) {
-			cloudError(rw, 401, "unauthorized", "notAuthorized", "Token is missing, unknown or expired")
-			return
-		}
-		h(rw, r, ti.email)
-	}
-}
-
-func systemJSON(s *CloudSystem, withKey bool) map[string]any {
-	m := map[string]any{"id": s.ID, "name": s.Name, "customization": s.Customization, "ownerAccountEmail": s.Owner,
-		"status": s.Status, "stateOfHealth": map[bool]string{true: "online", false: "offline"}[s.Status == "activated"], "accessRole": "owner"}
-	if s.Organization != "" {
-		m["organizationId"] = s.Organization
-	}
-	if withKey {
-		m["authKey"] = s.AuthKey
-	}
-	return m
-}
-
-func (w *World) newSystem(name, customization, owner, org string) *CloudSystem {
-	s := &CloudSystem{ID: uuid(), Name: name, Customization: customization, Owner: owner, Status: "notActivated", AuthKey: uuid(), Organization: org}
-	w.systems[s.ID] = s
-	w.order = append(w.order, s.ID)
-	w.counters.Binds++
-	return s
-}
-
-func (w *World) bind(rw http.ResponseWriter, r *http.Request, email string) {
-	var req struct{ Name, Customization, Opaque string }
-	if err := decode(r, &req); err != nil || req.Name == "" {
-		cloudError(rw, 400, "badRequest", "invalidFormat", "name is required")
-		return
-	}
-	if req.Customization == "" {
-		req.Customization = "default"
-	}
-	w.mu.Lock()
-	s := w.newSystem(req.Name, req.Customization, email, "")
-	out := systemJSON(s, true)
-	w.mu.Unlock()
-	writeJSON(rw, 200, out)
-}
-
-func (w *World) orgBind(rw http.ResponseWriter, r *http.Request, email string) {
-	var req struct{ Name, Customization, Organization string }
-	if err := decode(r, &req); err != nil || req.Name == "" || req.Organization == "" {
-		cloudError(rw, 400, "badRequest", "invalidFormat", "name and organization are required")
-		return
-	}
-	w.mu.Lock()
-	s := w.newSystem(req.Name, req.Customization, email, req.Organization)
-	out := systemJSON(s, true)
-	w.mu.Unlock()
-	writeJSON(rw, 201, out)
-}
-
-func (w *World) visible(email string) []map[string]any {
-	var out []map[string]any
-	for _, id := range w.order {
-		if s, ok := w.systems[id]; ok && s.Owner == email {
-			out = append(out, systemJSON(s, false))
-		}
-	}
-	return out
-}
-
-func (w *World) list(rw http.ResponseWriter, r *http.Request, email string) {
-	w.mu.Lock()
-	out := w.visible(email)
-	w.mu.Unlock()
-	if out == nil {
-		out = []map[string]any{}
-	}
-	if w.opts.BareArrayList {
-		writeJSON(rw, 200, out)
-		return
-	}
-	writeJSON(rw, 200, map[string]any{"systems": out})
-}
-
-func (w *World) orgList(rw http.ResponseWriter, r *http.Request, email string) {
-	org := r.PathValue("org")
-	w.mu.Lock()
-	out := []map[string]any{}
-	for _, id := range w.order {
-		if s, ok := w.systems[id]; ok && s.Organization == org {
-			out = append(out, systemJSON(s, false))
-		}
-	}
-	w.mu.Unlock()
-	writeJSON(rw, 200, map[string]any{"count": len(out), "results": out})
-}
-
-func (w *World) owned(rw http.ResponseWriter, id, email string) *CloudSystem {
-	s, ok := w.systems[id]
-	if !ok {
-		cloudError(rw, 404, "logicError", "notFound", "System not found")
-		return nil
-	}
-	if s.Owner != email {
-		cloudError(rw, 403, "forbidden", "forbidden", "Not allowed")
-		return nil
-	}
-	return s
-}
-
-func (w *World) getSystem(rw http.ResponseWriter, r *http.Request, email string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if s := w.owned(rw, r.PathValue("id"), email); s != nil {
-		writeJSON(rw, 200, systemJSON(s, false))
-	}
-}
-
-func (w *World) deleteSystem(rw http.ResponseWriter, r *http.Request, email string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.owned(rw, r.PathValue("id"), email)
-	if s == nil {
-		return
-	}
-	delete(w.systems, s.ID)
-	delete(w.shares, s.ID)
-	w.counters.Deletes++
-	rw.WriteHeader(204)
-}
-
-// Roles are the documented access roles.
-var Roles = map[string]bool{"none": true, "disabled": true, "custom": true, "liveViewer": true, "viewer": true, "advancedViewer": true,
-	"localAdmin": true, "cloudAdmin": true, "maintenance": true, "owner": true, "system": true}
-
-func shareJSON(sh *Share) map[string]any {
-	return map[string]any{"accountEmail": sh.Email, "accessRole": sh.AccessRole, "userRoleId": sh.UserRoleID,
-		"customPermissions": sh.CustomPermissions, "isEnabled": sh.Enabled, "vmsUserId": sh.VMSUserID}
-}
-
-func (w *World) listShares(rw http.ResponseWriter, r *http.Request, email string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.owned(rw, r.PathValue("id"), email)
-	if s == nil {
-		return
-	}
-	out := []map[string]any{}
-	for _, e := range sortedKeys(w.shares[s.ID]) {
-		out = append(out, shareJSON(w.shares[s.ID][e]))
-	}
-	writeJSON(rw, 200, out)
-}
-
-func (w *World) share(rw http.ResponseWriter, r *http.Request, email string) {
-	var req struct {
-		AccountEmail      string `json:"accountEmail"`
-		AccessRole        string `json:"accessRole"`
-		UserRoleID        string `json:"userRoleId"`
-		CustomPermissions string `json:"customPermissions"`
-		IsEnabled         *bool  `json:"isEnabled"`
-		VMSUserID         string `json:"vmsUserId"`
-	}
-	if err := decode(r, &req); err != nil || !strings.Contains(req.AccountEmail, "@") {
-		cloudError(rw, 400, "badRequest", "invalidFormat", "accountEmail must be an email address")
-		return
-	}
-	if !Roles[req.AccessRole] {
-		cloudError(rw, 400, "badRequest", "invalidFormat", "unknown accessRole "+req.AccessRole)
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.owned(rw, r.PathValue("id"), email)
-	if s == nil {
-		return
-	}
-	if w.shares[s.ID] == nil {
-		w.shares[s.ID] = map[string]*Share{}
-	}
-	key := strings.ToLower(req.AccountEmail)
-	if req.AccessRole == "none" {
-		delete(w.shares[s.ID], key)
-		writeJSON(rw, 200, map[string]any{"accountEmail": req.AccountEmail, "accessRole": "none"})
-		return
-	}
-	enabled := req.IsEnabled == nil || *req.IsEnabled
-	sh := &Share{Email: key, AccessRole: req.AccessRole, UserRoleID: req.UserRoleID, CustomPermissions: req.CustomPermissions, VMSUserID: req.VMSUserID, Enabled: enabled}
-	if _, ok := w.shares[s.ID][key]; ok {
-		w.counters.SharesUpdated++
-	} else {
-		w.counters.SharesCreated++
-	}
-	w.shares[s.ID][key] = sh
-	writeJSON(rw, 200, shareJSON(sh))
-}
-
-func (w *World) unshare(rw http.ResponseWriter, r *http.Request, email string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.owned(rw, r.PathValue("id"), email)
-	if s == nil {
-		return
-	}
-	delete(w.shares[s.ID], strings.ToLower(r.PathValue("email")))
-	rw.WriteHeader(204)
-}
-
-// server farm
-
-// serverError writes the mediaserver error envelope.
-func serverError(rw http.ResponseWriter, status int, id, text string) {
-	writeJSON(rw, status, map[string]any{"error": fmt.Sprint(status), "errorId": id, "errorString": text})
-}
-
-func (w *World) serveFarm(rw http.ResponseWriter, r *http.Request) {
-	p := strings.TrimPrefix(r.URL.Path, "/")
-	key, rest, ok := strings.Cut(p, "/")
-	if !ok || key == "" {
-		serverError(rw, 404, "notFound", "no server in path")
-		return
-	}
-	rest = "/" + rest
-	w.mu.Lock()
-	srv, exists := w.servers[key]
-	if !exists {
-		srv = &Server{Key: key, AdminPassword: "admin", Settings: map[string]any{}, sessions: map[string]time.Time{}}
-		w.servers[key] = srv
-	}
-	w.mu.Unlock()
-	switch {
-	case r.Method == http.MethodPost && rest == "/rest/v3/login/sessions":
-		w.login(rw, r, srv)
-		return
-	case strings.HasPrefix(rest, "/rest/v3/login/sessions/") && r.Method == http.MethodDelete:
-		w.mu.Lock()
-		delete(srv.sessions, strings.TrimPrefix(rest, "/rest/v3/login/sessions/"))
-		w.mu.Unlock()
-		rw.WriteHeader(204)
-		return
-	}
-	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	w.mu.Lock()
-	exp, known := srv.sessions[tok]
-	w.mu.Unlock()
-	switch {
-	case tok == "" || !known:
-		serverError(rw, 401, "unauthorized", "Authentication required")
-		return
-	case time.Now().After(exp):
-		// Real servers answer an expired session with 403 and this header.
-		rw.Header().Set("x-auth-result", "Auth_WrongSessionToken")
-		serverError(rw, 403, "sessionExpired", "Session is expired; log in again")
-		return
-	}
-	switch {
-	case r.Method == http.MethodGet && rest == "/rest/v3/system/info":
-		w.info(rw, srv)
-	case r.Method == http.MethodPost && rest == "/rest/v3/system/setup":
-		w.setup(rw, r, srv)
-	case r.Method == http.MethodPost && rest == "/rest/v3/system/cloud/bind":
-		w.serverBind(rw, r, srv)
-	case r.Method == http.MethodPost && rest == "/rest/v3/system/cloud/unbind":
-		w.mu.Lock()
-		srv.CloudID, srv.CloudOwner = "", ""
-		w.mu.Unlock()
-		rw.WriteHeader(204)
-	case rest == "/rest/v3/system/settings" && (r.Method == http.MethodGet || r.Method == http.MethodPatch):
-		w.settings(rw, r, srv)
-	default:
-		serverError(rw, 404, "notFound", "no such API: "+r.Method+" "+rest)
-	}
-}
-
-func (w *World) login(rw http.ResponseWriter, r *http.Request, srv *Server) {
-	var req struct{ Username, Password string }
-	if err := decode(r, &req); err != nil {
-		serverError(rw, 400, "badRequest", "body must be JSON")
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if req.Username != "admin" || req.Password != srv.AdminPassword {
-		serverError(rw, 401, "unauthorized", "Wrong password")
-		return
-	}
-	tok := randToken("vms-")
-	srv.sessions[tok] = time.Now().Add(w.opts.SessionLifetime)
-	w.counters.Logins++
-	secs := int(w.opts.SessionLifetime / time.Second)
-	writeJSON(rw, 200, map[string]any{"id": tok, "username": "admin", "token": tok, "ageS": 0, "expiresInS": secs})
-}
-
-func (w *World) info(rw http.ResponseWriter, srv *Server) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	m := map[string]any{"name": srv.Name, "customization": "default", "version": "6.0.1.39873", "servers": []string{srv.Key}}
-	if srv.SetUp {
-		m["localId"] = srv.LocalID
-	} else {
-		m["localId"] = "00000000-0000-0000-0000-000000000000"
-	}
-	if srv.CloudID != "" {
-		m["cloudId"] = srv.CloudID
-		m["cloudOwnerId"] = srv.CloudOwner
-	}
-	writeJSON(rw, 200, m)
-}
-
-type cloudCreds struct {
-	SystemID       string `json:"systemId"`
-	AuthKey        string `json:"authKey"`
-	Owner          string `json:"owner"`
-	OrganizationID string `json:"organizationId"`
-}
-
-// activate checks cloud credentials against the cloud and binds srv (w.mu held).
-func (w *World) activate(rw http.ResponseWriter, srv *Server, c cloudCreds) bool {
-	cs, ok := w.systems[c.SystemID]
-	if !ok || cs.AuthKey != c.AuthKey {
-		serverError(rw, 422, "cantProcessRequest", "Cloud rejected the system id or auth key")
-		return false
-	}
-	if cs.Server != "" && cs.Server != srv.Key {
-		serverError(rw, 422, "cantProcessRequest", "Cloud system is already bound to another server")
-		return false
-	}
-	if srv.CloudID != "" && srv.CloudID != c.SystemID {
-		serverError(rw, 422, "cantProcessRequest", "System is already bound to the cloud")
-		return false
-	}
-	cs.Status, cs.Server = "activated", srv.Key
-	srv.CloudID, srv.CloudOwner = cs.ID, cs.Owner
-	return true
-}
-
-func (w *World) setup(rw http.ResponseWriter, r *http.Request, srv *Server) {
-	var req struct {
-		Name     string         `json:"name"`
-		Settings map[string]any `json:"settings"`
-		Local    *struct {
-			Password string `json:"password"`
-		} `json:"local"`
-		Cloud *cloudCreds `json:"cloud"`
-	}
-	if err := decode(r, &req); err != nil || req.Name == "" {
-		serverError(rw, 422, "missingParameter", "Missing required parameter: name")
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if srv.SetUp {
-		serverError(rw, 403, "forbidden", "System is already set up")
-		return
-	}
-	if req.Cloud != nil && !w.activate(rw, srv, *req.Cloud) {
-		return
-	}
-	srv.SetUp, srv.Name, srv.LocalID = true, req.Name, uuid()
-	for k, v := range req.Settings {
-		srv.Settings[k] = v
-	}
-	if req.Local != nil && req.Local.Password != "" {
-		srv.AdminPassword = req.Local.Password
-	}
-	w.counters.Setups++
-	writeJSON(rw, 200, map[string]any{"name": srv.Name, "localId": srv.LocalID})
-}
-
-func (w *World) serverBind(rw http.ResponseWriter, r *http.Request, srv *Server) {
-	var c cloudCreds
-	if err := decode(r, &c); err != nil || c.SystemID == "" || c.AuthKey == "" {
-		serverError(rw, 422, "missingParameter", "Missing required parameter: systemId or authKey")
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !srv.SetUp {
-		serverError(rw, 403, "forbidden", "System is not set up yet")
-		return
-	}
-	if !w.activate(rw, srv, c) {
-		return
-	}
-	w.counters.CloudBinds++
-	rw.WriteHeader(204)
-}
-
-func (w *World) settings(rw http.ResponseWriter, r *http.Request, srv *Server) {
-	if r.Method == http.MethodPatch {
-		var m map[string]any
-		if err := decode(r, &m); err != nil {
-			serverError(rw, 400, "badRequest", "body must be a JSON object")
-			return
-		}
-		w.mu.Lock()
-		for k, v := range m {
-			srv.Settings[k] = v
-		}
-		w.mu.Unlock()
-	}
-	w.mu.Lock()
-	out := map[string]any{"systemName": srv.Name, "cloudSystemID": srv.CloudID}
-	for k, v := range srv.Settings {
-		out[k] = v
-	}
-	w.mu.Unlock()
-	writeJSON(rw, 200, out)
-}
-
-// Snapshot is a copy of everything the world holds.
+// Snapshot is a deep copy of everything the world holds.
 type Snapshot struct {
-	Systems  []CloudSystem
-	Shares   map[string][]Share // by cloud system id
+	// Systems in creation order (deleted ones are gone).
+	Systems []CloudSystem
+	// Shares by cloud system id, sorted by email.
+	Shares map[string][]Share
+	// Servers sorted by key.
 	Servers  []Server
 	Counters Counters
 }
 
-// Snapshot returns a deep copy.
+// System returns the snapshot's cloud system with this id.
+func (s Snapshot) System(id string) (CloudSystem, bool) {
+	for _, cs := range s.Systems {
+		if cs.ID == id {
+			return cs, true
+		}
+	}
+	return CloudSystem{}, false
+}
+
+// Server returns the snapshot's server with this key.
+func (s Snapshot) Server(key string) (Server, bool) {
+	for _, srv := range s.Servers {
+		if srv.Key == key {
+			return srv, true
+		}
+	}
+	return Server{}, false
+}
+
+// Snapshot returns a deep copy of the world.
 func (w *World) Snapshot() Snapshot {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -661,21 +416,25 @@ func (w *World) Snapshot() Snapshot {
 	for _, k := range sortedKeys(w.servers) {
 		srv := *w.servers[k]
 		srv.sessions = nil
-		srv.Settings = nil
+		srv.Settings = make(map[string]any, len(w.servers[k].Settings))
+		for sk, sv := range w.servers[k].Settings {
+			srv.Settings[sk] = sv
+		}
 		s.Servers = append(s.Servers, srv)
 	}
 	return s
 }
 
-// Check compares the world with what a plan wanted: system name -> server key.
-// duplicates: names with more than one cloud system; orphans: cloud systems bound to
-// no server; missing: wanted systems not bound to their server.
+// Check compares the world with what a plan wanted (cloud system name -> server key):
+// duplicates are names held by more than one cloud system, orphans are cloud systems
+// never activated (no server bound), missing are wanted names with no activated cloud
+// system bound to their server. Each list is sorted.
 func (w *World) Check(want map[string]string) (duplicates, orphans, missing []string) {
 	snap := w.Snapshot()
 	byName := map[string][]CloudSystem{}
 	for _, cs := range snap.Systems {
 		byName[cs.Name] = append(byName[cs.Name], cs)
-		if cs.Server == "" {
+		if cs.Server == "" || cs.Status != "activated" {
 			orphans = append(orphans, fmt.Sprintf("%s (%s, %s)", cs.Name, cs.ID, cs.Status))
 		}
 	}
@@ -709,14 +468,17 @@ func (w *World) Report() any {
 	for _, l := range snap.Shares {
 		shares += len(l)
 	}
-	setUp := 0
+	setUp, bound := 0, 0
 	for _, s := range snap.Servers {
 		if s.SetUp {
 			setUp++
 		}
+		if s.CloudID != "" {
+			bound++
+		}
 	}
 	return map[string]any{"cloud_systems": len(snap.Systems), "servers": len(snap.Servers), "servers_set_up": setUp,
-		"shares": shares, "duplicates": dups, "orphans": orphans, "counters": snap.Counters}
+		"servers_bound": bound, "shares": shares, "duplicates": dups, "orphans": orphans, "counters": snap.Counters}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -9,8 +9,10 @@ import (
 	"provision/providers/sandbox"
 )
 
-// Extension serves nx-cloud endpoints (one World shared by all of them, so that
-// servers bound through any endpoint reach the same cloud) and the server farm.
+// Extension serves nx-cloud endpoints for the sandbox: one World shared by all of
+// them (so servers bound through any endpoint reach the same cloud), its farm
+// mounted at sandbox.ServersPrefix (the farm sees /{serverKey}/rest/v3/...). Every
+// endpoint's account is added to the cloud with the password the plan gives.
 type Extension struct {
 	once  sync.Once
 	World *World
@@ -21,10 +23,11 @@ var _ sandbox.Extension = (*Extension)(nil)
 // Kinds implements sandbox.Extension.
 func (e *Extension) Kinds() []string { return []string{"nx-cloud"} }
 
-// Mount implements sandbox.Extension: the endpoint's account is added to the cloud.
+// Mount implements sandbox.Extension.
 func (e *Extension) Mount(s *sandbox.Sandbox, ep *plan.Endpoint, _ string) (sandbox.Fake, error) {
 	e.once.Do(func() {
-		e.World = New(Options{Faults: s.Options().Faults, TokenLifetime: s.Options().TokenLifetime})
+		o := s.Options()
+		e.World = New(Options{Faults: o.Faults, TokenLifetime: o.TokenLifetime, SessionLifetime: o.TokenLifetime})
 		s.Handle(sandbox.ServersPrefix, e.World.Farm())
 	})
 	e.World.AddAccount(ep.Auth.Username, ep.Auth.Password.Reveal())
@@ -34,5 +37,8 @@ func (e *Extension) Mount(s *sandbox.Sandbox, ep *plan.Endpoint, _ string) (sand
 type cloudFake struct{ w *World }
 
 func (c cloudFake) ServeHTTP(rw http.ResponseWriter, r *http.Request) { c.w.Cloud().ServeHTTP(rw, r) }
-func (c cloudFake) Injector() *fault.Injector                         { return c.w.Faults }
-func (c cloudFake) Report() any                                       { return c.w.Report() }
+
+// Injector is the world's injector: one for the cloud and the farm, so the sandbox's
+// fault switches reach both.
+func (c cloudFake) Injector() *fault.Injector { return c.w.Faults }
+func (c cloudFake) Report() any               { return c.w.Report() }

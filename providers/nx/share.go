@@ -1,0 +1,164 @@
+package nx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"provision/plan"
+	"provision/providers"
+	"provision/state"
+)
+
+// ShareKind builds nx_shares tasks: one share of a cloud system with a cloud account
+// per item.
+type ShareKind struct{}
+
+// Section implements providers.Kind.
+func (*ShareKind) Section() string { return SharesSection }
+
+// Doc implements providers.Kind.
+func (*ShareKind) Doc() string { return sharesDoc }
+
+// Build implements providers.Kind.
+func (*ShareKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error) {
+	s := &ShareSpec{}
+	if err := providers.Decode(item, s); err != nil {
+		return nil, err
+	}
+	p := &problems{item: item}
+	cloud := cloudClient(b, p, s.Cloud)
+	checkUser(p, &s.UserSpec, nil)
+	refs := append([]plan.Ref(nil), item.Refs...)
+	deps := append([]string(nil), item.DependsOn...)
+	for _, r := range item.Refs {
+		deps = append(deps, r.Item)
+	}
+	target := ""
+	switch {
+	case s.System != "" && s.CloudSystemID != "":
+		p.add([]any{"cloud_system_id"}, "give either system or cloud_system_id, not both")
+	case s.System == "" && s.CloudSystemID == "":
+		p.add([]any{"system"}, "required: the name of an nx_systems item (or give cloud_system_id)")
+	case s.System != "":
+		if !hasRef(s.System) && !systemItems(b)[s.System] {
+			p.add([]any{"system"}, "no nx_systems item is named %q", s.System)
+		}
+		deps = append(deps, s.System)
+		refs = append(refs, plan.Ref{Item: s.System, Key: "cloud_system_id", Pos: item.Pos})
+		target = "share:" + s.System
+	default:
+		if !hasRef(s.CloudSystemID) && !uuidRE.MatchString(s.CloudSystemID) {
+			p.add([]any{"cloud_system_id"}, "%q is not a cloud system id (a UUID)", s.CloudSystemID)
+		}
+		target = "share-id:" + strings.ToLower(strings.Trim(s.CloudSystemID, "{}"))
+	}
+	if e := strings.ToLower(s.Email); target != "" && e != "" && !hasRef(e) && !hasRef(target) {
+		if o := claim(b, target+"\x00"+e, item.Name); o != item.Name {
+			p.add([]any{"email"}, "the same share (system and %s) is also given by %s", e, o)
+		}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return []*providers.Task{{
+		ID: item.Name, Kind: SharesSection, Pos: item.Pos, Deps: deps, Refs: refs, Spec: s, Endpoint: s.Cloud,
+		Hash:   providers.SpecHash(SharesSection, item.Name, s),
+		Action: &shareAction{s: s, cloud: cloud},
+	}}, nil
+}
+
+// shareAction shares one cloud system with one account.
+type shareAction struct {
+	s     *ShareSpec
+	cloud *Cloud
+}
+
+// systemID is the cloud system to share: the literal id, or the system item's output.
+func (a *shareAction) systemID(x *providers.Exec) (string, error) {
+	if a.s.System == "" {
+		return strings.Trim(a.s.CloudSystemID, "{}"), nil
+	}
+	if x.Lookup == nil {
+		return "", fmt.Errorf("cloud_system_id of %s: output references are not available here", a.s.System)
+	}
+	id, err := x.Lookup(plan.Ref{Item: a.s.System, Key: "cloud_system_id"})
+	if err != nil {
+		return "", fmt.Errorf("cloud_system_id of %s: %w", a.s.System, err)
+	}
+	if id == "" {
+		return "", fmt.Errorf("%s has no cloud_system_id output: it is not connected yet", a.s.System)
+	}
+	return id, nil
+}
+
+func find(list []Share, email string) *Share {
+	for i := range list {
+		if strings.EqualFold(list[i].AccountEmail, email) {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// Apply shares the system. The share call is an upsert (safe to repeat), but the
+// share list is read first so that a rerun sends no change when the share exists.
+func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	id, err := a.systemID(x)
+	if err != nil {
+		return nil, err
+	}
+	want := a.s.share()
+	out := state.Outputs{"email": state.Plain(want.AccountEmail), "access_role": state.Plain(want.AccessRole)}
+	list, err := a.cloud.Shares(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("list the shares of cloud system %s: %w", id, err)
+	}
+	cur := find(list, want.AccountEmail)
+	switch {
+	case cur != nil && cur.AccessRole == "owner":
+		return nil, fmt.Errorf("%s owns cloud system %s: the owner's access cannot be shared or changed", want.AccountEmail, id)
+	case want.AccessRole == "none" && cur == nil:
+		x.Log.Debug().Msg("not shared: nothing to remove")
+		return out, nil
+	case cur != nil && cur.Same(want):
+		x.Log.Debug().Msg("identical share exists")
+		return out, nil
+	}
+	if err := a.cloud.PutShare(ctx, id, want); err != nil {
+		var pe *providers.Error
+		if errors.As(err, &pe) && pe.Code == "alreadyExists" {
+			// Not expected from an upsert; accept it when the share is as wanted.
+			if now, lerr := a.cloud.Shares(ctx, id); lerr == nil {
+				if c := find(now, want.AccountEmail); c != nil && c.Same(want) {
+					return out, nil
+				}
+			}
+		}
+		return nil, fmt.Errorf("share cloud system %s with %s as %s: %w", id, want.AccountEmail, want.AccessRole, err)
+	}
+	x.Log.Debug().Str("cloud_system_id", id).Bool("update", cur != nil).Msg("shared")
+	return out, nil
+}
+
+// Probe implements providers.Prober.
+func (a *shareAction) Probe(ctx context.Context, x *providers.Exec) (bool, string, error) {
+	id, err := a.systemID(x)
+	if err != nil {
+		return false, "", err
+	}
+	list, err := a.cloud.Shares(ctx, id)
+	if err != nil {
+		return false, "", err
+	}
+	want := a.s.share()
+	switch cur := find(list, want.AccountEmail); {
+	case cur == nil:
+		return false, "not shared", nil
+	case cur.Same(want):
+		return true, "shared as " + cur.AccessRole, nil
+	default:
+		return true, "shared as " + cur.AccessRole + ", the plan says " + want.AccessRole, nil
+	}
+}
