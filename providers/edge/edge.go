@@ -104,11 +104,7 @@ func (k *Kind[T, P]) Build(b *providers.Build, item *plan.Item) ([]*providers.Ta
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	deps := append([]string(nil), item.DependsOn...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
-	deps = append(deps, sp.deps()...)
+	deps := providers.ItemDeps(item, sp.deps()...)
 	return []*providers.Task{{
 		ID: item.Name, Kind: k.section, Pos: item.Pos, Deps: uniq(deps), Refs: item.Refs, Spec: sp, Endpoint: ep.Name,
 		Hash:   providers.SpecHash(k.section, item.Name, sp),

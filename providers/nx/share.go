@@ -31,10 +31,7 @@ func (*ShareKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task,
 	cloud := cloudClient(b, p, s.Cloud)
 	checkUser(p, &s.UserSpec, nil)
 	refs := append([]plan.Ref(nil), item.Refs...)
-	deps := append([]string(nil), item.DependsOn...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item)
 	target := ""
 	switch {
 	case s.System != "" && s.CloudSystemID != "":

@@ -111,10 +111,7 @@ func (*SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 		return nil, err
 	}
 
-	deps := append([]string(nil), item.DependsOn...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item)
 	sys := &providers.Task{
 		ID: item.Name, Kind: SystemsSection, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: s, Endpoint: s.Cloud,
 		Hash:   providers.SpecHash(SystemsSection, item.Name, s),

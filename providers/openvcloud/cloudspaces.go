@@ -190,32 +190,21 @@ func (CloudSpaceKind) Build(b *providers.Build, item *plan.Item) ([]*providers.T
 		t := true
 		s.Async = &t
 	}
-	ep, err := b.Endpoint(fieldPos(item, "endpoint"), s.Endpoint, EndpointKind)
+	client, err := providers.EndpointClient(b, fieldPos(item, "endpoint"), s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
+		if err := checkAuth(ep.Auth); err != nil {
+			return nil, err
+		}
+		return NewClient(ep, b.Plan.Redactor)
+	})
 	if err != nil {
 		errs = append(errs, err)
-	}
-	var client *Client
-	if ep != nil {
-		if err := checkAuth(ep.Auth); err != nil {
-			errs = append(errs, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err)))
-		} else {
-			c, err := b.Clients.Get("openvcloud:"+ep.Name, func() (any, error) { return NewClient(ep, b.Plan.Redactor) })
-			if err != nil {
-				errs = append(errs, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err)))
-			} else {
-				client = c.(*Client)
-			}
-		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	deps := append([]string(nil), item.DependsOn...)
-	for _, r := range item.Refs {
-		deps = append(deps, r.Item)
-	}
+	deps := providers.ItemDeps(item)
 	return []*providers.Task{{
-		ID: item.Name, Kind: Section, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: s, Endpoint: ep.Name,
+		ID: item.Name, Kind: Section, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: s, Endpoint: s.Endpoint,
 		Hash:   providers.SpecHash(Section, item.Name, s),
 		Action: &cloudSpace{s: s, c: client},
 	}}, nil
