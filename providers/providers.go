@@ -391,3 +391,56 @@ func EndpointClient[C any](b *Build, pos plan.Pos, name, kind string, mk func(*p
 	}
 	return c.(C), nil
 }
+
+// HasRef reports whether s still holds an output reference (resolved at run time),
+// so validation of its final value must wait.
+func HasRef(s string) bool { return strings.Contains(s, "${outputs.") }
+
+// FieldNode walks an item's fields along path (string keys, int list indexes) and
+// returns the node found there, or nil.
+func FieldNode(n *yaml.Node, path ...any) *yaml.Node {
+	for _, step := range path {
+		for n != nil && (n.Kind == yaml.DocumentNode || n.Kind == yaml.AliasNode) {
+			if n.Kind == yaml.AliasNode {
+				n = n.Alias
+			} else if len(n.Content) > 0 {
+				n = n.Content[0]
+			} else {
+				n = nil
+			}
+		}
+		if n == nil {
+			return nil
+		}
+		switch k := step.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return nil
+			}
+			var next *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					next = n.Content[i+1]
+				}
+			}
+			n = next
+		case int:
+			if n.Kind != yaml.SequenceNode || k < 0 || k >= len(n.Content) {
+				return nil
+			}
+			n = n.Content[k]
+		default:
+			return nil
+		}
+	}
+	return n
+}
+
+// FieldPos is the position of the value at path in an item's fields, or the
+// item's position when the field is absent.
+func FieldPos(item *plan.Item, path ...any) plan.Pos {
+	if n := FieldNode(item.Fields, path...); n != nil && n.Line > 0 {
+		return plan.NodePos(item.Pos.File, n)
+	}
+	return item.Pos
+}

@@ -8,8 +8,6 @@ import (
 	"regexp"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"provision/plan"
 	"provision/providers"
 	"provision/state"
@@ -70,33 +68,6 @@ var (
 	accNameRE = regexp.MustCompile(`^[^<>%&\\]{1,100}$`)
 )
 
-func hasRef(s string) bool { return strings.Contains(s, "${outputs.") }
-
-// fieldPos returns the position of a (nested) field's value in the item, or the
-// item's position.
-func fieldPos(item *plan.Item, path ...string) plan.Pos {
-	n := item.Fields
-	for _, k := range path {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return item.Pos
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-			}
-		}
-		if next == nil {
-			return item.Pos
-		}
-		n = next
-	}
-	if n == nil || n.Line == 0 {
-		return item.Pos
-	}
-	return plan.NodePos(item.Pos.File, n)
-}
-
 // Build implements providers.Kind.
 func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error) {
 	s := &Spec{}
@@ -105,12 +76,16 @@ func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 	}
 	var errs []error
 	bad := func(err error, path ...string) {
-		errs = append(errs, plan.Where(fieldPos(item, path...), fmt.Errorf("%s: %s: %w", item.Name, strings.Join(path, "."), err)))
+		at := make([]any, len(path))
+		for i, k := range path {
+			at[i] = k
+		}
+		errs = append(errs, plan.Where(providers.FieldPos(item, at...), fmt.Errorf("%s: %s: %w", item.Name, strings.Join(path, "."), err)))
 	}
 	if s.AccountName == "" {
 		s.AccountName = item.Name
 	}
-	if !hasRef(s.AccountName) && (!accNameRE.MatchString(s.AccountName) || strings.TrimSpace(s.AccountName) != s.AccountName) {
+	if !providers.HasRef(s.AccountName) && (!accNameRE.MatchString(s.AccountName) || strings.TrimSpace(s.AccountName) != s.AccountName) {
 		bad(fmt.Errorf("%q must be 1-100 characters without <, >, %%, &, \\ or surrounding spaces", s.AccountName), "account_name")
 	}
 	switch s.Cloud {
@@ -118,10 +93,10 @@ func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 		if s.AWS == nil {
 			bad(errors.New("required with cloud: aws ({account_id, role_name})"), "aws")
 		} else {
-			if !hasRef(s.AWS.AccountID) && !awsIDRE.MatchString(s.AWS.AccountID) {
+			if !providers.HasRef(s.AWS.AccountID) && !awsIDRE.MatchString(s.AWS.AccountID) {
 				bad(fmt.Errorf("%q is not a 12-digit AWS account id (quote it in YAML to keep leading zeros)", s.AWS.AccountID), "aws", "account_id")
 			}
-			if !hasRef(s.AWS.RoleName) && !roleRE.MatchString(s.AWS.RoleName) {
+			if !providers.HasRef(s.AWS.RoleName) && !roleRE.MatchString(s.AWS.RoleName) {
 				bad(fmt.Errorf("%q is not an IAM role name (1-64 letters, digits and +=,.@_-)", s.AWS.RoleName), "aws", "role_name")
 			}
 		}
@@ -133,11 +108,11 @@ func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 			bad(errors.New("required with cloud: azure ({domain_name, tenant_id, application_client_id, application_client_secret, subscription_id})"), "azure")
 		} else {
 			z := s.Azure
-			if !hasRef(z.DomainName) && !domainRE.MatchString(z.DomainName) {
+			if !providers.HasRef(z.DomainName) && !domainRE.MatchString(z.DomainName) {
 				bad(fmt.Errorf("%q is not a domain name like contoso.onmicrosoft.com", z.DomainName), "azure", "domain_name")
 			}
 			for _, f := range []struct{ name, v string }{{"tenant_id", z.TenantID}, {"application_client_id", z.ApplicationClientID}, {"subscription_id", z.SubscriptionID}} {
-				if !hasRef(f.v) && !uuidRE.MatchString(f.v) {
+				if !providers.HasRef(f.v) && !uuidRE.MatchString(f.v) {
 					bad(fmt.Errorf("%q is not a UUID like 0f0e0d0c-0b0a-4909-8807-060504030201", f.v), "azure", f.name)
 				}
 			}
@@ -157,7 +132,7 @@ func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 		t := true
 		s.APIScope = &t
 	}
-	client, err := providers.EndpointClient(b, fieldPos(item, "endpoint"), s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
+	client, err := providers.EndpointClient(b, providers.FieldPos(item, "endpoint"), s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
 		if err := checkAuth(ep.Auth); err != nil {
 			return nil, err
 		}

@@ -60,14 +60,14 @@ func (s *AppSpec) check(c *checker) []error {
 	}
 	var errs []error
 	ix := planIndex(c.b)
-	if s.Business != "" && !hasRef(s.Business) {
+	if s.Business != "" && !providers.HasRef(s.Business) {
 		if bs, err := ix.business(s.Business); err != nil {
 			errs = append(errs, c.errf("business", "%v", err))
 		} else if bs.Endpoint != s.Endpoint {
 			errs = append(errs, c.errf("business", "business item %q is on endpoint %q, this item on %q", s.Business, bs.Endpoint, s.Endpoint))
 		}
 	}
-	if s.Registry != "" && !hasRef(s.Registry) {
+	if s.Registry != "" && !providers.HasRef(s.Registry) {
 		switch _, err := ix.registry(s.Registry); {
 		case err != nil:
 			errs = append(errs, c.errf("registry", "%v", err))
@@ -77,7 +77,7 @@ func (s *AppSpec) check(c *checker) []error {
 			s.RepositoryID = s.Registry
 		}
 	}
-	if s.RepositoryID != "" && !hasRef(s.RepositoryID) {
+	if s.RepositoryID != "" && !providers.HasRef(s.RepositoryID) {
 		if rs, err := ix.registry(s.RepositoryID); err == nil {
 			s.registryItem = s.RepositoryID
 			s.RegistryID = rs.RepositoryID
@@ -89,7 +89,7 @@ func (s *AppSpec) check(c *checker) []error {
 	switch {
 	case s.Image == "":
 		errs = append(errs, c.errf("image", "required (an image with its tag, e.g. registry.example.com/team/app:1.4)"))
-	case hasRef(s.Image):
+	case providers.HasRef(s.Image):
 	case strings.ContainsAny(s.Image, " \t\n"):
 		errs = append(errs, c.errf("image", "%q contains white space", s.Image))
 	case !hasTag(s.Image):
@@ -98,7 +98,7 @@ func (s *AppSpec) check(c *checker) []error {
 	switch {
 	case s.Version == "":
 		errs = append(errs, c.errf("version", "required (x.y, e.g. 1.4)"))
-	case hasRef(s.Version):
+	case providers.HasRef(s.Version):
 	case !versionRE.MatchString(s.Version):
 		errs = append(errs, c.errf("version", "%q must have the form x.y (digits), e.g. 1.4", s.Version))
 	}

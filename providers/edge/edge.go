@@ -289,16 +289,7 @@ type checker struct {
 
 // node returns the value node of a top-level field, or nil.
 func (c *checker) node(field string) *yaml.Node {
-	n := c.item.Fields
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == field {
-			return n.Content[i+1]
-		}
-	}
-	return nil
+	return providers.FieldNode(c.item.Fields, field)
 }
 
 // pos is the position of a field's value, or of the item when the field is absent.
@@ -337,7 +328,7 @@ func (c *checker) required(errs *[]error, field, v string) {
 // refersToUser checks that field names an edge_users item on the same endpoint,
 // which must be a general administrator that is not a sub-user when wantAdmin.
 func (c *checker) refersToUser(errs *[]error, field, name, endpoint string, wantAdmin bool) {
-	if name == "" || hasRef(name) || c.quiet {
+	if name == "" || providers.HasRef(name) || c.quiet {
 		return
 	}
 	if name == c.item.Name {
@@ -367,7 +358,6 @@ var (
 
 // hasRef reports whether v still holds an output reference (resolved at run time,
 // validated by the API then).
-func hasRef(v string) bool { return strings.Contains(v, "${outputs.") }
 
 // passwordProblem applies the platform's rule: 8-20 characters with at least one
 // upper-case letter, one lower-case letter and one digit. It never quotes the value.
@@ -375,7 +365,7 @@ func passwordProblem(p string) string {
 	if p == "" {
 		return "required"
 	}
-	if hasRef(p) {
+	if providers.HasRef(p) {
 		return ""
 	}
 	n := len([]rune(p))
@@ -401,7 +391,7 @@ func (c *checker) checkLabel(errs *[]error, field, v string) {
 	switch {
 	case v == "":
 		*errs = append(*errs, c.errf(field, "required"))
-	case hasRef(v):
+	case providers.HasRef(v):
 	case !labelRE.MatchString(v):
 		*errs = append(*errs, c.errf(field, "%q may only use letters, digits, '-' and '.'", v))
 	case len(v) > 63:

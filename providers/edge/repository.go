@@ -70,7 +70,7 @@ func (s *ProjectSpec) check(c *checker) []error {
 		return nil
 	}
 	var errs []error
-	if !hasRef(s.Project) && (!projectRE.MatchString(s.Project) || len(s.Project) > 255) {
+	if !providers.HasRef(s.Project) && (!projectRE.MatchString(s.Project) || len(s.Project) > 255) {
 		errs = append(errs, c.errf("project", "%q: want lower-case letters and digits, separated by single '.', '_' or '-' (at most 255 characters; the repository's rule)", s.Project))
 	}
 	return errs

@@ -39,19 +39,19 @@ func (*ShareKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task,
 	case s.System == "" && s.CloudSystemID == "":
 		p.add([]any{"system"}, "required: the name of an nx_systems item (or give cloud_system_id)")
 	case s.System != "":
-		if !hasRef(s.System) && !systemItems(b)[s.System] {
+		if !providers.HasRef(s.System) && !systemItems(b)[s.System] {
 			p.add([]any{"system"}, "no nx_systems item is named %q", s.System)
 		}
 		deps = append(deps, s.System)
 		refs = append(refs, plan.Ref{Item: s.System, Key: "cloud_system_id", Pos: item.Pos})
 		target = "share:" + s.System
 	default:
-		if !hasRef(s.CloudSystemID) && !uuidRE.MatchString(s.CloudSystemID) {
+		if !providers.HasRef(s.CloudSystemID) && !uuidRE.MatchString(s.CloudSystemID) {
 			p.add([]any{"cloud_system_id"}, "%q is not a cloud system id (a UUID)", s.CloudSystemID)
 		}
 		target = "share-id:" + strings.ToLower(strings.Trim(s.CloudSystemID, "{}"))
 	}
-	if e := strings.ToLower(s.Email); target != "" && e != "" && !hasRef(e) && !hasRef(target) {
+	if e := strings.ToLower(s.Email); target != "" && e != "" && !providers.HasRef(e) && !providers.HasRef(target) {
 		if o := claim(b, target+"\x00"+e, item.Name); o != item.Name {
 			p.add([]any{"email"}, "the same share (system and %s) is also given by %s", e, o)
 		}

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"provision/plan"
 	"provision/providers"
 )
@@ -93,7 +91,6 @@ type ShareSpec struct {
 
 // hasRef reports whether s still holds an output reference (resolved at run time,
 // so not validated at build time).
-func hasRef(s string) bool { return strings.Contains(s, "${outputs.") }
 
 // problems collects build errors of one item, each at the position of its field.
 type problems struct {
@@ -104,7 +101,7 @@ type problems struct {
 func (p *problems) add(path []any, format string, args ...any) {
 	pos := p.item.Pos
 	for i := len(path); i > 0; i-- {
-		if n := fieldNode(p.item.Fields, path[:i]...); n != nil {
+		if n := providers.FieldNode(p.item.Fields, path[:i]...); n != nil {
 			pos = plan.NodePos(p.item.Pos.File, n)
 			break
 		}
@@ -123,45 +120,6 @@ func (p *problems) addErr(err error) {
 }
 
 func (p *problems) err() error { return errors.Join(p.errs...) }
-
-// fieldNode walks a mapping node along path (string keys, int indexes); nil if absent.
-func fieldNode(n *yaml.Node, path ...any) *yaml.Node {
-	for _, step := range path {
-		for n != nil && (n.Kind == yaml.DocumentNode || n.Kind == yaml.AliasNode) {
-			if n.Kind == yaml.AliasNode {
-				n = n.Alias
-			} else if len(n.Content) > 0 {
-				n = n.Content[0]
-			} else {
-				n = nil
-			}
-		}
-		if n == nil {
-			return nil
-		}
-		switch k := step.(type) {
-		case string:
-			if n.Kind != yaml.MappingNode {
-				return nil
-			}
-			var next *yaml.Node
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == k {
-					next = n.Content[i+1]
-				}
-			}
-			n = next
-		case int:
-			if n.Kind != yaml.SequenceNode || k < 0 || k >= len(n.Content) {
-				return nil
-			}
-			n = n.Content[k]
-		default:
-			return nil
-		}
-	}
-	return n
-}
 
 func fieldName(path []any) string {
 	var b strings.Builder
@@ -200,13 +158,13 @@ func checkUser(p *problems, u *UserSpec, at []any) {
 	switch {
 	case u.Email == "":
 		p.add(f("email"), "required (the cloud account's email address)")
-	case !hasRef(u.Email) && !validEmail(u.Email):
+	case !providers.HasRef(u.Email) && !validEmail(u.Email):
 		p.add(f("email"), "%q is not an email address", u.Email)
 	}
 	switch {
 	case u.Role == "":
 		p.add(f("role"), "required (one of %s)", strings.Join(Roles, ", "))
-	case !hasRef(u.Role) && !contains(Roles, u.Role):
+	case !providers.HasRef(u.Role) && !contains(Roles, u.Role):
 		p.add(f("role"), "%q is not one of %s", u.Role, strings.Join(Roles, ", "))
 	case u.Role == "custom" && u.CustomPermissions == "":
 		p.add(f("custom_permissions"), "required with role custom")
@@ -270,7 +228,7 @@ func systemItems(b *providers.Build) map[string]bool {
 // cloudClient returns the shared client of an nx-cloud endpoint (validating its auth).
 func cloudClient(b *providers.Build, p *problems, name string) *Cloud {
 	pos := p.item.Pos
-	if n := fieldNode(p.item.Fields, "cloud"); n != nil {
+	if n := providers.FieldNode(p.item.Fields, "cloud"); n != nil {
 		pos = plan.NodePos(p.item.Pos.File, n)
 	}
 	if name == "" {

@@ -55,7 +55,7 @@ func (*SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 	switch {
 	case s.URL == "":
 		p.add([]any{"url"}, "required (the server's base URL, e.g. https://10.0.0.5:7001)")
-	case !hasRef(s.URL):
+	case !providers.HasRef(s.URL):
 		u, err := serverURL(s.URL)
 		if err != nil {
 			p.add([]any{"url"}, "%v", err)
@@ -65,7 +65,7 @@ func (*SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 	if s.Admin.Password.IsZero() {
 		p.add([]any{"admin", "password"}, "required (the server's local admin password; admin on a factory-new server)")
 	}
-	if !s.LocalPassword.IsZero() && !hasRef(s.LocalPassword.Reveal()) && len(s.LocalPassword.Reveal()) < MinPasswordLen {
+	if !s.LocalPassword.IsZero() && !providers.HasRef(s.LocalPassword.Reveal()) && len(s.LocalPassword.Reveal()) < MinPasswordLen {
 		p.add([]any{"local_password"}, "too short: a server refuses local admin passwords under %d characters", MinPasswordLen)
 	}
 	for _, k := range sortedKeys(s.Settings) {
@@ -89,7 +89,7 @@ func (*SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 	}
 	// Names and servers must be unique: an interrupted bind is found again by its
 	// name, and two items binding one server would fight over it.
-	if !hasRef(s.SystemName) {
+	if !providers.HasRef(s.SystemName) {
 		if o := claim(b, "name:"+s.Cloud+"\x00"+s.Organization+"\x00"+s.SystemName, item.Name); o != item.Name {
 			p.add([]any{"system_name"}, "%q is also the cloud system name of item %s: names must be unique per cloud account (an interrupted bind is found again by its name)", s.SystemName, o)
 		}
@@ -100,7 +100,7 @@ func (*SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 		}
 	}
 	for i := range s.Users {
-		if e := strings.ToLower(s.Users[i].Email); e != "" && !hasRef(e) {
+		if e := strings.ToLower(s.Users[i].Email); e != "" && !providers.HasRef(e) {
 			id := item.Name + "/share/" + e
 			if o := claim(b, "share:"+item.Name+"\x00"+e, id); o != id {
 				p.add([]any{"users", i, "email"}, "the share of %s with %s is also given by %s", item.Name, e, o)

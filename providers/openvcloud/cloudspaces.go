@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"provision/plan"
 	"provision/providers"
 	"provision/state"
@@ -67,33 +65,6 @@ type Spec struct {
 	WaitDeployed           bool     `yaml:"wait_deployed" json:"-"`
 }
 
-func hasRef(s string) bool { return strings.Contains(s, "${outputs.") }
-
-// fieldPos returns the position of a field's value in the item (nested with a path
-// like "aws", "account_id"), or the item's position.
-func fieldPos(item *plan.Item, path ...string) plan.Pos {
-	n := item.Fields
-	for _, k := range path {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return item.Pos
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
-			}
-		}
-		if next == nil {
-			return item.Pos
-		}
-		n = next
-	}
-	if n == nil || n.Line == 0 {
-		return item.Pos
-	}
-	return plan.NodePos(item.Pos.File, n)
-}
-
 // checkPrivateNetwork: an IPv4 private (RFC 1918) network between /8 and /30, written
 // as its network address.
 func checkPrivateNetwork(v string) error {
@@ -121,7 +92,7 @@ func (CloudSpaceKind) Build(b *providers.Build, item *plan.Item) ([]*providers.T
 	}
 	var errs []error
 	bad := func(field string, err error) {
-		errs = append(errs, plan.Where(fieldPos(item, field), fmt.Errorf("%s: %s: %w", item.Name, field, err)))
+		errs = append(errs, plan.Where(providers.FieldPos(item, field), fmt.Errorf("%s: %s: %w", item.Name, field, err)))
 	}
 	if s.Name == "" {
 		s.Name = item.Name
@@ -138,7 +109,7 @@ func (CloudSpaceKind) Build(b *providers.Build, item *plan.Item) ([]*providers.T
 	if s.PrivateNetwork == "" {
 		s.PrivateNetwork = DefaultPrivateNetwork
 	}
-	if !hasRef(s.PrivateNetwork) {
+	if !providers.HasRef(s.PrivateNetwork) {
 		if err := checkPrivateNetwork(s.PrivateNetwork); err != nil {
 			bad("private_network", err)
 		}
@@ -146,7 +117,7 @@ func (CloudSpaceKind) Build(b *providers.Build, item *plan.Item) ([]*providers.T
 	if s.Type == "" {
 		s.Type = DefaultType
 	}
-	if s.Type != "routeros" && s.Type != "vgw" && !hasRef(s.Type) {
+	if s.Type != "routeros" && s.Type != "vgw" && !providers.HasRef(s.Type) {
 		bad("type", fmt.Errorf("%q must be routeros or vgw", s.Type))
 	}
 	unlimited := -1.0
@@ -190,7 +161,7 @@ func (CloudSpaceKind) Build(b *providers.Build, item *plan.Item) ([]*providers.T
 		t := true
 		s.Async = &t
 	}
-	client, err := providers.EndpointClient(b, fieldPos(item, "endpoint"), s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
+	client, err := providers.EndpointClient(b, providers.FieldPos(item, "endpoint"), s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
 		if err := checkAuth(ep.Auth); err != nil {
 			return nil, err
 		}
