@@ -52,6 +52,10 @@ func Decide(id, kind string, hash [32]byte, rec *state.Record) Decision {
 	case state.Failed:
 		d.Verb = Retry
 		d.Reason = fmt.Sprintf("failed after %d attempt(s): %s", rec.Attempts, rec.LastError)
+		if rec.MaybeApplied {
+			d.InDoubt = true
+			d.Reason = fmt.Sprintf("in doubt: attempt %d failed after its request may have taken effect (%s); will look it up before creating", rec.Attempts, rec.LastError)
+		}
 	default:
 		d.Verb, d.Reason = Create, "not applied yet"
 	}

@@ -414,7 +414,7 @@ func (r *run) attempt(i int32) outcome {
 	x := &providers.Exec{
 		Task:     t,
 		Attempt:  rec.Attempts,
-		InDoubt:  inDoubt || (prev != nil && prev.Status == state.Failed && prev.Attempts > 0 && lastMaybeApplied(prev)),
+		InDoubt:  inDoubt || (prev != nil && prev.Status == state.Failed && prev.MaybeApplied),
 		Changed:  changed,
 		Prior:    cloneOutputs(rec.Outputs),
 		Log:      log,
@@ -443,9 +443,7 @@ func (r *run) attempt(i int32) outcome {
 	if err != nil {
 		rec.Status = state.Failed
 		rec.LastError = r.o.Redactor.Redact(err.Error())
-		if providers.MaybeApplied(err) {
-			rec.LastError = "(may have taken effect) " + rec.LastError
-		}
+		rec.MaybeApplied = providers.MaybeApplied(err)
 		rec.FinishedAt = now
 		if perr := r.st.Put(rec); perr != nil {
 			return outcome{i: i, fatal: fmt.Errorf("%w: record failure of %s: %v", ErrStateWrite, t.ID, perr)}
@@ -460,6 +458,7 @@ func (r *run) attempt(i int32) outcome {
 	}
 	rec.Status = state.Done
 	rec.LastError = ""
+	rec.MaybeApplied = false
 	rec.FinishedAt = now
 	if err := r.st.Put(rec); err != nil {
 		return outcome{i: i, fatal: fmt.Errorf("%w: record result of %s: %v", ErrStateWrite, t.ID, err)}
@@ -482,10 +481,6 @@ func applySafely(ctx context.Context, t *providers.Task, x *providers.Exec) (out
 		}
 	}()
 	return t.Action.Apply(ctx, x)
-}
-
-func lastMaybeApplied(rec *state.Record) bool {
-	return strings.HasPrefix(rec.LastError, "(may have taken effect)")
 }
 
 func (r *run) lookup(ref plan.Ref) (string, error) {

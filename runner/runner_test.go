@@ -540,3 +540,44 @@ func TestShard_SplitsAlongComponentsStably(t *testing.T) {
 		}
 	}
 }
+
+// A failure whose request may have taken effect makes the next attempt, in this run
+// or the next one, in doubt; a plain failure does not.
+func TestRunner_Run_MaybeAppliedFailureMakesNextAttemptInDoubt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	var seen []bool
+	var mu sync.Mutex
+	mk := func(fail error) *Graph {
+		return mustGraph(t, task("a", nil, func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+			mu.Lock()
+			seen = append(seen, x.InDoubt)
+			mu.Unlock()
+			return nil, fail
+		}))
+	}
+	lost := &providers.Error{Op: "POST /x", Err: errors.New("EOF"), MaybeApplied: true}
+	st, _ := state.Open(path, state.Options{PlanName: "test"})
+	o := opts()
+	o.MaxAttempts = 1
+	if _, err := Run(context.Background(), mk(lost), st, o); err != nil {
+		t.Fatal(err)
+	}
+	rec := mustGet(t, st, "a")
+	st.Close()
+	if !rec.MaybeApplied || !Decide("a", "test", rec.Hash, rec).InDoubt {
+		t.Fatalf("record %+v: want maybe-applied and a dry run saying in doubt", rec)
+	}
+	st = openStore(t, path)
+	if _, err := Run(context.Background(), mk(errors.New("plain failure")), st, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), mk(nil), st, o); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 || seen[0] || !seen[1] || seen[2] {
+		t.Fatalf("in doubt per attempt = %v, want [false true false]", seen)
+	}
+	if rec := mustGet(t, st, "a"); rec.MaybeApplied || rec.Status != state.Done {
+		t.Errorf("record after success %+v", rec)
+	}
+}

@@ -19,7 +19,7 @@ import (
 //
 //	byte     recordV2 (2)
 //	byte     status
-//	byte     flags: flagHash, flagDropped, flagStarted, flagFinished
+//	byte     flags: flagHash, flagDropped, flagStarted, flagFinished, flagMaybeApplied
 //	varint   attempts
 //	[32]byte hash                        (flagHash)
 //	varint   started seconds, uvarint ns (flagStarted)
@@ -40,7 +40,9 @@ const (
 	flagDropped  byte = 1 << 1
 	flagStarted  byte = 1 << 2
 	flagFinished byte = 1 << 3
-	knownFlags        = flagHash | flagDropped | flagStarted | flagFinished
+	// flagMaybeApplied: the last attempt failed after its request may have taken effect.
+	flagMaybeApplied byte = 1 << 4
+	knownFlags            = flagHash | flagDropped | flagStarted | flagFinished | flagMaybeApplied
 
 	kindPlain  byte = 0
 	kindSealed byte = 1
@@ -90,6 +92,9 @@ func encodeRecord(r *Record, sl *sealer) ([]byte, error) {
 	}
 	if !r.FinishedAt.IsZero() {
 		flags |= flagFinished
+	}
+	if r.MaybeApplied {
+		flags |= flagMaybeApplied
 	}
 	b := make([]byte, 0, size)
 	b = append(b, recordV2, byte(r.Status), flags)
@@ -316,6 +321,7 @@ func decodeV2Body(r *Record, id string, body []byte, str string, sl *sealer) err
 		r.FinishedAt = d.time("finish time")
 	}
 	r.SecretsDropped = flags&flagDropped != 0
+	r.MaybeApplied = flags&flagMaybeApplied != 0
 	r.LastError = d.string("last error")
 	n := d.uvarint("output count")
 	// Every output takes at least 3 bytes: a bound before allocating.

@@ -18,6 +18,7 @@ func sampleRecords() []*Record {
 		{ID: "b", Status: Done, Attempts: 2, Hash: sha256.Sum256(nil), StartedAt: at, FinishedAt: at.Add(time.Second),
 			LastError: "boom", Outputs: Outputs{"x": Plain("y"), "k": SecretOutput("s3cret")}},
 		{ID: "c", Status: Failed, SecretsDropped: true, Outputs: Outputs{"": Plain("")}},
+		{ID: "m", Status: Failed, MaybeApplied: true, LastError: "POST /x: EOF"},
 	}
 }
 

@@ -79,6 +79,7 @@ func TestStore_RoundTripsEveryField(t *testing.T) {
 		{"each status", Record{ID: "s", Status: Started, Attempts: 1, StartedAt: at}},
 		{"done", Record{ID: "d", Status: Done, Attempts: 1, StartedAt: at, FinishedAt: at}},
 		{"pending with dropped secrets", Record{ID: "p", Status: Pending, SecretsDropped: true}},
+		{"failed, maybe applied", Record{ID: "q", Status: Failed, Attempts: 2, MaybeApplied: true, LastError: "POST /x: EOF"}},
 		{"times before 1970 and after 2262", Record{ID: "t", StartedAt: time.Date(1, 2, 3, 4, 5, 6, 7, time.UTC), FinishedAt: time.Date(3000, 1, 1, 0, 0, 0, 999999999, time.UTC)}},
 		{"unicode and binary-ish text", Record{ID: "ü/名前 with spaces", LastError: "line1\nline2\x00tab\t", Outputs: Outputs{"ключ": Plain("värde\x00\xff"), "": Plain("unnamed")}}},
 		{"many outputs", Record{ID: "m", Outputs: func() Outputs {

@@ -66,6 +66,9 @@ type Record struct {
 	// SecretsDropped is set when secret outputs were produced but not stored (no key),
 	// or could not be decrypted on read (key missing): the provider must recover.
 	SecretsDropped bool
+	// MaybeApplied: the last attempt failed after its request may have taken effect;
+	// the next attempt is in doubt and must look the object up first.
+	MaybeApplied bool
 }
 
 // Sentinel errors; match with errors.Is.

@@ -81,40 +81,6 @@ type Client struct {
 	sem   chan struct{}
 	lim   *rate.Limiter
 	pause pauser
-	stats Stats
-}
-
-// Stats counts requests and answers (for reports and tests). Safe for concurrent use.
-type Stats struct {
-	mu        sync.Mutex
-	Requests  int
-	ByStatus  map[int]int
-	Transport int // requests that got no answer
-}
-
-func (s *Stats) add(status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.Requests++
-	if status == 0 {
-		s.Transport++
-		return
-	}
-	if s.ByStatus == nil {
-		s.ByStatus = map[int]int{}
-	}
-	s.ByStatus[status]++
-}
-
-// Snapshot returns a copy of the counters.
-func (s *Stats) Snapshot() (requests, transportErrors int, byStatus map[int]int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := make(map[int]int, len(s.ByStatus))
-	for k, v := range s.ByStatus {
-		m[k] = v
-	}
-	return s.Requests, s.Transport, m
 }
 
 // New builds a client.
@@ -180,9 +146,6 @@ func (c *Client) Name() string { return c.cfg.Name }
 
 // BaseURL returns the endpoint's base URL.
 func (c *Client) BaseURL() *url.URL { u := *c.base; return &u }
-
-// Stats returns the client's counters.
-func (c *Client) Stats() *Stats { return &c.stats }
 
 // Request is one API call.
 type Request struct {
@@ -371,13 +334,11 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		c.stats.add(0)
 		zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("path", req.URL.Path).Err(err).Msg("request failed")
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBody+1))
-	c.stats.add(resp.StatusCode)
 	zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("path", req.URL.Path).
 		Int("status", resp.StatusCode).Dur("took", time.Since(start)).Msg("request")
 	if err != nil {
