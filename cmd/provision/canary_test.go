@@ -86,8 +86,10 @@ func TestCanary_SecretsNeverLeak(t *testing.T) {
 	if !strings.Contains(all.String(), `"failed": 0`) {
 		t.Fatalf("the rollout did not complete:\n%s", tail(all.String(), 3000))
 	}
-	if !strings.Contains(all.String(), "retrying") && !strings.Contains(all.String(), "failed") {
-		t.Fatal("no failure or retry was exercised")
+	// The runs must have logged real failures or retries (with their error texts),
+	// or the search below proves nothing about error paths.
+	if !strings.Contains(all.String(), `"message":"retrying"`) && !strings.Contains(all.String(), `"message":"failed"`) {
+		t.Fatal("no failure or retry was logged")
 	}
 	raw, err := os.ReadFile(statePath)
 	if err != nil {

@@ -64,7 +64,7 @@ func progressLine(p *runner.Progress, elapsed time.Duration) string {
 	eta := "-"
 	if r > 0 {
 		left := total - finished
-		eta = (time.Duration(float64(left)/r) * time.Second).Round(time.Second).String()
+		eta = time.Duration(float64(left) / r * float64(time.Second)).Round(time.Second).String()
 	}
 	pct := 0.0
 	if total > 0 {
