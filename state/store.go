@@ -3,15 +3,18 @@ package state
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +34,7 @@ var (
 	metaSalt     = []byte("salt")
 	metaKDFIter  = []byte("kdf_iter")
 	metaKeyCheck = []byte("keycheck")
+	metaTarget   = []byte("target")
 )
 
 // FormatVersion is the layout version written to new files. Version 1 files (JSON
@@ -65,6 +69,15 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync: writes are then not durable. Benchmarks only.
 	NoSync bool
+	// Target is the identity of the endpoints the run talks to: endpoint name ->
+	// a description of what it reaches (kind, URL, account; never a secret). It is
+	// stored on creation; opening a file whose recorded identity of an endpoint
+	// differs is ErrOtherTarget, unless Retarget is set. Endpoints new to the file
+	// are added to it (when not read-only). Nil skips the check (status of a file).
+	Target map[string]string
+	// Retarget records Target over a differing identity instead of refusing: the
+	// same remote system reached under a new address.
+	Retarget bool
 }
 
 // Meta describes a state file.
@@ -73,6 +86,10 @@ type Meta struct {
 	Created       time.Time
 	FormatVersion int
 	HasKeyCheck   bool // a key has been used with this file
+	// Target is the recorded identity of the endpoints the file's tasks were
+	// applied against (see Options.Target); empty for files written before it was
+	// recorded.
+	Target map[string]string
 }
 
 // Store is an open state file. All methods are safe for concurrent use. Reads see
@@ -113,7 +130,7 @@ func Open(path string, o Options) (*Store, error) {
 	case errors.Is(err, fs.ErrNotExist) && o.ReadOnly:
 		return nil, fmt.Errorf("open state %s: no state file yet: %w", path, fs.ErrNotExist)
 	case errors.Is(err, fs.ErrNotExist):
-		if err := create(path, o.PlanName); err != nil {
+		if err := create(path, o.PlanName, o.Target); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -160,7 +177,7 @@ func Open(path string, o Options) (*Store, error) {
 // name and linked into place, so a state file never exists half-made (a run killed
 // while creating leaves no file, not an empty one). When another process created
 // the file meanwhile, theirs is kept.
-func create(path, plan string) error {
+func create(path, plan string, target map[string]string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state directory for %s: %w", path, err)
@@ -184,10 +201,15 @@ func create(path, plan string) error {
 		if _, err := tx.CreateBucket(bucketTasks); err != nil {
 			return err
 		}
+		tj, err := json.Marshal(target)
+		if err != nil {
+			return err
+		}
 		for k, v := range map[string]string{
 			string(metaPlan):    plan,
 			string(metaFormat):  strconv.Itoa(FormatVersion),
 			string(metaCreated): strconv.FormatInt(time.Now().UnixNano(), 10),
+			string(metaTarget):  string(tj),
 		} {
 			if err := mb.Put([]byte(k), []byte(v)); err != nil {
 				return err
@@ -325,6 +347,11 @@ func (s *Store) init(o Options) error {
 		if o.PlanName != "" && s.meta.PlanName != o.PlanName {
 			return fmt.Errorf("open state %s: the file belongs to plan %q, not %q: %w", s.path, s.meta.PlanName, o.PlanName, ErrOtherPlan)
 		}
+		if v := mb.Get(metaTarget); v != nil && string(v) != "null" {
+			if err := json.Unmarshal(v, &s.meta.Target); err != nil {
+				return fmt.Errorf("open state %s: bad target record: %v: %w", s.path, err, ErrCorrupt)
+			}
+		}
 		// Touch both ends of the tasks tree: damage near its root shows up now rather
 		// than in the middle of a run. (A damaged record is reported by the reads
 		// that meet it, naming the task.)
@@ -337,6 +364,9 @@ func (s *Store) init(o Options) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.checkTarget(o); err != nil {
 		return err
 	}
 	if !o.ReadOnly && s.meta.FormatVersion < FormatVersion {
@@ -352,6 +382,55 @@ func (s *Store) init(o Options) error {
 		return nil
 	}
 	return s.setKey(o.Key, salt, iter, check, o.ReadOnly)
+}
+
+// checkTarget compares the recorded endpoint identities with o.Target: a differing
+// one is ErrOtherTarget (naming both), unless o.Retarget. New or retargeted
+// endpoints are recorded when the store is writable.
+func (s *Store) checkTarget(o Options) error {
+	if o.Target == nil {
+		return nil
+	}
+	differ := TargetDiff(s.meta.Target, o.Target)
+	add := false
+	for name := range o.Target {
+		if _, ok := s.meta.Target[name]; !ok {
+			add = true
+		}
+	}
+	if len(differ) > 0 && !o.Retarget {
+		return fmt.Errorf("open state %s: %w:\n  %s", s.path, ErrOtherTarget, strings.Join(differ, "\n  "))
+	}
+	if o.ReadOnly || (!add && len(differ) == 0) {
+		return nil
+	}
+	merged := maps.Clone(s.meta.Target)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, o.Target)
+	tj, err := json.Marshal(merged)
+	if err != nil {
+		return err
+	}
+	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaTarget, tj) }); err != nil {
+		return fmt.Errorf("open state %s: record target: %w", s.path, err)
+	}
+	s.meta.Target = merged
+	return nil
+}
+
+// TargetDiff describes, one line per endpoint in sorted order, where the identities
+// now differ from those recorded (endpoints missing from either side are not
+// differences).
+func TargetDiff(recorded, now map[string]string) []string {
+	var differ []string
+	for _, name := range slices.Sorted(maps.Keys(now)) {
+		if old, ok := recorded[name]; ok && old != now[name] {
+			differ = append(differ, fmt.Sprintf("endpoint %s: state written against %s; the plan now reaches %s", name, old, now[name]))
+		}
+	}
+	return differ
 }
 
 // setKey derives the key, checks it against the file's key check, and records the

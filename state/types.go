@@ -79,6 +79,9 @@ var (
 	ErrCorrupt = errors.New("state file is corrupt or not a provision state file")
 	// ErrOtherPlan: the file belongs to a different plan.
 	ErrOtherPlan = errors.New("state file belongs to another plan")
+	// ErrOtherTarget: the file was written against other endpoints (another URL,
+	// account, or the sandbox): its records say nothing about this run's target.
+	ErrOtherTarget = errors.New("state file was written against other endpoints")
 	// ErrWrongKey: the state key does not decrypt this file's secret outputs.
 	ErrWrongKey = errors.New("state key does not match the key this state file was written with")
 	// ErrClosed: the store was closed.
