@@ -27,6 +27,8 @@ import (
 var (
 	bucketMeta  = []byte("meta")
 	bucketTasks = []byte("tasks")
+	// bucketInfo holds a TaskInfo per task ID (JSON), beside its record.
+	bucketInfo = []byte("info")
 
 	metaPlan     = []byte("plan")
 	metaFormat   = []byte("format")
@@ -110,7 +112,11 @@ type Store struct {
 	commits atomic.Int64 // transactions committed by the writer (tests)
 }
 
-type kv struct{ k, v []byte }
+type kv struct {
+	k, v []byte
+	info []byte // JSON TaskInfo to store beside the record; nil leaves it as it is
+	del  bool   // delete the record and its info
+}
 
 type writeReq struct {
 	recs []kv
@@ -606,6 +612,47 @@ func (s *Store) ForEach(fn func(*Record) error) error {
 	})
 }
 
+// Infos returns the task infos by task ID (tasks done since infos were recorded).
+func (s *Store) Infos() (map[string]*TaskInfo, error) {
+	out := map[string]*TaskInfo{}
+	err := s.read(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInfo)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			ti := new(TaskInfo)
+			if err := json.Unmarshal(v, ti); err != nil {
+				return fmt.Errorf("read state %s: task %q: damaged task info: %v: %w", s.path, k, err, ErrCorrupt)
+			}
+			out[string(k)] = ti
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// stickyAdoption returns the info to store: once a task adopted its object (found
+// it existing rather than created it), later writes (updates) keep saying so.
+func stickyAdoption(old, info []byte) []byte {
+	if old == nil {
+		return info
+	}
+	var o, n TaskInfo
+	if json.Unmarshal(old, &o) != nil || !o.Adopted || json.Unmarshal(info, &n) != nil || n.Adopted {
+		return info
+	}
+	n.Adopted = true
+	b, err := json.Marshal(&n)
+	if err != nil {
+		return info
+	}
+	return b
+}
+
 // Counts returns the number of records per status.
 func (s *Store) Counts() (map[Status]int, error) {
 	out := map[Status]int{}
@@ -644,8 +691,34 @@ func (s *Store) Put(recs ...*Record) error {
 		if err != nil {
 			return fmt.Errorf("write state %s: %w", s.path, err)
 		}
-		req.recs[i] = kv{[]byte(r.ID), v}
+		req.recs[i] = kv{k: []byte(r.ID), v: v}
+		if r.Info != nil {
+			if req.recs[i].info, err = json.Marshal(r.Info); err != nil {
+				return fmt.Errorf("write state %s: task %s: %w", s.path, r.ID, err)
+			}
+		}
 	}
+	return s.send(req)
+}
+
+// Delete removes the records (and task infos) of the given tasks, durably; missing
+// ones are ignored.
+func (s *Store) Delete(ids ...string) error {
+	if s.readOnly {
+		return fmt.Errorf("write state %s: %w", s.path, ErrReadOnly)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	req := &writeReq{recs: make([]kv, len(ids)), done: make(chan error, 1)}
+	for i, id := range ids {
+		req.recs[i] = kv{k: []byte(id), del: true}
+	}
+	return s.send(req)
+}
+
+// send queues a write for the writer and waits for its commit.
+func (s *Store) send(req *writeReq) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -706,8 +779,32 @@ func (s *Store) commit(recs []kv) error {
 	slices.SortStableFunc(recs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTasks)
+		var ib *bolt.Bucket // created on first use (files from before it existed)
 		for _, r := range recs {
+			if r.del {
+				if err := b.Delete(r.k); err != nil {
+					return err
+				}
+				if ib := tx.Bucket(bucketInfo); ib != nil {
+					if err := ib.Delete(r.k); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			if err := b.Put(r.k, r.v); err != nil {
+				return err
+			}
+			if r.info == nil {
+				continue
+			}
+			if ib == nil {
+				var err error
+				if ib, err = tx.CreateBucketIfNotExists(bucketInfo); err != nil {
+					return err
+				}
+			}
+			if err := ib.Put(r.k, stickyAdoption(ib.Get(r.k), r.info)); err != nil {
 				return err
 			}
 		}

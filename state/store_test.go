@@ -3,6 +3,7 @@ package state
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -628,5 +629,44 @@ func TestOpen_TargetOfOlderFileIsAdopted(t *testing.T) {
 	defer closeT(t, s)
 	if got := s.Meta().Target; !reflect.DeepEqual(got, real) {
 		t.Errorf("target %v, want %v", got, real)
+	}
+}
+
+func TestStore_InfosDeleteAndStickyAdoption(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, path, Options{PlanName: "p"})
+	spec := json.RawMessage(`{"name":"store-1","password":"***"}`)
+	noErr(t, s.Put(
+		&Record{ID: "a", Status: Done, Info: &TaskInfo{Kind: "nx_systems", Spec: spec, Deps: []string{"c"}, Adopted: true}},
+		&Record{ID: "b", Status: Done, Info: &TaskInfo{Kind: "nx_shares"}},
+		&Record{ID: "c", Status: Failed},
+	))
+	// An update of an adopted task does not make it "created".
+	noErr(t, s.Put(&Record{ID: "a", Status: Done, Info: &TaskInfo{Kind: "nx_systems", Spec: spec, Deps: []string{"c"}}}))
+	infos, err := s.Infos()
+	noErr(t, err)
+	if len(infos) != 2 || !infos["a"].Adopted || infos["b"].Adopted || infos["a"].Kind != "nx_systems" || string(infos["a"].Spec) != string(spec) || !reflect.DeepEqual(infos["a"].Deps, []string{"c"}) {
+		t.Fatalf("infos a=%+v b=%+v", infos["a"], infos["b"])
+	}
+	noErr(t, s.Delete("a", "c", "missing"))
+	closeT(t, s)
+	s = openT(t, path, Options{PlanName: "p", ReadOnly: true})
+	defer closeT(t, s)
+	recs, err := s.Load()
+	noErr(t, err)
+	infos, err = s.Infos()
+	noErr(t, err)
+	if len(recs) != 1 || recs["b"] == nil || len(infos) != 1 || infos["b"] == nil {
+		t.Fatalf("after delete: records %v, infos %v; want only b", recs, infos)
+	}
+	if err := s.Delete("b"); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("delete on a read-only store: %v", err)
+	}
+}
+
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
