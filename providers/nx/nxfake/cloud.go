@@ -3,8 +3,8 @@ package nxfake
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"

@@ -173,7 +173,7 @@ type World struct {
 	systems  map[string]*CloudSystem
 	removed  map[string]bool // ids of removed systems (they answer 403)
 	requests []string        // "METHOD path" of every request, in order
-	order    []string // system ids in creation order
+	order    []string        // system ids in creation order
 	shares   map[string]map[string]*Share
 	servers  map[string]*Server
 	counters Counters
