@@ -1,20 +1,26 @@
 // Package nxfake is a fake Nx Cloud (the cloud DB, "cdb") and a farm of fake Nx
-// Witness servers (REST v3), following the real APIs as API-NOTES sections 1 and 2
-// describe them:
+// Witness servers (REST v3), following the real APIs as API-NOTES sections 1, 2 and 6
+// describe them (each route cites its source next to it; inferences say so):
 //
 //   - cloud: OAuth2 password and refresh_token grants (tokens "nxcdb-...", expires_in
 //     sometimes a number, sometimes a string), a bind that creates a NEW cloud system
 //     on every call (status notActivated, random auth key), so a blind retry leaks an
-//     orphan; system list ({systems:[...]} or a bare array), get, delete (unbind);
-//     shares as upserts (accessRole none removes); the partners' organization
-//     endpoints; the {errorClass, resultCode, errorDetail, errorText} envelope.
+//     orphan; system list ({systems:[...]} or a bare array), get, delete (unbind); a
+//     removed system answers 403 to both; shares as upserts (accessRole none
+//     removes) that come back with the VMS ids the cloud fills in; the partners'
+//     organization endpoints (creates under v2, v3 and v4; lists paged in DRF's
+//     {count, next, previous, results} with absolute next links, items with
+//     system_state); the {errorClass, resultCode, errorDetail, errorText} envelope,
+//     also in 2xx answers; an optional rate limit (Options.Faults.RateLimit) answered
+//     in DRF's throttle shape on /partners and with tooManyRequests on /cdb.
 //   - farm: any number of servers under /servers/{serverKey}/ (or /{serverKey}/ when
 //     mounted behind a prefix that is stripped), each created factory-new (admin/admin,
 //     not set up) on first contact unless Options.PreSetUp lists it; sessions
 //     "vms-..." that expire with x-auth-result: Auth_WrongSessionToken; setup allowed
 //     once; cloud bind checked against the cloud (the auth key must match, then the
-//     cloud system becomes activated); the {error, errorId, errorString} envelope,
-//     optionally the old {error:"0", reply:{...}} success wrapper.
+//     cloud system becomes activated; from version 6.1 organizationId too); the
+//     {error, errorId, errorString} envelope, optionally the old {error:"0",
+//     reply:{...}} success wrapper. The farm is never rate limited.
 //
 // A World is safe for concurrent use. Its handlers are wrapped by fault injectors
 // (random faults) and by scripted failures (FailNext: an exact answer for the next
