@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"provision/plan"
 	"provision/providers"
 	"provision/providers/nx/nxfake"
 	"provision/state"
@@ -56,7 +59,7 @@ func orgWanted(n int) map[string]string {
 func TestSystem_Apply_OrganizationLostCreateIsReconciledOnAnyPage(t *testing.T) {
 	for _, version := range []string{"6.0.1.39873", "6.1.0.40000"} {
 		t.Run("server "+version, func(t *testing.T) {
-			e := newEnv(t, nxfake.Options{Organizations: []string{"org-7"}, PageSize: 2, ServerVersion: version})
+			e := newEnv(t, nxfake.Options{Organizations: []string{"org-7"}, PageSize: 2, ServerVersion: version, LogRequests: true})
 			tasks := e.build(orgStores(6))
 			for i := 1; i <= 5; i++ {
 				if _, _, err := apply(t, tasks[fmt.Sprintf("store-%d", i)], call{}); err != nil {
@@ -273,5 +276,29 @@ func TestShare_Apply_EchoedIDsAreNoDrift(t *testing.T) {
 	}
 	if after := e.world.Snapshot().Counters; after.SharesUpdated != before.SharesUpdated+1 {
 		t.Fatalf("a changed user_role_id was not written: %+v", after)
+	}
+}
+
+// TestCloud_Systems_NextBehindAPathPrefix: an endpoint URL with a path prefix (a
+// proxy, the sandbox): the next links carry the prefix, and every page is read.
+func TestCloud_Systems_NextBehindAPathPrefix(t *testing.T) {
+	w := nxfake.New(nxfake.Options{Accounts: map[string]string{account: cloudPW}, PageSize: 2})
+	mux := http.NewServeMux()
+	mux.Handle("/nxcloud/", http.StripPrefix("/nxcloud", w.Cloud()))
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+	cl, err := NewCloud(&plan.Endpoint{Name: "nxcloud", URL: ts.URL + "/nxcloud", Auth: plan.Auth{Username: account, Password: plan.NewSecret(cloudPW)}}, plan.NewRedactor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if _, err := cl.Bind(ctx, fmt.Sprintf("s%d", i), "default", "org-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := cl.Systems(ctx, "org-1")
+	if err != nil || len(list) != 5 {
+		t.Fatalf("%d systems, %v; want 5", len(list), err)
 	}
 }

@@ -41,7 +41,7 @@ nx_systems:
 // plan sends nothing.
 func TestNx_RequestsPerStore_FactoryNewCosts4PlusK(t *testing.T) {
 	const stores, k = 4, 3
-	e := newEnv(t, nxfake.Options{})
+	e := newEnv(t, nxfake.Options{LogRequests: true})
 	text := storesPlan(stores, k)
 	statePath := filepath.Join(e.dir, "state.db")
 	mustOK(t, e.runPlan(text, statePath, "state-key-for-tests"))
@@ -93,7 +93,7 @@ func TestNx_RequestsPerStore_FactoryNewCosts4PlusK(t *testing.T) {
 // system bound earlier, its k share tasks read its share list once between them.
 func TestNx_Requests_ShareListReadOncePerSystem(t *testing.T) {
 	const k = 5
-	e := newEnv(t, nxfake.Options{})
+	e := newEnv(t, nxfake.Options{LogRequests: true})
 	text := storesPlan(1, k)
 	tasks := e.build(text)
 	if _, _, err := apply(t, tasks["store-1"], call{}); err != nil {

@@ -88,6 +88,9 @@ type Options struct {
 	// cloud/bind carry organizationId (nx_open CloudAuthBase in 6.1; 6.0's
 	// CloudSystemAuth has no such field, so a 6.0 server ignores it).
 	ServerVersion string
+	// LogRequests keeps "METHOD path" of every request for Requests (tests that
+	// count requests; off by default, so that a long sandbox run does not grow).
+	LogRequests bool
 }
 
 // CloudSystem is one cloud system.
@@ -299,14 +302,16 @@ func (w *World) SetServerVersion(key, version string) {
 // record logs every request ("METHOD path") for request counts.
 func (w *World) record(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w.mu.Lock()
-		w.requests = append(w.requests, r.Method+" "+r.URL.Path)
-		w.mu.Unlock()
+		if w.opts.LogRequests {
+			w.mu.Lock()
+			w.requests = append(w.requests, r.Method+" "+r.URL.Path)
+			w.mu.Unlock()
+		}
 		h.ServeHTTP(rw, r)
 	})
 }
 
-// Requests returns "METHOD path" of every request so far, in arrival order (the farm's
+// Requests returns (with Options.LogRequests) "METHOD path" of every request so far, in arrival order (the farm's
 // paths start with the server's key, e.g. /servers/10.0.0.1:7001/rest/v3/system/info).
 func (w *World) Requests() []string {
 	w.mu.Lock()
