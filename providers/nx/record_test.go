@@ -302,3 +302,43 @@ func TestCloud_Systems_NextBehindAPathPrefix(t *testing.T) {
 		t.Fatalf("%d systems, %v; want 5", len(list), err)
 	}
 }
+
+// TestNx_Apply_AdoptedOnlyWhenFoundBeforeAnyCreate: a system and a share that exist
+// before the task's first attempt are adopted; the task's own earlier work found
+// again is not.
+func TestNx_Apply_AdoptedOnlyWhenFoundBeforeAnyCreate(t *testing.T) {
+	e := newEnv(t, nxfake.Options{})
+	tasks := e.build(onePlan)
+	share := "store-1/share/noc@example.com"
+	x := func(task string, c call) bool {
+		t.Helper()
+		task0 := tasks[task]
+		adopted := false
+		wrapped := *task0
+		wrapped.Action = providers.ActionFunc(func(ctx context.Context, ex *providers.Exec) (state.Outputs, error) {
+			o, err := task0.Action.Apply(ctx, ex)
+			adopted = ex.Adopted
+			return o, err
+		})
+		if _, _, err := apply(t, &wrapped, c); err != nil {
+			t.Fatal(err)
+		}
+		return adopted
+	}
+	if x("store-1", call{}) {
+		t.Error("a new bind counted as an adoption")
+	}
+	out, _, _ := apply(t, tasks["store-1"], call{attempt: 2})
+	outs := map[string]state.Outputs{"store-1": out}
+	if x(share, call{outs: outs}) {
+		t.Error("a new share counted as an adoption")
+	}
+	fresh := e.build(onePlan) // the state file is lost: both are found on a first attempt
+	tasks = fresh
+	if !x("store-1", call{}) || !x(share, call{outs: outs}) {
+		t.Error("objects found on a first attempt were not adopted")
+	}
+	if x("store-1", call{attempt: 2, inDoubt: true}) {
+		t.Error("an in-doubt lookup counted as an adoption")
+	}
+}

@@ -123,6 +123,8 @@ func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outpu
 		return out, nil
 	case cur != nil && cur.Satisfies(want):
 		x.Log.Debug().Msg("identical share exists")
+		// There before this task ever wrote it: an adoption (destroy leaves it).
+		x.Adopted = x.Attempt == 1 && !x.InDoubt && !x.Changed
 		return out, nil
 	}
 	if err := a.cloud.PutShare(ctx, id, want); err != nil {

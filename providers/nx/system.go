@@ -306,6 +306,8 @@ func (a *systemAction) alreadyBound(ctx context.Context, x *providers.Exec, srv 
 			}
 		}
 		x.Log.Info().Str("cloud_system_id", sys.ID).Msg("server is already bound to a cloud system of this account and name: adopting it")
+		// Found before this task ever tried a bind: an adoption (destroy leaves it).
+		x.Adopted = id == "" && x.Attempt == 1 && !x.InDoubt
 		owner := sys.Owner
 		if owner == "" {
 			owner = a.cloud.Email
