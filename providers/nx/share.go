@@ -128,8 +128,10 @@ func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outpu
 		return out, nil
 	}
 	if err := a.cloud.PutShare(ctx, id, want); err != nil {
-		// The write may have taken effect: the next attempt reads the list again.
-		a.cloud.forgetShares(id)
+		if st := providers.StatusOf(err); st == 0 || st >= 500 {
+			// The write may have taken effect: the next attempt reads the list again.
+			a.cloud.forgetShares(id)
+		}
 		var pe *providers.Error
 		if errors.As(err, &pe) && pe.Code == "alreadyExists" {
 			// Not expected from an upsert; accept it when the share is as wanted.

@@ -18,8 +18,9 @@
 //   - ProbeMakesNoWrite: every Prober, before and after the apply, writes nothing.
 //   - NoSecretLeaks: under faults, no secret canary (Target.Secrets, the state key)
 //     appears in any log line, error, result or the state file.
-//   - ThrottleStorm: with the fake's server-side rate limit on (a 429 storm), no task
-//     fails.
+//   - ThrottleStorm: with the fake's server-side rate limit on (a 429 storm: its
+//     bucket on a clock that moves per request, so about a third of the requests
+//     after the burst are throttled, on any machine), no task fails.
 //
 // Wiring a provider takes one test function; for example (openvcloud, cloudneeti
 // and edge are wired the same way, with their own fakes and routes):
@@ -55,6 +56,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -110,7 +112,7 @@ type Target struct {
 	// StateKey encrypts secret outputs in the state file (default: a fixed test key).
 	StateKey string
 	// RateLimit and RateBurst are the server-side limit of ThrottleStorm (defaults
-	// 20 requests/s, bucket 4).
+	// 20 requests/s, bucket 2).
 	RateLimit float64
 	RateBurst int
 }
@@ -494,10 +496,29 @@ func Run(t *testing.T, tg Target) {
 			rate = 20
 		}
 		if burst <= 0 {
-			burst = 4
+			burst = 2
 		}
 		e.fake.Injector.Set(fault.Config{RateLimit: rate, RateBurst: burst})
-		defer e.fake.Injector.Set(fault.Config{})
+		// The bucket's clock moves per request, not with the wall clock: each request
+		// advances it by 0.2 to 1.2 token intervals (a seeded sequence, so not
+		// periodic: a fixed step would starve a task whose attempts send two
+		// requests). About a third of the requests after the burst are throttled,
+		// however fast or slow the machine is; the runner still waits the real
+		// Retry-After.
+		var mu sync.Mutex
+		now := time.Unix(1_700_000_000, 0)
+		rng := rand.New(rand.NewPCG(42, 7))
+		interval := float64(time.Second) / rate
+		e.fake.Injector.SetClock(func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(time.Duration((0.2 + rng.Float64()) * interval))
+			return now
+		})
+		defer func() {
+			e.fake.Injector.Set(fault.Config{})
+			e.fake.Injector.SetClock(time.Now)
+		}()
 		// Every 429 costs an attempt in today's runner; the budget covers the storm.
 		res := e.run(100)
 		mustOK(t, res, "run under the server's rate limit")
