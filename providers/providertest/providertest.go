@@ -22,26 +22,44 @@
 //     bucket on a clock that moves per request, so about a third of the requests
 //     after the burst are throttled, on any machine), no task fails.
 //
-// Wiring a provider takes one test function; for example (openvcloud, cloudneeti
-// and edge are wired the same way, with their own fakes and routes):
+// Wiring a provider takes one test function in its package. For OpenvCloud it would
+// read as below (the plan text and the route list are the provider's own; the
+// lead or the provider's engineer wires openvcloud, cloudneeti and edge this way):
 //
-//	func TestContract(t *testing.T) {
+//	func TestOpenvCloud_Contract(t *testing.T) {
 //		providertest.Run(t, providertest.Target{
 //			Kinds:   openvcloud.Kinds(),
-//			Secrets: map[string]string{"OVC_SECRET": "canary-ovc-secret-1"},
-//			Creates: []providertest.Route{{Method: "POST", Path: "/cloudspaces/create"}},
+//			Secrets: map[string]string{"OVC_CLIENT_SECRET": "canary-ovc-secret-1"},
+//			Creates: []providertest.Route{{Method: "POST", Path: "/cloudapi/cloudspaces/create"}},
 //			Auth:    []providertest.Route{{Method: "POST", Path: "/v1/oauth/access_token"}},
 //			New: func(t *testing.T) *providertest.Fake {
-//				f := ovcfake.New(ovcfake.Options{ /* accept the canary secret */ })
+//				f := ovcfake.New(ovcfake.Options{})
+//				f.AddApp("contract", "canary-ovc-secret-1")
 //				return &providertest.Fake{
 //					Handler:  f,
 //					Injector: f.Faults,
-//					Plan:     func(base string) string { return planText(base) },
-//					Check:    func() error { return f.CheckNoDuplicates() },
+//					Plan:     func(base string) string { return fmt.Sprintf(ovcPlan, base) },
+//					Check:    f.Check,
 //				}
 //			},
 //		})
 //	}
+//
+// What each field must hold:
+//
+//   - Kinds: every kind the plan uses (the plan may only use their sections).
+//   - Secrets: the environment the plan's ${env.NAME} references resolve from; the
+//     fake must accept these values as the credentials.
+//   - Creates: every non-idempotent create the provider sends (method and a path
+//     substring); CleanApply fails when the plan never sends one of them, so the
+//     plan must exercise all.
+//   - Auth: token and session routes, so that they are not counted as writes.
+//   - New: a fresh fake per check. Fake.Plan gets the URL the suite serves the fake
+//     at (endpoint url: in the plan); Fake.ServerURL maps per-item server URLs when
+//     the provider has them; Fake.Check returns the fake's own verdict (duplicates,
+//     orphans, missing objects), read from its state, never from the client's.
+//   - Fake.Injector: the fake's fault.Injector; set its throttle answer to the
+//     vendor's shape (SetThrottle) so that ThrottleStorm meets the real 429 body.
 //
 // The plan must reference its secrets as ${env.NAME} with the names of
 // Target.Secrets, and should make every create route of the provider happen (so that
