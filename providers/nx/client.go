@@ -258,7 +258,9 @@ func resultCodeError(r *rest.Request, resp *rest.Response) error {
 	if msg == "" {
 		msg = "the answer's resultCode is not ok"
 	}
-	return &providers.Error{Op: op, Status: resp.Status, Code: clip(code, 80), Message: clip(msg, 300)}
+	// A create that answered 2xx with an error code is taken as possibly applied
+	// (the outcome is the server's word only): the next attempt looks it up.
+	return &providers.Error{Op: op, Status: resp.Status, Code: clip(code, 80), Message: clip(msg, 300), MaybeApplied: !r.Idempotent && r.Method != http.MethodGet}
 }
 
 // retryableCodes are result codes that say "try again later" whatever the status.

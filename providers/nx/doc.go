@@ -73,10 +73,11 @@
 // created. A cloud bind creates a new cloud system on every call, so its id and auth
 // key are checkpointed the moment it answers, and reused on the next attempt while
 // the system is still unactivated. A system whose auth key was lost (no state key)
-// is removed before a new bind. After an interrupted attempt (attempt > 1 or in
+// is removed before a new bind. After an attempt whose outcome is unknown (in
 // doubt) the account's (or organization's) unactivated systems of this name are
 // looked up first: one is removed (its key cannot be read back) and bound again;
-// more than one fails the task with their ids. A system the cloud answers 403 for
+// more than one fails the task with their ids. A retry after a definite refusal (a
+// 429, a 4xx) is not in doubt and sends no lookup. A system the cloud answers 403 for
 // (removed: "inaccessible or removed") counts as gone: a resume binds a new one, and
 // removing it again succeeds. A 2xx answer whose resultCode is not ok is an error
 // with that code. A setup refused because the server is set up already is followed

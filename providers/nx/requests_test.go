@@ -117,3 +117,34 @@ func TestNx_Requests_ShareListReadOncePerSystem(t *testing.T) {
 		t.Errorf("%d share list reads (want 1), %d share writes (want %d): %v", lists, writes, k, e.world.Requests())
 	}
 }
+
+// TestNx_Requests_RetryAfterARefusedBindNeedsNoLookup: a bind answered 429 did not
+// happen, so its retry binds without first listing the account's systems; a bind
+// whose answer was lost is looked up before the retry.
+func TestNx_Requests_RetryAfterARefusedBindNeedsNoLookup(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		fail      nxfake.Failure
+		wantLists int
+	}{
+		{"429", nxfake.Failure{Method: "POST", Path: "/cdb/systems/bind", Status: 429, Code: "tooManyRequests", Text: "slow down"}, 0},
+		{"lost answer", nxfake.Failure{Method: "POST", Path: "/cdb/systems/bind", Lose: true}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nxfake.Options{LogRequests: true})
+			text := storesPlan(1, 0)
+			e.world.FailNext(tc.fail)
+			mustOK(t, e.runPlan(text, filepath.Join(e.dir, "state.db"), "state-key-for-tests"))
+			lists := 0
+			for _, r := range e.world.Requests() {
+				if r == "GET /cdb/systems" {
+					lists++
+				}
+			}
+			if lists != tc.wantLists {
+				t.Errorf("%d system list reads, want %d: %v", lists, tc.wantLists, e.world.Requests())
+			}
+			noDamage(t, e.world, map[string]string{"store-1": "10.0.1.1:7001"})
+		})
+	}
+}

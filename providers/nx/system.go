@@ -369,8 +369,12 @@ func (a *systemAction) cloudSystem(ctx context.Context, x *providers.Exec) (id, 
 			return id, key, owner, nil
 		}
 	}
-	if x.Attempt > 1 || x.InDoubt {
+	if x.InDoubt {
 		// An earlier bind may have taken effect without its answer being recorded.
+		// (A retry after a definite refusal, say a 429 or a login failure, is not in
+		// doubt: the runner marks an attempt in doubt whenever its error may have
+		// been applied, and a bind's answer is checkpointed the moment it arrives, so
+		// no lookup is needed and none is sent.)
 		list, err := a.cloud.Systems(ctx, s.Organization)
 		if err != nil {
 			return "", "", "", fmt.Errorf("look for cloud systems an interrupted bind may have created: %w", err)
