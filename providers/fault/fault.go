@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,32 +25,40 @@ type Config struct {
 	LostRate     float64       // apply the request, then close the connection without answering
 	OnlyMutating bool          // inject only into POST/PUT/PATCH/DELETE
 	Seed         uint64        // 0: random
+	// RateLimit is a server-side token bucket over every request (OnlyMutating does
+	// not apply to it); over it a request gets 429 with Retry-After, not applied.
+	RateLimit RateLimit
 }
 
 // Off reports whether no fault is switched on.
 func (c Config) Off() bool {
-	return c.Latency == 0 && c.ErrorRate == 0 && c.TooManyRate == 0 && c.DropRate == 0 && c.LostRate == 0
+	return c.Latency == 0 && c.ErrorRate == 0 && c.TooManyRate == 0 && c.DropRate == 0 && c.LostRate == 0 && !c.RateLimit.On()
 }
 
-// Counts of injected faults.
+// Counts of injected faults. Throttled counts the 429 answers of the server-side
+// rate limit (TooMany those of TooManyRate).
 type Counts struct {
-	Requests, Errors, TooMany, Dropped, Lost int64
+	Requests, Errors, TooMany, Dropped, Lost, Throttled int64
 }
 
 func (c Counts) String() string {
-	return fmt.Sprintf("requests=%d 5xx=%d 429=%d dropped=%d lost=%d", c.Requests, c.Errors, c.TooMany, c.Dropped, c.Lost)
+	return fmt.Sprintf("requests=%d 5xx=%d 429=%d dropped=%d lost=%d throttled=%d", c.Requests, c.Errors, c.TooMany, c.Dropped, c.Lost, c.Throttled)
 }
 
 // Total is the number of injected faults of every kind.
-func (c Counts) Total() int64 { return c.Errors + c.TooMany + c.Dropped + c.Lost }
+func (c Counts) Total() int64 { return c.Errors + c.TooMany + c.Dropped + c.Lost + c.Throttled }
 
 // Injector wraps handlers with faults.
 type Injector struct {
 	cfg atomic.Pointer[Config]
 	mu  sync.Mutex
 	rng *rand.Rand
+	// bucket is the server-side rate limit's (rebuilt when the limit changes);
+	// reply writes 429 answers. Both under mu.
+	bucket *Bucket
+	reply  ThrottleReply
 
-	requests, errors, tooMany, dropped, lost atomic.Int64
+	requests, errors, tooMany, dropped, lost, throttled atomic.Int64
 }
 
 // New returns an injector with cfg switched on.
@@ -79,7 +86,8 @@ func (in *Injector) Config() Config { return *in.cfg.Load() }
 
 // Counts returns what was injected so far.
 func (in *Injector) Counts() Counts {
-	return Counts{Requests: in.requests.Load(), Errors: in.errors.Load(), TooMany: in.tooMany.Load(), Dropped: in.dropped.Load(), Lost: in.lost.Load()}
+	return Counts{Requests: in.requests.Load(), Errors: in.errors.Load(), TooMany: in.tooMany.Load(), Dropped: in.dropped.Load(), Lost: in.lost.Load(),
+		Throttled: in.throttled.Load()}
 }
 
 func (in *Injector) roll(p float64) bool {
@@ -96,6 +104,9 @@ func (in *Injector) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in.requests.Add(1)
 		cfg := in.cfg.Load()
+		if !in.limited(w, r, cfg.RateLimit) {
+			return
+		}
 		if cfg.Off() || (cfg.OnlyMutating && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 			h.ServeHTTP(w, r)
 			return
@@ -114,8 +125,7 @@ func (in *Injector) Wrap(h http.Handler) http.Handler {
 			return
 		case in.roll(cfg.TooManyRate):
 			in.tooMany.Add(1)
-			w.Header().Set("Retry-After", strconv.Itoa(int((cfg.RetryAfter+time.Second-1)/time.Second)))
-			http.Error(w, `{"error":"too many requests"}`, http.StatusTooManyRequests)
+			in.throttle(w, r, cfg.RetryAfter)
 			return
 		case in.roll(cfg.ErrorRate):
 			in.errors.Add(1)
