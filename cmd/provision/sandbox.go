@@ -20,6 +20,8 @@ type faultFlags struct {
 	errRate, tooMany, drop, lost float64
 	retryAfter                   time.Duration
 	seed                         uint64
+	rateLimit                    float64
+	rateBurst                    int
 }
 
 func (f *faultFlags) register(fs *flag.FlagSet) {
@@ -30,6 +32,8 @@ func (f *faultFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.drop, "fault-drop", 0, "sandbox: share of connections dropped before the request is applied")
 	fs.Float64Var(&f.lost, "fault-lost", 0, "sandbox: share of requests applied whose answer is lost (connection dropped)")
 	fs.Uint64Var(&f.seed, "fault-seed", 0, "sandbox: random seed for faults (0: random)")
+	fs.Float64Var(&f.rateLimit, "fault-rate-limit", 0, "sandbox: server-side limit of every fake, requests per second (over it: 429 with Retry-After; 0: none)")
+	fs.IntVar(&f.rateBurst, "fault-rate-burst", 0, "sandbox: burst of --fault-rate-limit (0: the rate, rounded up)")
 }
 
 func (f *faultFlags) config() (fault.Config, error) {
@@ -38,7 +42,11 @@ func (f *faultFlags) config() (fault.Config, error) {
 			return fault.Config{}, fmt.Errorf("fault rates must be between 0 and 1, got %v", r)
 		}
 	}
-	return fault.Config{Latency: f.latency, ErrorRate: f.errRate, TooManyRate: f.tooMany, RetryAfter: f.retryAfter, DropRate: f.drop, LostRate: f.lost, Seed: f.seed}, nil
+	if f.rateLimit < 0 || f.rateBurst < 0 {
+		return fault.Config{}, fmt.Errorf("--fault-rate-limit and --fault-rate-burst must not be negative, got %v and %d", f.rateLimit, f.rateBurst)
+	}
+	return fault.Config{Latency: f.latency, ErrorRate: f.errRate, TooManyRate: f.tooMany, RetryAfter: f.retryAfter, DropRate: f.drop, LostRate: f.lost, Seed: f.seed,
+		RateLimit: fault.RateLimit{Rate: f.rateLimit, Burst: f.rateBurst}}, nil
 }
 
 // sandboxRun is a sandbox started for one command.
@@ -122,5 +130,9 @@ func describeFaults(c fault.Config) string {
 	if c.Off() {
 		return "off"
 	}
-	return fmt.Sprintf("latency=%s 5xx=%.3f 429=%.3f drop=%.3f lost=%.3f", c.Latency, c.ErrorRate, c.TooManyRate, c.DropRate, c.LostRate)
+	out := fmt.Sprintf("latency=%s 5xx=%.3f 429=%.3f drop=%.3f lost=%.3f", c.Latency, c.ErrorRate, c.TooManyRate, c.DropRate, c.LostRate)
+	if c.RateLimit.On() {
+		out += fmt.Sprintf(" rate-limit=%g/s", c.RateLimit.Rate)
+	}
+	return out
 }
