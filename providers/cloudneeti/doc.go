@@ -68,9 +68,9 @@ Fields:
 
 Jobs are polled with a back-off up to every 5 s for at most 30 min (then a retryable
 error; a rerun resumes the checkpointed job); a 429 or 503 answer to a poll is waited
-out. A done item whose spec changes is looked
-up again: onboarding details cannot be updated through the API, scope and rescan are
-applied. The hash never depends on application_client_secret's value.
+out. A done item whose spec changes is looked up again: onboarding details cannot be
+updated through the API, scope and rescan are applied. The hash never depends on
+application_client_secret's value.
 
 Outputs:
   account_id           Cloudneeti account id
