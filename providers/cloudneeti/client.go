@@ -3,6 +3,7 @@ package cloudneeti
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +99,13 @@ type tokenSet struct {
 	m              map[string]*rest.TokenAuth
 }
 
+func (t *tokenSet) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
 type accountKey struct{}
 
 // forAccount marks ctx's requests as needing the account token of account.
@@ -140,7 +148,13 @@ func (t *tokenSet) source(account string) *rest.TokenAuth {
 			}
 			return rest.Token{}, &providers.Error{Op: op, Status: resp.Status, Message: err.Error()}
 		}
-		return rest.Token{Value: tok}, nil
+		// An exp claim that is already (nearly) past on this clock is a skewed clock,
+		// not a dead token: renew on 401 only then, not on every call.
+		exp := TokenExpiry(tok)
+		if now := t.clock(); !exp.After(now.Add(time.Minute)) {
+			exp = time.Time{}
+		}
+		return rest.Token{Value: tok, Expiry: exp}, nil
 	}
 	a.Apply = func(req *http.Request, tok string) {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -158,6 +172,27 @@ func (t *tokenSet) Authorize(ctx context.Context, c *rest.Client, req *http.Requ
 // Invalidate implements rest.Authenticator: the token used on req is dropped.
 func (t *tokenSet) Invalidate(req *http.Request) {
 	t.source(accountOf(req.Context())).Invalidate(req)
+}
+
+// TokenExpiry reads the exp claim when a token is a JWT (not documented: an
+// inference that costs nothing when wrong); zero otherwise, and the token is then
+// renewed after a 401 only.
+func TokenExpiry(tok string) time.Time {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}
+	}
+	var c struct {
+		Exp float64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.Exp <= 0 || c.Exp > 1e11 {
+		return time.Time{}
+	}
+	return time.Unix(int64(c.Exp), 0)
 }
 
 // Fetches returns how many tokens were fetched for account ("": license tokens).

@@ -752,3 +752,57 @@ func TestAccount_Apply_RidesRateLimitStorm(t *testing.T) {
 		}
 	}
 }
+
+// A token whose exp claim has passed is renewed before it is used, without a 401
+// first; an exp already past when the token arrives (a skewed clock) is ignored.
+func TestAccount_Apply_RenewsTokensOnExpiry(t *testing.T) {
+	clk := &clock{}
+	o := fakeOptions()
+	o.Now = clk.Now // tokens live an hour on the fake's clock
+	srv := cnfake.New(o)
+	var unauthorized atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		srv.ServeHTTP(rec, r)
+		if rec.status == http.StatusUnauthorized {
+			unauthorized.Add(1)
+		}
+	}))
+	defer ts.Close()
+	task := mustBuild(t, ts.URL, awsFields, "rescan: true")
+	c := task.Action.(*account).c
+	c.tokens.now = clk.Now
+	out, saved, err := apply(t, task, runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := out[OutAccountID].Value
+	clk.Jump(2 * time.Hour)
+	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
+	if _, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Fetches("") != 2 || c.Fetches(acc) != 2 || unauthorized.Load() != 0 {
+		t.Fatalf("tokens: license %d, account %d, 401 answers %d; want each renewed once before use", c.Fetches(""), c.Fetches(acc), unauthorized.Load())
+	}
+	if !TokenExpiry("not-a-jwt").IsZero() {
+		t.Fatal("an opaque token has no expiry")
+	}
+	// The client's clock runs three hours ahead: every new token looks expired on
+	// arrival; its exp is ignored instead of fetching a token per call.
+	c2 := mustBuild(t, ts.URL, awsFields, "rescan: true").Action.(*account).c
+	c2.tokens.now = func() time.Time { return clk.Now().Add(3 * time.Hour) }
+	if _, err := c2.Accounts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Accounts(context.Background()); err != nil || c2.Fetches("") != 1 {
+		t.Fatalf("skewed clock: %d license tokens, err %v", c2.Fetches(""), err)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(s int) { r.status = s; r.ResponseWriter.WriteHeader(s) }

@@ -12,8 +12,9 @@
 // need (Cloudneeti_SaaS_Docs docs/userGuide/tokenAPI.md, initiateScanAPI.md). The
 // client keeps one token per (license, account), fetched at first use and shared by
 // all tasks of the endpoint. A token's lifetime is chosen per application and not
-// announced, so each is re-issued once after a 401 (a 401 about the subscription key
-// is final). Both token answer shapes are accepted: {token, statusCode, message} (the
+// announced: a token that is a JWT with an exp claim is renewed shortly before it
+// (inference), and each is re-issued once after a 401 (a 401 about the subscription
+// key is final). Both token answer shapes are accepted: {token, statusCode, message} (the
 // seed) and {result: {token}, ...}.
 //
 // Every answer is the {result, statusCode, message} envelope; an envelope whose
@@ -42,7 +43,9 @@ Endpoint (kind cloudneeti):
 Tokens: the license token serves onboarding, the account list and the API scope;
 rescans and job status use the account's own token (POST
 /authorize/license/{license}/token?accountId={account}). The client fetches one token
-per (license, account) when first needed, shares it, and renews it after a 401.
+per (license, account) when first needed, shares it, and renews it shortly before the
+exp claim of a JWT-shaped token (an inference: the lifetime is not documented) and
+once after a 401.
 auth.account_id is not allowed (one endpoint-wide account token would be refused by
 the license-token calls).
 

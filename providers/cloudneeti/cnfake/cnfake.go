@@ -41,6 +41,7 @@ package cnfake
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -347,8 +348,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if life <= 0 {
 		life = s.opts.TokenLifetime
 	}
-	t := "eyJ" + strings.ReplaceAll(newID()+newID(), "-", "")
-	s.tokens[t] = token{license: lic.id, app: app.ID, account: acc, exp: s.opts.Now().Add(life)}
+	// A JWT-shaped token with an exp claim (inference: the pages only say "access
+	// token"; the client reads exp when there is one).
+	exp := s.opts.Now().Add(life)
+	claims, _ := json.Marshal(map[string]any{"lic": lic.id, "app": app.ID, "acc": acc, "exp": exp.Unix(), "jti": newID()})
+	t := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims) + "." +
+		strings.ReplaceAll(newID()+newID(), "-", "")
+	s.tokens[t] = token{license: lic.id, app: app.ID, account: acc, exp: exp}
 	s.counters.Tokens++
 	top := s.opts.TopLevelToken
 	s.mu.Unlock()
