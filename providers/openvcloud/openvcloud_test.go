@@ -842,13 +842,13 @@ func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
 	})
 }
 
-// A 429 storm within the server's limit fails no task: the fake's token bucket (30/s,
-// bursts of 4) throttles a run of eight spaces; every task ends done, each space is
+// A 429 storm within the server's limit fails no task: the fake's token bucket (20/s,
+// bursts of 8) throttles a run of eight spaces; every task ends done, each space is
 // created once, and a rerun sends no create.
 func TestCloudSpace_Apply_RidesRateLimitStorm(t *testing.T) {
 	o := fakeOptions()
 	o.AsyncDelay = 10 * time.Millisecond
-	o.Faults.RateLimit = fault.RateLimit{Rate: 30, Burst: 4}
+	o.Faults.RateLimit = fault.RateLimit{Rate: 20, Burst: 8}
 	srv := ovcfake.New(o)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
@@ -880,7 +880,7 @@ func TestCloudSpace_Apply_RidesRateLimitStorm(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A generous attempt budget: a throttled attempt may still count as one.
-		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 8, MaxAttempts: 200, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 6, MaxAttempts: 200, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond,
 			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: pl.Redactor})
 		st.Close()
 		if err != nil {
