@@ -24,52 +24,61 @@ import (
 // made goes ahead (the lookup must not block it), and a task whose application may
 // exist fails in doubt instead of creating a second one.
 func TestApp_Apply_LookupNotServedFailsSafe(t *testing.T) {
-	for _, status := range []int{http.StatusNotFound, http.StatusMethodNotAllowed} {
-		t.Run(strconv.Itoa(status), func(t *testing.T) {
-			w := newWorld(t, edgefake.Options{AppLookup: status})
-			w.build(testPlan)
-			w.mustApply("retail-admin", "retail", "retail-registry")
-			out, saved, err := w.apply("people-counter", 1, false)
-			if err != nil {
-				t.Fatalf("fresh create: %v", err)
-			}
-			snap := w.srv.Snapshot()
-			if len(snap.Apps) != 1 || out["app_id"].Value != strconv.Itoa(snap.Apps[0].ID) || saved["app_id"] != out["app_id"] {
-				t.Fatalf("apps %+v outputs %v saved %v", snap.Apps, out, saved)
-			}
-			// The client learnt that the lookup is not served: one probe in all.
-			wantGets := 2 // the filtered list, then one unfiltered page
-			if status == http.StatusMethodNotAllowed {
-				wantGets = 1
-			}
-			if n := len(w.callsTo(http.MethodGet, "/v1/app")); n != wantGets {
-				t.Fatalf("%d lookups, want %d", n, wantGets)
-			}
-			// In doubt with the id checkpointed: the id cannot be read either.
-			_, _, err = w.applyWith("people-counter", 2, true, out)
-			checkInDoubt(t, err)
-			if n := w.srv.Snapshot().Counters.AppsCreated; n != 1 {
-				t.Fatalf("%d applications created, want 1", n)
-			}
-		})
-		t.Run(strconv.Itoa(status)+" lost answer", func(t *testing.T) {
-			w := newWorld(t, edgefake.Options{AppLookup: status})
-			w.build(testPlan)
-			w.mustApply("retail-admin", "retail", "retail-registry")
-			w.loseAnswers(http.MethodPost, "/v1/app")
-			_, _, err := w.apply("people-counter", 1, false)
-			w.loseAnswers("", "")
-			if err == nil || !providers.MaybeApplied(err) {
-				t.Fatalf("first attempt: %v, want a maybe-applied failure", err)
-			}
-			_, _, err = w.apply("people-counter", 2, true)
-			checkInDoubt(t, err)
-			if n := len(w.callsTo(http.MethodPost, "/v1/app")); n != 1 {
-				t.Fatalf("%d creates, want 1 (none blind)", n)
-			}
-			w.noDuplicates()
-		})
+	for _, style := range answerStyles {
+		for _, status := range []int{http.StatusNotFound, http.StatusMethodNotAllowed} {
+			opts := style.opts
+			opts.AppLookup = status
+			appLookupCase(t, style.name+"/"+strconv.Itoa(status), opts)
+		}
 	}
+}
+
+func appLookupCase(t *testing.T, name string, opts edgefake.Options) {
+	status := opts.AppLookup
+	t.Run(name, func(t *testing.T) {
+		w := newWorld(t, opts)
+		w.build(testPlan)
+		w.mustApply("retail-admin", "retail", "retail-registry")
+		out, saved, err := w.apply("people-counter", 1, false)
+		if err != nil {
+			t.Fatalf("fresh create: %v", err)
+		}
+		snap := w.srv.Snapshot()
+		if len(snap.Apps) != 1 || out["app_id"].Value != strconv.Itoa(snap.Apps[0].ID) || saved["app_id"] != out["app_id"] {
+			t.Fatalf("apps %+v outputs %v saved %v", snap.Apps, out, saved)
+		}
+		// The client learnt that the lookup is not served: one probe in all.
+		wantGets := 2 // the filtered list, then one unfiltered page
+		if status == http.StatusMethodNotAllowed {
+			wantGets = 1
+		}
+		if n := len(w.callsTo(http.MethodGet, "/v1/app")); n != wantGets {
+			t.Fatalf("%d lookups, want %d", n, wantGets)
+		}
+		// In doubt with the id checkpointed: the id cannot be read either.
+		_, _, err = w.applyWith("people-counter", 2, true, out)
+		checkInDoubt(t, err)
+		if n := w.srv.Snapshot().Counters.AppsCreated; n != 1 {
+			t.Fatalf("%d applications created, want 1", n)
+		}
+	})
+	t.Run(name+" lost answer", func(t *testing.T) {
+		w := newWorld(t, opts)
+		w.build(testPlan)
+		w.mustApply("retail-admin", "retail", "retail-registry")
+		w.loseAnswers(http.MethodPost, "/v1/app")
+		_, _, err := w.apply("people-counter", 1, false)
+		w.loseAnswers("", "")
+		if err == nil || !providers.MaybeApplied(err) {
+			t.Fatalf("first attempt: %v, want a maybe-applied failure", err)
+		}
+		_, _, err = w.apply("people-counter", 2, true)
+		checkInDoubt(t, err)
+		if n := len(w.callsTo(http.MethodPost, "/v1/app")); n != 1 {
+			t.Fatalf("%d creates, want 1 (none blind)", n)
+		}
+		w.noDuplicates()
+	})
 }
 
 func checkInDoubt(t *testing.T, err error) {
