@@ -686,7 +686,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 func TestAccount_Apply_RidesRateLimitStorm(t *testing.T) {
 	o := fakeOptions()
 	o.JobDelay = 20 * time.Millisecond
-	o.Faults.RateLimit = fault.RateLimit{Rate: 10, Burst: 6}
+	o.Faults.RateLimit, o.Faults.RateBurst = 10, 6
 	srv := cnfake.New(o)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()

@@ -140,7 +140,7 @@ func TestRegistry_Apply_BusinessAdminCreatesIt(t *testing.T) {
 // bursts of 6) throttles the whole test plan run by the runner; every task ends
 // done, nothing is duplicated, and a rerun is up to date.
 func TestEdge_Apply_RidesRateLimitStorm(t *testing.T) {
-	w := newWorld(t, edgefake.Options{Faults: fault.Config{RateLimit: fault.RateLimit{Rate: 10, Burst: 6}}})
+	w := newWorld(t, edgefake.Options{Faults: fault.Config{RateLimit: 10, RateBurst: 6}})
 	w.build(testPlan)
 	var tasks []*providers.Task
 	for _, tk := range w.tasks {

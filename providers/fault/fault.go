@@ -1,15 +1,19 @@
 // Package fault injects failures into the fake vendor servers: latency, 5xx answers,
 // 429 with Retry-After, dropped connections (request not applied) and lost responses
-// (request applied, answer never sent). Every fake server wraps its handler with an
-// Injector, so tests and the sandbox can switch faults on and off at run time and
-// count what was injected. An Injector is safe for concurrent use.
+// (request applied, answer never sent), and a server-side rate limit (a token
+// bucket: over it, 429 with Retry-After in the vendor's own shape). Every fake server
+// wraps its handler with an Injector, so tests and the sandbox can switch faults on
+// and off at run time and count what was injected. An Injector is safe for
+// concurrent use.
 package fault
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,18 +29,23 @@ type Config struct {
 	LostRate     float64       // apply the request, then close the connection without answering
 	OnlyMutating bool          // inject only into POST/PUT/PATCH/DELETE
 	Seed         uint64        // 0: random
-	// RateLimit is a server-side token bucket over every request (OnlyMutating does
-	// not apply to it); over it a request gets 429 with Retry-After, not applied.
-	RateLimit RateLimit
+	// RateLimit is the requests per second the server accepts: a token bucket
+	// refilled at this rate (0: no limit). A request that finds it empty is answered
+	// 429 with Retry-After (the wait for the next token in whole seconds, at least 1)
+	// and is not applied. It counts every request, GETs included (OnlyMutating does
+	// not apply to it).
+	RateLimit float64
+	// RateBurst is the bucket's size (default: RateLimit rounded up, at least 1).
+	RateBurst int
 }
 
 // Off reports whether no fault is switched on.
 func (c Config) Off() bool {
-	return c.Latency == 0 && c.ErrorRate == 0 && c.TooManyRate == 0 && c.DropRate == 0 && c.LostRate == 0 && !c.RateLimit.On()
+	return c.Latency == 0 && c.ErrorRate == 0 && c.TooManyRate == 0 && c.DropRate == 0 && c.LostRate == 0 && c.RateLimit <= 0
 }
 
-// Counts of injected faults. Throttled counts the 429 answers of the server-side
-// rate limit (TooMany those of TooManyRate).
+// Counts of injected faults. Throttled counts the rate limit's 429 answers (TooMany
+// those of TooManyRate).
 type Counts struct {
 	Requests, Errors, TooMany, Dropped, Lost, Throttled int64
 }
@@ -48,22 +57,33 @@ func (c Counts) String() string {
 // Total is the number of injected faults of every kind.
 func (c Counts) Total() int64 { return c.Errors + c.TooMany + c.Dropped + c.Lost + c.Throttled }
 
+// ThrottleFunc writes a fake's 429 answer in its vendor's shape; retryAfter is the
+// wait, in whole seconds, that the Retry-After header (already set) announces.
+type ThrottleFunc func(w http.ResponseWriter, r *http.Request, retryAfter time.Duration)
+
+// DefaultThrottle answers {"error":"too many requests"} (the fakes' generic shape).
+func DefaultThrottle(w http.ResponseWriter, _ *http.Request, _ time.Duration) {
+	http.Error(w, `{"error":"too many requests"}`, http.StatusTooManyRequests)
+}
+
 // Injector wraps handlers with faults.
 type Injector struct {
 	cfg atomic.Pointer[Config]
 	mu  sync.Mutex
 	rng *rand.Rand
-	// bucket is the server-side rate limit's (rebuilt when the limit changes);
-	// reply writes 429 answers. Both under mu.
-	bucket *Bucket
-	reply  ThrottleReply
 
 	requests, errors, tooMany, dropped, lost, throttled atomic.Int64
+
+	// The rate limit's bucket, under mu: tokens left at the last request.
+	tokens float64
+	last   time.Time
+	now    func() time.Time
+	reply  atomic.Pointer[ThrottleFunc]
 }
 
 // New returns an injector with cfg switched on.
 func New(cfg Config) *Injector {
-	in := &Injector{}
+	in := &Injector{now: time.Now}
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -73,12 +93,65 @@ func New(cfg Config) *Injector {
 	return in
 }
 
-// Set replaces the switches.
+// Set replaces the switches. A changed rate limit starts with a full bucket.
 func (in *Injector) Set(cfg Config) {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = time.Second
 	}
+	if cfg.RateLimit > 0 && cfg.RateBurst <= 0 {
+		cfg.RateBurst = max(1, int(math.Ceil(cfg.RateLimit)))
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if old := in.cfg.Load(); old == nil || old.RateLimit != cfg.RateLimit || old.RateBurst != cfg.RateBurst {
+		in.tokens, in.last = float64(cfg.RateBurst), time.Time{}
+	}
 	in.cfg.Store(&cfg)
+}
+
+// SetClock replaces the rate limit's clock (tests).
+func (in *Injector) SetClock(now func() time.Time) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.now, in.last = now, time.Time{}
+}
+
+// SetThrottle sets how 429 answers look (the rate limit's and TooManyRate's), so
+// that each fake answers in its vendor's shape; nil restores DefaultThrottle.
+func (in *Injector) SetThrottle(f ThrottleFunc) {
+	if f == nil {
+		f = DefaultThrottle
+	}
+	in.reply.Store(&f)
+}
+
+// take takes a token from the bucket; without one it returns the wait for the next.
+func (in *Injector) take(cfg *Config) (ok bool, wait time.Duration) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	now := in.now()
+	if !in.last.IsZero() && now.After(in.last) {
+		in.tokens = math.Min(float64(cfg.RateBurst), in.tokens+now.Sub(in.last).Seconds()*cfg.RateLimit)
+	}
+	if in.last.IsZero() || now.After(in.last) {
+		in.last = now
+	}
+	if in.tokens >= 1 {
+		in.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - in.tokens) / cfg.RateLimit * float64(time.Second))
+}
+
+// throttle answers 429 with Retry-After (whole seconds, at least 1) in the reply set.
+func (in *Injector) throttle(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	f := DefaultThrottle
+	if p := in.reply.Load(); p != nil {
+		f = *p
+	}
+	f(w, r, time.Duration(secs)*time.Second)
 }
 
 // Config returns the current switches.
@@ -104,8 +177,12 @@ func (in *Injector) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in.requests.Add(1)
 		cfg := in.cfg.Load()
-		if !in.limited(w, r, cfg.RateLimit) {
-			return
+		if cfg.RateLimit > 0 {
+			if ok, wait := in.take(cfg); !ok {
+				in.throttled.Add(1)
+				in.throttle(w, r, wait)
+				return
+			}
 		}
 		if cfg.Off() || (cfg.OnlyMutating && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 			h.ServeHTTP(w, r)

@@ -4,6 +4,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,101 +62,90 @@ func TestInjector_Wrap(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock moved by hand.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time      { return c.t }
-func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
-func newFakeClock() *fakeClock           { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
-func takeN(b *Bucket, n int) (taken int) {
-	for i := 0; i < n; i++ {
-		if ok, _ := b.Take(); ok {
-			taken++
-		}
-	}
-	return taken
+// handClock is a clock moved by hand (the rate limit's, in tests).
+type handClock struct {
+	mu sync.Mutex
+	t  time.Time
 }
 
-func TestBucket_Take_BurstThenRate(t *testing.T) {
-	c := newFakeClock()
-	b := NewBucket(RateLimit{Rate: 4, Burst: 3}, c.now)
-	if got := takeN(b, 10); got != 3 {
-		t.Fatalf("a full bucket gave %d tokens, want the burst of 3", got)
-	}
-	ok, wait := b.Take()
-	if ok || wait != 250*time.Millisecond {
-		t.Fatalf("empty bucket: ok=%v wait=%s, want a refusal and 250ms", ok, wait)
-	}
-	c.add(500 * time.Millisecond)
-	if got := takeN(b, 10); got != 2 {
-		t.Fatalf("after 500ms at 4/s: %d tokens, want 2", got)
-	}
-	c.add(time.Hour)
-	if got := takeN(b, 10); got != 3 {
-		t.Fatalf("after a long pause: %d tokens, want the burst of 3 (never more)", got)
-	}
-	if ok, _ := NewBucket(RateLimit{}, c.now).Take(); !ok {
-		t.Fatal("a bucket without rate must not limit")
-	}
-	if n := NewBucket(RateLimit{Rate: 2.5}, c.now); takeN(n, 10) != 3 {
-		t.Fatal("the default burst is ceil(rate)")
-	}
+func (c *handClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *handClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
-func TestRetryAfterSeconds(t *testing.T) {
-	for _, tc := range []struct {
-		wait time.Duration
-		want int
-	}{{0, 1}, {time.Millisecond, 1}, {time.Second, 1}, {1001 * time.Millisecond, 2}, {2500 * time.Millisecond, 3}} {
-		if got := RetryAfterSeconds(tc.wait); got != tc.want {
-			t.Errorf("RetryAfterSeconds(%s) = %d, want %d", tc.wait, got, tc.want)
-		}
-	}
+// statusOf sends one GET through h and returns the status, Retry-After and body.
+func statusOf(t *testing.T, h http.Handler) (int, string, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	return rec.Code, rec.Header().Get("Retry-After"), rec.Body.String()
 }
 
-// Over the server-side limit a request gets 429 with Retry-After in the reply the
-// fake installed, is not applied, and is counted as throttled.
-func TestInjector_RateLimit_ThrottlesWithReply(t *testing.T) {
+// The bucket lets a burst through, then refills at the rate and never holds more
+// than the burst; the Retry-After is the wait for the next token, rounded up.
+func TestInjector_RateLimitBucketRefills(t *testing.T) {
+	clk := &handClock{t: time.Unix(1_700_000_000, 0)}
+	in := New(Config{RateLimit: 4, RateBurst: 3, OnlyMutating: true})
+	in.SetClock(clk.now)
 	var applied atomic.Int64
-	in := New(Config{RateLimit: RateLimit{Rate: 0.001, Burst: 2}, OnlyMutating: true})
-	in.SetThrottleReply(func(w http.ResponseWriter, _ *http.Request, secs int) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = io.WriteString(w, `{"detail":"throttled"}`)
-	})
-	srv := httptest.NewServer(in.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { applied.Add(1) })))
-	defer srv.Close()
-	var statuses []int
-	for i := 0; i < 4; i++ {
-		resp, err := http.Get(srv.URL) // a GET: the limit ignores OnlyMutating
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		statuses = append(statuses, resp.StatusCode)
-		if resp.StatusCode == http.StatusTooManyRequests {
-			if ra := resp.Header.Get("Retry-After"); ra == "" || ra == "0" {
-				t.Errorf("429 without a usable Retry-After: %q", ra)
-			}
-			if string(body) != `{"detail":"throttled"}` {
-				t.Errorf("429 body %q, want the installed reply", body)
+	h := in.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { applied.Add(1) }))
+	passed := func(n int) (ok int) {
+		for i := 0; i < n; i++ {
+			if st, _, _ := statusOf(t, h); st == http.StatusOK {
+				ok++
 			}
 		}
+		return ok
 	}
-	if applied.Load() != 2 || statuses[0] != 200 || statuses[1] != 200 || statuses[2] != 429 || statuses[3] != 429 {
-		t.Fatalf("statuses %v, applied %d: want the burst of 2 through and the rest refused", statuses, applied.Load())
+	if got := passed(10); got != 3 {
+		t.Fatalf("a full bucket let %d through, want the burst of 3", got)
 	}
-	if c := in.Counts(); c.Throttled != 2 || c.TooMany != 0 {
-		t.Fatalf("counts %s", c)
+	if st, ra, _ := statusOf(t, h); st != http.StatusTooManyRequests || ra != "1" {
+		t.Fatalf("empty bucket: %d Retry-After %q, want 429 and 1 (250ms rounded up)", st, ra)
+	}
+	clk.add(500 * time.Millisecond)
+	if got := passed(10); got != 2 {
+		t.Fatalf("after 500ms at 4/s: %d through, want 2", got)
+	}
+	clk.add(time.Hour)
+	if got := passed(10); got != 3 {
+		t.Fatalf("after a long pause: %d through, want the burst of 3, never more", got)
+	}
+	if c := in.Counts(); c.Throttled != 23 || applied.Load() != 8 || c.TooMany != 0 {
+		t.Fatalf("counts %s, applied %d", c, applied.Load())
+	}
+	slow := New(Config{RateLimit: 0.25, RateBurst: 1})
+	slow.SetClock(clk.now)
+	h2 := slow.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	statusOf(t, h2)
+	if _, ra, _ := statusOf(t, h2); ra != "4" {
+		t.Fatalf("Retry-After %q at 0.25/s, want 4", ra)
 	}
 	in.Set(Config{})
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
+	if got := passed(5); got != 5 {
+		t.Fatalf("limit switched off: %d of 5 through", got)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("limit switched off: status %d", resp.StatusCode)
+}
+
+// A fake's own 429 shape answers both the rate limit and TooManyRate.
+func TestInjector_RateLimitAnswersInFakesShape(t *testing.T) {
+	in := New(Config{RateLimit: 0.001, RateBurst: 1})
+	in.SetThrottle(func(w http.ResponseWriter, _ *http.Request, retryAfter time.Duration) {
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"detail":"Request was throttled. Expected available in `+strconv.Itoa(int(retryAfter/time.Second))+` seconds."}`)
+	})
+	h := in.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	if st, _, _ := statusOf(t, h); st != http.StatusOK {
+		t.Fatalf("first request: %d", st)
+	}
+	st, ra, body := statusOf(t, h)
+	if st != http.StatusTooManyRequests || ra == "" || !strings.Contains(body, "Expected available in "+ra+" seconds") {
+		t.Fatalf("throttled: %d %q %s", st, ra, body)
+	}
+	in.Set(Config{TooManyRate: 1, RetryAfter: 2 * time.Second})
+	if st, ra, body := statusOf(t, h); st != http.StatusTooManyRequests || ra != "2" || !strings.Contains(body, "in 2 seconds") {
+		t.Fatalf("TooManyRate: %d %q %s", st, ra, body)
 	}
 }

@@ -848,7 +848,7 @@ func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
 func TestCloudSpace_Apply_RidesRateLimitStorm(t *testing.T) {
 	o := fakeOptions()
 	o.AsyncDelay = 10 * time.Millisecond
-	o.Faults.RateLimit = fault.RateLimit{Rate: 20, Burst: 8}
+	o.Faults.RateLimit, o.Faults.RateBurst = 20, 8
 	srv := ovcfake.New(o)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()

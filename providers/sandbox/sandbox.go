@@ -228,8 +228,8 @@ func (s *Sandbox) Counts() fault.Counts {
 		t.Errors += c.Errors
 		t.TooMany += c.TooMany
 		t.Dropped += c.Dropped
-		t.Lost += c.Lost
 		t.Throttled += c.Throttled
+		t.Lost += c.Lost
 	}
 	return t
 }

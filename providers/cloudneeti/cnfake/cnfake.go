@@ -188,7 +188,7 @@ func New(o Options) *Server {
 		s.addLicense(l)
 	}
 	s.Faults = fault.New(o.Faults)
-	s.Faults.SetThrottleReply(throttled)
+	s.Faults.SetThrottle(throttled)
 	m := http.NewServeMux()
 	// Seed "STEP 3 Acquire an access token" and tokenAPI.md: license token, and the
 	// account token with ?accountId=; the {result: {token}} shape: API-NOTES 4.
@@ -233,9 +233,9 @@ func (s *Server) addLicense(l License) {
 }
 
 // throttled is the API gateway's 429 (inference, see the package comment).
-func throttled(w http.ResponseWriter, _ *http.Request, secs int) {
+func throttled(w http.ResponseWriter, _ *http.Request, retryAfter time.Duration) {
 	writeJSON(w, http.StatusTooManyRequests, map[string]any{"statusCode": http.StatusTooManyRequests,
-		"message": fmt.Sprintf("Rate limit is exceeded. Try again in %d seconds.", secs)})
+		"message": fmt.Sprintf("Rate limit is exceeded. Try again in %d seconds.", int(retryAfter/time.Second))})
 }
 
 // ServeHTTP implements http.Handler (with faults).

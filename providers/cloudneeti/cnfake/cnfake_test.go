@@ -215,7 +215,7 @@ func TestServer_ErrorsIn200(t *testing.T) {
 // Over the server-side limit the API gateway answers 429 with Retry-After and its
 // {statusCode, message} body.
 func TestServer_RateLimit(t *testing.T) {
-	s, c := start(t, func(o *Options) { o.Faults.RateLimit.Rate, o.Faults.RateLimit.Burst = 0.001, 1 })
+	s, c := start(t, func(o *Options) { o.Faults.RateLimit, o.Faults.RateBurst = 0.001, 1 })
 	c.login()
 	req, _ := http.NewRequest("GET", c.base+lic+"/licenseAccounts", nil)
 	req.Header.Set("Ocp-Apim-Subscription-Key", c.key)

@@ -249,7 +249,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{Faults: fault.New(o.Faults), opts: o, nextID: 1, clusters: map[string]*cluster{},
 		repoUsers: map[string]string{}, tokens: map[string]*session{}}
-	s.Faults.SetThrottleReply(s.throttled)
+	s.Faults.SetThrottle(s.throttled)
 	for name, nodes := range o.Clusters {
 		s.clusters[name] = &cluster{labels: map[string]bool{}, nodes: append([]string(nil), nodes...), nodeLabels: map[string]map[string]bool{}}
 	}
@@ -338,10 +338,10 @@ func New(o Options) *Server {
 
 // throttled is the rate limit's 429: {code, msg} like the fake's other errors, with
 // Retry-After (inference: the seed documents no rate limit).
-func (s *Server) throttled(w http.ResponseWriter, _ *http.Request, secs int) {
+func (s *Server) throttled(w http.ResponseWriter, _ *http.Request, retryAfter time.Duration) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusTooManyRequests)
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": http.StatusTooManyRequests, "msg": fmt.Sprintf("too many requests, retry in %d second(s)", secs)})
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": http.StatusTooManyRequests, "msg": fmt.Sprintf("too many requests, retry in %d second(s)", int(retryAfter/time.Second))})
 }
 
 // ServeHTTP implements http.Handler.

@@ -363,7 +363,7 @@ func TestServer_AppLookupSwitchAndRateLimit(t *testing.T) {
 			}
 		}
 	}
-	s, c := newFake(t, Options{Faults: fault.Config{RateLimit: fault.RateLimit{Rate: 0.001, Burst: 1}}})
+	s, c := newFake(t, Options{Faults: fault.Config{RateLimit: 0.001, RateBurst: 1}})
 	c.login(AdminName, adminPW)
 	req, _ := http.NewRequest(http.MethodPost, c.ts.URL+"/v1/authorization", strings.NewReader(`{"user":"admin","password":"x"}`))
 	resp, err := http.DefaultClient.Do(req)

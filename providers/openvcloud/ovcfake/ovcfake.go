@@ -238,7 +238,7 @@ func New(o Options) *Server {
 	o.Accounts = accounts
 	s := &Server{opts: o, nextID: 100, spaces: map[int]*Space{}, tasks: map[string]*task{}, sessions: map[string]cred{}, jwts: map[string]cred{}}
 	s.Faults = fault.New(o.Faults)
-	s.Faults.SetThrottleReply(throttled)
+	s.Faults.SetThrottle(throttled)
 	m := http.NewServeMux()
 	// Seed "JWT" (curl -d grant_type=client_credentials...&response_type=id_token) and
 	// ovc-sdk-go v3 client.go jwtFromIYO; the JSON form: API-NOTES 3 (inference).
@@ -267,8 +267,8 @@ func copyMap(m map[string]string) map[string]string {
 
 // throttled is the rate limit's 429: the message as a JSON string, like every
 // OpenvCloud error (inference).
-func throttled(w http.ResponseWriter, _ *http.Request, secs int) {
-	writeJSON(w, http.StatusTooManyRequests, fmt.Sprintf("Too many requests, retry in %d second(s).", secs))
+func throttled(w http.ResponseWriter, _ *http.Request, retryAfter time.Duration) {
+	writeJSON(w, http.StatusTooManyRequests, fmt.Sprintf("Too many requests, retry in %d second(s).", int(retryAfter/time.Second)))
 }
 
 // ServeHTTP implements http.Handler (with faults).

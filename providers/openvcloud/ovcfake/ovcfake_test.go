@@ -231,7 +231,7 @@ func TestServer_TaskGet_OlderServerAnswers(t *testing.T) {
 // The server-side rate limit answers 429 with Retry-After and the message as a JSON
 // string, and lets requests through again once the bucket refills.
 func TestServer_RateLimit(t *testing.T) {
-	s, c, _ := start(t, func(o *Options) { o.Faults.RateLimit.Rate, o.Faults.RateLimit.Burst = 0.001, 2 })
+	s, c, _ := start(t, func(o *Options) { o.Faults.RateLimit, o.Faults.RateBurst = 0.001, 2 })
 	session(c)
 	session(c)
 	req, _ := http.NewRequest(http.MethodPost, c.base+"/restmachine/cloudapi/users/authenticate", strings.NewReader("username=ops&password=x"))
