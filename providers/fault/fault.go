@@ -116,8 +116,8 @@ func (in *Injector) SetClock(now func() time.Time) {
 	in.now, in.last = now, time.Time{}
 }
 
-// SetThrottle sets how 429 answers look (the rate limit's and TooManyRate's), so
-// that each fake answers in its vendor's shape; nil restores DefaultThrottle.
+// SetThrottle sets how the rate limit's 429 answers look, so that each fake answers
+// in its vendor's shape; nil restores DefaultThrottle.
 func (in *Injector) SetThrottle(f ThrottleFunc) {
 	if f == nil {
 		f = DefaultThrottle
@@ -202,7 +202,8 @@ func (in *Injector) Wrap(h http.Handler) http.Handler {
 			return
 		case in.roll(cfg.TooManyRate):
 			in.tooMany.Add(1)
-			in.throttle(w, r, cfg.RetryAfter)
+			w.Header().Set("Retry-After", strconv.Itoa(int((cfg.RetryAfter+time.Second-1)/time.Second)))
+			http.Error(w, `{"error":"too many requests"}`, http.StatusTooManyRequests)
 			return
 		case in.roll(cfg.ErrorRate):
 			in.errors.Add(1)
