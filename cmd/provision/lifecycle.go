@@ -540,12 +540,16 @@ func previewDestroy(ctx context.Context, c *common, path, only string, includeAd
 	return nil
 }
 
-// stdin is where confirmations are read (a terminal only).
-var stdin = os.Stdin
+// stdin is where confirmations are read; interactive says whether a person can
+// answer there (both stdin and stderr are terminals). Tests replace both.
+var (
+	stdin       io.Reader = os.Stdin
+	interactive           = func(stderr io.Writer) bool { return term.IsTerminal(int(os.Stdin.Fd())) && isTerminal(stderr) }
+)
 
 // confirm asks on the terminal for "yes"; without a terminal it refuses, naming --yes.
 func confirm(question string, stderr io.Writer) error {
-	if !term.IsTerminal(int(stdin.Fd())) || !isTerminal(stderr) {
+	if !interactive(stderr) {
 		return withCode(ExitBadInput, fmt.Errorf("%s\n  no terminal to confirm on: rerun with --yes to go ahead", question))
 	}
 	fmt.Fprintf(stderr, "%s\nType yes to go ahead: ", question)
