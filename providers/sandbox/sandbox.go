@@ -174,7 +174,7 @@ func (s *Sandbox) Report() map[string]any {
 	}
 	s.mu.Unlock()
 	c := s.Counts()
-	out["_faults"] = map[string]int64{"requests": c.Requests, "5xx": c.Errors, "429": c.TooMany, "dropped": c.Dropped, "lost": c.Lost}
+	out["_faults"] = map[string]int64{"requests": c.Requests, "5xx": c.Errors, "429": c.TooMany, "dropped": c.Dropped, "lost": c.Lost, "throttled": c.Throttled}
 	return out
 }
 
