@@ -89,6 +89,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summary bool, stdout, stderr io.Writer) error {
+	if err := c.checkStateFlag(); err != nil {
+		return err
+	}
 	l, err := c.load(ctx, path, stderr)
 	if err != nil {
 		return err
@@ -99,6 +102,7 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 	if err != nil {
 		return err
 	}
+	printStateWarnings(stderr, st)
 	recs := map[string]*state.Record{}
 	if st != nil {
 		recs, err = st.Load()
@@ -246,8 +250,11 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if dry {
 		return dryRunPlan(ctx, &c, pos[0], only, asJSON, false, stdout, stderr)
 	}
-	if o.Parallel < 1 || o.MaxAttempts < 1 || o.MaxFailures < 0 || o.Grace <= 0 || o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase || progressEvery <= 0 {
-		return withCode(ExitBadInput, errors.New("apply: --parallel and --max-attempts must be >= 1, --max-failures >= 0, durations > 0 and --backoff-max >= --backoff"))
+	if err := checkApplyFlags(&c, o, progressEvery); err != nil {
+		return err
+	}
+	if err := c.checkStateFlag(); err != nil {
+		return err
 	}
 	o.Only = splitList(only)
 	l, err := c.load(ctx, pos[0], stderr)
@@ -271,6 +278,9 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		return err
 	}
 	defer st.Close()
+	for _, m := range st.Warnings() {
+		log.Warn().Msg(m)
+	}
 	if l.sandbox != nil {
 		log.Info().Str("urls", l.sandbox.Describe()).Msg("sandbox: fake vendor APIs started in-process")
 	}
@@ -438,6 +448,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
+		rep.Warnings = append(rep.Warnings, st.Warnings()...)
 		err = st.ForEach(func(r *state.Record) error {
 			if _, dup := all[r.ID]; dup {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))

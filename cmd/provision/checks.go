@@ -1,0 +1,66 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"provision/runner"
+	"provision/state"
+)
+
+// checkApplyFlags checks apply's numeric flags, naming the first one at fault.
+func checkApplyFlags(c *common, o runner.Options, progressEvery time.Duration) error {
+	switch {
+	case o.Parallel < 1:
+		return c.flagErr("--parallel %d: want at least 1", o.Parallel)
+	case o.MaxAttempts < 1:
+		return c.flagErr("--max-attempts %d: want at least 1", o.MaxAttempts)
+	case o.MaxFailures < 0:
+		return c.flagErr("--max-failures %d: want 0 (no limit) or more", o.MaxFailures)
+	case o.Grace <= 0:
+		return c.flagErr("--grace %s: want a duration above 0", o.Grace)
+	case o.BackoffBase <= 0:
+		return c.flagErr("--backoff %s: want a duration above 0", o.BackoffBase)
+	case o.BackoffMax < o.BackoffBase:
+		return c.flagErr("--backoff-max %s: want at least --backoff (%s)", o.BackoffMax, o.BackoffBase)
+	case progressEvery <= 0:
+		return c.flagErr("--progress-interval %s: want a duration above 0", progressEvery)
+	}
+	return nil
+}
+
+// checkStateFlag refuses a --state file whose directory does not exist: on a resume
+// a mistyped path would otherwise start a fresh state and run every task again. (The
+// default state directory next to the plan is created when needed.)
+func (c *common) checkStateFlag() error {
+	if c.statePath == "" {
+		return nil
+	}
+	dir := filepath.Dir(c.statePath)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return c.flagErr("--state %s: directory %s does not exist (check the path: a new state file would run every task again; to start one there, create the directory first)", c.statePath, dir)
+	case err != nil:
+		return c.flagErr("--state %s: %v", c.statePath, err)
+	case !fi.IsDir():
+		return c.flagErr("--state %s: %s is not a directory", c.statePath, dir)
+	}
+	return nil
+}
+
+// printStateWarnings shows what opening the state found questionable (a file others
+// may write, sealed outputs without a key, leftovers removed).
+func printStateWarnings(w io.Writer, st *state.Store) {
+	if st == nil {
+		return
+	}
+	for _, m := range st.Warnings() {
+		fmt.Fprintf(w, "provision: warning: %s\n", m)
+	}
+}
