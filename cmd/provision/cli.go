@@ -284,6 +284,7 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 		}
 		tasks = append(tasks, ts...)
 	}
+	errs = append(errs, providers.CheckOutputRefs(reg, p)...)
 	if len(errs) > 0 {
 		l.close()
 		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(uniqueErrors(errs, 100))))
