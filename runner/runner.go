@@ -460,6 +460,7 @@ func (r *run) attempt(i int32) outcome {
 	rec.LastError = ""
 	rec.MaybeApplied = false
 	rec.FinishedAt = now
+	rec.Info = &state.TaskInfo{Kind: t.Kind, Endpoint: t.Endpoint, Spec: providers.SpecJSON(t.Spec), Deps: t.Deps, Adopted: x.Adopted}
 	if err := r.st.Put(rec); err != nil {
 		return outcome{i: i, fatal: fmt.Errorf("%w: record result of %s: %v", ErrStateWrite, t.ID, err)}
 	}

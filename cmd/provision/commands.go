@@ -98,7 +98,7 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 	}
 	defer l.close()
 	sp := c.statePathFor(l.plan)
-	st, err := openState(sp, l.plan, true)
+	st, err := c.openState(sp, l, true)
 	if err != nil {
 		return err
 	}
@@ -236,6 +236,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, 429, network)")
 	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
 	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
+	fs.BoolVar(&c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
 	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
 	fs.IntVar(&o.MaxFailures, "max-failures", 0, "stop starting tasks after `N` failures (0: no limit)")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "after a stop request, how long in-flight tasks may finish")
@@ -273,7 +274,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	o.Redactor = red
 	o.Progress = &runner.Progress{}
 	sp := c.statePathFor(l.plan)
-	st, err := openState(sp, l.plan, false)
+	st, err := c.openState(sp, l, false)
 	if err != nil {
 		return err
 	}
@@ -449,6 +450,11 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
 		rep.Warnings = append(rep.Warnings, st.Warnings()...)
+		if l != nil {
+			for _, d := range state.TargetDiff(st.Meta().Target, l.target) {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s (its records say nothing about the plan's endpoints)", sp, d))
+			}
+		}
 		err = st.ForEach(func(r *state.Record) error {
 			if _, dup := all[r.ID]; dup {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
