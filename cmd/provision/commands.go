@@ -230,7 +230,8 @@ changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones fin
 (--grace), exit 3; a second signal exits at once.
 
 Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
-(32 bytes base64/hex, or a passphrase), and not stored otherwise.`)
+(32 bytes base64/hex: head -c32 /dev/urandom | base64; or a passphrase of at least
+16 characters), and not stored otherwise.`)
 	c.register(fs, true)
 	fs.IntVar(&o.Parallel, "parallel", 16, "tasks applied at once")
 	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, 429, network)")
