@@ -123,14 +123,17 @@ func TestRecordEncoding_GarbageIsErrCorrupt(t *testing.T) {
 
 // fixCRC replaces the last 4 bytes with the checksum of the rest: for a format-3
 // record, keyed with the task id "t1" the tests decode with.
-func fixCRC(b []byte) []byte {
+func fixCRC(b []byte) []byte { return fixCRCFor("t1", b) }
+
+// fixCRCFor is fixCRC for a record of task id.
+func fixCRCFor(id string, b []byte) []byte {
 	if len(b) < 4 {
 		return b
 	}
 	b = bytes.Clone(b)
 	sum := crc32.Checksum(b[:len(b)-4], crcTable)
 	if b[0] == recordV3 {
-		sum = keyedChecksum("t1", b[:len(b)-4])
+		sum = keyedChecksum(id, b[:len(b)-4])
 	}
 	binary.LittleEndian.PutUint32(b[len(b)-4:], sum)
 	return b
@@ -181,13 +184,17 @@ func FuzzDecodeRecord(f *testing.F) {
 			if err != nil {
 				f.Fatal(err)
 			}
+			b = fixCRCFor("id", b) // the task id the fuzz function decodes with
 			f.Add(b)
 			f.Add(b[:len(b)/2])
 			m := bytes.Clone(b)
 			m[len(m)/2] ^= 0xff
 			f.Add(m)
-			f.Add(fixCRC(m))
-			f.Add(fixCRC(append(bytes.Clone(b[:len(b)-4]), 0, 0, 0, 0, 0)))
+			f.Add(fixCRCFor("id", m))
+			f.Add(fixCRCFor("id", append(bytes.Clone(b[:len(b)-4]), 0, 0, 0, 0, 0)))
+			v2 := bytes.Clone(b)
+			v2[0] = recordV2
+			f.Add(fixCRCFor("id", v2))
 		}
 	}
 	f.Add([]byte(`{"v":1,"s":2,"a":1,"o":{"x":{"v":"y"}}}`))
@@ -198,7 +205,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{2})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, in := range [][]byte{b, fixCRC(b)} {
+		for _, in := range [][]byte{b, fixCRCFor("id", b)} {
 			for _, s := range []*sealer{sl, nil} {
 				r, err := decodeRecord("id", in, s)
 				if err != nil {
