@@ -28,7 +28,7 @@ SANDBOX_PID=$!
 for _ in $(seq 50); do grep -q "serving on" "$WORK/sandbox.log" 2>/dev/null && break; sleep 0.1; done
 cat "$WORK/sandbox.log"
 URL=http://127.0.0.1:$PORT
-COMMON=(--sandbox-url "$URL" --state "$STATE" --progress-interval 2s)
+COMMON=(--sandbox-url "$URL" --state "$STATE" --progress-interval 2s --yes)
 
 say "3. dry run"
 "$BIN" plan "$PLAN" "${COMMON[@]:0:4}" --summary

@@ -3,35 +3,40 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"provision/runner"
-	"provision/state"
 )
 
-// checkApplyFlags checks apply's numeric flags, naming the first one at fault.
-func checkApplyFlags(c *common, o runner.Options, progressEvery time.Duration) error {
+// checkRunFlags checks the numeric flags of apply (and the commands that run tasks
+// like it), naming the first one at fault.
+func checkRunFlags(cmd string, o runner.Options, progressEvery time.Duration) error {
 	switch {
 	case o.Parallel < 1:
-		return c.flagErr("--parallel %d: want at least 1", o.Parallel)
+		return cmdFlagErr(cmd, "--parallel %d: want at least 1", o.Parallel)
 	case o.MaxAttempts < 1:
-		return c.flagErr("--max-attempts %d: want at least 1", o.MaxAttempts)
+		return cmdFlagErr(cmd, "--max-attempts %d: want at least 1", o.MaxAttempts)
 	case o.MaxFailures < 0:
-		return c.flagErr("--max-failures %d: want 0 (no limit) or more", o.MaxFailures)
+		return cmdFlagErr(cmd, "--max-failures %d: want 0 (no limit) or more", o.MaxFailures)
 	case o.Grace <= 0:
-		return c.flagErr("--grace %s: want a duration above 0", o.Grace)
+		return cmdFlagErr(cmd, "--grace %s: want a duration above 0", o.Grace)
 	case o.BackoffBase <= 0:
-		return c.flagErr("--backoff %s: want a duration above 0", o.BackoffBase)
+		return cmdFlagErr(cmd, "--backoff %s: want a duration above 0", o.BackoffBase)
 	case o.BackoffMax < o.BackoffBase:
-		return c.flagErr("--backoff-max %s: want at least --backoff (%s)", o.BackoffMax, o.BackoffBase)
+		return cmdFlagErr(cmd, "--backoff-max %s: want at least --backoff (%s)", o.BackoffMax, o.BackoffBase)
 	case progressEvery <= 0:
-		return c.flagErr("--progress-interval %s: want a duration above 0", progressEvery)
+		return cmdFlagErr(cmd, "--progress-interval %s: want a duration above 0", progressEvery)
 	}
 	return nil
+}
+
+// cmdFlagErr is a bad-input error about one flag of command cmd, in one line that
+// ends by pointing at the command's --help.
+func cmdFlagErr(cmd, format string, a ...any) error {
+	return withCode(ExitBadInput, fmt.Errorf("%s: %s; see provision %s --help", cmd, fmt.Sprintf(format, a...), cmd))
 }
 
 // checkStateFlag refuses a --state file whose directory does not exist: on a resume
@@ -52,15 +57,4 @@ func (c *common) checkStateFlag() error {
 		return c.flagErr("--state %s: %s is not a directory", c.statePath, dir)
 	}
 	return nil
-}
-
-// printStateWarnings shows what opening the state found questionable (a file others
-// may write, sealed outputs without a key, leftovers removed).
-func printStateWarnings(w io.Writer, st *state.Store) {
-	if st == nil {
-		return
-	}
-	for _, m := range st.Warnings() {
-		fmt.Fprintf(w, "provision: warning: %s\n", m)
-	}
 }

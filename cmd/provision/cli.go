@@ -31,8 +31,10 @@ checkpointed so that rerunning the same command resumes after a failure or a kil
 Usage:
   provision validate PLAN           check a plan; no remote call, no state
   provision plan PLAN               dry run: what apply would do, per task, with totals
-  provision apply PLAN              run the plan (rerun to resume)
+  provision apply PLAN              run the plan (rerun to resume; --prune deletes removed items)
+  provision destroy PLAN            delete what the plan created (--only part of it; --dry-run)
   provision status [PLAN]           what the state file says: counts, failures
+  provision state list|show|forget  tasks of the state, one task, mark tasks in doubt
   provision graph PLAN              the task graph in Graphviz DOT
   provision sandbox                 serve fake vendor APIs on localhost
   provision help sections           every plan section and its fields
@@ -71,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdPlan(ctx, rest, stdout, stderr)
 	case "apply":
 		return cmdApply(ctx, rest, stdout, stderr)
+	case "destroy":
+		return cmdDestroy(ctx, rest, stdout, stderr)
+	case "state":
+		return cmdState(ctx, rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "graph":
@@ -121,6 +127,7 @@ type common struct {
 	faults     faultFlags
 	probe      bool
 	cmd        string // the command's name, for flag errors
+	refresh    bool
 }
 
 func (c *common) register(fs *flag.FlagSet, withState bool) {
@@ -222,9 +229,7 @@ func (c *common) logger(stderr io.Writer, red *plan.Redactor) (zerolog.Logger, e
 
 // flagErr is a bad-input error about one flag of c's command, in one line that ends
 // by pointing at the command's --help.
-func (c *common) flagErr(format string, a ...any) error {
-	return withCode(ExitBadInput, fmt.Errorf("%s: %s; see provision %s --help", c.cmd, fmt.Sprintf(format, a...), c.cmd))
-}
+func (c *common) flagErr(format string, a ...any) error { return cmdFlagErr(c.cmd, format, a...) }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(interface{ Fd() uintptr })
@@ -237,6 +242,7 @@ type loaded struct {
 	graph   *runner.Graph
 	items   int
 	sandbox *sandboxRun
+	build   *providers.Build // the clients the tasks were built with (deletes use them too)
 	// target is the identity of the endpoints this run reaches (state.Options.Target).
 	target map[string]string
 }
@@ -271,6 +277,7 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 	}
 	l := &loaded{plan: p, items: len(p.Items)}
 	b := &providers.Build{Plan: p, Clients: &providers.Clients{}}
+	l.build = b
 	if c.sandbox && c.sandboxURL != "" {
 		return nil, c.flagErr("--sandbox and --sandbox-url exclude each other")
 	}
