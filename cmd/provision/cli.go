@@ -55,6 +55,8 @@ const exitCodesHelp = `Exit codes:
      PROVISION_STATE_KEY); nothing was changed
   3  interrupted by SIGINT/SIGTERM: in-flight tasks were allowed to finish (or stay in
      doubt after a second signal); rerun the same command to resume
+  4  plan --exit-code only: the plan would change something (create, update, retry,
+     remove, drift found with --refresh)
 `
 
 // version is set at build time with -ldflags "-X main.version=...".

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"provision/providers"
+	"provision/providers/milestone"
 	"provision/runner"
 	"provision/state"
 )
@@ -361,9 +362,11 @@ func destroyTargets(l *loaded, recs map[string]*state.Record, patterns []string)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	sel, _ := l.graph.SelectDependents(planned)
+	// A milestone is an ordering point, not an object: what waits for it does not
+	// use what it waits for, so deleting a store does not reach past it.
+	sel, _ := l.graph.SelectDependents(planned, func(t *providers.Task) bool { return t.Kind != milestone.Section })
 	for i, t := range l.graph.Tasks {
-		if sel[int32(i)] {
+		if sel[int32(i)] && (t.Kind != milestone.Section || matchAny(planned, t.ID)) {
 			ids = append(ids, t.ID)
 		}
 	}
@@ -382,7 +385,8 @@ Deletes what this plan's state says the plan created, in reverse dependency orde
 with the same records as apply: intent before each delete, the result after, retries,
 lookups for tasks in doubt; a rerun resumes. Objects that were adopted (they existed
 before the rollout) stay unless --include-adopted; objects an API cannot delete are
-listed. With --only, the matching tasks and everything that depends on them.
+listed. With --only, the matching tasks and everything that depends on them (not
+past a milestone, which only orders).
 Without a terminal to confirm on, --yes is required.`)
 	c.register(fs, true)
 	registerRunFlags(fs, &o, &every)
