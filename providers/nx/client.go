@@ -205,10 +205,11 @@ func decodeSystem(b []byte) (System, error) {
 	return s.system(), nil
 }
 
-// System reads one cloud system; nil when the cloud does not know it (404).
+// System reads one cloud system; nil when the cloud does not know it (404) or
+// answers 403, as it does for a removed system (API-NOTES section 6).
 func (cl *Cloud) System(ctx context.Context, id string) (*System, error) {
 	resp, err := cl.c.Do(ctx, &rest.Request{Method: http.MethodGet, Path: "/cdb/systems/" + url.PathEscape(id), Op: "GET /cdb/systems/{id}"})
-	if providers.StatusOf(err) == http.StatusNotFound {
+	if st := providers.StatusOf(err); st == http.StatusNotFound || st == http.StatusForbidden {
 		return nil, nil
 	}
 	if err != nil {

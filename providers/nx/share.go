@@ -107,12 +107,13 @@ func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outpu
 		return nil, err
 	}
 	want := a.s.share()
-	out := state.Outputs{"email": state.Plain(want.AccountEmail), "access_role": state.Plain(want.AccessRole)}
+	out := state.Outputs{"email": state.Plain(want.AccountEmail), "access_role": state.Plain(want.AccessRole), "cloud_system_id": state.Plain(id)}
 	list, err := a.cloud.Shares(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("list the shares of cloud system %s: %w", id, err)
 	}
 	cur := find(list, want.AccountEmail)
+	x.Adopted = cur != nil && cur.AccessRole != "owner" && x.FirstLook()
 	switch {
 	case cur != nil && cur.AccessRole == "owner":
 		return nil, fmt.Errorf("%s owns cloud system %s: the owner's access cannot be shared or changed", want.AccountEmail, id)

@@ -300,6 +300,7 @@ func (a *systemAction) alreadyBound(ctx context.Context, x *providers.Exec, srv 
 			}
 		}
 		x.Log.Info().Str("cloud_system_id", sys.ID).Msg("server is already bound to a cloud system of this account and name: adopting it")
+		x.Adopted = id == "" && x.FirstLook()
 		owner := sys.Owner
 		if owner == "" {
 			owner = a.cloud.Email

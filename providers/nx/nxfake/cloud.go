@@ -23,6 +23,7 @@ func (w *World) cloudMux() http.Handler {
 	m.HandleFunc("GET /partners/api/v2/organizations/{org}/cloud_systems/", w.authed(w.orgList))
 	m.HandleFunc("GET /cdb/systems", w.authed(w.list))
 	m.HandleFunc("GET /cdb/systems/{id}", w.authed(w.getSystem))
+	// DELETE is unbind; a removed system answers 403 after (API-NOTES sections 1 and 6, nx_system_tests cloud_api/_cloud.py).
 	m.HandleFunc("DELETE /cdb/systems/{id}", w.authed(w.deleteSystem))
 	paths := []string{"/cdb/v0/systems/{id}/users"}
 	if !w.opts.FallbackPaths {
@@ -257,6 +258,11 @@ func (w *World) orgList(rw http.ResponseWriter, r *http.Request, email string) {
 // owned returns the system if email may manage it, else answers (w.mu held).
 func (w *World) owned(rw http.ResponseWriter, id, email string) *CloudSystem {
 	s, ok := w.systems[id]
+	if !ok && w.removed[id] {
+		// A removed system answers 403 to GET and DELETE (nx_system_tests cloud_api/_cloud.py).
+		cloudEnvelope(rw, 403, "forbidden", "System is inaccessible or removed")
+		return nil
+	}
 	if !ok {
 		cloudEnvelope(rw, 404, "notFound", "System not found")
 		return nil
@@ -283,6 +289,7 @@ func (w *World) removeSystem(s *CloudSystem) {
 	}
 	delete(w.systems, s.ID)
 	delete(w.shares, s.ID)
+	w.removed[s.ID] = true
 	for i, id := range w.order {
 		if id == s.ID {
 			w.order = append(w.order[:i], w.order[i+1:]...)

@@ -159,6 +159,7 @@ type World struct {
 	systems  map[string]*CloudSystem
 	order    []string // system ids in creation order
 	shares   map[string]map[string]*Share
+	removed  map[string]bool // ids of removed cloud systems
 	servers  map[string]*Server
 	counters Counters
 	script   []*Failure
@@ -189,7 +190,7 @@ func New(o Options) *World {
 	}
 	o.Accounts = accounts
 	w := &World{opts: o, tokens: map[string]tokenInfo{}, refresh: map[string]string{},
-		systems: map[string]*CloudSystem{}, shares: map[string]map[string]*Share{}, servers: map[string]*Server{}}
+		systems: map[string]*CloudSystem{}, shares: map[string]map[string]*Share{}, removed: map[string]bool{}, servers: map[string]*Server{}}
 	w.Faults = fault.New(o.Faults)
 	w.FarmFaults = w.Faults
 	if o.FarmFaults != nil {
