@@ -95,6 +95,28 @@
 // POST /cdb/systems/{id}/users (or /cdb/v0/systems/{id}/users) is an upsert, so a
 // share is retried freely; the share list is read first and an identical share is
 // left alone (a rerun sends no change). Role none removes a share.
+//
+// # Destroy and drift
+//
+// Destroy of a system task: when the plan still lists the item (so its admin
+// password is known), the server is read and, when bound to the task's cloud
+// system, told to disconnect (POST /rest/v3/system/cloud/unbind {password}, the
+// local_password, else admin.password); then the cloud system is removed (DELETE
+// /cdb/systems/{id}; 404 or 403, the answer for a removed system, count as gone).
+// When the plan no longer lists the item, the server is not told (its password is
+// not in the state) and destroy says so; the cloud removes the system all the same.
+// A task in doubt with no recorded id removes the one unactivated system of its
+// name, and refuses when there are several. What destroy cannot undo: a server's
+// setup (its name, local admin password and settings stay as the run left them).
+// Destroy of a share: accessRole none through the same upsert; the owner's access is
+// never removed; a share of a removed system is gone with it. Objects adopted (found
+// existing on the first look) are left alone unless destroy is asked to include them.
+//
+// Drift (plan --refresh) reads, never writes: the cloud system (gone, system_name,
+// customization, activated), the server (bound to it), the settings the item sets,
+// and each share (gone, role, enabled, custom_permissions). userRoleId, vmsUserId and
+// the VMS's roleIds are filled by the cloud and the server and are not compared; the
+// auth key is never read back.
 package nx
 
 const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and share it with users.
@@ -119,7 +141,10 @@ const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and sha
 A server bound to this item's cloud system counts as done; bound to another one, the task
 fails and nothing is rebound. A bind's id and key are checkpointed at once; an interrupted
 bind is found by name, removed and bound again, so no orphan system is left. A changed
-system_name cannot be applied to a bound system (rename it in Nx Cloud).`
+system_name cannot be applied to a bound system (rename it in Nx Cloud).
+destroy: tells the server to disconnect (when the plan still gives its admin password; else
+it says the server was not told) and removes the cloud system; a server's setup is not undone.
+drift: cloud system gone or renamed, server not bound to it, settings changed.`
 
 const sharesDoc = `nx_shares: share a cloud system with a cloud account (an upsert: rerunning sends no change).
   cloud             nx-cloud endpoint name (required)
@@ -136,4 +161,7 @@ Example, an auditor on every store of a CSV:
       foreach: {csv: stores.csv}
       system: store-${row.store}
       email: audit@example.com
-      role: viewer`
+      role: viewer
+destroy: removes the share (accessRole none); never the owner's access.
+drift: share gone, role, enabled or custom_permissions changed (userRoleId and vmsUserId
+are the VMS's own and not compared).`
