@@ -407,6 +407,7 @@ func (a *cloudSpace) adopt(ctx context.Context, x *providers.Exec) (state.Output
 		return nil, &providers.Error{Op: fmt.Sprintf("create cloud space %q", a.s.Name),
 			Message: fmt.Sprintf("the API says a space of that name exists in account %d, but it is not visible to this user", a.s.AccountID)}
 	}
+	x.Adopted = x.FirstLook() // "already exists" on the first try: it was there before
 	return a.adopted(ctx, x, sp)
 }
 

@@ -547,7 +547,7 @@ func TestCloudSpace_Apply_RecreatesDestroyedSpace(t *testing.T) {
 	// Someone destroyed the space; the changed item is applied again.
 	c := task.Action.(*cloudSpace).c
 	id := saved[OutCloudSpaceID].Value
-	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id}, true, nil); err != nil {
+	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved})

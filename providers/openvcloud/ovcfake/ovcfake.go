@@ -554,12 +554,19 @@ func (s *Server) dispatch(call string, p map[string]any, user string, now time.T
 	case "cloudspaces/update":
 		return s.update(p)
 	case "cloudspaces/delete":
+		// permanently: DESTROYED, else DELETED; a DESTROYED space answers true again
+		// (openvcloud 2.x cloudbrokerlib CloudSpace.delete; API-NOTES section 6).
 		sp, st, msg := s.space(p)
 		if sp == nil {
 			return st, msg
 		}
-		if sp.Status != "DESTROYED" {
+		switch {
+		case sp.Status == "DESTROYED":
+		case truthy(p["permanently"]):
 			sp.Status = "DESTROYED"
+			s.counters.Deletes++
+		case sp.Status != "DELETED":
+			sp.Status = "DELETED"
 			s.counters.Deletes++
 		}
 		return http.StatusOK, true

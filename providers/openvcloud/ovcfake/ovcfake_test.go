@@ -88,8 +88,8 @@ func TestServer_SessionCreateListAndConflict(t *testing.T) {
 	if st, body := c.post("/restmachine/cloudapi/cloudspaces/get?authkey="+key, url.Values{"cloudspaceId": {"100"}}); st != 200 || !strings.Contains(body, `"status":"DEPLOYED"`) {
 		t.Fatalf("get: %d %s", st, body)
 	}
-	// Deleted spaces free the name.
-	c.post("/restmachine/cloudapi/cloudspaces/delete?authkey="+key, url.Values{"cloudspaceId": {"100"}})
+	// Destroyed (permanently deleted) spaces free the name.
+	c.post("/restmachine/cloudapi/cloudspaces/delete?authkey="+key, url.Values{"cloudspaceId": {"100"}, "permanently": {"true"}})
 	if st, _ := c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, create); st != 200 {
 		t.Fatalf("create after delete: %d", st)
 	}
