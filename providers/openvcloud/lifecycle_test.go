@@ -3,9 +3,9 @@ package openvcloud
 import (
 	"context"
 	"io"
-	"os"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
