@@ -235,6 +235,7 @@ func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, 
 		return nil, err
 	}
 	if acc != nil && x.PriorValue(OutAccountID) != acc.ID {
+		x.Adopted = x.PriorValue(OutAccountID) == "" && x.FirstLook()
 		if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
 			return nil, err
 		}
@@ -255,6 +256,7 @@ func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, 
 				return nil, fmt.Errorf("%w (no account of this name is listed: is the cloud account onboarded under another name?)", conflict)
 			}
 			acc = found
+			x.Adopted = x.FirstLook() // refused as a duplicate on the first try: it was there before
 			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
 				return nil, err
 			}
