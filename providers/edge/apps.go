@@ -190,6 +190,7 @@ func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.O
 	if err != nil {
 		return nil, err
 	}
+	x.Adopted = a != nil && x.PriorValue("app_id") == "" && x.FirstLook()
 	if prior := x.PriorValue("app_id"); a == nil && prior != "" {
 		// An earlier attempt created it, yet the name lookup (an inference) misses
 		// it: ask by id before creating anything again.
@@ -213,6 +214,7 @@ func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.O
 			if lerr != nil || a == nil {
 				return nil, err
 			}
+			x.Adopted = !providers.MaybeApplied(err) && x.FirstLook()
 			x.Log.Debug().Str("app", s.AppName).Int("id", a.ID).Msg("create failed but the application exists: adopting it")
 			return s.adopt(a, x)
 		}

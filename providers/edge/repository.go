@@ -43,6 +43,7 @@ func (s *RepoUserSpec) apply(ctx context.Context, e *env, x *providers.Exec) (st
 		return nil, err
 	}
 	if existed {
+		x.Adopted = x.FirstLook()
 		x.Log.Debug().Str("repository user", s.User).Msg("repository user exists (409), adopting it")
 	}
 	return outputs("user", s.User, "existed", strconv.FormatBool(existed)), nil
@@ -84,11 +85,13 @@ func (s *ProjectSpec) apply(ctx context.Context, e *env, x *providers.Exec) (sta
 	if err != nil {
 		return nil, err
 	}
+	x.Adopted = p != nil && x.FirstLook()
 	if p == nil {
 		existed, err := k.CreateProject(ctx, s.Project, s.Public)
 		if err != nil {
 			return nil, err
 		}
+		x.Adopted = existed && x.FirstLook()
 		x.Log.Debug().Str("project", s.Project).Bool("existed", existed).Msg("project created")
 		if p, err = k.FindProject(ctx, s.Project); err != nil {
 			return nil, err
@@ -152,8 +155,10 @@ func (s *RegistrySpec) apply(ctx context.Context, e *env, x *providers.Exec) (st
 	if err != nil {
 		return nil, err
 	}
+	x.Adopted = r != nil && x.FirstLook()
 	if r == nil {
 		existed, err := k.CreateRegistry(ctx, Registry{ID: s.RepositoryID, Address: s.Address, User: s.User}, s.Password)
+		x.Adopted = err == nil && existed && x.FirstLook()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err

@@ -254,7 +254,7 @@ func New(o Options) *Server {
 	m.HandleFunc("GET /v1/admin/user", s.authed(s.listUsers))
 	m.HandleFunc("POST /v1/admin/user", s.authed(s.createSubUser))
 	m.HandleFunc("PUT /v1/admin/user/{id}", s.authed(s.auditUser))
-	m.HandleFunc("DELETE /v1/admin/user/{id}", s.authed(s.deleteUser))
+	m.HandleFunc("DELETE /v1/admin/user/{id}", s.authed(s.deleteUser)) // seed edge-vsm-r3-api "Delete User"
 	m.HandleFunc("POST /v1/business", s.authed(s.createBusiness))
 	m.HandleFunc("GET /v1/business", s.authed(s.listBusinesses))
 	m.HandleFunc("GET /v1/business/id/{id}", s.authed(s.getBusiness))
@@ -262,23 +262,24 @@ func New(o Options) *Server {
 	m.HandleFunc("GET /v1/cluster", s.authed(s.listClusters))
 	m.HandleFunc("GET /v1/cluster/label", s.authed(s.allClusterLabels))
 	m.HandleFunc("POST /v1/cluster/label", s.authed(s.labelClusters))
-	m.HandleFunc("DELETE /v1/cluster/label", s.authed(s.unlabelClusters))
+	m.HandleFunc("DELETE /v1/cluster/label", s.authed(s.unlabelClusters)) // seed "Delete Label" (clusters)
 	m.HandleFunc("GET /v1/cluster/label/{cluster}", s.authed(s.clusterLabels))
 	m.HandleFunc("GET /v1/node", s.authed(s.listNodes))
 	m.HandleFunc("GET /v1/node/label", s.authed(s.allNodeLabels))
 	m.HandleFunc("POST /v1/node/label", s.authed(s.labelNodes))
-	m.HandleFunc("DELETE /v1/node/label", s.authed(s.unlabelNodes))
+	m.HandleFunc("DELETE /v1/node/label", s.authed(s.unlabelNodes)) // seed "Delete Label" (nodes)
 	m.HandleFunc("POST /v1/repository/user", s.authed(s.createRepoUser))
 	m.HandleFunc("GET /v1/repository/project", s.authed(s.listProjects))
 	m.HandleFunc("POST /v1/repository/project", s.authed(s.createProject))
+	m.HandleFunc("DELETE /v1/repository/project", s.authed(s.deleteProjects)) // seed edge-vsm-r3-api "Delete Project"
 	m.HandleFunc("POST /v1/repository/third", s.authed(s.createRegistry))
 	m.HandleFunc("GET /v1/repository/third", s.authed(s.listRegistries))
 	m.HandleFunc("GET /v1/repository/third/{id}", s.authed(s.getRegistry))
-	m.HandleFunc("DELETE /v1/repository/third", s.authed(s.deleteRegistries))
+	m.HandleFunc("DELETE /v1/repository/third", s.authed(s.deleteRegistries)) // seed "Delete External Repository"
 	m.HandleFunc("POST /v1/app", s.authed(s.createApp))
 	m.HandleFunc("GET /v1/app", s.authed(s.listApps))
 	m.HandleFunc("GET /v1/app/{id}", s.authed(s.getApp))
-	m.HandleFunc("DELETE /v1/app/{id}", s.authed(s.deleteApp))
+	m.HandleFunc("DELETE /v1/app/{id}", s.authed(s.deleteApp)) // inference: not in the seed; the provider never calls it
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "no such API: "+r.Method+" "+r.URL.Path)
 	})
