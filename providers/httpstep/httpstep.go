@@ -58,8 +58,16 @@ const doc = `http: one REST call per item, against an endpoint of kind "http".
     found        statuses that mean "exists" (default [200]); 404 means absent
     match        path that must exist in the answer for the object to count as found
     outputs      outputs taken from the lookup answer (default: the item's outputs)
+  delete         how destroy removes the object (optional; without it destroy reports
+                 the object as left):
+    method       default DELETE
+    path, query  as above; {NAME} is replaced by the task's recorded output NAME
+    gone         statuses that mean "gone already" (default [404, 410])
 A non-idempotent call without a lookup is never repeated after an attempt whose
-outcome is unknown: the task fails "in doubt" and the operator decides.`
+outcome is unknown: the task fails "in doubt" and the operator decides.
+destroy: the delete call, only when the outputs it names were recorded (in doubt, the
+lookup supplies them). drift: the lookup (GET only), read-only: not found is missing,
+and a changed output is reported.`
 
 // Output is one output definition: a path, maybe secret.
 type Output struct {
@@ -117,6 +125,8 @@ type Spec struct {
 	Idempotent   *bool             `yaml:"idempotent"`
 	Outputs      map[string]Output `yaml:"outputs"`
 	Lookup       *Lookup           `yaml:"lookup"`
+	Delete       *DeleteCall       `yaml:"delete"`
+	masks        masks             // secret header and body values masked, for the state
 }
 
 var methods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
@@ -190,6 +200,8 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 			compile("lookup.outputs", l.Outputs)
 		}
 	}
+	errs = append(errs, checkDelete(item, &s)...)
+	maskSecrets(item, &s)
 	client, err := providers.EndpointClient(b, item.Pos, s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*rest.Client, error) {
 		auth, err := rest.ForEndpoint(ep, b.Plan.Redactor)
 		if err != nil {
@@ -237,6 +249,7 @@ func (a *action) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, e
 			return nil, err
 		}
 		if found && !x.Changed {
+			x.Adopted = x.FirstLook()
 			x.Log.Debug().Msg("found by lookup: adopted")
 			return outs, nil
 		}
@@ -255,6 +268,7 @@ func (a *action) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, e
 	resp, err := a.c.Do(ctx, req)
 	if err != nil {
 		if st := providers.StatusOf(err); st != 0 && contains(s.ExistsStatus, st) {
+			x.Adopted = x.FirstLook() // "already exists" on the first try: it was there before
 			if s.Lookup != nil {
 				found, outs, lerr := a.lookup(ctx, x)
 				if lerr != nil {
