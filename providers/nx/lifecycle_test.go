@@ -463,7 +463,12 @@ func TestLifecycle_Drift_ReportsChangesMadeInTheCloud(t *testing.T) {
 	// By hand in the portal: noc@ removed, manager@ made a viewer, store-2's
 	// server disconnected.
 	cloud := byID["store-1"].Action.(*systemAction).cloud
-	sys1 := e.world.Snapshot().Systems[0].ID
+	sys1 := ""
+	for _, cs := range e.world.Snapshot().Systems {
+		if cs.Name == "store-1" {
+			sys1 = cs.ID
+		}
+	}
 	ctx := context.Background()
 	if err := cloud.PutShare(ctx, sys1, Share{AccountEmail: "noc@example.com", AccessRole: "none", IsEnabled: true}); err != nil {
 		t.Fatal(err)
