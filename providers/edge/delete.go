@@ -100,6 +100,9 @@ func (s *UserSpec) delete(ctx context.Context, e *env, d *providers.Deletion) er
 		d.Log.Info().Msg("no user was recorded for this task: nothing to delete")
 		return nil
 	}
+	if id == 0 && specUnknown(d) && d.PriorValue("user") == "" {
+		return errUnidentified(d, "user")
+	}
 	admin := e.sysadmin()
 	u, _, err := e.client.users.fresh(ctx, admin, name)
 	if err != nil {
@@ -218,6 +221,9 @@ func (s *ProjectSpec) delete(ctx context.Context, e *env, d *providers.Deletion)
 		d.Log.Info().Msg("no repository project was recorded for this task: nothing to delete")
 		return nil
 	}
+	if id == 0 && specUnknown(d) && d.PriorValue("project") == "" {
+		return errUnidentified(d, "repository project")
+	}
 	k := e.sysadmin()
 	p, err := k.FindProject(ctx, name)
 	if err != nil {
@@ -243,6 +249,9 @@ func (s *ProjectSpec) delete(ctx context.Context, e *env, d *providers.Deletion)
 func (s *RegistrySpec) delete(ctx context.Context, e *env, d *providers.Deletion) error {
 	id := d.PriorValue("repository_id")
 	if id == "" && d.InDoubt {
+		if specUnknown(d) {
+			return errUnidentified(d, "external registry")
+		}
 		id = s.RepositoryID
 	}
 	if id == "" {
@@ -332,4 +341,16 @@ func joinNew(list string, names []string) string {
 		}
 	}
 	return strings.Join(out, ",")
+}
+
+// specUnknown reports that neither the plan nor the state gives the task's spec (a
+// task that never finished, no longer in the plan): its natural key is unknown.
+func specUnknown(d *providers.Deletion) bool {
+	return d.Planned == nil && (d.Info == nil || len(d.Info.Spec) == 0)
+}
+
+// errUnidentified is the answer for an in-doubt task whose object cannot be told
+// apart from others: nothing is deleted.
+func errUnidentified(d *providers.Deletion, what string) error {
+	return fmt.Errorf("%s: an interrupted create may have made a %s, but neither the plan nor the state tells its name: check the platform by hand (nothing deleted)", d.Task.ID, what)
 }

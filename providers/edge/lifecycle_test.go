@@ -339,3 +339,21 @@ func TestLifecycle_Drift_ReportsChangesMadeOnThePlatform(t *testing.T) {
 		}
 	}
 }
+
+func TestLifecycle_Destroy_InDoubtWithoutAnySpecDeletesNothing(t *testing.T) {
+	w := newWorld(t, edgefake.Options{})
+	w.srv.SeedUser("retail-admin", retailPW, true, edgefake.Approved)
+	w.build(strings.SplitN(testPlan, "edge_users:", 2)[0])
+	for _, c := range []struct{ id, section string }{{"retail-admin", UsersSection}, {"retail-registry", RegistriesSection}, {"retail-apps", RepoProjectsSection}} {
+		k, _ := providers.NewRegistry(Kinds()...).Kind(c.section)
+		d := &providers.Deletion{Exec: &providers.Exec{Task: &providers.Task{ID: c.id, Kind: c.section, Endpoint: "edge"},
+			Attempt: 2, InDoubt: true, Log: zerolog.Nop()}}
+		err := k.(providers.Remover).Delete(context.Background(), w.b, d)
+		if err == nil || !strings.Contains(err.Error(), "nothing deleted") {
+			t.Errorf("%s: err = %v", c.id, err)
+		}
+	}
+	if _, ok := w.srv.Snapshot().User("retail-admin"); !ok {
+		t.Fatal("a user nothing identified was deleted")
+	}
+}

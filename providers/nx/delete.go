@@ -68,11 +68,10 @@ func recordedSystem(d *providers.Deletion) (*SystemSpec, bool, error) {
 		}
 	}
 	s := &SystemSpec{}
-	if d.Info == nil {
-		if d.Task.Endpoint == "" {
-			return nil, false, fmt.Errorf("no record of the spec of %s: cannot tell which cloud system it made", d.Task.ID)
-		}
-		s.Cloud, s.SystemName = d.Task.Endpoint, d.Task.ID
+	if d.Info == nil || len(d.Info.Spec) == 0 {
+		// Neither the plan nor the state has the spec: only a recorded id identifies
+		// the system (its name may not be the item name).
+		s.Cloud = d.Task.Endpoint
 		return s, false, nil
 	}
 	if err := providers.DecodeSpecJSON(d.Info.Spec, s); err != nil {
@@ -100,6 +99,9 @@ func deleteSystem(ctx context.Context, b *providers.Build, d *providers.Deletion
 		if !d.InDoubt {
 			d.Log.Info().Msg("no cloud system was recorded for this task: nothing to delete")
 			return nil
+		}
+		if s.SystemName == "" {
+			return fmt.Errorf("%s: an interrupted bind may have made a cloud system, but neither the plan nor the state tells its name: look for an unactivated system in Nx Cloud by hand (nothing deleted)", d.Task.ID)
 		}
 		// An interrupted bind may have created a system whose id was never recorded:
 		// only an unactivated system of this name can be it (no server took it).

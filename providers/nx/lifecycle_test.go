@@ -532,3 +532,21 @@ func exec(task *providers.Task, c call) *providers.Exec {
 			return "", errors.New("no output " + r.Item + "." + r.Key)
 		}}
 }
+
+func TestLifecycle_Destroy_InDoubtWithoutAnySpecDeletesNothing(t *testing.T) {
+	e := lifeEnv(t)
+	b, byID, _ := e.buildAll(lifePlan)
+	if _, err := byID["store-1"].Action.(*systemAction).cloud.Bind(context.Background(), "store-1", "default", ""); err != nil {
+		t.Fatal(err)
+	}
+	// A task that never finished (no info) and that the plan no longer lists.
+	d := &providers.Deletion{Exec: &providers.Exec{Task: &providers.Task{ID: "store-1", Kind: SystemsSection, Endpoint: "nxcloud"},
+		Attempt: 2, InDoubt: true, Log: zerolog.Nop(), Redactor: plan.NewRedactor()}}
+	err := (&SystemKind{}).Delete(context.Background(), b, d)
+	if err == nil || errors.Is(err, providers.ErrCannotDelete) || !strings.Contains(err.Error(), "by hand") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(e.world.Snapshot().Systems); n != 1 {
+		t.Fatalf("%d systems, want the unidentified one kept", n)
+	}
+}
