@@ -498,9 +498,11 @@ func FieldPos(item *plan.Item, path ...any) plan.Pos {
 }
 
 // SpecJSON is a task spec as JSON under its plan field names (the yaml tags), with
-// secret fields masked ("***"): what the state keeps to show field-by-field changes
-// and to delete an object the plan no longer lists. Nil for a nil spec.
-func SpecJSON(spec any) json.RawMessage {
+// secret fields masked ("***") and every string passed through red (a secret in a
+// free-form field, such as a header, is masked too): what the state keeps to show
+// field-by-field changes and to delete an object the plan no longer lists. Nil for a
+// nil spec.
+func SpecJSON(spec any, red *plan.Redactor) json.RawMessage {
 	if spec == nil {
 		return nil
 	}
@@ -512,30 +514,33 @@ func SpecJSON(spec any) json.RawMessage {
 	if err := yaml.Unmarshal(y, &v); err != nil {
 		return nil
 	}
-	b, err := json.Marshal(jsonable(v))
+	b, err := json.Marshal(jsonable(v, red))
 	if err != nil {
 		return nil
 	}
 	return b
 }
 
-// jsonable turns YAML's map[any]any (non-string keys) into JSON-marshalable maps.
-func jsonable(v any) any {
+// jsonable turns YAML's map[any]any (non-string keys) into JSON-marshalable maps
+// and redacts every string.
+func jsonable(v any, red *plan.Redactor) any {
 	switch t := v.(type) {
+	case string:
+		return red.Redact(t)
 	case map[string]any:
 		for k, e := range t {
-			t[k] = jsonable(e)
+			t[k] = jsonable(e, red)
 		}
 		return t
 	case map[any]any:
 		m := make(map[string]any, len(t))
 		for k, e := range t {
-			m[fmt.Sprint(k)] = jsonable(e)
+			m[red.Redact(fmt.Sprint(k))] = jsonable(e, red)
 		}
 		return m
 	case []any:
 		for i, e := range t {
-			t[i] = jsonable(e)
+			t[i] = jsonable(e, red)
 		}
 	}
 	return v

@@ -31,8 +31,10 @@ checkpointed so that rerunning the same command resumes after a failure or a kil
 Usage:
   provision validate PLAN           check a plan; no remote call, no state
   provision plan PLAN               dry run: what apply would do, per task, with totals
-  provision apply PLAN              run the plan (rerun to resume)
+  provision apply PLAN              run the plan (rerun to resume; --prune deletes removed items)
+  provision destroy PLAN            delete what the plan created (--only part of it; --dry-run)
   provision status [PLAN]           what the state file says: counts, failures
+  provision state list|show|forget  tasks of the state, one task, mark tasks in doubt
   provision graph PLAN              the task graph in Graphviz DOT
   provision sandbox                 serve fake vendor APIs on localhost
   provision help sections           every plan section and its fields
@@ -53,6 +55,8 @@ const exitCodesHelp = `Exit codes:
      PROVISION_STATE_KEY); nothing was changed
   3  interrupted by SIGINT/SIGTERM: in-flight tasks were allowed to finish (or stay in
      doubt after a second signal); rerun the same command to resume
+  4  plan --exit-code only: the plan would change something (create, update, retry,
+     remove, drift found with --refresh)
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -71,6 +75,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdPlan(ctx, rest, stdout, stderr)
 	case "apply":
 		return cmdApply(ctx, rest, stdout, stderr)
+	case "destroy":
+		return cmdDestroy(ctx, rest, stdout, stderr)
+	case "state":
+		return cmdState(ctx, rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "graph":
@@ -120,6 +128,7 @@ type common struct {
 	shard      string
 	faults     faultFlags
 	probe      bool
+	refresh    bool
 }
 
 func (c *common) register(fs *flag.FlagSet, withState bool) {
@@ -220,6 +229,7 @@ type loaded struct {
 	graph   *runner.Graph
 	items   int
 	sandbox *sandboxRun
+	build   *providers.Build // the clients the tasks were built with (deletes use them too)
 	// target is the identity of the endpoints this run reaches (state.Options.Target).
 	target map[string]string
 }
@@ -254,6 +264,7 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 	}
 	l := &loaded{plan: p, items: len(p.Items)}
 	b := &providers.Build{Plan: p, Clients: &providers.Clients{}}
+	l.build = b
 	if c.sandbox && c.sandboxURL != "" {
 		return nil, withCode(ExitBadInput, errors.New("--sandbox and --sandbox-url exclude each other"))
 	}

@@ -2,261 +2,210 @@ package httpstep
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
+	"sort"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"provision/plan"
 	"provision/providers"
 	"provision/providers/rest"
+	"provision/state"
 )
 
-var (
-	_ providers.Remover   = Kind{}
-	_ providers.Refresher = (*action)(nil)
-)
-
-// DeleteCall is an item's optional `delete` field: how destroy removes the object
-// the item made. Path and query values may hold {NAME} placeholders, replaced by the
-// task's recorded output NAME (path-escaped in the path).
-type DeleteCall struct {
+// Delete is the call that deletes an item's object (destroy, apply --prune).
+type Delete struct {
 	Method string            `yaml:"method"`
 	Path   string            `yaml:"path"`
 	Query  map[string]string `yaml:"query"`
-	// Gone are statuses that mean the object is gone already (default 404 and 410).
+	// Gone are statuses that mean "already deleted" (default 404 and 410).
 	Gone []int `yaml:"gone"`
 }
 
-var placeholderRE = regexp.MustCompile(`\{([A-Za-z0-9_.-]+)\}`)
-
-// placeholders lists the output names a delete call needs.
-func (d *DeleteCall) placeholders() []string {
-	var out []string
-	seen := map[string]bool{}
-	texts := []string{d.Path}
-	for _, v := range d.Query {
-		texts = append(texts, v)
-	}
-	for _, t := range texts {
-		for _, m := range placeholderRE.FindAllStringSubmatch(t, -1) {
-			if !seen[m[1]] {
-				seen[m[1]] = true
-				out = append(out, m[1])
-			}
-		}
-	}
-	return out
-}
-
-// checkDelete applies the delete call's defaults and validates it: a method, a
-// path, statuses, and placeholders that name outputs of the item.
-func checkDelete(item *plan.Item, s *Spec) []error {
+// checkDelete fills the delete call's defaults and reports its mistakes.
+func checkDelete(s *Spec, bad func(string, ...any)) {
 	d := s.Delete
 	if d == nil {
-		return nil
-	}
-	var errs []error
-	bad := func(f string, a ...any) {
-		errs = append(errs, plan.Where(providers.FieldPos(item, "delete"), fmt.Errorf("%s: delete: "+f, append([]any{item.Name}, a...)...)))
+		return
 	}
 	if d.Method == "" {
 		d.Method = http.MethodDelete
 	}
 	d.Method = strings.ToUpper(d.Method)
 	if !methods[d.Method] {
-		bad("method %q: want GET, POST, PUT, PATCH or DELETE", d.Method)
+		bad("delete.method %q: want GET, POST, PUT, PATCH or DELETE", d.Method)
 	}
 	if d.Path == "" {
-		bad("path: required (e.g. /v1/things/{id}, with {id} an output of the item)")
+		bad("delete.path: required")
 	}
 	if len(d.Gone) == 0 {
 		d.Gone = []int{http.StatusNotFound, http.StatusGone}
 	}
 	for _, c := range d.Gone {
 		if c < 100 || c > 599 {
-			bad("gone: %d is not an HTTP status", c)
+			bad("delete.gone: %d is not an HTTP status", c)
 		}
 	}
-	for _, name := range d.placeholders() {
-		_, inOutputs := s.Outputs[name]
-		inLookup := false
-		if s.Lookup != nil {
-			_, inLookup = s.Lookup.Outputs[name]
-		}
-		if !inOutputs && !inLookup {
-			bad("{%s} is not an output of the item (outputs name what the answer gives)", name)
+	for _, name := range placeholders(d.Path) {
+		if _, ok := s.Outputs[name]; !ok {
+			bad("delete.path: {%s} names no output of the item (outputs: %s)", name, strings.Join(sortedNames(s.Outputs), ", "))
 		}
 	}
-	return errs
 }
 
-// Delete implements providers.Remover: the item's delete call, with its {NAME}
-// placeholders filled from the recorded outputs. An item without a delete call, or
-// whose outputs were not recorded, is not deleted: what cannot be identified is
-// never sent. In doubt, the item's lookup (when it has one) supplies the outputs.
+// endpointClient is the shared client of an http endpoint.
+func endpointClient(b *providers.Build, pos plan.Pos, name string) (*rest.Client, error) {
+	return providers.EndpointClient(b, pos, name, EndpointKind, func(ep *plan.Endpoint) (*rest.Client, error) {
+		auth, err := rest.ForEndpoint(ep, b.Plan.Redactor)
+		if err != nil {
+			return nil, err
+		}
+		return rest.FromEndpoint(ep, auth)
+	})
+}
+
+var _ providers.Remover = Kind{}
+
+// Delete implements providers.Remover with the item's delete call; an item without
+// one keeps its object (ErrCannotDelete). An object whose id was never recorded (a
+// create in doubt) is found with the item's lookup first; not found means nothing
+// to delete.
 func (Kind) Delete(ctx context.Context, b *providers.Build, d *providers.Deletion) error {
-	s := &Spec{}
-	var c *rest.Client
-	switch {
-	case d.Planned != nil:
-		a, ok := d.Planned.Action.(*action)
-		if !ok {
-			return fmt.Errorf("%s: not an http task", d.Task.ID)
+	var s *Spec
+	if d.Planned != nil {
+		s, _ = d.Planned.Spec.(*Spec)
+	}
+	if s == nil && d.Info != nil && len(d.Info.Spec) > 0 {
+		s = new(Spec)
+		if err := yaml.Unmarshal(d.Info.Spec, s); err != nil { // JSON is YAML
+			return fmt.Errorf("recorded spec of %s: %w", d.Task.ID, err)
 		}
-		s, c = a.s, a.c
-	case d.Info != nil:
-		if err := providers.DecodeSpecJSON(d.Info.Spec, s); err != nil {
-			return err
-		}
-		s.Headers = nil // masked values from the record, not the plan's: never sent
+		compile(s)
+	}
+	if s == nil {
+		return fmt.Errorf("no recorded spec: %w", providers.ErrCannotDelete)
 	}
 	if s.Delete == nil {
-		return providers.CannotDelete("the object of http item "+d.Task.ID, "the item declares no delete call: add delete: {method, path} to it, or remove the object by hand")
+		return fmt.Errorf("the item declares no delete call: %w", providers.ErrCannotDelete)
 	}
-	if c == nil {
-		name := s.Endpoint
-		if name == "" {
-			name = d.Task.Endpoint
-		}
-		var err error
-		c, err = providers.EndpointClient(b, plan.Pos{}, name, EndpointKind, func(ep *plan.Endpoint) (*rest.Client, error) {
-			auth, err := rest.ForEndpoint(ep, b.Plan.Redactor)
-			if err != nil {
-				return nil, err
-			}
-			return rest.FromEndpoint(ep, auth)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	outs := map[string]string{}
-	for k, v := range d.Prior {
-		outs[k] = v.Value
-	}
-	for _, name := range s.Delete.placeholders() {
-		if outs[name] != "" {
-			continue
-		}
-		if !d.InDoubt || s.Lookup == nil {
-			if !d.InDoubt {
-				d.Log.Info().Str("output", name).Msg("the output the delete call needs was not recorded: nothing identified, nothing deleted")
-				return nil
-			}
-			return fmt.Errorf("delete %s: output %q was not recorded and the item has no lookup: cannot tell which object to delete", d.Task.ID, name)
-		}
-		a := &action{s: s, c: c}
-		if err := a.parse(); err != nil {
-			return err
-		}
-		found, louts, err := a.lookup(ctx, d.Exec)
-		if err != nil {
-			return fmt.Errorf("look up the object of %s before deleting it: %w", d.Task.ID, err)
-		}
-		if !found {
-			d.Log.Info().Msg("the lookup finds no object: nothing to delete")
-			return nil
-		}
-		for k, v := range louts {
-			outs[k] = v.Value
-		}
-		if outs[name] == "" {
-			return fmt.Errorf("delete %s: the lookup gives no output %q", d.Task.ID, name)
-		}
-	}
-	fill := func(t string, escape bool) string {
-		return placeholderRE.ReplaceAllStringFunc(t, func(m string) string {
-			v := outs[m[1:len(m)-1]]
-			if escape {
-				return url.PathEscape(v)
-			}
-			return v
-		})
-	}
-	q := map[string]string{}
-	for k, v := range s.Delete.Query {
-		q[k] = fill(v, false)
-	}
-	hdr := http.Header{}
-	for k, v := range s.Headers {
-		hdr.Set(k, v)
-	}
-	ok := []int{http.StatusOK, http.StatusAccepted, http.StatusNoContent}
-	ok = append(ok, s.Delete.Gone...)
-	req := &rest.Request{Method: s.Delete.Method, Path: fill(s.Delete.Path, true), Query: values(q), Header: hdr, OK: ok, Idempotent: true,
-		Op: "delete " + s.Delete.Method + " " + s.Delete.Path}
-	resp, err := c.Do(ctx, req)
+	c, err := endpointClient(b, d.Task.Pos, s.Endpoint)
 	if err != nil {
 		return err
 	}
-	if contains(s.Delete.Gone, resp.Status) {
-		d.Log.Debug().Int("status", resp.Status).Msg("object gone already")
+	outs := d.Prior
+	if missing := missingOutputs(s.Delete.Path, outs); len(missing) > 0 {
+		if s.Lookup == nil {
+			return fmt.Errorf("output %s was never recorded and the item has no lookup; check by hand: %w", missing[0], providers.ErrInDoubt)
+		}
+		a := &action{s: s, c: c}
+		found, looked, err := a.lookup(ctx, d.Exec)
+		if err != nil {
+			return err
+		}
+		if !found {
+			d.Log.Debug().Msg("delete: the lookup finds no object: nothing to delete")
+			return nil
+		}
+		outs = looked
 	}
-	return nil
+	ok := append([]int{}, s.Delete.Gone...)
+	for st := 200; st < 300; st++ {
+		ok = append(ok, st)
+	}
+	_, err = c.Do(ctx, &rest.Request{Method: s.Delete.Method, Path: fillPlaceholders(s.Delete.Path, outs), Query: values(s.Delete.Query),
+		OK: ok, Idempotent: true, Op: "delete " + s.Delete.Method + " " + s.Delete.Path})
+	return err
 }
 
-// parse compiles the output paths of a spec decoded from the record.
-func (a *action) parse() error {
-	compile := func(m map[string]Output) error {
-		for name, o := range m {
-			p, err := ParsePath(o.Path)
-			if err != nil {
-				return fmt.Errorf("output %s: %w", name, err)
-			}
-			o.path = p
-			m[name] = o
+// compile parses the output and match paths of a spec decoded from a record (Build
+// does this for planned specs) and fills the lookup's defaults.
+func compile(s *Spec) {
+	parse := func(m map[string]Output) {
+		for n, o := range m {
+			o.path, _ = ParsePath(o.Path)
+			m[n] = o
 		}
-		return nil
 	}
-	if err := compile(a.s.Outputs); err != nil {
-		return err
-	}
-	if l := a.s.Lookup; l != nil {
-		if l.Outputs == nil {
-			l.Outputs = a.s.Outputs
-		} else if err := compile(l.Outputs); err != nil {
-			return err
+	parse(s.Outputs)
+	if l := s.Lookup; l != nil {
+		if l.Method == "" {
+			l.Method = http.MethodGet
 		}
 		if len(l.Found) == 0 {
 			l.Found = []int{http.StatusOK}
 		}
 		if l.Match != "" {
-			p, err := ParsePath(l.Match)
-			if err != nil {
-				return err
-			}
-			l.match = p
+			l.match, _ = ParsePath(l.Match)
+		}
+		if l.Outputs == nil {
+			l.Outputs = s.Outputs
+		} else {
+			parse(l.Outputs)
 		}
 	}
-	return nil
 }
 
-// ErrNoLookup is returned by Drift for items without a lookup: nothing can read
-// their object back, so their drift is unknown.
-var ErrNoLookup = errors.New("the item declares no lookup: drift cannot be checked")
-
-// Drift implements providers.Refresher: the item's lookup, read-only; not found is
-// the object missing. Fields are not compared (the item says nothing of the
-// object's shape beyond its outputs).
-func (a *action) Drift(ctx context.Context, x *providers.Exec) ([]providers.FieldDiff, error) {
-	if a.s.Lookup == nil || a.s.Lookup.Method != http.MethodGet {
-		return nil, ErrNoLookup
+// placeholders returns the NAMEs of {NAME} in a delete path.
+func placeholders(path string) []string {
+	var out []string
+	for rest := path; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			return out
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return out
+		}
+		out = append(out, rest[i+1:i+j])
+		rest = rest[i+j+1:]
 	}
-	found, outs, err := a.lookup(ctx, x)
+}
+
+func missingOutputs(path string, outs state.Outputs) []string {
+	var missing []string
+	for _, n := range placeholders(path) {
+		if _, ok := outs[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	return missing
+}
+
+func fillPlaceholders(path string, outs state.Outputs) string {
+	for _, n := range placeholders(path) {
+		path = strings.ReplaceAll(path, "{"+n+"}", url.PathEscape(outs[n].Value))
+	}
+	return path
+}
+
+func sortedNames(m map[string]Output) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var _ providers.Refresher = (*action)(nil)
+
+// Drift implements providers.Refresher for items with a lookup: an object the lookup
+// no longer finds is reported missing. The fields of a free-form body are not
+// compared (the answer's shape is the API's own).
+func (a *action) Drift(ctx context.Context, x *providers.Exec) ([]providers.FieldDiff, error) {
+	if a.s.Lookup == nil {
+		return nil, nil
+	}
+	found, _, err := a.lookup(ctx, x)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		return []providers.FieldDiff{providers.Missing("the object " + a.s.Lookup.Path + " finds")}, nil
+		return []providers.FieldDiff{{Field: "", Want: "(exists)", Got: "(missing)"}}, nil
 	}
-	var diffs []providers.FieldDiff
-	for k, v := range outs {
-		if prior, ok := x.Prior[k]; ok && !v.Secret && prior.Value != v.Value {
-			diffs = append(diffs, providers.FieldDiff{Field: "outputs." + k, Want: prior.Value, Got: v.Value})
-		}
-	}
-	return diffs, nil
+	return nil, nil
 }

@@ -58,16 +58,14 @@ const doc = `http: one REST call per item, against an endpoint of kind "http".
     found        statuses that mean "exists" (default [200]); 404 means absent
     match        path that must exist in the answer for the object to count as found
     outputs      outputs taken from the lookup answer (default: the item's outputs)
-  delete         how destroy removes the object (optional; without it destroy reports
-                 the object as left):
+  delete         request that deletes the object (provision destroy, apply --prune):
     method       default DELETE
-    path, query  as above; {NAME} is replaced by the task's recorded output NAME
-    gone         statuses that mean "gone already" (default [404, 410])
+    path, query  as above; {NAME} is replaced by the item's own recorded output NAME
+                 (e.g. path: /v1/widgets/{id})
+    gone         statuses that mean "already deleted" (default [404, 410])
+  Without delete, destroy keeps the item's object and says so.
 A non-idempotent call without a lookup is never repeated after an attempt whose
-outcome is unknown: the task fails "in doubt" and the operator decides.
-destroy: the delete call, only when the outputs it names were recorded (in doubt, the
-lookup supplies them). drift: the lookup (GET only), read-only: not found is missing,
-and a changed output is reported.`
+outcome is unknown: the task fails "in doubt" and the operator decides.`
 
 // Output is one output definition: a path, maybe secret.
 type Output struct {
@@ -125,8 +123,7 @@ type Spec struct {
 	Idempotent   *bool             `yaml:"idempotent"`
 	Outputs      map[string]Output `yaml:"outputs"`
 	Lookup       *Lookup           `yaml:"lookup"`
-	Delete       *DeleteCall       `yaml:"delete"`
-	masks        masks             // secret header and body values masked, for the state
+	Delete       *Delete           `yaml:"delete"`
 }
 
 var methods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
@@ -200,15 +197,8 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 			compile("lookup.outputs", l.Outputs)
 		}
 	}
-	errs = append(errs, checkDelete(item, &s)...)
-	maskSecrets(item, &s)
-	client, err := providers.EndpointClient(b, item.Pos, s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*rest.Client, error) {
-		auth, err := rest.ForEndpoint(ep, b.Plan.Redactor)
-		if err != nil {
-			return nil, err
-		}
-		return rest.FromEndpoint(ep, auth)
-	})
+	checkDelete(&s, bad)
+	client, err := endpointClient(b, item.Pos, s.Endpoint)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -249,8 +239,10 @@ func (a *action) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, e
 			return nil, err
 		}
 		if found && !x.Changed {
-			x.Adopted = x.FirstLook()
-			x.Log.Debug().Msg("found by lookup: adopted")
+			// Found before any attempt of ours could have made it: adopted. Found in
+			// doubt: most likely our own earlier create.
+			x.Adopted = !x.InDoubt
+			x.Log.Debug().Bool("adopted", x.Adopted).Msg("found by lookup")
 			return outs, nil
 		}
 	} else if !a.idempotent && x.InDoubt {
@@ -268,13 +260,13 @@ func (a *action) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, e
 	resp, err := a.c.Do(ctx, req)
 	if err != nil {
 		if st := providers.StatusOf(err); st != 0 && contains(s.ExistsStatus, st) {
-			x.Adopted = x.FirstLook() // "already exists" on the first try: it was there before
 			if s.Lookup != nil {
 				found, outs, lerr := a.lookup(ctx, x)
 				if lerr != nil {
 					return nil, fmt.Errorf("lookup after %d: %w", st, lerr)
 				}
 				if found {
+					x.Adopted = !x.InDoubt
 					return outs, nil
 				}
 				return nil, fmt.Errorf("%s %s answered %d (exists) but the lookup does not find it", s.Method, s.Path, st)
