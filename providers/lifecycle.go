@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"gopkg.in/yaml.v3"
+
+	"provision/state"
 )
 
 // FirstLook reports whether this attempt is the task's first one ever and not in
@@ -35,3 +37,25 @@ func CannotDelete(what, todo string) error {
 
 // Missing is the FieldDiff of a done object that is gone remotely.
 func Missing(what string) FieldDiff { return FieldDiff{Field: "", Want: what, Got: "(missing)"} }
+
+// AdoptedOutput is the output an adopting task checkpoints (value "true"), so that
+// a later attempt still knows its object was found existing, not created.
+const AdoptedOutput = "adopted"
+
+// Adopt records, when found, that the task took over an object that existed before
+// it tried to create anything: Exec.Adopted is set and AdoptedOutput checkpointed at
+// once (an attempt that then fails must not make the next one forget it). Adopt(false)
+// changes nothing.
+func (x *Exec) Adopt(found bool) error {
+	if !found || x.Adopted {
+		return nil
+	}
+	x.Adopted = true
+	if x.PriorValue(AdoptedOutput) == "true" {
+		return nil
+	}
+	return x.Checkpoint(state.Outputs{AdoptedOutput: state.Plain("true")})
+}
+
+// AdoptedBefore reports whether an earlier attempt of the task adopted its object.
+func (x *Exec) AdoptedBefore() bool { return x.PriorValue(AdoptedOutput) == "true" }

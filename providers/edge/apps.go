@@ -190,7 +190,9 @@ func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.O
 	if err != nil {
 		return nil, err
 	}
-	x.Adopted = a != nil && x.PriorValue("app_id") == "" && x.FirstLook()
+	if aerr := x.Adopt(a != nil && x.PriorValue("app_id") == "" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if prior := x.PriorValue("app_id"); a == nil && prior != "" {
 		// An earlier attempt created it, yet the name lookup (an inference) misses
 		// it: ask by id before creating anything again.
@@ -214,7 +216,9 @@ func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.O
 			if lerr != nil || a == nil {
 				return nil, err
 			}
-			x.Adopted = !providers.MaybeApplied(err) && x.FirstLook()
+			if aerr := x.Adopt(!providers.MaybeApplied(err) && x.FirstLook()); aerr != nil {
+				return nil, aerr
+			}
 			x.Log.Debug().Str("app", s.AppName).Int("id", a.ID).Msg("create failed but the application exists: adopting it")
 			return s.adopt(a, x)
 		}

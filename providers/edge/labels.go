@@ -52,7 +52,9 @@ func (s *ClusterLabelSpec) apply(ctx context.Context, e *env, x *providers.Exec)
 	if err != nil {
 		return nil, err
 	}
-	x.Adopted = len(missing) == 0 && x.PriorValue("labelled") == "" && x.FirstLook()
+	if aerr := x.Adopt(len(missing) == 0 && x.PriorValue("labelled") == "" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if len(missing) > 0 {
 		// Intent first: destroy removes the label only where this task put it.
 		if err := x.Checkpoint(outputs("labelled", joinNew(x.PriorValue("labelled"), missing))); err != nil {
@@ -127,7 +129,9 @@ func (s *NodeLabelSpec) apply(ctx context.Context, e *env, x *providers.Exec) (s
 	if err != nil {
 		return nil, err
 	}
-	x.Adopted = len(missing) == 0 && x.PriorValue("labelled") == "" && x.FirstLook()
+	if aerr := x.Adopt(len(missing) == 0 && x.PriorValue("labelled") == "" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if len(missing) > 0 {
 		// Intent first: destroy removes the label only where this task put it.
 		if err := x.Checkpoint(outputs("labelled", joinNew(x.PriorValue("labelled"), missing))); err != nil {

@@ -99,7 +99,9 @@ func (s *UserSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.
 		}
 	}
 	if u != nil {
-		x.Adopted = x.PriorValue("user_id") == "" && x.FirstLook()
+		if aerr := x.Adopt(x.PriorValue("user_id") == "" && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		x.Log.Debug().Str("user", s.User).Int("id", u.ID).Int("status", u.Status).Msg("user exists, adopting it")
 	} else {
 		if u, err = s.create(ctx, e, x); err != nil {
@@ -160,7 +162,9 @@ func (s *UserSpec) create(ctx context.Context, e *env, x *providers.Exec) (*User
 		}
 		// Refused as a duplicate on the first try: it was there before. A create that
 		// may have taken effect found its own user.
-		x.Adopted = !providers.MaybeApplied(err) && x.FirstLook()
+		if aerr := x.Adopt(!providers.MaybeApplied(err) && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		x.Log.Debug().Str("user", s.User).Int("id", u.ID).Msg("create failed but the user exists: adopting it")
 		return u, nil
 	}
@@ -263,7 +267,9 @@ func (s *BusinessSpec) apply(ctx context.Context, e *env, x *providers.Exec) (st
 		if err := s.checkOwner(ctx, e, bz, ownerUser); err != nil {
 			return nil, err
 		}
-		x.Adopted = x.PriorValue("business_id") == "" && x.FirstLook()
+		if aerr := x.Adopt(x.PriorValue("business_id") == "" && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		x.Log.Debug().Str("business", s.Name).Int("id", bz.ID).Int("status", bz.Status).Msg("business exists, adopting it")
 	} else if bz, err = s.create(ctx, e, owner, ownerUser, x); err != nil {
 		return nil, err
@@ -315,7 +321,9 @@ func (s *BusinessSpec) create(ctx context.Context, e *env, owner *Conn, ownerUse
 		if cerr := s.checkOwner(ctx, e, bz, ownerUser); cerr != nil {
 			return nil, cerr
 		}
-		x.Adopted = !providers.MaybeApplied(err) && x.FirstLook()
+		if aerr := x.Adopt(!providers.MaybeApplied(err) && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		x.Log.Debug().Str("business", s.Name).Int("id", bz.ID).Msg("create failed but the business exists: adopting it")
 		return bz, nil
 	}

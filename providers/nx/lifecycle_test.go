@@ -550,3 +550,35 @@ func TestLifecycle_Destroy_InDoubtWithoutAnySpecDeletesNothing(t *testing.T) {
 		t.Fatalf("%d systems, want the unidentified one kept", n)
 	}
 }
+
+func TestLifecycle_Adoption_SurvivesAFailedAttempt(t *testing.T) {
+	e := lifeEnv(t)
+	_, byID, _ := e.buildAll(lifePlan)
+	out, _, err := apply(t, byID["store-1"], call{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	share := byID["store-1/share/manager@example.com"]
+	cloud := byID["store-1"].Action.(*systemAction).cloud
+	// The share exists (by hand) with another role; the first attempt finds it,
+	// and its update fails.
+	if err := cloud.PutShare(context.Background(), out["cloud_system_id"].Value, Share{AccountEmail: "manager@example.com", AccessRole: "viewer", IsEnabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.world.FailNext(nxfake.Failure{Method: "POST", Path: "/users", Status: 503, Code: "serviceUnavailable", Text: "later"})
+	outs := map[string]state.Outputs{"store-1": out}
+	_, saved, err := apply(t, share, call{outs: outs})
+	if !providers.IsRetryable(err) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	if saved[providers.AdoptedOutput].Value != "true" {
+		t.Fatalf("the failed attempt did not record the adoption: %v", saved)
+	}
+	x := exec(share, call{attempt: 2, prior: saved, outs: outs})
+	if _, err := share.Action.Apply(context.Background(), x); err != nil {
+		t.Fatal(err)
+	}
+	if !x.Adopted {
+		t.Error("the second attempt forgot that the share was adopted")
+	}
+}

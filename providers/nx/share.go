@@ -102,6 +102,7 @@ func find(list []Share, email string) *Share {
 // Apply shares the system. The share call is an upsert (safe to repeat), but the
 // share list is read first so that a rerun sends no change when the share exists.
 func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	id, err := a.systemID(x)
 	if err != nil {
 		return nil, err
@@ -113,7 +114,9 @@ func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outpu
 		return nil, fmt.Errorf("list the shares of cloud system %s: %w", id, err)
 	}
 	cur := find(list, want.AccountEmail)
-	x.Adopted = cur != nil && cur.AccessRole != "owner" && x.FirstLook()
+	if aerr := x.Adopt(cur != nil && cur.AccessRole != "owner" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	switch {
 	case cur != nil && cur.AccessRole == "owner":
 		return nil, fmt.Errorf("%s owns cloud system %s: the owner's access cannot be shared or changed", want.AccountEmail, id)

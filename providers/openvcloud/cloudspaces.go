@@ -277,6 +277,7 @@ func (a *cloudSpace) Probe(ctx context.Context, x *providers.Exec) (bool, string
 //  4. create (checkpointing the task GUID or the id at once), then read the space,
 //     update its name and limits if they differ, and wait for DEPLOYED if asked.
 func (a *cloudSpace) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	mustLook := x.Attempt > 1 || x.InDoubt
 	if v := x.PriorValue(OutCloudSpaceID); v != "" {
 		id, err := strconv.Atoi(v)
@@ -407,7 +408,9 @@ func (a *cloudSpace) adopt(ctx context.Context, x *providers.Exec) (state.Output
 		return nil, &providers.Error{Op: fmt.Sprintf("create cloud space %q", a.s.Name),
 			Message: fmt.Sprintf("the API says a space of that name exists in account %d, but it is not visible to this user", a.s.AccountID)}
 	}
-	x.Adopted = x.FirstLook() // "already exists" on the first try: it was there before
+	if aerr := x.Adopt(x.FirstLook()); aerr != nil { // "already exists" on the first try: it was there before
+		return nil, aerr
+	}
 	return a.adopted(ctx, x, sp)
 }
 
