@@ -132,7 +132,9 @@ func deleteSystem(ctx context.Context, b *providers.Build, d *providers.Deletion
 	} else {
 		d.Log.Warn().Str("server", s.URL).Msg("the plan no longer lists this system, so its server's admin password is unknown: the server was not told to disconnect (Nx Cloud tells it when the cloud system goes)")
 	}
-	if err := removeCloudSystem(ctx, cloud, id); err != nil {
+	err = removeCloudSystem(ctx, cloud, id)
+	cloud.forgetShares(id)
+	if err != nil {
 		return fmt.Errorf("remove cloud system %s: %w", id, err)
 	}
 	d.Log.Debug().Str("cloud_system_id", id).Msg("cloud system removed")
@@ -281,13 +283,17 @@ func deleteShare(ctx context.Context, b *providers.Build, d *providers.Deletion)
 	case cur.AccessRole == "owner":
 		return fmt.Errorf("%s owns cloud system %s: the owner's access cannot be removed", email, id)
 	}
-	err = cloud.PutShare(ctx, id, Share{AccountEmail: email, AccessRole: "none", IsEnabled: true})
+	none := Share{AccountEmail: email, AccessRole: "none", IsEnabled: true}
+	err = cloud.PutShare(ctx, id, none)
 	if st := providers.StatusOf(err); st == http.StatusForbidden || st == http.StatusNotFound {
+		cloud.forgetShares(id)
 		return nil // the system went meanwhile
 	}
 	if err != nil {
+		cloud.forgetShares(id) // the write may have taken effect
 		return fmt.Errorf("remove the share of cloud system %s with %s: %w", id, email, err)
 	}
+	cloud.noteShare(id, none)
 	d.Log.Debug().Str("cloud_system_id", id).Msg("share removed")
 	return nil
 }

@@ -558,8 +558,9 @@ func TestLifecycle_Adoption_SurvivesAFailedAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	share := byID["store-1/share/manager@example.com"]
 	cloud := byID["store-1"].Action.(*systemAction).cloud
+	_, byID, _ = e.buildAll(lifePlan) // a new run: nothing cached
+	share := byID["store-1/share/manager@example.com"]
 	// The share exists (by hand) with another role; the first attempt finds it,
 	// and its update fails.
 	if err := cloud.PutShare(context.Background(), out["cloud_system_id"].Value, Share{AccountEmail: "manager@example.com", AccessRole: "viewer", IsEnabled: true}); err != nil {

@@ -228,6 +228,7 @@ func (s *Sandbox) Counts() fault.Counts {
 		t.Errors += c.Errors
 		t.TooMany += c.TooMany
 		t.Dropped += c.Dropped
+		t.Throttled += c.Throttled
 		t.Lost += c.Lost
 	}
 	return t
