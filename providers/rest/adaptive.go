@@ -20,12 +20,20 @@ import (
 //     not rate-limited at all, unless the plan sets rate_per_second (then that is the
 //     starting rate).
 //   - A throttled answer cuts the rate to Beta times what it was: the current limit,
-//     or, at the first throttle, the rate of answers measured over the last second.
-//     Only answers to requests sent after the previous cut count, so one burst of
-//     429s (every request in flight when the server started refusing) is one cut.
+//     or, at the first throttle, the rate of requests sent over the last second (what
+//     the client offered, as the AWS SDKs measure their sending rate). Only answers
+//     to requests sent after the previous cut, and only once an answer was not
+//     throttled since it, count: one burst of 429s (every request in flight when
+//     the server started refusing) is one cut, and so is a storm where the server
+//     refuses everything for a while (the shared Retry-After pause covers that).
 //   - Every answer that is not throttled, while the limiter is what holds requests
 //     back, adds Step/limit, so the rate climbs by about Step per second, where Step
 //     is StepShare of the rate found at the last cut (at least MinStep).
+//   - Between the first cut and the second, the climb is a slow start, as in TCP: each
+//     such answer adds ln 2 requests per second, so the rate doubles about every
+//     second. The first cut starts from a short, uncertain history (the run may have
+//     sent one request when the first 429 came); the second starts from a rate the
+//     server was seen to refuse.
 //   - The plan's rate_per_second is a ceiling the rate never exceeds.
 //
 // The limiter is golang.org/x/time/rate's; SetLimitAt moves it.
@@ -35,7 +43,7 @@ const (
 	// StepShare of the rate at the last cut is added per second of increase.
 	StepShare = 0.05
 	// MinStep is the least increase per second, in requests per second.
-	MinStep = 0.5
+	MinStep = 1
 	// MinRate is the lowest rate a cut goes to, in requests per second.
 	MinRate = 0.5
 )
@@ -54,6 +62,8 @@ type adaptive struct {
 	limit     float64 // current rate when limited
 	step      float64 // increase per second
 	lastCut   time.Time
+	okSince   int  // answers not throttled since the last cut
+	slowStart bool // between the first cut and the second
 	cuts      int
 	winStart  time.Time // sliding window of answers: current and previous second
 	winCur    int
@@ -96,8 +106,14 @@ func (a *adaptive) wait(ctx context.Context) error {
 	return lim.Wait(ctx)
 }
 
-// sent returns the time a request is sent, for observe.
-func (a *adaptive) sent() time.Time { return a.now() }
+// sent counts a request going out and returns the time, for observe.
+func (a *adaptive) sent() time.Time {
+	now := a.now()
+	a.mu.Lock()
+	a.count(now)
+	a.mu.Unlock()
+	return now
+}
 
 // observe takes the answer to a request sent at sentAt.
 func (a *adaptive) observe(sentAt time.Time, throttled bool) {
@@ -107,8 +123,9 @@ func (a *adaptive) observe(sentAt time.Time, throttled bool) {
 	a.requests++
 	if throttled {
 		a.throttled++
-		if sentAt.Before(a.lastCut) {
-			// Sent at the rate before the last cut: that cut already answered it.
+		if a.cuts > 0 && (sentAt.Before(a.lastCut) || a.okSince == 0) {
+			// Sent at the rate before the last cut, or nothing went through since
+			// it: the same episode, which that cut already answered.
 			return
 		}
 		base := a.limit
@@ -122,11 +139,13 @@ func (a *adaptive) observe(sentAt time.Time, throttled bool) {
 		a.step = math.Max(MinStep, StepShare*base)
 		a.limited = true
 		a.lastCut = now
+		a.okSince = 0
 		a.cuts++
+		a.slowStart = a.cuts == 1
 		a.set(now, limit)
 		return
 	}
-	a.count(now)
+	a.okSince++
 	if !a.limited {
 		return
 	}
@@ -135,6 +154,9 @@ func (a *adaptive) observe(sentAt time.Time, throttled bool) {
 		return
 	}
 	limit := a.limit + a.step/a.limit
+	if a.slowStart {
+		limit = a.limit + math.Ln2
+	}
 	if a.ceiling > 0 && limit > a.ceiling {
 		limit = a.ceiling
 	}
@@ -149,7 +171,7 @@ func (a *adaptive) set(now time.Time, limit float64) {
 	a.lim.SetBurstAt(now, a.burstFor(limit))
 }
 
-// count adds one answer to the one-second sliding window.
+// count adds one request to the one-second sliding window.
 func (a *adaptive) count(now time.Time) {
 	a.roll(now)
 	a.winCur++
@@ -170,7 +192,7 @@ func (a *adaptive) roll(now time.Time) {
 	}
 }
 
-// measured estimates the rate of answers over the last second (per second).
+// measured estimates the rate of requests sent over the last second (per second).
 func (a *adaptive) measured(now time.Time) float64 {
 	a.roll(now)
 	if a.winStart.IsZero() {

@@ -30,7 +30,7 @@ func TestAdaptive_UnlimitedUntilFirstThrottle(t *testing.T) {
 	a := newAdaptive("cloud", 0, 0, clk.now)
 	// 100 answers per second for three seconds: nothing limits the endpoint.
 	for i := 0; i < 300; i++ {
-		a.observe(clk.now(), false)
+		a.observe(a.sent(), false)
 		clk.add(10 * time.Millisecond)
 	}
 	if limited, _ := a.current(); limited {
@@ -40,7 +40,7 @@ func TestAdaptive_UnlimitedUntilFirstThrottle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first 429 cuts to Beta times the rate measured over the last second.
-	a.observe(clk.now(), true)
+	a.observe(a.sent(), true)
 	limited, r := a.current()
 	if !limited || !near(r, Beta*100, 2) {
 		t.Fatalf("after the first throttle: limited=%v rate=%.2f, want %.0f", limited, r, Beta*100)
@@ -52,7 +52,7 @@ func TestAdaptive_OneCutPerBurstOfThrottles(t *testing.T) {
 	a := newAdaptive("cloud", 40, 0, clk.now)
 	var sent []time.Time
 	for i := 0; i < 8; i++ {
-		sent = append(sent, clk.now())
+		sent = append(sent, a.sent())
 		clk.add(time.Millisecond)
 	}
 	// Eight requests in flight all come back 429: one cut.
@@ -62,14 +62,21 @@ func TestAdaptive_OneCutPerBurstOfThrottles(t *testing.T) {
 	if _, r := a.current(); !near(r, 40*Beta, 1e-9) {
 		t.Fatalf("rate = %v after one burst, want %v", r, 40*Beta)
 	}
-	// A request sent after the cut and throttled again cuts once more.
+	// Throttled again with nothing through since the cut: the same episode.
 	clk.add(time.Second)
-	a.observe(clk.now(), true)
+	a.observe(a.sent(), true)
+	if _, r := a.current(); !near(r, 40*Beta, 1e-9) {
+		t.Fatalf("rate = %v after a refusal in the same episode, want %v", r, 40*Beta)
+	}
+	// An answer gets through, then a new refusal: a new episode, a second cut.
+	clk.add(time.Second)
+	a.observe(a.sent(), false)
+	a.observe(a.sent(), true)
 	if _, r := a.current(); !near(r, 40*Beta*Beta, 1e-9) {
 		t.Fatalf("rate = %v after a second throttle, want %v", r, 40*Beta*Beta)
 	}
-	if s := a.stats(); s.Throttled != 9 || s.Cuts != 2 || s.Requests != 9 {
-		t.Fatalf("stats = %+v, want 9 throttled, 2 decreases", s)
+	if s := a.stats(); s.Throttled != 10 || s.Cuts != 2 || s.Requests != 11 {
+		t.Fatalf("stats = %+v, want 11 requests, 10 throttled, 2 decreases", s)
 	}
 }
 
@@ -77,10 +84,13 @@ func TestAdaptive_AdditiveIncreaseOnlyWhileTheLimiterBinds(t *testing.T) {
 	clk := newFakeClock()
 	a := newAdaptive("cloud", 0, 0, clk.now)
 	for i := 0; i < 50; i++ {
-		a.observe(clk.now(), false)
+		a.observe(a.sent(), false)
 		clk.add(20 * time.Millisecond)
 	}
-	a.observe(clk.now(), true) // cut to about 40/s
+	a.observe(a.sent(), true) // cut to about 40/s, then a slow start
+	clk.add(time.Second)
+	a.observe(a.sent(), false)
+	a.observe(a.sent(), true) // the second cut: to 32/s, then additive increase
 	_, start := a.current()
 	step := math.Max(MinStep, StepShare*start/Beta)
 
@@ -88,7 +98,7 @@ func TestAdaptive_AdditiveIncreaseOnlyWhileTheLimiterBinds(t *testing.T) {
 	// answer is evidence the endpoint may go faster. About step per second.
 	for end := clk.now().Add(10 * time.Second); clk.now().Before(end); clk.add(time.Millisecond) {
 		for a.allow(clk.now()) {
-			a.observe(clk.now(), false)
+			a.observe(a.sent(), false)
 		}
 	}
 	_, r := a.current()
@@ -102,11 +112,30 @@ func TestAdaptive_AdditiveIncreaseOnlyWhileTheLimiterBinds(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		clk.add(gap)
 		if a.allow(clk.now()) {
-			a.observe(clk.now(), false)
+			a.observe(a.sent(), false)
 		}
 	}
 	if _, r := a.current(); r != before {
 		t.Fatalf("rate moved from %.2f to %.2f while the limiter was not binding", before, r)
+	}
+}
+
+func TestAdaptive_SlowStartAfterTheFirstCut(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive("cloud", 0, 0, clk.now)
+	// The first request of the run is refused: the history says 1 request/s.
+	a.observe(a.sent(), true)
+	if _, r := a.current(); r != Beta*1 {
+		t.Fatalf("rate %v after a refused first request, want %v", r, Beta*1)
+	}
+	// With demand, the rate about doubles every second until the next refusal.
+	for end := clk.now().Add(5 * time.Second); clk.now().Before(end); clk.add(time.Millisecond) {
+		for a.allow(clk.now()) {
+			a.observe(a.sent(), false)
+		}
+	}
+	if _, r := a.current(); r < 18 || r > 48 {
+		t.Fatalf("rate %.1f after 5 s of slow start from %v, want about %v", r, Beta, Beta*32)
 	}
 }
 
@@ -118,20 +147,20 @@ func TestAdaptive_PlanRateIsACeiling(t *testing.T) {
 	}
 	for end := clk.now().Add(30 * time.Second); clk.now().Before(end); clk.add(time.Millisecond) {
 		for a.allow(clk.now()) {
-			a.observe(clk.now(), false)
+			a.observe(a.sent(), false)
 		}
 	}
 	if _, r := a.current(); r != 20 {
 		t.Fatalf("rate %.2f after 30 s of demand, want the ceiling 20", r)
 	}
 	// Cuts go below the ceiling, the climb back stops at it.
-	a.observe(clk.now(), true)
+	a.observe(a.sent(), true)
 	if _, r := a.current(); r != 20*Beta {
 		t.Fatalf("rate %.2f after a throttle, want %v", r, 20*Beta)
 	}
 	for end := clk.now().Add(60 * time.Second); clk.now().Before(end); clk.add(time.Millisecond) {
 		for a.allow(clk.now()) {
-			a.observe(clk.now(), false)
+			a.observe(a.sent(), false)
 		}
 	}
 	if _, r := a.current(); r != 20 {
@@ -144,7 +173,8 @@ func TestAdaptive_CutsNeverGoBelowTheFloor(t *testing.T) {
 	a := newAdaptive("cloud", 2, 0, clk.now)
 	for i := 0; i < 50; i++ {
 		clk.add(time.Second)
-		a.observe(clk.now(), true)
+		a.observe(a.sent(), false)
+		a.observe(a.sent(), true)
 	}
 	if _, r := a.current(); r != MinRate {
 		t.Fatalf("rate %v after 50 cuts, want the floor %v", r, MinRate)
@@ -170,13 +200,14 @@ func TestAdaptive_FindsAServerLimit(t *testing.T) {
 		}
 		// Unlimited, the client sends as fast as its 16 workers go: 16 per ms.
 		for n := 0; n < 16 && a.allow(clk.now()); n++ {
+			at := a.sent()
 			if server.AllowN(clk.now(), 1) {
 				ok++
-				a.observe(clk.now(), false)
+				a.observe(at, false)
 				continue
 			}
 			refused++
-			a.observe(clk.now(), true)
+			a.observe(at, true)
 			pauseUntil = clk.now().Add(time.Second)
 			break
 		}
