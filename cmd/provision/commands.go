@@ -17,6 +17,7 @@ import (
 
 	"provision/plan"
 	"provision/providers"
+	"provision/providers/rest"
 	"provision/runner"
 	"provision/state"
 )
@@ -229,7 +230,8 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 (32 bytes base64/hex, or a passphrase), and not stored otherwise.`)
 	c.register(fs, true)
 	fs.IntVar(&o.Parallel, "parallel", 16, "tasks applied at once")
-	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, 429, network)")
+	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, network); throttled answers cost none")
+	fs.DurationVar(&o.ThrottleTimeout, "throttle-timeout", 30*time.Minute, "how long a task may keep being throttled (429, or 503 with Retry-After) before it fails")
 	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
 	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
 	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
@@ -248,6 +250,9 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	}
 	if o.Parallel < 1 || o.MaxAttempts < 1 || o.MaxFailures < 0 || o.Grace <= 0 || o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase || progressEvery <= 0 {
 		return withCode(ExitBadInput, errors.New("apply: --parallel and --max-attempts must be >= 1, --max-failures >= 0, durations > 0 and --backoff-max >= --backoff"))
+	}
+	if o.ThrottleTimeout <= 0 {
+		return withCode(ExitBadInput, errors.New("apply: --throttle-timeout must be > 0"))
 	}
 	o.Only = splitList(only)
 	l, err := c.load(ctx, pos[0], stderr)
@@ -275,7 +280,11 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		log.Info().Str("urls", l.sandbox.Describe()).Msg("sandbox: fake vendor APIs started in-process")
 	}
 	log.Info().Str("plan", l.plan.Name).Int("tasks", l.graph.Len()).Str("state", sp).Int("parallel", o.Parallel).Msg("apply")
-	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery)
+	// Every endpoint client reports its rate and throttled answers here.
+	meters := rest.NewMeters()
+	ctx = rest.WithMeters(ctx, meters)
+	rates := func() []rest.RateStats { return endpointRates(meters, l.plan) }
+	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery, func() string { return rateSuffix(rates()) })
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
 	if cerr := st.Close(); cerr != nil && err == nil {
@@ -285,10 +294,10 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		if res == nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
-		report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox)
+		report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox, rates())
 		return withCode(ExitFailed, err)
 	}
-	report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox)
+	report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox, rates())
 	switch {
 	case res.Interrupted:
 		return errQuiet(ExitInterrupted)
@@ -304,14 +313,19 @@ type applyReport struct {
 	*runner.Result
 	Rate    float64        `json:"tasks_per_second"`
 	Sandbox map[string]any `json:"sandbox,omitempty"`
+	// Endpoints: per endpoint, the rate it settled at and its throttled answers.
+	Endpoints []rest.RateStats `json:"endpoints"`
 }
 
-func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.Result, asJSON bool, sb *sandboxRun) {
+func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.Result, asJSON bool, sb *sandboxRun, rates []rest.RateStats) {
 	w := bufio.NewWriter(red.Writer(stdout))
 	defer w.Flush()
 	applied := res.Applied + res.Failed
 	if asJSON {
-		r := applyReport{Plan: name, State: sp, Result: res, Rate: rate(applied, res.Elapsed)}
+		r := applyReport{Plan: name, State: sp, Result: res, Rate: rate(applied, res.Elapsed), Endpoints: rates}
+		if r.Endpoints == nil {
+			r.Endpoints = []rest.RateStats{}
+		}
 		if sb != nil {
 			r.Sandbox = sb.Stats()
 		}
@@ -342,11 +356,15 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 		fmt.Fprintf(w, "  in doubt     %d (reconciled on the next run)\n", res.InDoubt)
 	}
 	fmt.Fprintf(w, "  retries      %d\n", res.Retries)
+	if res.Throttled > 0 {
+		fmt.Fprintf(w, "  throttled    %d (retried; no attempt counted)\n", res.Throttled)
+	}
 	fmt.Fprintf(w, "  elapsed      %s (%.0f tasks/s)\n", res.Elapsed.Round(time.Millisecond), rate(applied, res.Elapsed))
 	fmt.Fprintf(w, "  state        %s\n", sp)
 	if sb != nil {
 		fmt.Fprintf(w, "  sandbox      %s\n", sb.Summary())
 	}
+	writeRates(w, rates)
 	if len(res.Failures) > 0 {
 		fmt.Fprintln(w, "failed:")
 		for i, f := range res.Failures {
