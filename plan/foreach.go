@@ -1,12 +1,14 @@
 package plan
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -513,24 +515,92 @@ type csvCached struct {
 // maxCSVErrors caps the row errors reported for one CSV file.
 const maxCSVErrors = 10
 
+// readCSV streams a CSV file: rows are parsed as they are read, so the file's bytes
+// are never held whole (a 50 MB file costs its rows, not its rows plus its text).
 func (l *loader) readCSV(name string) (*source, error) {
-	data, err := readCapped(l.dir, name, MaxCSVBytes)
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(l.dir, p)
+	}
+	f, err := os.Open(p)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open %s: %w", name, bareErr(err))
 	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	if !utf8.Valid(data) {
-		line := 1 + bytes.Count(data[:firstInvalidUTF8(data)], []byte("\n"))
-		return nil, fmt.Errorf("%s:%d: not valid UTF-8 (save the file as UTF-8)", name, line)
+	defer f.Close()
+	in := &cappedReader{r: f, left: MaxCSVBytes}
+	br := bufio.NewReaderSize(in, 64<<10)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		_, _ = br.Discard(3)
 	}
-	r := csv.NewReader(bytes.NewReader(data))
+	src, err := l.parseCSV(name, br)
+	if err != nil {
+		// A file over the size limit is reported as that, whatever its rows say
+		// before the limit: read on (without keeping anything) to find out.
+		_, _ = io.Copy(io.Discard, br)
+	}
+	switch {
+	case in.over:
+		return nil, fmt.Errorf("%s is larger than %s", name, sizeText(MaxCSVBytes))
+	case in.err != nil:
+		return nil, fmt.Errorf("read %s: %w", name, bareErr(in.err))
+	}
+	return src, err
+}
+
+// cappedReader reads at most left bytes and notes whether the file has more, and any
+// read error (csv.Reader would report it without its cause's kind).
+type cappedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+	err  error
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		if n, _ := c.r.Read(one[:]); n > 0 {
+			c.over = true
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+// invalidUTF8 returns the line of the first field of rec that is not valid UTF-8, or 0.
+func invalidUTF8(r *csv.Reader, rec []string) int {
+	for i, v := range rec {
+		if !utf8.ValidString(v) {
+			line, _ := r.FieldPos(i)
+			return line
+		}
+	}
+	return 0
+}
+
+func (l *loader) parseCSV(name string, in io.Reader) (*source, error) {
+	r := csv.NewReader(in)
 	r.FieldsPerRecord = 0 // the header fixes the number of fields
+	badUTF8 := func(line int) error {
+		return fmt.Errorf("%s:%d: not valid UTF-8 (save the file as UTF-8)", name, line)
+	}
 	header, err := r.Read()
 	if err == io.EOF {
 		return nil, fmt.Errorf("%s: the file is empty (want a header row naming the columns)", name)
 	}
 	if err != nil {
 		return nil, csvError(name, err, 0, 0)
+	}
+	if line := invalidUTF8(r, header); line > 0 {
+		return nil, badUTF8(line)
 	}
 	s := &source{kind: "csv", file: name, cols: make(map[string]int, len(header))}
 	var errs []error
@@ -570,6 +640,9 @@ func (l *loader) readCSV(name string) (*source, error) {
 			}
 			break // a quoting error: the rest cannot be trusted
 		}
+		if bad := invalidUTF8(r, rec); bad > 0 {
+			return nil, badUTF8(bad)
+		}
 		line, _ := r.FieldPos(0)
 		for i := range rec {
 			rec[i] = strings.TrimSpace(rec[i])
@@ -591,17 +664,6 @@ func (l *loader) readCSV(name string) (*source, error) {
 	}
 	s.n = len(s.recs)
 	return s, nil
-}
-
-func firstInvalidUTF8(b []byte) int {
-	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size <= 1 {
-			return i
-		}
-		i += size
-	}
-	return len(b)
 }
 
 func csvError(name string, err error, got, want int) error {
