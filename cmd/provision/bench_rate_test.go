@@ -80,6 +80,7 @@ nx_systems:
 type limitedProxy struct {
 	*httptest.Server
 	cloud, ok, throttled atomic.Int64
+	inflight, peak       atomic.Int64
 }
 
 func newLimitedProxy(b *testing.B, target string, limit float64) *limitedProxy {
@@ -95,6 +96,14 @@ func newLimitedProxy(b *testing.B, target string, limit float64) *limitedProxy {
 	}
 	p := &limitedProxy{}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := p.inflight.Add(1)
+		defer p.inflight.Add(-1)
+		for {
+			m := p.peak.Load()
+			if n <= m || p.peak.CompareAndSwap(m, n) {
+				break
+			}
+		}
 		if !strings.HasPrefix(r.URL.Path, "/nxcloud/") {
 			rp.ServeHTTP(w, r)
 			return
@@ -143,6 +152,7 @@ type storesRun struct {
 	total, failed            int
 	sandboxRequests          int64
 	cloud, cloudOK, cloud429 int64
+	peakInFlight             int64
 	endpoints                []map[string]any
 }
 
@@ -180,7 +190,7 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 		b.Fatalf("apply: %v %v\n%s\n%s", err, jerr, out.String(), errs.String())
 	}
 	return storesRun{wall: wall, total: rep.Total, failed: rep.Failed + rep.Skipped, sandboxRequests: sb.Counts().Requests,
-		cloud: px.cloud.Load(), cloudOK: px.ok.Load(), cloud429: px.throttled.Load(), endpoints: rep.Endpoints}
+		cloud: px.cloud.Load(), cloudOK: px.ok.Load(), cloud429: px.throttled.Load(), peakInFlight: px.peak.Load(), endpoints: rep.Endpoints}
 }
 
 // BenchmarkLimits_RateLimitedCloud: 100 stores x 3 shares against a cloud that allows
@@ -238,6 +248,7 @@ func BenchmarkLimits_Latency1000Stores(b *testing.B) {
 		b.ReportMetric(r.wall.Seconds(), "wall-s")
 		b.ReportMetric(ideal.Seconds(), "ideal-s")
 		b.ReportMetric(float64(r.sandboxRequests), "requests")
+		b.ReportMetric(float64(r.peakInFlight), "peak-requests-in-flight")
 	}
 }
 
