@@ -19,6 +19,9 @@ const (
 	Skip Verb = "skip"
 	// Retry: failed or in doubt; applied again (in-doubt ones reconcile first).
 	Retry Verb = "retry"
+	// Remove: in the state but no longer in the plan; apply leaves it, apply
+	// --prune deletes it.
+	Remove Verb = "remove"
 )
 
 // Decision is the dry-run verdict for one task.
@@ -29,6 +32,17 @@ type Decision struct {
 	Reason string `json:"reason"`
 	// InDoubt: an attempt started and never recorded a result.
 	InDoubt bool `json:"in_doubt,omitempty"`
+	// Changes are the fields an update changes (or drift puts back), when known.
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// Change is one field that differs: Old is what the state recorded (or the remote
+// object holds, for drift), New what the plan wants. Secret fields show only as
+// "(changed)".
+type Change struct {
+	Field string `json:"field"`
+	Old   string `json:"old"`
+	New   string `json:"new"`
 }
 
 // Decide returns what a run would do with a task given its record (nil: none).
@@ -71,7 +85,7 @@ func stamp(t time.Time) string {
 
 // Totals counts decisions by verb.
 type Totals struct {
-	Create, Update, Skip, Retry, Total int
+	Create, Update, Skip, Retry, Remove, Total int
 }
 
 // Add counts one decision.
@@ -86,5 +100,7 @@ func (t *Totals) Add(d Decision) {
 		t.Skip++
 	case Retry:
 		t.Retry++
+	case Remove:
+		t.Remove++
 	}
 }

@@ -58,6 +58,8 @@ type Options struct {
 	Grace time.Duration
 	// Only limits the run to tasks matching these patterns and what they depend on.
 	Only []string
+	// Force re-applies these done, unchanged tasks (as updates): drift put back.
+	Force map[string]bool
 	// Log receives task events; Redactor masks secrets in recorded errors.
 	Log      zerolog.Logger
 	Redactor *plan.Redactor
@@ -187,7 +189,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 		res.Total++
 		rec := loaded[t.ID]
 		r.recs[i] = rec
-		if rec != nil && rec.Status == state.Done && rec.Hash == t.Hash {
+		if rec != nil && rec.Status == state.Done && rec.Hash == t.Hash && !o.Force[t.ID] {
 			class[i] = stSkip
 			res.UpToDate++
 			if g.referenced[i] {
@@ -436,7 +438,7 @@ func (r *run) attempt(i int32) outcome {
 		*rec = *prev
 		rec.Outputs = cloneOutputs(prev.Outputs)
 		inDoubt = prev.Status == state.Started
-		changed = prev.Status == state.Done && prev.Hash != t.Hash
+		changed = prev.Status == state.Done && (prev.Hash != t.Hash || r.o.Force[t.ID])
 	}
 	if len(t.Refs) > 0 && t.Spec != nil {
 		if err := plan.ResolveRefs(t.Spec, r.lookup); err != nil {
@@ -483,7 +485,9 @@ func (r *run) attempt(i int32) outcome {
 	if err != nil {
 		rec.Status = state.Failed
 		rec.LastError = r.o.Redactor.Redact(err.Error())
-		rec.MaybeApplied = providers.MaybeApplied(err)
+		// A failed attempt that was in doubt leaves the doubt unresolved (its lookup
+		// may be what failed): the next attempt looks the object up again.
+		rec.MaybeApplied = x.InDoubt || providers.MaybeApplied(err)
 		rec.FinishedAt = now
 		if perr := r.st.Put(rec); perr != nil {
 			return outcome{i: i, fatal: fmt.Errorf("%w: record failure of %s: %v", ErrStateWrite, t.ID, perr)}
@@ -500,6 +504,7 @@ func (r *run) attempt(i int32) outcome {
 	rec.LastError = ""
 	rec.MaybeApplied = false
 	rec.FinishedAt = now
+	rec.Info = &state.TaskInfo{Kind: t.Kind, Endpoint: t.Endpoint, Spec: providers.SpecJSON(t.Spec, r.o.Redactor), Deps: t.Deps, Adopted: x.Adopted}
 	if err := r.st.Put(rec); err != nil {
 		return outcome{i: i, fatal: fmt.Errorf("%w: record result of %s: %v", ErrStateWrite, t.ID, err)}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"provision/plan"
 	"provision/providers"
@@ -58,11 +57,16 @@ func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // dryRun is the JSON form of `provision plan`.
 type dryRun struct {
-	Plan   string             `json:"plan"`
-	State  string             `json:"state"`
-	Tasks  []runner.Decision  `json:"tasks"`
-	Totals runner.Totals      `json:"totals"`
-	ByKind map[string]*counts `json:"by_kind"`
+	SchemaVersion int                `json:"schema_version"`
+	Plan          string             `json:"plan"`
+	State         string             `json:"state"`
+	Tasks         []runner.Decision  `json:"tasks"`
+	Totals        runner.Totals      `json:"totals"`
+	ByKind        map[string]*counts `json:"by_kind"`
+	// Changes counts the tasks a run would change (create, update, retry, remove).
+	Changes int `json:"changes"`
+	// Drifted lists done tasks whose objects differ from the plan (--refresh).
+	Drifted []string `json:"drifted,omitempty"`
 }
 
 type counts struct {
@@ -70,11 +74,13 @@ type counts struct {
 	Update int `json:"update"`
 	Skip   int `json:"skip"`
 	Retry  int `json:"retry"`
+	Remove int `json:"remove"`
 }
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
-	var asJSON, summary bool
+	var po planOpts
+	var asJSON, summary, destroy, includeAdopted bool
 	var only string
 	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote change, nothing written to the state; with\n--probe, read-only calls report which objects already exist remotely.")
 	c.register(fs, true)
@@ -82,93 +88,20 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.BoolVar(&summary, "summary", false, "print only the totals (and tasks that are not skipped are still counted)")
 	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
+	fs.BoolVar(&destroy, "destroy", false, "preview provision destroy: what would be deleted and what stays")
+	fs.BoolVar(&includeAdopted, "include-adopted", false, "with --destroy: as destroy --include-adopted")
+	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects (read-only) and show what differs from the plan, field by field")
+	fs.StringVar(&po.out, "out", "", "save the decided actions to `FILE`; provision apply FILE applies exactly them, or refuses if anything changed")
+	fs.BoolVar(&po.exitCode, "exit-code", false, "exit 4 when there are changes (create, update, retry, remove), 0 when there are none")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
 	}
-	return dryRunPlan(ctx, &c, pos[0], only, asJSON, summary, stdout, stderr)
-}
-
-func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summary bool, stdout, stderr io.Writer) error {
-	l, err := c.load(ctx, path, stderr)
-	if err != nil {
-		return err
+	if destroy {
+		return previewDestroy(ctx, &c, pos[0], only, includeAdopted, asJSON, stdout, stderr)
 	}
-	defer l.close()
-	sp := c.statePathFor(l.plan)
-	st, err := openState(sp, l.plan, true)
-	if err != nil {
-		return err
-	}
-	recs := map[string]*state.Record{}
-	if st != nil {
-		recs, err = st.Load()
-		st.Close()
-		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-	}
-	sel, err := l.graph.Select(splitList(only))
-	if err != nil {
-		return withCode(ExitBadInput, err)
-	}
-	out := dryRun{Plan: l.plan.Name, State: sp, ByKind: map[string]*counts{}}
-	red := l.plan.Redactor
-	for i, t := range l.graph.Tasks {
-		if sel != nil && !sel[int32(i)] {
-			continue
-		}
-		d := runner.Decide(t.ID, t.Kind, t.Hash, recs[t.ID])
-		if c.probe && (d.Verb == runner.Create || d.Verb == runner.Retry) {
-			d.Reason += probe(ctx, t, recs, red)
-		}
-		d.Reason = red.Redact(d.Reason)
-		out.Totals.Add(d)
-		k := out.ByKind[t.Kind]
-		if k == nil {
-			k = &counts{}
-			out.ByKind[t.Kind] = k
-		}
-		switch d.Verb {
-		case runner.Create:
-			k.Create++
-		case runner.Update:
-			k.Update++
-		case runner.Skip:
-			k.Skip++
-		case runner.Retry:
-			k.Retry++
-		}
-		if !summary {
-			out.Tasks = append(out.Tasks, d)
-		}
-	}
-	w := bufio.NewWriterSize(red.Writer(stdout), 64<<10)
-	defer w.Flush()
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	width := 4
-	for _, d := range out.Tasks {
-		width = max(width, len(d.ID))
-	}
-	width = min(width, 60)
-	for _, d := range out.Tasks {
-		fmt.Fprintf(w, "%-6s  %-*s  %s\n", d.Verb, width, d.ID, d.Reason)
-	}
-	if len(out.Tasks) > 0 {
-		fmt.Fprintln(w)
-	}
-	fmt.Fprintf(w, "plan %s (state %s)\n", out.Plan, out.State)
-	for _, k := range sortedKeys(out.ByKind) {
-		n := out.ByKind[k]
-		fmt.Fprintf(w, "  %-22s create %d, update %d, skip %d, retry %d\n", k, n.Create, n.Update, n.Skip, n.Retry)
-	}
-	t := out.Totals
-	fmt.Fprintf(w, "total: %d tasks: %d to create, %d to update, %d to retry, %d done (skip)\n", t.Total, t.Create, t.Update, t.Retry, t.Skip)
-	return nil
+	po.only, po.asJSON, po.summary = only, asJSON, summary
+	return dryRunPlan(ctx, &c, pos[0], po, stdout, stderr)
 }
 
 // probe asks a task's provider, read-only, whether its object exists already.
@@ -177,20 +110,7 @@ func probe(ctx context.Context, t *providers.Task, recs map[string]*state.Record
 	if !ok {
 		return ""
 	}
-	x := &providers.Exec{Task: t, Attempt: 1, Log: zerolog.Nop(), Redactor: red,
-		Lookup: func(r plan.Ref) (string, error) {
-			if rec := recs[r.Item]; rec != nil && rec.Status == state.Done {
-				if v, ok := rec.Outputs[r.Key]; ok {
-					return v.Value, nil
-				}
-			}
-			return "", fmt.Errorf("%s has no recorded output %s yet", r.Item, r.Key)
-		}}
-	if rec := recs[t.ID]; rec != nil {
-		x.Prior = rec.Outputs
-		x.Attempt = rec.Attempts + 1
-	}
-	exists, detail, err := p.Probe(ctx, x)
+	exists, detail, err := p.Probe(ctx, execFor(t, recs, red))
 	switch {
 	case err != nil:
 		return "; remote state unknown: " + err.Error()
@@ -215,10 +135,11 @@ func splitList(s string) []string {
 func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	var o runner.Options
-	var dry, asJSON bool
+	var dry, asJSON, prune, yes bool
 	var only string
 	var progressEvery time.Duration
 	fs := newFlagSet("apply", `apply [flags] PLAN
+       provision apply [flags] SAVED-PLAN   (from provision plan --out: exactly that, or nothing)
 
 Runs the plan. Every task's intent is recorded in the state file before its remote
 change and its result after, so rerunning the same command resumes: done tasks are
@@ -229,30 +150,35 @@ changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones fin
 Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 (32 bytes base64/hex, or a passphrase), and not stored otherwise.`)
 	c.register(fs, true)
-	fs.IntVar(&o.Parallel, "parallel", 16, "tasks applied at once")
-	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, network); throttled answers cost none")
-	fs.DurationVar(&o.ThrottleTimeout, "throttle-timeout", 30*time.Minute, "how long a task may keep being throttled (429, or 503 with Retry-After) before it fails")
-	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
-	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
-	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
-	fs.IntVar(&o.MaxFailures, "max-failures", 0, "stop starting tasks after `N` failures (0: no limit)")
-	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "after a stop request, how long in-flight tasks may finish")
+	registerRunFlags(fs, &o, &progressEvery)
+	fs.BoolVar(&c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
 	fs.StringVar(&only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
+	fs.BoolVar(&prune, "prune", false, "also delete the objects of tasks the plan no longer lists (reverse dependency order; adopted objects stay)")
 	fs.BoolVar(&dry, "dry-run", false, "same as `provision plan`")
 	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
-	fs.DurationVar(&progressEvery, "progress-interval", 10*time.Second, "how often to print a progress line when stderr is not a terminal")
+	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
+	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
 	}
+	saved, err := readSavedPlan(pos[0])
+	if err != nil {
+		return err
+	}
+	savedPath := ""
+	if saved != nil {
+		if only != "" || c.refresh || dry {
+			return withCode(ExitBadInput, fmt.Errorf("apply %s: a saved plan fixes --only and --refresh; give them to plan --out instead (--dry-run: provision plan)", pos[0]))
+		}
+		savedPath = pos[0]
+		pos[0], only = saved.PlanFile, saved.Only
+	}
 	if dry {
-		return dryRunPlan(ctx, &c, pos[0], only, asJSON, false, stdout, stderr)
+		return dryRunPlan(ctx, &c, pos[0], planOpts{only: only, asJSON: asJSON}, stdout, stderr)
 	}
-	if o.Parallel < 1 || o.MaxAttempts < 1 || o.MaxFailures < 0 || o.Grace <= 0 || o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase || progressEvery <= 0 {
-		return withCode(ExitBadInput, errors.New("apply: --parallel and --max-attempts must be >= 1, --max-failures >= 0, durations > 0 and --backoff-max >= --backoff"))
-	}
-	if o.ThrottleTimeout <= 0 {
-		return withCode(ExitBadInput, errors.New("apply: --throttle-timeout must be > 0"))
+	if err := checkRunFlags("apply", o, progressEvery); err != nil {
+		return err
 	}
 	o.Only = splitList(only)
 	l, err := c.load(ctx, pos[0], stderr)
@@ -271,7 +197,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	o.Redactor = red
 	o.Progress = &runner.Progress{}
 	sp := c.statePathFor(l.plan)
-	st, err := openState(sp, l.plan, false)
+	st, err := c.openState(sp, l, false)
 	if err != nil {
 		return err
 	}
@@ -284,25 +210,104 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	meters := rest.NewMeters()
 	ctx = rest.WithMeters(ctx, meters)
 	rates := func() []rest.RateStats { return endpointRates(meters, l.plan) }
+	if _, err := forgetDestroyed(st); err != nil {
+		return withCode(ExitBadInput, stateError(sp, err))
+	}
+	recs, err := st.Load()
+	if err != nil {
+		return withCode(ExitBadInput, stateError(sp, err))
+	}
+	switch {
+	case saved != nil:
+		infos, err := st.Infos()
+		if err != nil {
+			return withCode(ExitBadInput, stateError(sp, err))
+		}
+		if err := checkSavedPlan(savedPath, saved, &c, l, &stateRead{path: sp, recs: recs, infos: infos}); err != nil {
+			return err
+		}
+		o.Force = forceSet(saved.Force)
+	case c.refresh || (!yes && interactive(stderr)):
+		infos, err := st.Infos()
+		if err != nil {
+			return withCode(ExitBadInput, stateError(sp, err))
+		}
+		dr, err := c.decideAll(ctx, l, &stateRead{path: sp, recs: recs, infos: infos}, only, false)
+		if err != nil {
+			return err
+		}
+		if c.refresh {
+			o.Force = forceSet(dr.Drifted)
+			if len(dr.Drifted) > 0 {
+				log.Info().Int("tasks", len(dr.Drifted)).Str("ids", joinIDs(dr.Drifted, 10)).Msg("drift: putting back what changed outside provision")
+			}
+		}
+		if !yes {
+			if err := confirmApply(&dr, stderr); err != nil {
+				return err
+			}
+		}
+	}
+	removed := removedIDs(l.graph, recs)
+	if len(removed) > 0 && !prune {
+		log.Warn().Int("tasks", len(removed)).Str("ids", joinIDs(removed, 10)).Msg("removed from the plan: left alone (provision plan lists them; apply --prune deletes them)")
+	}
 	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery, func() string { return rateSuffix(rates()) })
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
+	var pruned *runner.Result
+	var kept []keptLine
+	if err == nil && prune && len(removed) > 0 && !res.Interrupted {
+		pruned, kept, err = runDeletes(ctx, l, st, removed, false, true, o, stderr, progressEvery)
+	}
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close state: %w", cerr)
+	}
+	rep := applyReport{Plan: l.plan.Name, State: sp, Result: res}
+	if !prune {
+		rep.Removed = removed
+	} else if pruned != nil {
+		rep.Pruned = &destroyReport{Result: pruned, Kept: kept}
 	}
 	if err != nil {
 		if res == nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
-		report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox, rates())
+		rep.Endpoints = rates()
+		report(stdout, red, &rep, asJSON, l.sandbox)
 		return withCode(ExitFailed, err)
 	}
-	report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox, rates())
+	rep.Endpoints = rates()
+	report(stdout, red, &rep, asJSON, l.sandbox)
 	switch {
-	case res.Interrupted:
+	case res.Interrupted || (pruned != nil && pruned.Interrupted):
 		return errQuiet(ExitInterrupted)
-	case !res.OK():
+	case !res.OK() || (pruned != nil && !pruned.OK()):
 		return errQuiet(ExitFailed)
+	}
+	return nil
+}
+
+// registerRunFlags registers the flags of commands that run tasks (apply, destroy).
+func registerRunFlags(fs *flag.FlagSet, o *runner.Options, progressEvery *time.Duration) {
+	fs.IntVar(&o.Parallel, "parallel", 16, "tasks run at once")
+	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, network); throttled answers cost none")
+	fs.DurationVar(&o.ThrottleTimeout, "throttle-timeout", 30*time.Minute, "how long a task may keep being throttled (429, or 503 with Retry-After) before it fails")
+	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
+	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
+	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
+	fs.IntVar(&o.MaxFailures, "max-failures", 0, "stop starting tasks after `N` failures (0: no limit)")
+	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "after a stop request, how long in-flight tasks may finish")
+	fs.DurationVar(progressEvery, "progress-interval", 10*time.Second, "how often to print a progress line when stderr is not a terminal")
+}
+
+// checkRunFlags checks the values registerRunFlags read.
+func checkRunFlags(cmd string, o runner.Options, progressEvery time.Duration) error {
+	if o.Parallel < 1 || o.MaxAttempts < 1 || o.MaxFailures < 0 || o.Grace <= 0 || o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase || progressEvery <= 0 {
+		return withCode(ExitBadInput, fmt.Errorf("%s: --parallel and --max-attempts must be >= 1, --max-failures >= 0, durations > 0 and --backoff-max >= --backoff", cmd))
+	}
+	if o.ThrottleTimeout <= 0 {
+		return withCode(ExitBadInput, fmt.Errorf("%s: --throttle-timeout must be > 0", cmd))
 	}
 	return nil
 }
@@ -313,16 +318,21 @@ type applyReport struct {
 	*runner.Result
 	Rate    float64        `json:"tasks_per_second"`
 	Sandbox map[string]any `json:"sandbox,omitempty"`
+	// Removed: tasks in the state the plan no longer lists, left alone (no --prune).
+	Removed []string `json:"removed,omitempty"`
+	// Pruned: the deletes of removed tasks (--prune).
+	Pruned *destroyReport `json:"pruned,omitempty"`
 	// Endpoints: per endpoint, the rate it settled at and its throttled answers.
 	Endpoints []rest.RateStats `json:"endpoints"`
 }
 
-func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.Result, asJSON bool, sb *sandboxRun, rates []rest.RateStats) {
+func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, sb *sandboxRun) {
 	w := bufio.NewWriter(red.Writer(stdout))
 	defer w.Flush()
+	res := r.Result
 	applied := res.Applied + res.Failed
 	if asJSON {
-		r := applyReport{Plan: name, State: sp, Result: res, Rate: rate(applied, res.Elapsed), Endpoints: rates}
+		r.Rate = rate(applied, res.Elapsed)
 		if r.Endpoints == nil {
 			r.Endpoints = []rest.RateStats{}
 		}
@@ -343,7 +353,7 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 	case !res.OK():
 		verdict = "incomplete: fix the failures and rerun the same command"
 	}
-	fmt.Fprintf(w, "\nprovision apply %s: %s\n", name, verdict)
+	fmt.Fprintf(w, "\nprovision apply %s: %s\n", r.Plan, verdict)
 	fmt.Fprintf(w, "  tasks        %d\n", res.Total)
 	fmt.Fprintf(w, "  up to date   %d\n", res.UpToDate)
 	fmt.Fprintf(w, "  applied      %d\n", res.Applied)
@@ -360,11 +370,23 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 		fmt.Fprintf(w, "  throttled    %d (retried; no attempt counted)\n", res.Throttled)
 	}
 	fmt.Fprintf(w, "  elapsed      %s (%.0f tasks/s)\n", res.Elapsed.Round(time.Millisecond), rate(applied, res.Elapsed))
-	fmt.Fprintf(w, "  state        %s\n", sp)
+	fmt.Fprintf(w, "  state        %s\n", r.State)
+	if len(r.Removed) > 0 {
+		fmt.Fprintf(w, "  removed      %d no longer in the plan, left alone (apply --prune deletes them): %s\n", len(r.Removed), joinIDs(r.Removed, 5))
+	}
 	if sb != nil {
 		fmt.Fprintf(w, "  sandbox      %s\n", sb.Summary())
 	}
-	writeRates(w, rates)
+	writeRates(w, r.Endpoints)
+	writeFailures(w, res)
+	if r.Pruned != nil {
+		fmt.Fprintf(w, "prune (tasks no longer in the plan):\n")
+		writeDeletes(w, r.Pruned, "  ")
+	}
+}
+
+// writeFailures lists a run's failed and skipped tasks.
+func writeFailures(w io.Writer, res *runner.Result) {
 	if len(res.Failures) > 0 {
 		fmt.Fprintln(w, "failed:")
 		for i, f := range res.Failures {
@@ -372,7 +394,7 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 				fmt.Fprintf(w, "  ... and %d more (provision status lists them all)\n", len(res.Failures)-30)
 				break
 			}
-			fmt.Fprintf(w, "  %s (%d attempts): %s\n", f.ID, f.Attempts, f.Error)
+			fmt.Fprintf(w, "  %s (%s): %s\n", f.ID, plural(f.Attempts, "attempt"), f.Error)
 		}
 	}
 	if len(res.SkippedBy) > 0 {
@@ -387,6 +409,13 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 	}
 }
 
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 type statusReport struct {
 	States   []string       `json:"states"`
 	Counts   map[string]int `json:"counts"`
@@ -396,6 +425,7 @@ type statusReport struct {
 	InDoubt  []taskLine     `json:"in_doubt,omitempty"`
 	Changed  int            `json:"changed_since_done,omitempty"`
 	Planned  int            `json:"planned,omitempty"`
+	Removed  []string       `json:"removed,omitempty"`
 	Warnings []string       `json:"warnings,omitempty"`
 }
 
@@ -456,6 +486,11 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
+		if l != nil {
+			for _, d := range state.TargetDiff(st.Meta().Target, l.target) {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s (its records say nothing about the plan's endpoints)", sp, d))
+			}
+		}
 		err = st.ForEach(func(r *state.Record) error {
 			if _, dup := all[r.ID]; dup {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
@@ -485,6 +520,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		}
 	}
 	if l != nil {
+		rep.Removed = removedIDs(l.graph, all)
 		rep.Planned = l.graph.Len()
 		for _, t := range l.graph.Tasks {
 			r, ok := all[t.ID]
@@ -518,6 +554,12 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if len(rep.Removed) > 0 {
+		fmt.Fprintf(w, "no longer in the plan (%d; apply --prune deletes them, destroy too):\n", len(rep.Removed))
+		for _, id := range rep.Removed {
+			fmt.Fprintf(w, "  %s\n", id)
+		}
 	}
 	if len(rep.Failed) > 0 {
 		fmt.Fprintln(w, "failed:")
