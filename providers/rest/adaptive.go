@@ -22,8 +22,8 @@ import (
 //   - A throttled answer cuts the rate to Beta times what it was: the current limit,
 //     or, at the first throttle, the rate of requests sent over the last second (what
 //     the client offered, as the AWS SDKs measure their sending rate). Only answers
-//     to requests sent after the previous cut, and only once an answer was not
-//     throttled since it, count: one burst of 429s (every request in flight when
+//     to requests sent after the previous cut, and only once an answer to such a
+//     request was not throttled, count: one burst of 429s (every request in flight when
 //     the server started refusing) is one cut, and so is a storm where the server
 //     refuses everything for a while (the shared Retry-After pause covers that).
 //   - Every answer that is not throttled, while the limiter is what holds requests
@@ -62,7 +62,7 @@ type adaptive struct {
 	limit     float64 // current rate when limited
 	step      float64 // increase per second
 	lastCut   time.Time
-	okSince   int  // answers not throttled since the last cut
+	okSince   int  // answers not throttled to requests sent since the last cut
 	slowStart bool // between the first cut and the second
 	cuts      int
 	winStart  time.Time // sliding window of answers: current and previous second
@@ -145,7 +145,9 @@ func (a *adaptive) observe(sentAt time.Time, throttled bool) {
 		a.set(now, limit)
 		return
 	}
-	a.okSince++
+	if !sentAt.Before(a.lastCut) {
+		a.okSince++ // an answer at the rate since the last cut
+	}
 	if !a.limited {
 		return
 	}
