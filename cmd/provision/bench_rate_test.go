@@ -204,6 +204,9 @@ func BenchmarkLimits_RateLimitedCloud(b *testing.B) {
 		goodput := float64(r.cloudOK) / r.wall.Seconds() / limit
 		b.ReportMetric(float64(r.failed), "failed-tasks(goal-0)")
 		b.ReportMetric(100*goodput, "goodput-%-of-limit(goal>=90)")
+		// The bucket starts full: its first second's worth is served on top of the
+		// rate. Without it, the share of the limit the run sustained.
+		b.ReportMetric(100*(float64(r.cloudOK)-limit)/r.wall.Seconds()/limit, "goodput-%-without-initial-burst")
 		b.ReportMetric(100*float64(r.cloud429)/float64(max(r.cloud, 1)), "429-%-of-requests(goal<=5)")
 		b.ReportMetric(float64(r.cloud), "cloud-requests")
 		b.ReportMetric(r.wall.Seconds(), "wall-s")
