@@ -527,7 +527,7 @@ func (l *loader) readCSV(name string) (*source, error) {
 		return nil, fmt.Errorf("open %s: %w", name, bareErr(err))
 	}
 	defer f.Close()
-	in := &cappedReader{r: f, left: MaxCSVBytes}
+	in := &csvInput{r: f, left: MaxCSVBytes, line: 1}
 	br := bufio.NewReaderSize(in, 64<<10)
 	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
 		_, _ = br.Discard(3)
@@ -538,30 +538,49 @@ func (l *loader) readCSV(name string) (*source, error) {
 		// before the limit: read on (without keeping anything) to find out.
 		_, _ = io.Copy(io.Discard, br)
 	}
+	// The file's own problems come first, each alone: they make its rows meaningless.
 	switch {
 	case in.over:
 		return nil, fmt.Errorf("%s is larger than %s", name, sizeText(MaxCSVBytes))
 	case in.err != nil:
 		return nil, fmt.Errorf("read %s: %w", name, bareErr(in.err))
+	case in.utf16:
+		return nil, fmt.Errorf("%s:1:1: the file is UTF-16 (a byte-order mark or NUL bytes): save it as UTF-8", name)
+	case in.bad:
+		return nil, fmt.Errorf("%s:%d:%d: byte 0x%02x is not UTF-8: the file must be UTF-8 (save it as UTF-8)", name, in.badLine, in.badCol, in.badByte)
 	}
 	return src, err
 }
 
-// cappedReader reads at most left bytes and notes whether the file has more, and any
-// read error (csv.Reader would report it without its cause's kind).
-type cappedReader struct {
-	r    io.Reader
-	left int64
-	over bool
-	err  error
+// csvInput reads a CSV file for the csv reader, at most left bytes, and checks its
+// encoding on the way: whether the file has more than the cap, looks like UTF-16 (a
+// byte-order mark, NUL bytes), or holds a byte that is not UTF-8 (the first one's line
+// and column in characters, a leading UTF-8 byte-order mark not counted), and any
+// read error (csv.Reader would report it without its kind).
+type csvInput struct {
+	r     io.Reader
+	left  int64
+	over  bool
+	err   error
+	utf16 bool
+
+	started bool
+	line    int    // line of the next byte
+	col     int    // characters since the line began
+	carry   []byte // the incomplete sequence a read ended with
+	bad     bool
+	badLine int
+	badCol  int
+	badByte byte
 }
 
-func (c *cappedReader) Read(p []byte) (int, error) {
+func (c *csvInput) Read(p []byte) (int, error) {
 	if c.left <= 0 {
 		var one [1]byte
 		if n, _ := c.r.Read(one[:]); n > 0 {
 			c.over = true
 		}
+		c.check(nil, true)
 		return 0, io.EOF
 	}
 	if int64(len(p)) > c.left {
@@ -572,26 +591,65 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		c.err = err
 	}
+	c.check(p[:n], err == io.EOF)
 	return n, err
 }
 
-// invalidUTF8 returns the line of the first field of rec that is not valid UTF-8, or 0.
-func invalidUTF8(r *csv.Reader, rec []string) int {
-	for i, v := range rec {
-		if !utf8.ValidString(v) {
-			line, _ := r.FieldPos(i)
-			return line
+// check scans the next bytes of the file (eof: there are no more).
+func (c *csvInput) check(b []byte, eof bool) {
+	if !c.started && len(b) > 0 {
+		c.started = true
+		if bytes.HasPrefix(b, []byte{0xff, 0xfe}) || bytes.HasPrefix(b, []byte{0xfe, 0xff}) {
+			c.utf16 = true
 		}
+		b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	}
-	return 0
+	if bytes.IndexByte(b, 0) >= 0 {
+		c.utf16 = true
+	}
+	if c.bad {
+		return
+	}
+	data := b
+	if len(c.carry) > 0 {
+		data = append(c.carry, b...)
+		c.carry = nil
+	}
+	cut := len(data)
+	if !eof {
+		// Keep an incomplete last sequence for the next read.
+		for k := 1; k <= 3 && k <= len(data); k++ {
+			if utf8.RuneStart(data[len(data)-k]) {
+				if !utf8.FullRune(data[len(data)-k:]) {
+					cut = len(data) - k
+				}
+				break
+			}
+		}
+		c.carry = append([]byte(nil), data[cut:]...)
+	}
+	data = data[:cut]
+	if !utf8.Valid(data) {
+		off := firstInvalidUTF8(data)
+		line, col := lineCol(data, off)
+		c.bad, c.badByte, c.badLine = true, data[off], c.line+line-1
+		c.badCol = col
+		if line == 1 {
+			c.badCol = c.col + col
+		}
+		return
+	}
+	if nl := bytes.Count(data, []byte("\n")); nl > 0 {
+		c.line += nl
+		c.col = utf8.RuneCount(data[bytes.LastIndexByte(data, '\n')+1:])
+	} else {
+		c.col += utf8.RuneCount(data)
+	}
 }
 
 func (l *loader) parseCSV(name string, in io.Reader) (*source, error) {
 	r := csv.NewReader(in)
 	r.FieldsPerRecord = 0 // the header fixes the number of fields
-	badUTF8 := func(line int) error {
-		return fmt.Errorf("%s:%d: not valid UTF-8 (save the file as UTF-8)", name, line)
-	}
 	header, err := r.Read()
 	if err == io.EOF {
 		return nil, fmt.Errorf("%s: the file is empty (want a header row naming the columns)", name)
@@ -599,14 +657,14 @@ func (l *loader) parseCSV(name string, in io.Reader) (*source, error) {
 	if err != nil {
 		return nil, csvError(name, err, 0, 0)
 	}
-	if line := invalidUTF8(r, header); line > 0 {
-		return nil, badUTF8(line)
-	}
 	s := &source{kind: "csv", file: name, cols: make(map[string]int, len(header))}
 	var errs []error
 	for i, h := range header {
 		h = strings.TrimSpace(h)
 		switch {
+		case strings.IndexFunc(h, isInvisible) >= 0:
+			_, col := r.FieldPos(i)
+			errs = append(errs, fmt.Errorf("%s:1:%d: column name \"%s\" holds an invisible character (shown escaped): remove it", name, col, escapeInvisible(h)))
 		case h == "":
 			errs = append(errs, fmt.Errorf("%s:1: column %d has no name in the header row", name, i+1))
 		case strings.ContainsAny(h, "${}"):
@@ -639,9 +697,6 @@ func (l *loader) parseCSV(name string, in io.Reader) (*source, error) {
 				continue
 			}
 			break // a quoting error: the rest cannot be trusted
-		}
-		if bad := invalidUTF8(r, rec); bad > 0 {
-			return nil, badUTF8(bad)
 		}
 		line, _ := r.FieldPos(0)
 		for i := range rec {
@@ -695,4 +750,15 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return strconv.Itoa(n) + " " + what + "s"
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }
