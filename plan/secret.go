@@ -1,7 +1,10 @@
 package plan
 
 import (
-	"sort"
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -51,18 +54,50 @@ func mask(v string) string {
 
 // Redactor replaces every known secret value in text with "***". It is safe for
 // concurrent use; values can be added while a run goes on (secret outputs).
+//
+// A secret is masked in every form it travels in: as is, query- and path-escaped
+// (upper- and lower-case hex), JSON-escaped (with and without HTML escaping, once
+// and twice), and base64 (standard and URL alphabets, with and without padding,
+// alone or inside a longer encoded text). AddCredentials also masks the base64 of
+// "user:password" (an HTTP Basic header).
+//
+// Plain and escaped forms are masked only as whole tokens in value positions: not
+// when a letter or digit touches them (so a secret that is a common word leaves
+// longer words alone) and not as a JSON object key, so redacted JSON stays valid
+// and keeps its keys. Base64 forms are masked wherever they appear.
 type Redactor struct {
 	mu     sync.RWMutex
 	values map[string]struct{}
-	r      *strings.Replacer
+	forms  []redactForm
+	seen   map[string]int32   // form text -> index in forms
+	index  map[uint32][]int32 // first four bytes of a form -> forms
+	filter []uint64           // one bit per hashed four-byte prefix, before the map
+}
+
+type redactForm struct {
+	text string
+	// token: mask only whole tokens outside JSON keys (plain and escaped forms).
+	token bool
 }
 
 // NewRedactor returns an empty redactor.
 func NewRedactor() *Redactor { return &Redactor{values: map[string]struct{}{}} }
 
-// minSecretLen keeps tiny values ("1", "a") from turning every text into stars;
-// such values are refused as secrets by validation anyway.
+// minSecretLen keeps tiny values ("1", "a") from turning every text into stars.
+// Plan secrets are held to MinSecretLen by validation; this floor applies to
+// values learnt at run time (tokens, keys).
 const minSecretLen = 4
+
+// MinSecretLen is the shortest secret a plan may hold: shorter values are too easy
+// to guess and too likely to occur in ordinary text to be masked reliably.
+const MinSecretLen = 8
+
+// PublicDefaultPassword is the factory-default admin password of a new Nx server
+// ("admin"): public knowledge, not a secret. It may be written literally in a plan
+// and is never registered with a redactor.
+const PublicDefaultPassword = "admin"
+
+const filterBits = 1 << 20
 
 // Add registers secret values.
 func (r *Redactor) Add(values ...string) {
@@ -71,19 +106,118 @@ func (r *Redactor) Add(values ...string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	changed := false
 	for _, v := range values {
-		if len(v) < minSecretLen {
+		r.addLocked(v)
+	}
+}
+
+// AddCredentials registers a password and the "user:password" pair, whose base64
+// form is an HTTP Basic Authorization header.
+func (r *Redactor) AddCredentials(user, password string) {
+	if r == nil || len(password) < minSecretLen || password == PublicDefaultPassword {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addLocked(password)
+	if user != "" {
+		r.addLocked(user + ":" + password)
+	}
+}
+
+func (r *Redactor) addLocked(v string) {
+	if len(v) < minSecretLen {
+		return
+	}
+	if _, ok := r.values[v]; ok {
+		return
+	}
+	if r.values == nil {
+		r.values = map[string]struct{}{}
+	}
+	r.values[v] = struct{}{}
+	tokens := []string{v, url.QueryEscape(v), url.PathEscape(v)}
+	for _, e := range tokens[1:3] {
+		if strings.Contains(e, "%") {
+			tokens = append(tokens, lowerHexEscapes(e))
+		}
+	}
+	for _, e := range []string{jsonEscape(v, true), jsonEscape(v, false)} {
+		tokens = append(tokens, e, jsonEscape(e, true))
+	}
+	for _, t := range tokens {
+		r.addForm(t, true)
+	}
+	b := []byte(v)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		r.addForm(enc.EncodeToString(b), false)
+	}
+	// Inside a longer base64 text the secret starts at one of three offsets in a
+	// 3-byte group: the groups made only of its own bytes encode to a fixed text.
+	for d := 0; d < 3 && d < len(b); d++ {
+		rest := b[d:]
+		n := len(rest) / 3 * 3
+		if n/3*4 < MinSecretLen {
 			continue
 		}
-		if _, ok := r.values[v]; !ok {
-			r.values[v] = struct{}{}
-			changed = true
+		r.addForm(base64.RawStdEncoding.EncodeToString(rest[:n]), false)
+		r.addForm(base64.RawURLEncoding.EncodeToString(rest[:n]), false)
+	}
+}
+
+func (r *Redactor) addForm(text string, token bool) {
+	if len(text) < minSecretLen {
+		return
+	}
+	if r.seen == nil {
+		r.seen = map[string]int32{}
+		r.index = map[uint32][]int32{}
+		r.filter = make([]uint64, filterBits/64)
+	}
+	if i, ok := r.seen[text]; ok {
+		// The same text as an anywhere-form and a token-form: anywhere wins.
+		r.forms[i].token = r.forms[i].token && token
+		return
+	}
+	i := int32(len(r.forms))
+	r.forms = append(r.forms, redactForm{text: text, token: token})
+	r.seen[text] = i
+	k := key4(text)
+	r.index[k] = append(r.index[k], i)
+	h := filterHash(k)
+	r.filter[h/64] |= 1 << (h % 64)
+}
+
+func key4(s string) uint32 {
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
+func filterHash(k uint32) uint32 { return (k * 2654435761) >> 12 % filterBits }
+
+func jsonEscape(s string, html bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(html)
+	if err := enc.Encode(s); err != nil {
+		return s
+	}
+	out := strings.TrimSuffix(b.String(), "\n")
+	return out[1 : len(out)-1]
+}
+
+// lowerHexEscapes rewrites %2B as %2b (some encoders use lower-case hex).
+func lowerHexEscapes(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if b[j] >= 'A' && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
 		}
 	}
-	if changed {
-		r.r = nil
-	}
+	return string(b)
 }
 
 // Len is the number of registered values.
@@ -96,37 +230,110 @@ func (r *Redactor) Len() int {
 	return len(r.values)
 }
 
-// Redact returns s with every secret value replaced by "***".
+// Redact returns s with every form of every secret value replaced by "***";
+// overlapping matches become one "***".
 func (r *Redactor) Redact(s string) string {
-	if r == nil || s == "" {
+	if r == nil || len(s) < minSecretLen {
 		return s
 	}
 	r.mu.RLock()
-	rep := r.r
-	n := len(r.values)
-	r.mu.RUnlock()
-	if n == 0 {
+	defer r.mu.RUnlock()
+	if len(r.forms) == 0 {
 		return s
 	}
-	if rep == nil {
-		r.mu.Lock()
-		if r.r == nil {
-			vals := make([]string, 0, len(r.values))
-			for v := range r.values {
-				vals = append(vals, v)
-			}
-			// Longest first, so a secret that contains another is masked whole.
-			sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
-			pairs := make([]string, 0, 2*len(vals))
-			for _, v := range vals {
-				pairs = append(pairs, v, "***")
-			}
-			r.r = strings.NewReplacer(pairs...)
+	// Matches of token forms are chained where they overlap, and the chain is
+	// checked as one token; matches of other forms are kept as they are.
+	var spans, chain []span
+	cs, ce := -1, -1
+	flush := func() {
+		if cs >= 0 && wholeToken(s, cs, ce) {
+			chain = append(chain, span{cs, ce})
 		}
-		rep = r.r
-		r.mu.Unlock()
+		cs, ce = -1, -1
 	}
-	return rep.Replace(s)
+	for i := 0; i+minSecretLen <= len(s); i++ {
+		k := key4(s[i:])
+		if h := filterHash(k); r.filter[h/64]&(1<<(h%64)) == 0 {
+			continue
+		}
+		for _, fi := range r.index[k] {
+			f := &r.forms[fi]
+			if !strings.HasPrefix(s[i:], f.text) {
+				continue
+			}
+			j := i + len(f.text)
+			if !f.token {
+				spans = append(spans, span{i, j})
+				continue
+			}
+			if cs >= 0 && i < ce {
+				ce = max(ce, j)
+				continue
+			}
+			flush()
+			cs, ce = i, j
+		}
+	}
+	flush()
+	spans = append(spans, chain...)
+	if len(spans) == 0 {
+		return s
+	}
+	slices.SortFunc(spans, func(a, b span) int { return a.i - b.i })
+	out := make([]byte, 0, len(s))
+	last, start, end := 0, spans[0].i, spans[0].j
+	for _, sp := range spans[1:] {
+		if sp.i < end {
+			end = max(end, sp.j)
+			continue
+		}
+		out = append(append(out, s[last:start]...), "***"...)
+		last, start, end = end, sp.i, sp.j
+	}
+	out = append(append(out, s[last:start]...), "***"...)
+	out = append(out, s[end:]...)
+	return string(out)
+}
+
+type span struct{ i, j int }
+
+// wholeToken reports whether s[i:j] stands alone: no letter or digit glued to it
+// (escape sequences such as \n, \u00e9 and %0A count as separators), and not a JSON
+// object key.
+func wholeToken(s string, i, j int) bool {
+	if isWord(s[i]) && i > 0 && isWord(s[i-1]) && !afterEscape(s, i) {
+		return false
+	}
+	if isWord(s[j-1]) && j < len(s) && isWord(s[j]) {
+		return false
+	}
+	if i > 0 && s[i-1] == '"' && j < len(s) && s[j] == '"' {
+		k := j + 1
+		for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+			k++
+		}
+		if k < len(s) && s[k] == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+func isWord(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// afterEscape: s[:i] ends with an escape sequence (\n, \t, \uXXXX, %XX).
+func afterEscape(s string, i int) bool {
+	if i >= 2 && s[i-2] == '\\' && strings.IndexByte("nrtbf", s[i-1]) >= 0 {
+		return true
+	}
+	if i >= 3 && s[i-3] == '%' && isHex(s[i-2]) && isHex(s[i-1]) {
+		return true
+	}
+	return i >= 6 && s[i-6] == '\\' && s[i-5] == 'u' && isHex(s[i-4]) && isHex(s[i-3]) && isHex(s[i-2]) && isHex(s[i-1])
 }
 
 // Writer wraps w so that everything written through it is redacted. Each Write must

@@ -1,0 +1,152 @@
+package plan
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// encodedForms lists every form a secret travels in on the wire, as a hostile
+// server would echo it back: raw, base64 (both alphabets, with and without
+// padding, alone and inside a longer encoded text), query- and path-escaped,
+// JSON-escaped (with and without HTML escaping, and twice).
+func encodedForms(v string) map[string]string {
+	jsonEsc := func(s string, html bool) string {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		_ = enc.Encode(s)
+		out := strings.TrimSpace(b.String())
+		return out[1 : len(out)-1]
+	}
+	forms := map[string]string{
+		"raw":                 v,
+		"base64 std":          base64.StdEncoding.EncodeToString([]byte(v)),
+		"base64 std raw":      base64.RawStdEncoding.EncodeToString([]byte(v)),
+		"base64 url":          base64.URLEncoding.EncodeToString([]byte(v)),
+		"base64 url raw":      base64.RawURLEncoding.EncodeToString([]byte(v)),
+		"query escaped":       url.QueryEscape(v),
+		"path escaped":        url.PathEscape(v),
+		"json escaped":        jsonEsc(v, true),
+		"json escaped (html)": jsonEsc(v, false),
+		"json escaped twice":  jsonEsc(jsonEsc(v, true), true),
+	}
+	for i, prefix := range []string{"x", "xy", "xyz"} {
+		whole := base64.StdEncoding.EncodeToString([]byte(prefix + v + "!tail"))
+		forms["base64 inside a longer text "+string(rune('0'+i))] = whole
+		forms["base64 url inside a longer text "+string(rune('0'+i))] = base64.URLEncoding.EncodeToString([]byte(prefix + v + "?tail>>"))
+	}
+	return forms
+}
+
+func TestRedactor_EveryEncodedFormIsMasked(t *testing.T) {
+	secrets := []string{
+		"Canary+Secret/With=Specials&<q>\"z\"",
+		"plainCanary2026xyz",
+		"päss wörd~!@#$%^*()",
+		"a\\b\\c\"d'e\tf\ng",
+	}
+	r := NewRedactor()
+	r.Add(secrets...)
+	for _, v := range secrets {
+		for name, form := range encodedForms(v) {
+			text := `{"level":"error","error":"server said: ` + form + ` (end)"}`
+			got := r.Redact(text)
+			// The raw secret itself and the exact encoded form must both be gone.
+			if strings.Contains(got, form) {
+				t.Errorf("%q, form %s: still in %s", v, name, got)
+			}
+			if !strings.Contains(got, "***") {
+				t.Errorf("%q, form %s: nothing masked in %s", v, name, got)
+			}
+		}
+	}
+}
+
+func TestRedactor_BasicCredentialsAreMasked(t *testing.T) {
+	r := NewRedactor()
+	r.AddCredentials("ops@example.com", "CanaryBasicPw99")
+	hdr := "Basic " + base64.StdEncoding.EncodeToString([]byte("ops@example.com:CanaryBasicPw99"))
+	got := r.Redact(`echo: {"Authorization":["` + hdr + `"]}`)
+	if strings.Contains(got, hdr[6:]) || strings.Contains(got, "CanaryBasicPw99") {
+		t.Errorf("basic credentials leak: %s", got)
+	}
+}
+
+// A secret equal to a common word (or a JSON key) must not turn keys or parts of
+// other words into stars: only whole tokens in value positions are masked, and the
+// output stays valid JSON.
+func TestRedactor_WholeTokensOnly_JSONStaysValid(t *testing.T) {
+	r := NewRedactor()
+	r.Add("attempts", "messages", "password1")
+	line := `{"level":"info","attempts":3,"message":"retrying: 2 attempts; attemptsX; Xattempts; value attempts","messages":"password1","passwords":"password12"}`
+	got := r.Redact(line)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(got), &m); err != nil {
+		t.Fatalf("redacted line is not JSON: %v\n%s", err, got)
+	}
+	if _, ok := m["attempts"]; !ok {
+		t.Errorf("a JSON key was masked: %s", got)
+	}
+	if _, ok := m["messages"]; !ok {
+		t.Errorf("a JSON key was masked: %s", got)
+	}
+	if m["messages"] != "***" {
+		t.Errorf("a secret value was not masked: %s", got)
+	}
+	if !strings.Contains(got, "attemptsX") || !strings.Contains(got, "Xattempts") {
+		t.Errorf("a secret inside a longer word was masked: %s", got)
+	}
+	if !strings.Contains(got, "2 *** ;") && !strings.Contains(got, "2 ***;") {
+		t.Errorf("a whole-token secret was not masked: %s", got)
+	}
+	if !strings.Contains(got, `"password12"`) {
+		t.Errorf("a longer value that merely starts with a secret was masked: %s", got)
+	}
+}
+
+func TestRedactor_OverlappingSecretsMaskedWhole(t *testing.T) {
+	r := NewRedactor()
+	r.Add("abcdefgh12", "gh12ijklmnop")
+	got := r.Redact("x abcdefgh12ijklmnop y")
+	if got != "x *** y" {
+		t.Errorf("Redact = %q", got)
+	}
+}
+
+func TestRedactor_ManySecretsStayFast(t *testing.T) {
+	r := NewRedactor()
+	for i := 0; i < 20000; i++ {
+		r.Add("authkey-" + strings.Repeat("k", i%7) + "-" + itoa(i) + "-canary")
+	}
+	got := r.Redact("error: authkey--19999-canary was refused; authkey-kkkkk-12346-canary too")
+	if strings.Contains(got, "canary") {
+		t.Errorf("Redact = %q", got)
+	}
+}
+
+func itoa(i int) string {
+	const d = "0123456789"
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{d[i%10]}, b...)
+	}
+	return string(b)
+}
+
+func BenchmarkRedactor_LogLine(b *testing.B) {
+	r := NewRedactor()
+	for i := 0; i < 10000; i++ {
+		r.Add("authkey-" + itoa(i) + "-canaryvalue")
+	}
+	line := `{"level":"debug","task":"store-0042","endpoint":"nxcloud","method":"POST","path":"/cdb/systems/bind","status":200,"took":1.2,"message":"request"}` + "\n"
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		r.Redact(line)
+	}
+}
