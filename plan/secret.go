@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -354,4 +355,59 @@ func (rw *RedactWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// valueOrigin says what an interpolated scalar of the plan is made of.
+type valueOrigin struct {
+	row, secret, output bool
+	cliVar              string // a var it names that --var set
+}
+
+// secretPolicy is what DecodeItem needs to check secret fields: the origin of every
+// interpolated scalar (by position; a scalar with no entry is a literal) and the
+// redactor that learns values taken from foreach rows.
+type secretPolicy struct {
+	origins map[Pos]valueOrigin
+	red     *Redactor
+}
+
+// noteOrigin records what the scalar at pos is made of.
+func (l *loader) noteOrigin(pos Pos, cs *scalarT) {
+	o := l.pol.origins[pos]
+	o.row = o.row || cs.rowDep
+	o.secret = o.secret || cs.secret
+	o.output = o.output || len(cs.refs) > 0
+	for _, v := range cs.vars {
+		if _, ok := l.o.Vars[v]; ok && o.cliVar == "" {
+			o.cliVar = v
+		}
+	}
+	l.pol.origins[pos] = o
+}
+
+// secretField checks the value of a Secret field (see DecodeItem).
+func (w *strictWalker) secretField(n *yaml.Node, p *fpath) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == nullTag || n.Value == "" || n.Tag == SecretTag {
+		return // not a string (locate reports it), absent, or a resolved secret
+	}
+	o := w.pol.origins[NodePos(w.file, n)]
+	switch {
+	case o.output:
+		// Resolved at run time from another item's output.
+	case o.cliVar != "":
+		w.fail(n, p, fmt.Errorf("the value comes from --var %s, and command-line values are visible to every local user (/proc/PID/cmdline, ps): export it and write ${env.NAME}, or put it in a file and write ${file.PATH}", o.cliVar))
+	case o.row:
+		if len(n.Value) < MinSecretLen {
+			w.fail(n, p, fmt.Errorf("the value from a foreach row (not shown) has fewer than %d characters: too short for a secret", MinSecretLen))
+			return
+		}
+		w.pol.red.Add(n.Value)
+	case n.Value == PublicDefaultPassword:
+		// The factory default of a new Nx server is public, not a secret.
+	default:
+		w.fail(n, p, fmt.Errorf("a secret field holds a value written in the plan (not shown): write ${env.NAME} or ${file.PATH} so that the secret stays out of the plan file"))
+	}
 }

@@ -336,9 +336,10 @@ func (r *Registry) Kind(section string) (Kind, bool) {
 }
 
 // Decode decodes item fields strictly into out (a pointer to a struct with yaml tags):
-// unknown fields, wrong types and missing required values are errors with positions.
+// unknown fields, wrong types and missing required values are errors with positions,
+// and secret fields must hold secret references (see plan.DecodeItem).
 func Decode(item *plan.Item, out any) error {
-	return plan.DecodeStrict(item.Pos.File, item.Fields, out)
+	return plan.DecodeItem(item, out)
 }
 
 var _ = yaml.Node{}
