@@ -151,6 +151,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	RegisterSecrets(o.Redactor, loaded)
 	sel, err := g.Select(o.Only)
 	if err != nil {
 		return nil, err
@@ -504,6 +505,19 @@ func (r *run) lookup(ref plan.Ref) (string, error) {
 		return "", fmt.Errorf("%s: item %q has no output %q (it has: %s; secret outputs are kept only with %s set)", ref.Pos, ref.Item, ref.Key, strings.Join(names, ", "), state.KeyEnv)
 	}
 	return v.Value, nil
+}
+
+// RegisterSecrets gives the redactor every secret output the records hold (the ones
+// decrypted from the state file), so that an answer echoing one of them back never
+// reaches a log, a report or the state in clear. Call it the moment records are loaded.
+func RegisterSecrets(red *plan.Redactor, recs map[string]*state.Record) {
+	for _, rec := range recs {
+		for _, v := range rec.Outputs {
+			if v.Secret {
+				red.Add(v.Value)
+			}
+		}
+	}
 }
 
 func cloneOutputs(o state.Outputs) state.Outputs {

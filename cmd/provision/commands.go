@@ -106,6 +106,7 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
+		runner.RegisterSecrets(l.plan.Redactor, recs)
 	}
 	sel, err := l.graph.Select(splitList(only))
 	if err != nil {
@@ -422,6 +423,12 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	}
 	rep := statusReport{States: states, Counts: map[string]int{}}
 	all := map[string]*state.Record{}
+	// Without its plan, status still knows the secret outputs the state holds (when
+	// the key is given) and masks them wherever they appear.
+	red := plan.NewRedactor()
+	if l != nil {
+		red = l.plan.Redactor
+	}
 	for _, sp := range states {
 		if _, err := os.Stat(sp); err != nil {
 			return withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
@@ -443,16 +450,17 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
 			}
 			all[r.ID] = r
+			for _, o := range r.Outputs {
+				if o.Secret {
+					red.Add(o.Value)
+				}
+			}
 			return nil
 		})
 		st.Close()
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
-	}
-	var red *plan.Redactor
-	if l != nil {
-		red = l.plan.Redactor
 	}
 	ids := sortedKeys(all)
 	for _, id := range ids {
