@@ -151,7 +151,8 @@ func (c *Client) BaseURL() *url.URL { u := *c.base; return &u }
 type Request struct {
 	Method string
 	// Path is joined to the base URL's path prefix; an absolute URL is used as is
-	// (same host only, else refused).
+	// when it has the base URL's scheme, host and port, and refused (nothing sent,
+	// a permanent error) otherwise.
 	Path  string
 	Query url.Values
 	// JSON is marshalled as the body (Content-Type application/json); Form is sent
@@ -294,10 +295,13 @@ func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, err
 }
 
 func (c *Client) resolve(p string) (*url.URL, error) {
-	if strings.HasPrefix(p, "http://") || strings.HasPrefix(p, "https://") {
+	if IsAbsoluteURL(p) {
 		u, err := url.Parse(p)
 		if err != nil {
-			return nil, err
+			return nil, errors.New("the path is an absolute URL that cannot be parsed")
+		}
+		if !SameOrigin(u, c.base) {
+			return nil, &OtherHostError{Endpoint: c.cfg.Name, Base: origin(c.base), Target: origin(u)}
 		}
 		return u, nil
 	}
@@ -310,6 +314,42 @@ func (c *Client) resolve(p string) (*url.URL, error) {
 	u.RawPath = ""
 	u.RawQuery = ref.RawQuery
 	return &u, nil
+}
+
+// IsAbsoluteURL reports whether a request path is an absolute http(s) URL.
+func IsAbsoluteURL(p string) bool {
+	l := strings.ToLower(p[:min(len(p), 8)])
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+}
+
+// SameOrigin reports whether a and b have the same scheme, host and port (a
+// missing port is the scheme's default).
+func SameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
+// origin is scheme://host[:port], without credentials, path or query.
+func origin(u *url.URL) string { return strings.ToLower(u.Scheme) + "://" + u.Host }
+
+// OtherHostError is a request to an absolute URL on another scheme, host or port
+// than its endpoint: it is never sent, so the endpoint's credentials stay with it.
+type OtherHostError struct {
+	Endpoint     string
+	Base, Target string
+}
+
+func (e *OtherHostError) Error() string {
+	return fmt.Sprintf("refused: %s is another host than endpoint %s (%s); its credentials are never sent to another host", e.Target, e.Endpoint, e.Base)
 }
 
 // send waits for the endpoint (429 pause, rate, slot), sends, and reads the body.

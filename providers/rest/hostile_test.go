@@ -1,0 +1,109 @@
+package rest
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"provision/plan"
+	"provision/providers"
+)
+
+// An absolute URL in a request path to another scheme, host or port is refused
+// before anything is sent: the endpoint's credentials never go to another host.
+func TestClient_Do_RefusesAbsoluteURLToOtherHost(t *testing.T) {
+	var otherHits atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
+	defer other.Close()
+	var ownHits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ownHits.Add(1); w.WriteHeader(204) }))
+	defer srv.Close()
+	c, err := New(Config{Name: "t", BaseURL: srv.URL + "/api", Auth: BasicAuth{Username: "ops", Password: plan.NewSecret("basic-canary-password")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(srv.URL)
+	for _, p := range []string{
+		other.URL + "/steal",                                               // another port
+		"https://" + u.Host + "/steal",                                     // another scheme
+		"http://localhost:" + u.Port() + "/steal",                          // another host name
+		"http://ops:pw@" + strings.TrimPrefix(other.URL, "http://") + "/x", // credentials in the URL, another port
+	} {
+		_, err := c.Do(context.Background(), &Request{Method: "POST", Path: p, JSON: map[string]string{"a": "b"}})
+		if err == nil || !strings.Contains(err.Error(), "another host") {
+			t.Errorf("%s: err = %v, want a refusal", p, err)
+		}
+		if providers.IsRetryable(err) || providers.MaybeApplied(err) {
+			t.Errorf("%s: a refusal must be permanent and not in doubt: %v", p, err)
+		}
+	}
+	if n := otherHits.Load() + ownHits.Load(); n != 0 {
+		t.Fatalf("%d requests were sent", n)
+	}
+	// The endpoint's own origin stays usable in absolute form (paging links).
+	if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: srv.URL + "/api/next?page=2"}); err != nil {
+		t.Fatalf("same origin: %v", err)
+	}
+}
+
+// The generic OAuth2 token request: the endpoint's TLS options (here insecure: true)
+// apply to the endpoint's own host only; a token_url on another host gets default
+// verification, so a client secret is never posted to an unverified host.
+func TestOAuth2_TokenURLOnOtherHostGetsDefaultVerification(t *testing.T) {
+	var posted atomic.Int64
+	tokenSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), "client_secret") {
+			posted.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"tok-from-other-host","expires_in":3600}`)
+	}))
+	defer tokenSrv.Close()
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"access_token":"tok-same-host","expires_in":3600}`)
+			return
+		}
+		w.WriteHeader(204)
+	}))
+	defer api.Close()
+
+	ep := &plan.Endpoint{Name: "api", Kind: "http", URL: api.URL, TLS: plan.TLS{Insecure: true},
+		Auth: plan.Auth{Type: "oauth2-client-credentials", TokenURL: tokenSrv.URL + "/oauth/token", ClientID: "id", ClientSecret: plan.NewSecret("client-secret-canary-77")}}
+	auth, err := ForEndpoint(ep, plan.NewRedactor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := FromEndpoint(ep, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Do(context.Background(), &Request{Method: "GET", Path: "/thing"})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("err = %v, want a certificate error from the token host", err)
+	}
+	if posted.Load() != 0 {
+		t.Fatal("the client secret was posted to a host whose certificate was not checked")
+	}
+
+	// A token URL on the endpoint's own host keeps the endpoint's TLS options.
+	ep.Auth.TokenURL = "/token"
+	auth, _ = ForEndpoint(ep, plan.NewRedactor())
+	c, _ = FromEndpoint(ep, auth)
+	if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/thing"}); err != nil {
+		t.Fatalf("same-host token URL: %v", err)
+	}
+	ep.Auth.TokenURL = api.URL + "/token"
+	auth, _ = ForEndpoint(ep, plan.NewRedactor())
+	c, _ = FromEndpoint(ep, auth)
+	if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/thing"}); err != nil {
+		t.Fatalf("absolute token URL on the endpoint's host: %v", err)
+	}
+}
