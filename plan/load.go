@@ -450,6 +450,9 @@ func (l *loader) checkEndpoint(ep *Endpoint, n *yaml.Node, where string) {
 	if lim.Burst < 0 {
 		l.errf(p("limits", "burst"), "%s.limits.burst: %d: want 0 (automatic) or more", where, lim.Burst)
 	}
+	if lim.MaxRetryAfter.D() < 0 {
+		l.errf(p("limits", "max_retry_after"), "%s.limits.max_retry_after: %s: want 0 (the default, 30s) or more", where, lim.MaxRetryAfter.D())
+	}
 }
 
 func checkBaseURL(s string) error {

@@ -17,7 +17,7 @@
 //	    url: ${var.cloud_url}       # absolute http(s) base URL, may end in a path prefix
 //	    auth: {username: ops@example.com, password: ${env.NX_CLOUD_PASSWORD}}
 //	    tls: {ca_file: ca.pem, fingerprint_sha256: "AB:CD:...", server_name: nx.local}
-//	    limits: {concurrency: 8, rate_per_second: 20, burst: 5}
+//	    limits: {concurrency: 8, rate_per_second: 20, burst: 5, max_retry_after: 30s}
 //	    timeout: 30s
 //	nx_systems:                     # an item section
 //	  defaults:                     # deep-merged under every entry of the section
@@ -200,6 +200,9 @@ type Limits struct {
 	Concurrency   int     `yaml:"concurrency"`     // 0: no cap beyond --parallel
 	RatePerSecond float64 `yaml:"rate_per_second"` // 0: unlimited
 	Burst         int     `yaml:"burst"`           // 0: max(1, ceil(rate))
+	// MaxRetryAfter caps the pause a 429's Retry-After imposes on the whole endpoint
+	// (0: the client's default, 30s); a hostile or broken server cannot stall a run.
+	MaxRetryAfter Duration `yaml:"max_retry_after"`
 }
 
 // Item is one expanded plan entry: a foreach entry yields one Item per row.

@@ -41,7 +41,8 @@ type Options struct {
 	// MaxAttempts bounds attempts per task in this run, for retryable failures (default 5).
 	MaxAttempts int
 	// BackoffBase and BackoffMax shape the exponential backoff with full jitter
-	// (defaults 500ms and 30s). A server's Retry-After is honoured when longer.
+	// (defaults 500ms and 30s). A server's Retry-After is honoured when longer, up
+	// to BackoffMax: a longer request is capped and the retry's log line says so.
 	BackoffBase, BackoffMax time.Duration
 	// FailFast stops starting tasks after the first failure.
 	FailFast bool
@@ -314,7 +315,11 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				retrying++
 				p.Retries.Add(1)
 				d := backoff(o.BackoffBase, o.BackoffMax, attempts[i], out.retryAfter)
-				o.Log.Info().Str("task", t.ID).Int("attempt", attempts[i]).Dur("retry_in", d).Str("error", o.Redactor.Redact(out.err.Error())).Msg("retrying")
+				ev := o.Log.Info().Str("task", t.ID).Int("attempt", attempts[i]).Dur("retry_in", d)
+				if out.retryAfter > o.BackoffMax {
+					ev = ev.Dur("retry_after_asked", out.retryAfter).Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that")
+				}
+				ev.Str("error", o.Redactor.Redact(out.err.Error())).Msg("retrying")
 				time.AfterFunc(d, func() {
 					select {
 					case retryCh <- i:
@@ -371,8 +376,9 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 }
 
 // backoff returns the delay before attempt n+1: full jitter over an exponential
-// ceiling, never shorter than the server's Retry-After.
+// ceiling, never shorter than the server's Retry-After, never longer than max.
 func backoff(base, max time.Duration, n int, retryAfter time.Duration) time.Duration {
+	retryAfter = min(retryAfter, max)
 	ceil := base << min(n-1, 20)
 	if ceil > max || ceil <= 0 {
 		ceil = max

@@ -634,3 +634,32 @@ func TestRunner_Run_SecretOutputsFromStateAreRedactedOnResume(t *testing.T) {
 		t.Errorf("log: %s", logs.String())
 	}
 }
+
+// A server asking to wait 999999999 s is waited for --backoff-max at most, and the
+// retry's log line says that the server asked for longer.
+func TestRunner_Run_RetryAfterIsCappedByBackoffMax(t *testing.T) {
+	var calls atomic.Int64
+	g := mustGraph(t, task("a", nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+		if calls.Add(1) == 1 {
+			return nil, &providers.Error{Op: "GET /x", Status: 429, Retryable: true, RetryAfter: 999999999 * time.Second}
+		}
+		return nil, nil
+	}))
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	var logs strings.Builder
+	o := opts()
+	o.Log = zerolog.New(&logs)
+	// A guard only: the run needs milliseconds; a wait for the server's value would
+	// be stopped here and reported as interrupted.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o.Grace = time.Millisecond
+	res, err := Run(ctx, g, st, o)
+	if err != nil || res.Interrupted || res.Applied != 1 {
+		t.Fatalf("res=%+v err=%v", res, err)
+	}
+	line := logs.String()
+	if !strings.Contains(line, `"message":"retrying"`) || !strings.Contains(line, `"retry_after_asked"`) || !strings.Contains(line, "asked to wait longer") {
+		t.Errorf("the retry's log line does not say the server asked for longer:\n%s", line)
+	}
+}

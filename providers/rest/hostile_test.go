@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"provision/plan"
 	"provision/providers"
@@ -105,5 +106,39 @@ func TestOAuth2_TokenURLOnOtherHostGetsDefaultVerification(t *testing.T) {
 	c, _ = FromEndpoint(ep, auth)
 	if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/thing"}); err != nil {
 		t.Fatalf("absolute token URL on the endpoint's host: %v", err)
+	}
+}
+
+// A hostile Retry-After (999999999 s) pauses the endpoint for the endpoint's cap at
+// most (limits.max_retry_after, default DefaultMaxRetryAfter), while the error still
+// carries what the server asked for, so the task's log line can say so.
+func TestClient_Do_RetryAfterPauseIsCapped(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "999999999")
+		w.WriteHeader(429)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		limits plan.Limits
+		want   time.Duration
+	}{
+		{plan.Limits{}, DefaultMaxRetryAfter},
+		{plan.Limits{MaxRetryAfter: plan.Duration{Duration: 2 * time.Second}}, 2 * time.Second},
+	} {
+		c, err := New(Config{Name: "t", BaseURL: srv.URL, Limits: tc.limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now()
+		_, err = c.Do(context.Background(), &Request{Method: "GET", Path: "/"})
+		if got := providers.RetryAfter(err); got != 999999999*time.Second {
+			t.Errorf("error carries Retry-After %v, want what the server asked (999999999s)", got)
+		}
+		c.pause.mu.Lock()
+		until := c.pause.t
+		c.pause.mu.Unlock()
+		if until.After(time.Now().Add(tc.want)) || until.Before(before.Add(tc.want)) {
+			t.Errorf("endpoint paused until %v from now, want %v", until.Sub(before), tc.want)
+		}
 	}
 }

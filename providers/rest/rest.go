@@ -35,6 +35,11 @@ import (
 // DefaultTimeout is the per-request timeout when the endpoint sets none.
 const DefaultTimeout = 30 * time.Second
 
+// DefaultMaxRetryAfter caps the pause a 429's Retry-After imposes on a whole
+// endpoint, unless the endpoint's limits.max_retry_after says otherwise. The
+// runner caps each task's own wait by --backoff-max.
+const DefaultMaxRetryAfter = 30 * time.Second
+
 // DefaultMaxBody caps how much of a response body is read.
 const DefaultMaxBody = 8 << 20
 
@@ -392,9 +397,20 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 		if d <= 0 {
 			d = time.Second
 		}
+		if max := c.maxPause(); d > max {
+			zerolog.Ctx(ctx).Warn().Str("endpoint", c.cfg.Name).Dur("retry_after_asked", d).Dur("paused", max).Msg("the server asked to pause longer than the endpoint's max_retry_after; pausing for that")
+			d = max
+		}
 		c.pause.until(time.Now().Add(d))
 	}
 	return resp.StatusCode, resp.Header, body, nil
+}
+
+func (c *Client) maxPause() time.Duration {
+	if d := c.cfg.Limits.MaxRetryAfter.D(); d > 0 {
+		return d
+	}
+	return DefaultMaxRetryAfter
 }
 
 type errBodyTooLarge struct{ limit int64 }
@@ -468,7 +484,9 @@ func ok(status int, want []int) bool {
 }
 
 // ParseRetryAfter reads a Retry-After value (seconds or HTTP date); 0 if absent or bad.
-// Values are capped at 10 minutes.
+// Values are capped at a century only so that they fit a time.Duration: callers cap
+// the wait itself (the endpoint's pause, the task's backoff) and report what the
+// server asked for.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -476,8 +494,11 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	var d time.Duration
 	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n < 0 {
+		if n < 0 || n != n { // negative or NaN
 			return 0
+		}
+		if n >= maxRetryAfterParsed.Seconds() {
+			return maxRetryAfterParsed
 		}
 		d = time.Duration(n * float64(time.Second))
 	} else if t, err := http.ParseTime(v); err == nil {
@@ -486,11 +507,10 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	if d < 0 {
 		return 0
 	}
-	if d > 10*time.Minute {
-		d = 10 * time.Minute
-	}
-	return d
+	return min(d, maxRetryAfterParsed)
 }
+
+const maxRetryAfterParsed = 100 * 365 * 24 * time.Hour
 
 var titleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
 
