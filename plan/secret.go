@@ -277,6 +277,7 @@ func (r *Redactor) Redact(s string) string {
 	}
 	flush()
 	spans = append(spans, chain...)
+	spans = r.clipped(s, spans)
 	if len(spans) == 0 {
 		return s
 	}
@@ -297,6 +298,32 @@ func (r *Redactor) Redact(s string) string {
 }
 
 type span struct{ i, j int }
+
+// clipped masks the start of a secret cut off by "..." (an API message or a body
+// snippet clipped to a few hundred bytes can end in the middle of a secret).
+func (r *Redactor) clipped(s string, spans []span) []span {
+	for off := 0; ; {
+		k := strings.Index(s[off:], "...")
+		if k < 0 {
+			return spans
+		}
+		k += off
+		off = k + 3
+		best := 0
+		for fi := range r.forms {
+			f := &r.forms[fi]
+			for m := min(len(f.text)-1, k); m > best && m >= minSecretLen; m-- {
+				if s[k-m:k] == f.text[:m] && (!f.token || wholeToken(s[:k]+" ", k-m, k)) {
+					best = m
+					break
+				}
+			}
+		}
+		if best > 0 {
+			spans = append(spans, span{k - best, k})
+		}
+	}
+}
 
 // wholeToken reports whether s[i:j] stands alone: no letter or digit glued to it
 // (escape sequences such as \n, \u00e9 and %0A count as separators), and not a JSON

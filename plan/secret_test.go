@@ -150,3 +150,17 @@ func BenchmarkRedactor_LogLine(b *testing.B) {
 		r.Redact(line)
 	}
 }
+
+// An API message clipped to a few hundred bytes may end inside a secret: the part
+// before the "..." is masked too.
+func TestRedactor_ClippedSecretIsMasked(t *testing.T) {
+	r := NewRedactor()
+	r.Add("ClippedCanarySecret2026")
+	got := r.Redact("POST /x: HTTP 400: echo: password=ClippedCana... (truncated)")
+	if strings.Contains(got, "ClippedCana") {
+		t.Errorf("Redact = %q", got)
+	}
+	if got := r.Redact("wait... and 3 more"); got != "wait... and 3 more" {
+		t.Errorf("Redact = %q", got)
+	}
+}
