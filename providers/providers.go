@@ -76,6 +76,53 @@ type Prober interface {
 	Probe(ctx context.Context, x *Exec) (exists bool, detail string, err error)
 }
 
+// Remover is implemented by kinds whose tasks' remote objects can be deleted
+// (`provision destroy`, `apply --prune`). Delete removes the object one task made,
+// from what its record says: d.Prior (outputs checkpointed when it ran; secret ones
+// decrypted when the state key is known) and d.Info.Spec (its resolved spec as JSON,
+// secret fields masked). d.Planned is the task as the current plan builds it (its
+// Spec has the plan's secrets), or nil when the plan no longer lists it: Delete must
+// then do what it can without secrets, and say what it left.
+//
+// Delete is called with the same intent-before-effect records and retries as Apply,
+// so it must be idempotent: an object already gone is success. When d.InDoubt (the
+// create's outcome was never recorded) it looks the object up by its natural key
+// before deciding there is nothing to delete. An object the API cannot delete is an
+// error wrapping ErrCannotDelete that says what is left and why.
+type Remover interface {
+	Delete(ctx context.Context, b *Build, d *Deletion) error
+}
+
+// Deletion is what a Remover gets for one task.
+type Deletion struct {
+	*Exec // Task is the delete task (ID, Kind, Endpoint); Prior the recorded outputs
+	// Info is what the task recorded when it was done (kind, spec, deps, adopted);
+	// nil for a task that never finished (failed or in doubt).
+	Info *state.TaskInfo
+	// Planned is the task as the current plan builds it; nil when it was removed.
+	Planned *Task
+}
+
+// ErrCannotDelete is wrapped by a Remover's error when the vendor API offers no
+// way to delete the object (destroy reports it and keeps the record).
+var ErrCannotDelete = errors.New("the API offers no way to delete this object")
+
+// Refresher is implemented by actions that can re-read their done object
+// (`plan --refresh`, `apply --refresh`). Drift compares the remote object with the
+// spec, read-only, and returns what differs, field by field (none: in sync). A gone
+// object is one FieldDiff with Field "" and Got "(missing)". Secret fields are never
+// read back; their values never appear in a FieldDiff.
+type Refresher interface {
+	Drift(ctx context.Context, x *Exec) ([]FieldDiff, error)
+}
+
+// FieldDiff is one field that differs between the spec and the remote object.
+type FieldDiff struct {
+	Field string `json:"field"`
+	Want  string `json:"want"`
+	Got   string `json:"got"`
+}
+
 // ActionFunc adapts a function to Action.
 type ActionFunc func(ctx context.Context, x *Exec) (state.Outputs, error)
 
@@ -103,6 +150,11 @@ type Exec struct {
 	Redactor *plan.Redactor
 	// Lookup returns another task's output (the runner's resolver); Expand uses it.
 	Lookup func(plan.Ref) (string, error)
+	// Adopted is set by Apply when it took over an object that existed before this
+	// task ever tried to create it (a lookup on the first attempt found it). An
+	// object found by an in-doubt lookup is the task's own earlier create, not an
+	// adoption. Destroy leaves adopted objects alone unless asked.
+	Adopted bool
 }
 
 // Expand replaces ${outputs.ITEM.KEY} references in s, for values the runner does
@@ -444,4 +496,53 @@ func FieldPos(item *plan.Item, path ...any) plan.Pos {
 		return plan.NodePos(item.Pos.File, n)
 	}
 	return item.Pos
+}
+
+// SpecJSON is a task spec as JSON under its plan field names (the yaml tags), with
+// secret fields masked ("***") and every string passed through red (a secret in a
+// free-form field, such as a header, is masked too): what the state keeps to show
+// field-by-field changes and to delete an object the plan no longer lists. Nil for a
+// nil spec.
+func SpecJSON(spec any, red *plan.Redactor) json.RawMessage {
+	if spec == nil {
+		return nil
+	}
+	y, err := yaml.Marshal(spec)
+	if err != nil {
+		return nil
+	}
+	var v any
+	if err := yaml.Unmarshal(y, &v); err != nil {
+		return nil
+	}
+	b, err := json.Marshal(jsonable(v, red))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// jsonable turns YAML's map[any]any (non-string keys) into JSON-marshalable maps
+// and redacts every string.
+func jsonable(v any, red *plan.Redactor) any {
+	switch t := v.(type) {
+	case string:
+		return red.Redact(t)
+	case map[string]any:
+		for k, e := range t {
+			t[k] = jsonable(e, red)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[red.Redact(fmt.Sprint(k))] = jsonable(e, red)
+		}
+		return m
+	case []any:
+		for i, e := range t {
+			t[i] = jsonable(e, red)
+		}
+	}
+	return v
 }

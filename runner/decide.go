@@ -19,6 +19,9 @@ const (
 	Skip Verb = "skip"
 	// Retry: failed or in doubt; applied again (in-doubt ones reconcile first).
 	Retry Verb = "retry"
+	// Remove: in the state but no longer in the plan; apply leaves it, apply
+	// --prune deletes it.
+	Remove Verb = "remove"
 )
 
 // Decision is the dry-run verdict for one task.
@@ -71,7 +74,7 @@ func stamp(t time.Time) string {
 
 // Totals counts decisions by verb.
 type Totals struct {
-	Create, Update, Skip, Retry, Total int
+	Create, Update, Skip, Retry, Remove, Total int
 }
 
 // Add counts one decision.
@@ -86,5 +89,7 @@ func (t *Totals) Add(d Decision) {
 		t.Skip++
 	case Retry:
 		t.Retry++
+	case Remove:
+		t.Remove++
 	}
 }

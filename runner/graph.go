@@ -162,6 +162,18 @@ func (g *Graph) cycle() []string {
 // its sub-tasks ("store-1" selects "store-1/share/a@example.com"). It is an error
 // when a pattern matches nothing.
 func (g *Graph) Select(patterns []string) (map[int32]bool, error) {
+	return g.closure(patterns, g.deps)
+}
+
+// SelectDependents is Select the other way round: the tasks matching any pattern
+// plus every task that depends on them, directly or not (what a delete of the
+// matching tasks must delete first). Nil patterns select everything (nil map).
+func (g *Graph) SelectDependents(patterns []string) (map[int32]bool, error) {
+	return g.closure(patterns, g.users)
+}
+
+// closure selects the tasks matching any pattern and follows edges from them.
+func (g *Graph) closure(patterns []string, edges [][]int32) (map[int32]bool, error) {
 	if len(patterns) == 0 {
 		return nil, nil
 	}
@@ -189,7 +201,7 @@ func (g *Graph) Select(patterns []string) (map[int32]bool, error) {
 	for len(stack) > 0 {
 		i := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, d := range g.deps[i] {
+		for _, d := range edges[i] {
 			if !sel[d] {
 				sel[d] = true
 				stack = append(stack, d)

@@ -450,7 +450,9 @@ func (r *run) attempt(i int32) outcome {
 	if err != nil {
 		rec.Status = state.Failed
 		rec.LastError = r.o.Redactor.Redact(err.Error())
-		rec.MaybeApplied = providers.MaybeApplied(err)
+		// A failed attempt that was in doubt leaves the doubt unresolved (its lookup
+		// may be what failed): the next attempt looks the object up again.
+		rec.MaybeApplied = x.InDoubt || providers.MaybeApplied(err)
 		rec.FinishedAt = now
 		if perr := r.st.Put(rec); perr != nil {
 			return outcome{i: i, fatal: fmt.Errorf("%w: record failure of %s: %v", ErrStateWrite, t.ID, perr)}
@@ -467,6 +469,7 @@ func (r *run) attempt(i int32) outcome {
 	rec.LastError = ""
 	rec.MaybeApplied = false
 	rec.FinishedAt = now
+	rec.Info = &state.TaskInfo{Kind: t.Kind, Endpoint: t.Endpoint, Spec: providers.SpecJSON(t.Spec, r.o.Redactor), Deps: t.Deps, Adopted: x.Adopted}
 	if err := r.st.Put(rec); err != nil {
 		return outcome{i: i, fatal: fmt.Errorf("%w: record result of %s: %v", ErrStateWrite, t.ID, err)}
 	}

@@ -3,15 +3,18 @@ package state
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +27,8 @@ import (
 var (
 	bucketMeta  = []byte("meta")
 	bucketTasks = []byte("tasks")
+	// bucketInfo holds a TaskInfo per task ID (JSON), beside its record.
+	bucketInfo = []byte("info")
 
 	metaPlan     = []byte("plan")
 	metaFormat   = []byte("format")
@@ -31,6 +36,7 @@ var (
 	metaSalt     = []byte("salt")
 	metaKDFIter  = []byte("kdf_iter")
 	metaKeyCheck = []byte("keycheck")
+	metaTarget   = []byte("target")
 )
 
 // FormatVersion is the layout version written to new files. Version 1 files (JSON
@@ -65,6 +71,15 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync: writes are then not durable. Benchmarks only.
 	NoSync bool
+	// Target is the identity of the endpoints the run talks to: endpoint name ->
+	// a description of what it reaches (kind, URL, account; never a secret). It is
+	// stored on creation; opening a file whose recorded identity of an endpoint
+	// differs is ErrOtherTarget, unless Retarget is set. Endpoints new to the file
+	// are added to it (when not read-only). Nil skips the check (status of a file).
+	Target map[string]string
+	// Retarget records Target over a differing identity instead of refusing: the
+	// same remote system reached under a new address.
+	Retarget bool
 }
 
 // Meta describes a state file.
@@ -73,6 +88,10 @@ type Meta struct {
 	Created       time.Time
 	FormatVersion int
 	HasKeyCheck   bool // a key has been used with this file
+	// Target is the recorded identity of the endpoints the file's tasks were
+	// applied against (see Options.Target); empty for files written before it was
+	// recorded.
+	Target map[string]string
 }
 
 // Store is an open state file. All methods are safe for concurrent use. Reads see
@@ -93,7 +112,11 @@ type Store struct {
 	commits atomic.Int64 // transactions committed by the writer (tests)
 }
 
-type kv struct{ k, v []byte }
+type kv struct {
+	k, v []byte
+	info []byte // JSON TaskInfo to store beside the record; nil leaves it as it is
+	del  bool   // delete the record and its info
+}
 
 type writeReq struct {
 	recs []kv
@@ -113,7 +136,7 @@ func Open(path string, o Options) (*Store, error) {
 	case errors.Is(err, fs.ErrNotExist) && o.ReadOnly:
 		return nil, fmt.Errorf("open state %s: no state file yet: %w", path, fs.ErrNotExist)
 	case errors.Is(err, fs.ErrNotExist):
-		if err := create(path, o.PlanName); err != nil {
+		if err := create(path, o.PlanName, o.Target); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -160,7 +183,7 @@ func Open(path string, o Options) (*Store, error) {
 // name and linked into place, so a state file never exists half-made (a run killed
 // while creating leaves no file, not an empty one). When another process created
 // the file meanwhile, theirs is kept.
-func create(path, plan string) error {
+func create(path, plan string, target map[string]string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state directory for %s: %w", path, err)
@@ -184,10 +207,15 @@ func create(path, plan string) error {
 		if _, err := tx.CreateBucket(bucketTasks); err != nil {
 			return err
 		}
+		tj, err := json.Marshal(target)
+		if err != nil {
+			return err
+		}
 		for k, v := range map[string]string{
 			string(metaPlan):    plan,
 			string(metaFormat):  strconv.Itoa(FormatVersion),
 			string(metaCreated): strconv.FormatInt(time.Now().UnixNano(), 10),
+			string(metaTarget):  string(tj),
 		} {
 			if err := mb.Put([]byte(k), []byte(v)); err != nil {
 				return err
@@ -325,6 +353,11 @@ func (s *Store) init(o Options) error {
 		if o.PlanName != "" && s.meta.PlanName != o.PlanName {
 			return fmt.Errorf("open state %s: the file belongs to plan %q, not %q: %w", s.path, s.meta.PlanName, o.PlanName, ErrOtherPlan)
 		}
+		if v := mb.Get(metaTarget); v != nil && string(v) != "null" {
+			if err := json.Unmarshal(v, &s.meta.Target); err != nil {
+				return fmt.Errorf("open state %s: bad target record: %v: %w", s.path, err, ErrCorrupt)
+			}
+		}
 		// Touch both ends of the tasks tree: damage near its root shows up now rather
 		// than in the middle of a run. (A damaged record is reported by the reads
 		// that meet it, naming the task.)
@@ -337,6 +370,9 @@ func (s *Store) init(o Options) error {
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.checkTarget(o); err != nil {
 		return err
 	}
 	if !o.ReadOnly && s.meta.FormatVersion < FormatVersion {
@@ -352,6 +388,55 @@ func (s *Store) init(o Options) error {
 		return nil
 	}
 	return s.setKey(o.Key, salt, iter, check, o.ReadOnly)
+}
+
+// checkTarget compares the recorded endpoint identities with o.Target: a differing
+// one is ErrOtherTarget (naming both), unless o.Retarget. New or retargeted
+// endpoints are recorded when the store is writable.
+func (s *Store) checkTarget(o Options) error {
+	if o.Target == nil {
+		return nil
+	}
+	differ := TargetDiff(s.meta.Target, o.Target)
+	add := false
+	for name := range o.Target {
+		if _, ok := s.meta.Target[name]; !ok {
+			add = true
+		}
+	}
+	if len(differ) > 0 && !o.Retarget {
+		return fmt.Errorf("open state %s: %w:\n  %s", s.path, ErrOtherTarget, strings.Join(differ, "\n  "))
+	}
+	if o.ReadOnly || (!add && len(differ) == 0) {
+		return nil
+	}
+	merged := maps.Clone(s.meta.Target)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, o.Target)
+	tj, err := json.Marshal(merged)
+	if err != nil {
+		return err
+	}
+	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(metaTarget, tj) }); err != nil {
+		return fmt.Errorf("open state %s: record target: %w", s.path, err)
+	}
+	s.meta.Target = merged
+	return nil
+}
+
+// TargetDiff describes, one line per endpoint in sorted order, where the identities
+// now differ from those recorded (endpoints missing from either side are not
+// differences).
+func TargetDiff(recorded, now map[string]string) []string {
+	var differ []string
+	for _, name := range slices.Sorted(maps.Keys(now)) {
+		if old, ok := recorded[name]; ok && old != now[name] {
+			differ = append(differ, fmt.Sprintf("endpoint %s: state written against %s; the plan now reaches %s", name, old, now[name]))
+		}
+	}
+	return differ
 }
 
 // setKey derives the key, checks it against the file's key check, and records the
@@ -527,6 +612,47 @@ func (s *Store) ForEach(fn func(*Record) error) error {
 	})
 }
 
+// Infos returns the task infos by task ID (tasks done since infos were recorded).
+func (s *Store) Infos() (map[string]*TaskInfo, error) {
+	out := map[string]*TaskInfo{}
+	err := s.read(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInfo)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			ti := new(TaskInfo)
+			if err := json.Unmarshal(v, ti); err != nil {
+				return fmt.Errorf("read state %s: task %q: damaged task info: %v: %w", s.path, k, err, ErrCorrupt)
+			}
+			out[string(k)] = ti
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// stickyAdoption returns the info to store: once a task adopted its object (found
+// it existing rather than created it), later writes (updates) keep saying so.
+func stickyAdoption(old, info []byte) []byte {
+	if old == nil {
+		return info
+	}
+	var o, n TaskInfo
+	if json.Unmarshal(old, &o) != nil || !o.Adopted || json.Unmarshal(info, &n) != nil || n.Adopted {
+		return info
+	}
+	n.Adopted = true
+	b, err := json.Marshal(&n)
+	if err != nil {
+		return info
+	}
+	return b
+}
+
 // Counts returns the number of records per status.
 func (s *Store) Counts() (map[Status]int, error) {
 	out := map[Status]int{}
@@ -565,8 +691,34 @@ func (s *Store) Put(recs ...*Record) error {
 		if err != nil {
 			return fmt.Errorf("write state %s: %w", s.path, err)
 		}
-		req.recs[i] = kv{[]byte(r.ID), v}
+		req.recs[i] = kv{k: []byte(r.ID), v: v}
+		if r.Info != nil {
+			if req.recs[i].info, err = json.Marshal(r.Info); err != nil {
+				return fmt.Errorf("write state %s: task %s: %w", s.path, r.ID, err)
+			}
+		}
 	}
+	return s.send(req)
+}
+
+// Delete removes the records (and task infos) of the given tasks, durably; missing
+// ones are ignored.
+func (s *Store) Delete(ids ...string) error {
+	if s.readOnly {
+		return fmt.Errorf("write state %s: %w", s.path, ErrReadOnly)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	req := &writeReq{recs: make([]kv, len(ids)), done: make(chan error, 1)}
+	for i, id := range ids {
+		req.recs[i] = kv{k: []byte(id), del: true}
+	}
+	return s.send(req)
+}
+
+// send queues a write for the writer and waits for its commit.
+func (s *Store) send(req *writeReq) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -627,8 +779,32 @@ func (s *Store) commit(recs []kv) error {
 	slices.SortStableFunc(recs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTasks)
+		var ib *bolt.Bucket // created on first use (files from before it existed)
 		for _, r := range recs {
+			if r.del {
+				if err := b.Delete(r.k); err != nil {
+					return err
+				}
+				if ib := tx.Bucket(bucketInfo); ib != nil {
+					if err := ib.Delete(r.k); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			if err := b.Put(r.k, r.v); err != nil {
+				return err
+			}
+			if r.info == nil {
+				continue
+			}
+			if ib == nil {
+				var err error
+				if ib, err = tx.CreateBucketIfNotExists(bucketInfo); err != nil {
+					return err
+				}
+			}
+			if err := ib.Put(r.k, stickyAdoption(ib.Get(r.k), r.info)); err != nil {
 				return err
 			}
 		}

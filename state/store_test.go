@@ -3,6 +3,7 @@ package state
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -386,7 +387,7 @@ func TestOpen_NewFile(t *testing.T) {
 	}
 	closeT(t, s)
 	s = openT(t, path, Options{PlanName: "retail-q4", ReadOnly: true})
-	if got := s.Meta(); got != m {
+	if got := s.Meta(); !reflect.DeepEqual(got, m) {
 		t.Errorf("meta after reopen %+v, want %+v", got, m)
 	}
 }
@@ -577,4 +578,95 @@ func TestOpen_FileHeldByAnotherProcessIsLocked(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	closeT(t, openT(t, path, Options{}))
+}
+
+func TestOpen_OtherTargetIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	sandbox := map[string]string{"nxcloud": "sandbox (in-process fakes) standing in for nx-cloud https://nxvms.com user=ops@example.com"}
+	real := map[string]string{"nxcloud": "nx-cloud https://nxvms.com user=ops@example.com"}
+	closeT(t, openT(t, path, Options{PlanName: "p", Target: sandbox}))
+	sum := fileSum(t, path)
+	for _, ro := range []bool{false, true} {
+		_, err := Open(path, Options{PlanName: "p", Target: real, ReadOnly: ro})
+		if !errors.Is(err, ErrOtherTarget) {
+			t.Fatalf("read-only=%v: err = %v, want ErrOtherTarget", ro, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, sandbox["nxcloud"]) || !strings.Contains(msg, real["nxcloud"]) || !strings.Contains(msg, "endpoint nxcloud") {
+			t.Errorf("message should name the endpoint and both identities: %s", msg)
+		}
+	}
+	if fileSum(t, path) != sum {
+		t.Error("a refused open modified the file")
+	}
+	// No target (status of a given file) accepts any; the recorded one is readable.
+	s := openT(t, path, Options{PlanName: "p", ReadOnly: true})
+	if got := s.Meta().Target; !reflect.DeepEqual(got, sandbox) {
+		t.Errorf("recorded target %v, want %v", got, sandbox)
+	}
+	closeT(t, s)
+	// A new endpoint is added; the known one must still match.
+	more := map[string]string{"nxcloud": sandbox["nxcloud"], "edge": "edge https://edge.example.com:8995 user=admin"}
+	closeT(t, openT(t, path, Options{PlanName: "p", Target: more}))
+	s = openT(t, path, Options{PlanName: "p", ReadOnly: true})
+	if got := s.Meta().Target; !reflect.DeepEqual(got, more) {
+		t.Errorf("target after adding an endpoint %v, want %v", got, more)
+	}
+	closeT(t, s)
+	// Retarget records the new identity; later opens with it pass.
+	closeT(t, openT(t, path, Options{PlanName: "p", Target: real, Retarget: true}))
+	closeT(t, openT(t, path, Options{PlanName: "p", Target: real}))
+	if _, err := Open(path, Options{PlanName: "p", Target: sandbox}); !errors.Is(err, ErrOtherTarget) {
+		t.Fatalf("after retarget, the old identity: err = %v, want ErrOtherTarget", err)
+	}
+}
+
+func TestOpen_TargetOfOlderFileIsAdopted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	closeT(t, openT(t, path, Options{PlanName: "p"})) // no target recorded
+	real := map[string]string{"c": "nx-cloud https://nxvms.com"}
+	closeT(t, openT(t, path, Options{PlanName: "p", Target: real}))
+	s := openT(t, path, Options{PlanName: "p", ReadOnly: true})
+	defer closeT(t, s)
+	if got := s.Meta().Target; !reflect.DeepEqual(got, real) {
+		t.Errorf("target %v, want %v", got, real)
+	}
+}
+
+func TestStore_InfosDeleteAndStickyAdoption(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, path, Options{PlanName: "p"})
+	spec := json.RawMessage(`{"name":"store-1","password":"***"}`)
+	noErr(t, s.Put(
+		&Record{ID: "a", Status: Done, Info: &TaskInfo{Kind: "nx_systems", Spec: spec, Deps: []string{"c"}, Adopted: true}},
+		&Record{ID: "b", Status: Done, Info: &TaskInfo{Kind: "nx_shares"}},
+		&Record{ID: "c", Status: Failed},
+	))
+	// An update of an adopted task does not make it "created".
+	noErr(t, s.Put(&Record{ID: "a", Status: Done, Info: &TaskInfo{Kind: "nx_systems", Spec: spec, Deps: []string{"c"}}}))
+	infos, err := s.Infos()
+	noErr(t, err)
+	if len(infos) != 2 || !infos["a"].Adopted || infos["b"].Adopted || infos["a"].Kind != "nx_systems" || string(infos["a"].Spec) != string(spec) || !reflect.DeepEqual(infos["a"].Deps, []string{"c"}) {
+		t.Fatalf("infos a=%+v b=%+v", infos["a"], infos["b"])
+	}
+	noErr(t, s.Delete("a", "c", "missing"))
+	closeT(t, s)
+	s = openT(t, path, Options{PlanName: "p", ReadOnly: true})
+	defer closeT(t, s)
+	recs, err := s.Load()
+	noErr(t, err)
+	infos, err = s.Infos()
+	noErr(t, err)
+	if len(recs) != 1 || recs["b"] == nil || len(infos) != 1 || infos["b"] == nil {
+		t.Fatalf("after delete: records %v, infos %v; want only b", recs, infos)
+	}
+	if err := s.Delete("b"); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("delete on a read-only store: %v", err)
+	}
+}
+
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -6,6 +6,7 @@
 package state
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -69,6 +70,24 @@ type Record struct {
 	// MaybeApplied: the last attempt failed after its request may have taken effect;
 	// the next attempt is in doubt and must look the object up first.
 	MaybeApplied bool
+	// Info, when set, is stored beside the record by Put (Load does not read it
+	// back: see Store.Infos).
+	Info *TaskInfo
+}
+
+// TaskInfo is what a done task leaves for the lifecycle commands (removed items,
+// destroy, field-by-field changes): never a secret.
+type TaskInfo struct {
+	Kind     string `json:"kind"`
+	Endpoint string `json:"endpoint,omitempty"`
+	// Spec is the task's resolved spec as JSON, secret fields masked.
+	Spec json.RawMessage `json:"spec,omitempty"`
+	// Deps are the tasks it depended on (reverse order for deletes).
+	Deps []string `json:"deps,omitempty"`
+	// Adopted: the task found its object existing and took it over rather than
+	// creating it; destroy leaves such objects alone unless asked. Once set, it
+	// stays set for the task (Put keeps it).
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // Sentinel errors; match with errors.Is.
@@ -79,6 +98,9 @@ var (
 	ErrCorrupt = errors.New("state file is corrupt or not a provision state file")
 	// ErrOtherPlan: the file belongs to a different plan.
 	ErrOtherPlan = errors.New("state file belongs to another plan")
+	// ErrOtherTarget: the file was written against other endpoints (another URL,
+	// account, or the sandbox): its records say nothing about this run's target.
+	ErrOtherTarget = errors.New("state file was written against other endpoints")
 	// ErrWrongKey: the state key does not decrypt this file's secret outputs.
 	ErrWrongKey = errors.New("state key does not match the key this state file was written with")
 	// ErrClosed: the store was closed.

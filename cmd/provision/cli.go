@@ -31,7 +31,8 @@ checkpointed so that rerunning the same command resumes after a failure or a kil
 Usage:
   provision validate PLAN           check a plan; no remote call, no state
   provision plan PLAN               dry run: what apply would do, per task, with totals
-  provision apply PLAN              run the plan (rerun to resume)
+  provision apply PLAN              run the plan (rerun to resume; --prune deletes removed items)
+  provision destroy PLAN            delete what the plan created (--only part of it; --dry-run)
   provision status [PLAN]           what the state file says: counts, failures
   provision graph PLAN              the task graph in Graphviz DOT
   provision sandbox                 serve fake vendor APIs on localhost
@@ -49,7 +50,8 @@ const exitCodesHelp = `Exit codes:
   0  every selected task is done (or, for validate/plan/status, the command succeeded)
   1  some tasks failed, were skipped after a failed dependency, or are in doubt
   2  bad input: plan, flags or --var values, or an unusable state file (corrupt, locked
-     by another run, from another plan, wrong PROVISION_STATE_KEY); nothing was changed
+     by another run, from another plan or written against other endpoints, wrong
+     PROVISION_STATE_KEY); nothing was changed
   3  interrupted by SIGINT/SIGTERM: in-flight tasks were allowed to finish (or stay in
      doubt after a second signal); rerun the same command to resume
 `
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdPlan(ctx, rest, stdout, stderr)
 	case "apply":
 		return cmdApply(ctx, rest, stdout, stderr)
+	case "destroy":
+		return cmdDestroy(ctx, rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "graph":
@@ -115,6 +119,7 @@ type common struct {
 	logLevel   string
 	sandbox    bool
 	sandboxURL string
+	retarget   bool
 	shard      string
 	faults     faultFlags
 	probe      bool
@@ -128,8 +133,8 @@ func (c *common) register(fs *flag.FlagSet, withState bool) {
 	}
 	fs.StringVar(&c.logFormat, "log-format", "console", "log format: console or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.BoolVar(&c.sandbox, "sandbox", false, "start the fake vendor APIs in-process and point the plan's endpoints at them")
-	fs.StringVar(&c.sandboxURL, "sandbox-url", "", "point the plan's endpoints at a running `provision sandbox` at `URL` (its state outlives each run)")
+	fs.BoolVar(&c.sandbox, "sandbox", false, "start the fake vendor APIs in-process and point the plan's endpoints at them (own state file: .provision/<plan name>.sandbox.db)")
+	fs.StringVar(&c.sandboxURL, "sandbox-url", "", "point the plan's endpoints at a running `provision sandbox` at `URL` (its state outlives each run; own state file: .provision/<plan name>.sandbox.db)")
 	c.faults.register(fs)
 }
 
@@ -218,6 +223,29 @@ type loaded struct {
 	graph   *runner.Graph
 	items   int
 	sandbox *sandboxRun
+	build   *providers.Build // the clients the tasks were built with (deletes use them too)
+	// target is the identity of the endpoints this run reaches (state.Options.Target).
+	target map[string]string
+}
+
+// targetOf describes, per endpoint, what a run reaches: kind, URL and the account
+// it acts as (never a secret). A sandbox run says so, so that its records can never
+// pass for those of a real run (or the other way round).
+func targetOf(p *plan.Plan, sandboxMode string) map[string]string {
+	t := make(map[string]string, len(p.Endpoints))
+	for name, ep := range p.Endpoints {
+		id := ep.Kind + " " + ep.URL
+		for _, f := range [][2]string{{"user", ep.Auth.Username}, {"client_id", ep.Auth.ClientID}, {"license", ep.Auth.LicenseID}, {"account", ep.Auth.AccountID}} {
+			if f[1] != "" {
+				id += " " + f[0] + "=" + f[1]
+			}
+		}
+		if sandboxMode != "" {
+			id = sandboxMode + " standing in for " + id
+		}
+		t[name] = id
+	}
+	return t
 }
 
 // load reads, expands, builds and checks the plan. Every problem is returned at once,
@@ -230,8 +258,17 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 	}
 	l := &loaded{plan: p, items: len(p.Items)}
 	b := &providers.Build{Plan: p, Clients: &providers.Clients{}}
+	l.build = b
 	if c.sandbox && c.sandboxURL != "" {
 		return nil, withCode(ExitBadInput, errors.New("--sandbox and --sandbox-url exclude each other"))
+	}
+	switch {
+	case c.sandbox:
+		l.target = targetOf(p, "sandbox (in-process fakes)")
+	case c.sandboxURL != "":
+		l.target = targetOf(p, "sandbox at "+strings.TrimRight(c.sandboxURL, "/"))
+	default:
+		l.target = targetOf(p, "")
 	}
 	if c.sandboxURL != "" {
 		if u, err := url.Parse(c.sandboxURL); err != nil || u.Scheme != "http" || u.Host == "" {
@@ -308,7 +345,8 @@ func parseShard(s string) (int, int, error) {
 	return i, n, nil
 }
 
-// statePathFor returns the state file of a plan (and shard).
+// statePathFor returns the state file of a plan (and shard). Sandbox runs have
+// their own (<plan>.sandbox.db): a rehearsal never shares records with the real run.
 func (c *common) statePathFor(p *plan.Plan) string {
 	if c.statePath != "" {
 		return c.statePath
@@ -318,12 +356,17 @@ func (c *common) statePathFor(p *plan.Plan) string {
 		i, n, _ := parseShard(c.shard)
 		name = fmt.Sprintf("%s.shard-%d-of-%d", name, i, n)
 	}
+	if c.sandbox || c.sandboxURL != "" {
+		name += ".sandbox"
+	}
 	return filepath.Join(p.Dir, ".provision", name+".db")
 }
 
-// openState opens the state file, mapping every problem to a clear bad-input error.
-func openState(path string, p *plan.Plan, readOnly bool) (*state.Store, error) {
-	st, err := state.Open(path, state.Options{PlanName: p.Name, Key: os.Getenv(state.KeyEnv), ReadOnly: readOnly})
+// openState opens the state file of a loaded plan, mapping every problem to a
+// clear bad-input error.
+func (c *common) openState(path string, l *loaded, readOnly bool) (*state.Store, error) {
+	st, err := state.Open(path, state.Options{PlanName: l.plan.Name, Key: os.Getenv(state.KeyEnv), ReadOnly: readOnly,
+		Target: l.target, Retarget: c.retarget && !readOnly})
 	if err != nil {
 		if readOnly && errors.Is(err, os.ErrNotExist) {
 			return nil, nil
@@ -341,6 +384,8 @@ func stateError(path string, err error) error {
 		return fmt.Errorf("%w\n  the file was left untouched; move it aside to start over (every task then runs again, with lookups) or restore a copy", err)
 	case errors.Is(err, state.ErrOtherPlan):
 		return fmt.Errorf("%w\n  use --state to choose another file for this plan", err)
+	case errors.Is(err, state.ErrOtherTarget):
+		return fmt.Errorf("%w\n  nothing was sent. If this run is meant for other systems (a sandbox rehearsal and the real\n  rollout, staging and production), give it its own file with --state (sandbox runs default to\n  .provision/<plan name>.sandbox.db). If these are the same systems under a new address, rerun\n  apply with --retarget to record the new identity.", err)
 	case errors.Is(err, state.ErrWrongKey):
 		return fmt.Errorf("%w\n  set %s to the key used when the file was written", err, state.KeyEnv)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -69,11 +70,12 @@ type counts struct {
 	Update int `json:"update"`
 	Skip   int `json:"skip"`
 	Retry  int `json:"retry"`
+	Remove int `json:"remove"`
 }
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
-	var asJSON, summary bool
+	var asJSON, summary, destroy, includeAdopted bool
 	var only string
 	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote change, nothing written to the state; with\n--probe, read-only calls report which objects already exist remotely.")
 	c.register(fs, true)
@@ -81,9 +83,14 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.BoolVar(&summary, "summary", false, "print only the totals (and tasks that are not skipped are still counted)")
 	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
+	fs.BoolVar(&destroy, "destroy", false, "preview provision destroy: what would be deleted and what stays")
+	fs.BoolVar(&includeAdopted, "include-adopted", false, "with --destroy: as destroy --include-adopted")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
+	}
+	if destroy {
+		return previewDestroy(ctx, &c, pos[0], only, includeAdopted, asJSON, stdout, stderr)
 	}
 	return dryRunPlan(ctx, &c, pos[0], only, asJSON, summary, stdout, stderr)
 }
@@ -95,13 +102,17 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 	}
 	defer l.close()
 	sp := c.statePathFor(l.plan)
-	st, err := openState(sp, l.plan, true)
+	st, err := c.openState(sp, l, true)
 	if err != nil {
 		return err
 	}
 	recs := map[string]*state.Record{}
+	var infos map[string]*state.TaskInfo
 	if st != nil {
 		recs, err = st.Load()
+		if err == nil {
+			infos, err = st.Infos()
+		}
 		st.Close()
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
@@ -143,6 +154,24 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 			out.Tasks = append(out.Tasks, d)
 		}
 	}
+	if sel == nil {
+		for _, id := range removedIDs(l.graph, recs) {
+			d := runner.Decision{ID: id, Verb: runner.Remove, Reason: "in the state, no longer in the plan: apply leaves it alone, apply --prune deletes it"}
+			if ti := infos[id]; ti != nil {
+				d.Kind = ti.Kind
+			}
+			out.Totals.Add(d)
+			k := out.ByKind[d.Kind]
+			if k == nil {
+				k = &counts{}
+				out.ByKind[d.Kind] = k
+			}
+			k.Remove++
+			if !summary {
+				out.Tasks = append(out.Tasks, d)
+			}
+		}
+	}
 	w := bufio.NewWriterSize(red.Writer(stdout), 64<<10)
 	defer w.Flush()
 	if asJSON {
@@ -164,10 +193,18 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 	fmt.Fprintf(w, "plan %s (state %s)\n", out.Plan, out.State)
 	for _, k := range sortedKeys(out.ByKind) {
 		n := out.ByKind[k]
-		fmt.Fprintf(w, "  %-22s create %d, update %d, skip %d, retry %d\n", k, n.Create, n.Update, n.Skip, n.Retry)
+		line := fmt.Sprintf("  %-22s create %d, update %d, skip %d, retry %d", k, n.Create, n.Update, n.Skip, n.Retry)
+		if n.Remove > 0 {
+			line += fmt.Sprintf(", remove %d", n.Remove)
+		}
+		fmt.Fprintln(w, line)
 	}
 	t := out.Totals
-	fmt.Fprintf(w, "total: %d tasks: %d to create, %d to update, %d to retry, %d done (skip)\n", t.Total, t.Create, t.Update, t.Retry, t.Skip)
+	line := fmt.Sprintf("total: %d tasks: %d to create, %d to update, %d to retry, %d done (skip)", t.Total, t.Create, t.Update, t.Retry, t.Skip)
+	if t.Remove > 0 {
+		line += fmt.Sprintf("; %d to remove (no longer in the plan; apply --prune deletes them)", t.Remove)
+	}
+	fmt.Fprintln(w, line)
 	return nil
 }
 
@@ -215,7 +252,7 @@ func splitList(s string) []string {
 func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	var o runner.Options
-	var dry, asJSON bool
+	var dry, asJSON, prune bool
 	var only string
 	var progressEvery time.Duration
 	fs := newFlagSet("apply", `apply [flags] PLAN
@@ -229,17 +266,12 @@ changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones fin
 Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 (32 bytes base64/hex, or a passphrase), and not stored otherwise.`)
 	c.register(fs, true)
-	fs.IntVar(&o.Parallel, "parallel", 16, "tasks applied at once")
-	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, 429, network)")
-	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
-	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
-	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
-	fs.IntVar(&o.MaxFailures, "max-failures", 0, "stop starting tasks after `N` failures (0: no limit)")
-	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "after a stop request, how long in-flight tasks may finish")
+	registerRunFlags(fs, &o, &progressEvery)
+	fs.BoolVar(&c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
 	fs.StringVar(&only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
+	fs.BoolVar(&prune, "prune", false, "also delete the objects of tasks the plan no longer lists (reverse dependency order; adopted objects stay)")
 	fs.BoolVar(&dry, "dry-run", false, "same as `provision plan`")
 	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
-	fs.DurationVar(&progressEvery, "progress-interval", 10*time.Second, "how often to print a progress line when stderr is not a terminal")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -247,8 +279,8 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if dry {
 		return dryRunPlan(ctx, &c, pos[0], only, asJSON, false, stdout, stderr)
 	}
-	if o.Parallel < 1 || o.MaxAttempts < 1 || o.MaxFailures < 0 || o.Grace <= 0 || o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase || progressEvery <= 0 {
-		return withCode(ExitBadInput, errors.New("apply: --parallel and --max-attempts must be >= 1, --max-failures >= 0, durations > 0 and --backoff-max >= --backoff"))
+	if err := checkRunFlags("apply", o, progressEvery); err != nil {
+		return err
 	}
 	o.Only = splitList(only)
 	l, err := c.load(ctx, pos[0], stderr)
@@ -267,7 +299,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	o.Redactor = red
 	o.Progress = &runner.Progress{}
 	sp := c.statePathFor(l.plan)
-	st, err := openState(sp, l.plan, false)
+	st, err := c.openState(sp, l, false)
 	if err != nil {
 		return err
 	}
@@ -276,25 +308,67 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		log.Info().Str("urls", l.sandbox.Describe()).Msg("sandbox: fake vendor APIs started in-process")
 	}
 	log.Info().Str("plan", l.plan.Name).Int("tasks", l.graph.Len()).Str("state", sp).Int("parallel", o.Parallel).Msg("apply")
+	if _, err := forgetDestroyed(st); err != nil {
+		return withCode(ExitBadInput, stateError(sp, err))
+	}
+	recs, err := st.Load()
+	if err != nil {
+		return withCode(ExitBadInput, stateError(sp, err))
+	}
+	removed := removedIDs(l.graph, recs)
+	if len(removed) > 0 && !prune {
+		log.Warn().Int("tasks", len(removed)).Str("ids", joinIDs(removed, 10)).Msg("removed from the plan: left alone (provision plan lists them; apply --prune deletes them)")
+	}
 	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery)
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
+	var pruned *runner.Result
+	var kept []keptLine
+	if err == nil && prune && len(removed) > 0 && !res.Interrupted {
+		pruned, kept, err = runDeletes(ctx, l, st, removed, false, true, o, stderr, progressEvery)
+	}
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close state: %w", cerr)
+	}
+	rep := applyReport{Plan: l.plan.Name, State: sp, Result: res}
+	if !prune {
+		rep.Removed = removed
+	} else if pruned != nil {
+		rep.Pruned = &destroyReport{Result: pruned, Kept: kept}
 	}
 	if err != nil {
 		if res == nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
-		report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox)
+		report(stdout, red, &rep, asJSON, l.sandbox)
 		return withCode(ExitFailed, err)
 	}
-	report(stdout, red, l.plan.Name, sp, res, asJSON, l.sandbox)
+	report(stdout, red, &rep, asJSON, l.sandbox)
 	switch {
-	case res.Interrupted:
+	case res.Interrupted || (pruned != nil && pruned.Interrupted):
 		return errQuiet(ExitInterrupted)
-	case !res.OK():
+	case !res.OK() || (pruned != nil && !pruned.OK()):
 		return errQuiet(ExitFailed)
+	}
+	return nil
+}
+
+// registerRunFlags registers the flags of commands that run tasks (apply, destroy).
+func registerRunFlags(fs *flag.FlagSet, o *runner.Options, progressEvery *time.Duration) {
+	fs.IntVar(&o.Parallel, "parallel", 16, "tasks run at once")
+	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, 429, network)")
+	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
+	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
+	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
+	fs.IntVar(&o.MaxFailures, "max-failures", 0, "stop starting tasks after `N` failures (0: no limit)")
+	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "after a stop request, how long in-flight tasks may finish")
+	fs.DurationVar(progressEvery, "progress-interval", 10*time.Second, "how often to print a progress line when stderr is not a terminal")
+}
+
+// checkRunFlags checks the values registerRunFlags read.
+func checkRunFlags(cmd string, o runner.Options, progressEvery time.Duration) error {
+	if o.Parallel < 1 || o.MaxAttempts < 1 || o.MaxFailures < 0 || o.Grace <= 0 || o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase || progressEvery <= 0 {
+		return withCode(ExitBadInput, fmt.Errorf("%s: --parallel and --max-attempts must be >= 1, --max-failures >= 0, durations > 0 and --backoff-max >= --backoff", cmd))
 	}
 	return nil
 }
@@ -305,14 +379,19 @@ type applyReport struct {
 	*runner.Result
 	Rate    float64        `json:"tasks_per_second"`
 	Sandbox map[string]any `json:"sandbox,omitempty"`
+	// Removed: tasks in the state the plan no longer lists, left alone (no --prune).
+	Removed []string `json:"removed,omitempty"`
+	// Pruned: the deletes of removed tasks (--prune).
+	Pruned *destroyReport `json:"pruned,omitempty"`
 }
 
-func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.Result, asJSON bool, sb *sandboxRun) {
+func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, sb *sandboxRun) {
 	w := bufio.NewWriter(red.Writer(stdout))
 	defer w.Flush()
+	res := r.Result
 	applied := res.Applied + res.Failed
 	if asJSON {
-		r := applyReport{Plan: name, State: sp, Result: res, Rate: rate(applied, res.Elapsed)}
+		r.Rate = rate(applied, res.Elapsed)
 		if sb != nil {
 			r.Sandbox = sb.Stats()
 		}
@@ -330,7 +409,7 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 	case !res.OK():
 		verdict = "incomplete: fix the failures and rerun the same command"
 	}
-	fmt.Fprintf(w, "\nprovision apply %s: %s\n", name, verdict)
+	fmt.Fprintf(w, "\nprovision apply %s: %s\n", r.Plan, verdict)
 	fmt.Fprintf(w, "  tasks        %d\n", res.Total)
 	fmt.Fprintf(w, "  up to date   %d\n", res.UpToDate)
 	fmt.Fprintf(w, "  applied      %d\n", res.Applied)
@@ -344,10 +423,22 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 	}
 	fmt.Fprintf(w, "  retries      %d\n", res.Retries)
 	fmt.Fprintf(w, "  elapsed      %s (%.0f tasks/s)\n", res.Elapsed.Round(time.Millisecond), rate(applied, res.Elapsed))
-	fmt.Fprintf(w, "  state        %s\n", sp)
+	fmt.Fprintf(w, "  state        %s\n", r.State)
+	if len(r.Removed) > 0 {
+		fmt.Fprintf(w, "  removed      %d no longer in the plan, left alone (apply --prune deletes them): %s\n", len(r.Removed), joinIDs(r.Removed, 5))
+	}
 	if sb != nil {
 		fmt.Fprintf(w, "  sandbox      %s\n", sb.Summary())
 	}
+	writeFailures(w, res)
+	if r.Pruned != nil {
+		fmt.Fprintf(w, "prune (tasks no longer in the plan):\n")
+		writeDeletes(w, r.Pruned, "  ")
+	}
+}
+
+// writeFailures lists a run's failed and skipped tasks.
+func writeFailures(w io.Writer, res *runner.Result) {
 	if len(res.Failures) > 0 {
 		fmt.Fprintln(w, "failed:")
 		for i, f := range res.Failures {
@@ -355,7 +446,7 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 				fmt.Fprintf(w, "  ... and %d more (provision status lists them all)\n", len(res.Failures)-30)
 				break
 			}
-			fmt.Fprintf(w, "  %s (%d attempts): %s\n", f.ID, f.Attempts, f.Error)
+			fmt.Fprintf(w, "  %s (%s): %s\n", f.ID, plural(f.Attempts, "attempt"), f.Error)
 		}
 	}
 	if len(res.SkippedBy) > 0 {
@@ -370,6 +461,13 @@ func report(stdout io.Writer, red *plan.Redactor, name, sp string, res *runner.R
 	}
 }
 
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
 type statusReport struct {
 	States   []string       `json:"states"`
 	Counts   map[string]int `json:"counts"`
@@ -379,6 +477,7 @@ type statusReport struct {
 	InDoubt  []taskLine     `json:"in_doubt,omitempty"`
 	Changed  int            `json:"changed_since_done,omitempty"`
 	Planned  int            `json:"planned,omitempty"`
+	Removed  []string       `json:"removed,omitempty"`
 	Warnings []string       `json:"warnings,omitempty"`
 }
 
@@ -445,6 +544,11 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
+		if l != nil {
+			for _, d := range state.TargetDiff(st.Meta().Target, l.target) {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s (its records say nothing about the plan's endpoints)", sp, d))
+			}
+		}
 		err = st.ForEach(func(r *state.Record) error {
 			if _, dup := all[r.ID]; dup {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
@@ -475,6 +579,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		}
 	}
 	if l != nil {
+		rep.Removed = removedIDs(l.graph, all)
 		rep.Planned = l.graph.Len()
 		for _, t := range l.graph.Tasks {
 			r, ok := all[t.ID]
@@ -508,6 +613,12 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if len(rep.Removed) > 0 {
+		fmt.Fprintf(w, "no longer in the plan (%d; apply --prune deletes them, destroy too):\n", len(rep.Removed))
+		for _, id := range rep.Removed {
+			fmt.Fprintf(w, "  %s\n", id)
+		}
 	}
 	if len(rep.Failed) > 0 {
 		fmt.Fprintln(w, "failed:")

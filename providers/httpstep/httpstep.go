@@ -60,6 +60,12 @@ const doc = `http: one REST call per item, against an endpoint of kind "http".
     found        statuses that mean "exists" (default [200]); 404 means absent
     match        path that must exist in the answer for the object to count as found
     outputs      outputs taken from the lookup answer (default: the item's outputs)
+  delete         request that deletes the object (provision destroy, apply --prune):
+    method       default DELETE
+    path, query  as above; {NAME} is replaced by the item's own recorded output NAME
+                 (e.g. path: /v1/widgets/{id})
+    gone         statuses that mean "already deleted" (default [404, 410])
+  Without delete, destroy keeps the item's object and says so.
 A non-idempotent call without a lookup is never repeated after an attempt whose
 outcome is unknown: the task fails "in doubt" and the operator decides.`
 
@@ -119,6 +125,7 @@ type Spec struct {
 	Idempotent   *bool             `yaml:"idempotent"`
 	Outputs      map[string]Output `yaml:"outputs"`
 	Lookup       *Lookup           `yaml:"lookup"`
+	Delete       *Delete           `yaml:"delete"`
 }
 
 var methods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
@@ -192,13 +199,8 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 			compile("lookup.outputs", l.Outputs)
 		}
 	}
-	client, err := providers.EndpointClient(b, item.Pos, s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*rest.Client, error) {
-		auth, err := rest.ForEndpoint(ep, b.Plan.Redactor)
-		if err != nil {
-			return nil, err
-		}
-		return rest.FromEndpoint(ep, auth)
-	})
+	checkDelete(&s, bad)
+	client, err := endpointClient(b, item.Pos, s.Endpoint)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
@@ -257,7 +259,10 @@ func (a *action) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, e
 			return nil, err
 		}
 		if found && !x.Changed {
-			x.Log.Debug().Msg("found by lookup: adopted")
+			// Found before any attempt of ours could have made it: adopted. Found in
+			// doubt: most likely our own earlier create.
+			x.Adopted = !x.InDoubt
+			x.Log.Debug().Bool("adopted", x.Adopted).Msg("found by lookup")
 			return outs, nil
 		}
 	} else if !a.idempotent && x.InDoubt {
@@ -281,6 +286,7 @@ func (a *action) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, e
 					return nil, fmt.Errorf("lookup after %d: %w", st, lerr)
 				}
 				if found {
+					x.Adopted = !x.InDoubt
 					return outs, nil
 				}
 				return nil, fmt.Errorf("%s %s answered %d (exists) but the lookup does not find it", s.Method, s.Path, st)

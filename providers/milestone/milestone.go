@@ -48,3 +48,8 @@ func (Kind) Build(_ *providers.Build, item *plan.Item) ([]*providers.Task, error
 		Action: providers.ActionFunc(func(context.Context, *providers.Exec) (state.Outputs, error) { return nil, nil }),
 	}}, nil
 }
+
+var _ providers.Remover = Kind{}
+
+// Delete implements providers.Remover: a milestone has no remote object.
+func (Kind) Delete(context.Context, *providers.Build, *providers.Deletion) error { return nil }
