@@ -221,6 +221,9 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 		if s.Lookup != nil {
 			sameHost("lookup.path", s.Lookup.Path, "lookup", "path")
 		}
+		if s.Delete != nil {
+			sameHost("delete.path", s.Delete.Path, "delete", "path")
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -52,6 +52,7 @@ func TestHTTPStep_Build_RefusesLiteralPathToOtherHost(t *testing.T) {
 		"    - name: w\n      endpoint: api\n      path: http://evil.example/steal\n",
 		"    - name: w\n      endpoint: api\n      path: https://api.example:8443/v1/x\n",
 		"    - name: w\n      endpoint: api\n      path: /v1/w\n      lookup: {path: \"https://evil.example/v1/w\"}\n",
+		"    - name: w\n      endpoint: api\n      path: /v1/w\n      outputs: {id: id}\n      delete: {path: \"https://evil.example/v1/w/{id}\"}\n",
 	} {
 		_, _, err := loadHTTP(t, "https://api.example", item)
 		if err == nil || !strings.Contains(err.Error(), "p.yaml:") || !strings.Contains(err.Error(), "path:") || !strings.Contains(err.Error(), "another host") {
