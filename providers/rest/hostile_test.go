@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -139,6 +140,43 @@ func TestClient_Do_RetryAfterPauseIsCapped(t *testing.T) {
 		c.pause.mu.Unlock()
 		if until.After(time.Now().Add(tc.want)) || until.Before(before.Add(tc.want)) {
 			t.Errorf("endpoint paused until %v from now, want %v", until.Sub(before), tc.want)
+		}
+	}
+}
+
+// A session key sent in the query string (OpenvCloud's ?authkey=) is registered the
+// moment it is obtained, so a server that echoes the query back cannot make it leak
+// in any form: raw, query-escaped or base64.
+func TestTokenAuth_QueryKeyIsMaskedWhenEchoed(t *testing.T) {
+	const key = "sess+key/=canary&42"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(400)
+		io.WriteString(w, `{"message":"bad call ?`+r.URL.RawQuery+` (`+base64.StdEncoding.EncodeToString([]byte(r.URL.RawQuery))+`)"}`)
+	}))
+	defer srv.Close()
+	red := plan.NewRedactor()
+	auth := &TokenAuth{Redactor: red,
+		Fetch: func(context.Context, *Client) (Token, error) { return Token{Value: key}, nil },
+		Apply: func(req *http.Request, k string) {
+			q := req.URL.Query()
+			q.Set("authkey", k)
+			req.URL.RawQuery = q.Encode()
+		}}
+	c, _ := New(Config{Name: "ovc", BaseURL: srv.URL, Auth: auth})
+	_, err := c.Do(context.Background(), &Request{Method: "POST", Path: "/restmachine/cloudapi/cloudspaces/list"})
+	if err == nil || !strings.Contains(err.Error(), "authkey=") {
+		t.Fatalf("err = %v, want the echo", err)
+	}
+	got := red.Redact(err.Error())
+	// In base64 of "authkey=<key>" the key starts at byte 8: its bytes from the
+	// second on fill whole 3-byte groups, which encode to a fixed text.
+	frag := base64.RawStdEncoding.EncodeToString([]byte(key[1 : 1+(len(key)-1)/3*3]))
+	if !strings.Contains(err.Error(), frag) {
+		t.Fatalf("the echo lacks the base64 form %s: %v", frag, err)
+	}
+	for _, f := range []string{key, url.QueryEscape(key), frag} {
+		if strings.Contains(got, f) {
+			t.Errorf("%q still in %s", f, got)
 		}
 	}
 }
