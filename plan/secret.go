@@ -58,8 +58,8 @@ func mask(v string) string {
 //
 // A secret is masked in every form it travels in: as is, query- and path-escaped
 // (upper- and lower-case hex), JSON-escaped (with and without HTML escaping, once
-// and twice), and base64 (standard and URL alphabets, with and without padding,
-// alone or inside a longer encoded text). AddCredentials also masks the base64 of
+// and twice), and each of these in base64 (standard and URL alphabets, with and
+// without padding, alone or inside a longer encoded text). AddCredentials also masks the base64 of
 // "user:password" (an HTTP Basic header).
 //
 // Plain and escaped forms are masked only as whole tokens in value positions: not
@@ -146,15 +146,27 @@ func (r *Redactor) addLocked(v string) {
 	for _, e := range []string{jsonEscape(v, true), jsonEscape(v, false)} {
 		tokens = append(tokens, e, jsonEscape(e, true))
 	}
+	seen := map[string]bool{}
 	for _, t := range tokens {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
 		r.addForm(t, true)
+		// A server may also base64 what it got: the secret as sent (escaped in a
+		// query, a path or a JSON body) inside an encoded text.
+		r.addBase64(t)
 	}
+}
+
+// addBase64 registers the base64 forms of v: whole (both alphabets, with and
+// without padding) and, since inside a longer encoded text v starts at one of three
+// offsets in a 3-byte group, the text of the groups made only of its own bytes.
+func (r *Redactor) addBase64(v string) {
 	b := []byte(v)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		r.addForm(enc.EncodeToString(b), false)
 	}
-	// Inside a longer base64 text the secret starts at one of three offsets in a
-	// 3-byte group: the groups made only of its own bytes encode to a fixed text.
 	for d := 0; d < 3 && d < len(b); d++ {
 		rest := b[d:]
 		n := len(rest) / 3 * 3

@@ -137,10 +137,10 @@ func searchLeaks(t *testing.T, haystacks, secrets map[string]string) {
 	}
 }
 
-// leakForms lists the forms a secret travels in: raw, base64 (both alphabets, with
-// and without padding, and the part of it that shows inside a longer encoded text
-// at each of the three alignments), query- and path-escaped, JSON-escaped (with and
-// without HTML escaping, and twice).
+// leakForms lists the forms a secret travels in: raw, query- and path-escaped,
+// JSON-escaped (with and without HTML escaping, and twice), and each of these in
+// base64 (both alphabets, with and without padding, and the part of it that shows
+// inside a longer encoded text at each of the three alignments).
 func leakForms(v string) map[string]string {
 	jsonEsc := func(s string, html bool) string {
 		var b strings.Builder
@@ -150,26 +150,29 @@ func leakForms(v string) map[string]string {
 		out := strings.TrimSpace(b.String())
 		return out[1 : len(out)-1]
 	}
-	f := map[string]string{
+	f := map[string]string{}
+	for name, e := range map[string]string{
 		"raw":                           v,
-		"base64":                        base64.StdEncoding.EncodeToString([]byte(v)),
-		"base64 unpadded":               base64.RawStdEncoding.EncodeToString([]byte(v)),
-		"base64url":                     base64.URLEncoding.EncodeToString([]byte(v)),
-		"base64url unpadded":            base64.RawURLEncoding.EncodeToString([]byte(v)),
 		"query-escaped":                 url.QueryEscape(v),
 		"path-escaped":                  url.PathEscape(v),
 		"JSON-escaped":                  jsonEsc(v, true),
 		"JSON-escaped, no HTML escapes": jsonEsc(v, false),
 		"JSON-escaped twice":            jsonEsc(jsonEsc(v, true), true),
-	}
-	for d := 0; d < 3 && d < len(v); d++ {
-		rest := []byte(v[d:])
-		n := len(rest) / 3 * 3
-		if n/3*4 < 8 {
-			continue
+	} {
+		f[name] = e
+		f[name+", base64"] = base64.StdEncoding.EncodeToString([]byte(e))
+		f[name+", base64 unpadded"] = base64.RawStdEncoding.EncodeToString([]byte(e))
+		f[name+", base64url"] = base64.URLEncoding.EncodeToString([]byte(e))
+		f[name+", base64url unpadded"] = base64.RawURLEncoding.EncodeToString([]byte(e))
+		for d := 0; d < 3 && d < len(e); d++ {
+			rest := []byte(e[d:])
+			n := len(rest) / 3 * 3
+			if n/3*4 < 8 {
+				continue
+			}
+			f[fmt.Sprintf("%s, base64 inside longer text (offset %d)", name, d)] = base64.RawStdEncoding.EncodeToString(rest[:n])
+			f[fmt.Sprintf("%s, base64url inside longer text (offset %d)", name, d)] = base64.RawURLEncoding.EncodeToString(rest[:n])
 		}
-		f[fmt.Sprintf("base64 inside longer text (offset %d)", d)] = base64.RawStdEncoding.EncodeToString(rest[:n])
-		f[fmt.Sprintf("base64url inside longer text (offset %d)", d)] = base64.RawURLEncoding.EncodeToString(rest[:n])
 	}
 	return f
 }
