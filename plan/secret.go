@@ -244,8 +244,26 @@ func (r *Redactor) Len() int {
 }
 
 // Redact returns s with every form of every secret value replaced by "***";
-// overlapping matches become one "***".
-func (r *Redactor) Redact(s string) string {
+// overlapping matches become one "***". When s is JSON (a JSON log line, a JSON
+// report, or a piece of one), a secret in the position of an object key of s
+// itself is left alone (it is one of the output's own keys, and masking it would
+// both break the output and tell the secret); one inside an escaped JSON text in a
+// string value is masked.
+func (r *Redactor) Redact(s string) string { return r.redact(s, looksJSON(s)) }
+
+// looksJSON: s starts (after blanks) like a JSON text or a piece of an indented one.
+// Plain text (console logs, text reports) has no keys to spare.
+func looksJSON(s string) bool {
+	t := strings.TrimLeft(s, " \t\r\n")
+	return t != "" && (t[0] == '{' || t[0] == '[' || t[0] == '"')
+}
+
+// RedactValue is Redact for a text that is a value as a whole (an error message, a
+// reason): there is no key of the output in it, so a secret is masked in a key
+// position too (a server may echo a request back as the keys of a JSON object).
+func (r *Redactor) RedactValue(s string) string { return r.redact(s, false) }
+
+func (r *Redactor) redact(s string, keys bool) string {
 	if r == nil || len(s) < minSecretLen {
 		return s
 	}
@@ -259,7 +277,7 @@ func (r *Redactor) Redact(s string) string {
 	var spans, chain []span
 	cs, ce := -1, -1
 	flush := func() {
-		if cs >= 0 && wholeToken(s, cs, ce) {
+		if cs >= 0 && wholeToken(s, cs, ce) && !(keys && jsonKey(s, cs, ce)) {
 			chain = append(chain, span{cs, ce})
 		}
 		cs, ce = -1, -1
@@ -289,7 +307,7 @@ func (r *Redactor) Redact(s string) string {
 	}
 	flush()
 	spans = append(spans, chain...)
-	spans = r.clipped(s, spans)
+	spans = r.clipped(s, spans, keys)
 	if len(spans) == 0 {
 		return s
 	}
@@ -313,7 +331,7 @@ type span struct{ i, j int }
 
 // clipped masks the start of a secret cut off by "..." (an API message or a body
 // snippet clipped to a few hundred bytes can end in the middle of a secret).
-func (r *Redactor) clipped(s string, spans []span) []span {
+func (r *Redactor) clipped(s string, spans []span, keys bool) []span {
 	for off := 0; ; {
 		k := strings.Index(s[off:], "...")
 		if k < 0 {
@@ -325,7 +343,7 @@ func (r *Redactor) clipped(s string, spans []span) []span {
 		for fi := range r.forms {
 			f := &r.forms[fi]
 			for m := min(len(f.text)-1, k); m > best && m >= minSecretLen; m-- {
-				if s[k-m:k] == f.text[:m] && (!f.token || wholeToken(s[:k]+" ", k-m, k)) {
+				if s[k-m:k] == f.text[:m] && (!f.token || wholeToken(s[:k]+" ", k-m, k) && !(keys && jsonKey(s, k-m, k))) {
 					best = m
 					break
 				}
@@ -338,8 +356,7 @@ func (r *Redactor) clipped(s string, spans []span) []span {
 }
 
 // wholeToken reports whether s[i:j] stands alone: no letter or digit glued to it
-// (escape sequences such as \n, \u00e9 and %0A count as separators), and not a JSON
-// object key.
+// (escape sequences such as \n, \u00e9 and %0A count as separators).
 func wholeToken(s string, i, j int) bool {
 	if isWord(s[i]) && i > 0 && isWord(s[i-1]) && !afterEscape(s, i) {
 		return false
@@ -347,16 +364,20 @@ func wholeToken(s string, i, j int) bool {
 	if isWord(s[j-1]) && j < len(s) && isWord(s[j]) {
 		return false
 	}
-	if i > 0 && s[i-1] == '"' && j < len(s) && s[j] == '"' {
-		k := j + 1
-		for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
-			k++
-		}
-		if k < len(s) && s[k] == ':' {
-			return false
-		}
-	}
 	return true
+}
+
+// jsonKey reports whether s[i:j] is a whole JSON object key of s ("KEY": with
+// unescaped quotes), not a key inside an escaped JSON text held in a string.
+func jsonKey(s string, i, j int) bool {
+	if i == 0 || s[i-1] != '"' || (i >= 2 && s[i-2] == '\\') || j >= len(s) || s[j] != '"' {
+		return false
+	}
+	k := j + 1
+	for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+		k++
+	}
+	return k < len(s) && s[k] == ':'
 }
 
 func isWord(c byte) bool {

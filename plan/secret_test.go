@@ -105,6 +105,14 @@ func TestRedactor_WholeTokensOnly_JSONStaysValid(t *testing.T) {
 	if !strings.Contains(got, `"password12"`) {
 		t.Errorf("a longer value that merely starts with a secret was masked: %s", got)
 	}
+	// A server echoing the secret as a key: masked inside an escaped JSON value,
+	// and in an error text (a value as a whole).
+	if got := r.Redact(`{"error":"echo {\"messages\":1}"}`); strings.Contains(got, "messages") {
+		t.Errorf("an echoed key inside a value was not masked: %s", got)
+	}
+	if got := r.RedactValue(`HTTP 400: {"messages":1}`); strings.Contains(got, "messages") {
+		t.Errorf("an echoed key in an error text was not masked: %s", got)
+	}
 }
 
 func TestRedactor_OverlappingSecretsMaskedWhole(t *testing.T) {

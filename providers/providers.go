@@ -527,7 +527,7 @@ func SpecJSON(spec any, red *plan.Redactor) json.RawMessage {
 func jsonable(v any, red *plan.Redactor) any {
 	switch t := v.(type) {
 	case string:
-		return red.Redact(t)
+		return red.RedactValue(t)
 	case map[string]any:
 		for k, e := range t {
 			t[k] = jsonable(e, red)
@@ -536,7 +536,7 @@ func jsonable(v any, red *plan.Redactor) any {
 	case map[any]any:
 		m := make(map[string]any, len(t))
 		for k, e := range t {
-			m[red.Redact(fmt.Sprint(k))] = jsonable(e, red)
+			m[red.RedactValue(fmt.Sprint(k))] = jsonable(e, red)
 		}
 		return m
 	case []any:

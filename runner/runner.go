@@ -319,7 +319,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				if out.retryAfter > o.BackoffMax {
 					ev = ev.Dur("retry_after_asked", out.retryAfter).Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that")
 				}
-				ev.Str("error", o.Redactor.Redact(out.err.Error())).Msg("retrying")
+				ev.Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("retrying")
 				time.AfterFunc(d, func() {
 					select {
 					case retryCh <- i:
@@ -330,7 +330,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				resolve(i)
 				res.Failed++
 				p.Failed.Add(1)
-				msg := o.Redactor.Redact(out.err.Error())
+				msg := o.Redactor.RedactValue(out.err.Error())
 				res.Failures = append(res.Failures, Failure{ID: t.ID, Attempts: r.recs[i].Attempts, Error: msg})
 				o.Log.Error().Str("task", t.ID).Int("attempts", r.recs[i].Attempts).Str("error", msg).Msg("failed")
 				skipUsers(i)
@@ -449,7 +449,7 @@ func (r *run) attempt(i int32) outcome {
 	now := time.Now()
 	if err != nil {
 		rec.Status = state.Failed
-		rec.LastError = r.o.Redactor.Redact(err.Error())
+		rec.LastError = r.o.Redactor.RedactValue(err.Error())
 		// A failed attempt that was in doubt leaves the doubt unresolved (its lookup
 		// may be what failed): the next attempt looks the object up again.
 		rec.MaybeApplied = x.InDoubt || providers.MaybeApplied(err)

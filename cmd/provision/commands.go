@@ -133,7 +133,7 @@ func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summa
 		if c.probe && (d.Verb == runner.Create || d.Verb == runner.Retry) {
 			d.Reason += probe(ctx, t, recs, red)
 		}
-		d.Reason = red.Redact(d.Reason)
+		d.Reason = red.RedactValue(d.Reason)
 		out.Totals.Add(d)
 		k := out.ByKind[t.Kind]
 		if k == nil {
@@ -573,7 +573,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		rep.Total++
 		switch r.Status {
 		case state.Failed:
-			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.Redact(r.LastError)})
+			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.RedactValue(r.LastError)})
 		case state.Started:
 			rep.InDoubt = append(rep.InDoubt, taskLine{ID: id, Attempts: r.Attempts, Started: r.StartedAt})
 		}
