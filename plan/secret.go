@@ -272,13 +272,15 @@ func (r *Redactor) redact(s string, keys bool) string {
 	if len(r.forms) == 0 {
 		return s
 	}
-	// Matches of token forms are chained where they overlap, and the chain is
-	// checked as one token; matches of other forms are kept as they are.
-	var spans, chain []span
+	// A token form's match is masked when it stands alone; matches of token forms
+	// that overlap are also checked as one chain (two secrets glued together);
+	// matches of other forms are masked as they are.
+	ok := func(i, j int) bool { return wholeToken(s, i, j) && !(keys && jsonKey(s, i, j)) }
+	var spans []span
 	cs, ce := -1, -1
 	flush := func() {
-		if cs >= 0 && wholeToken(s, cs, ce) && !(keys && jsonKey(s, cs, ce)) {
-			chain = append(chain, span{cs, ce})
+		if cs >= 0 && ok(cs, ce) {
+			spans = append(spans, span{cs, ce})
 		}
 		cs, ce = -1, -1
 	}
@@ -297,6 +299,9 @@ func (r *Redactor) redact(s string, keys bool) string {
 				spans = append(spans, span{i, j})
 				continue
 			}
+			if ok(i, j) {
+				spans = append(spans, span{i, j})
+			}
 			if cs >= 0 && i < ce {
 				ce = max(ce, j)
 				continue
@@ -306,7 +311,6 @@ func (r *Redactor) redact(s string, keys bool) string {
 		}
 	}
 	flush()
-	spans = append(spans, chain...)
 	spans = r.clipped(s, spans, keys)
 	if len(spans) == 0 {
 		return s

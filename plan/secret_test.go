@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // encodedForms lists every form a secret travels in on the wire, as a hostile
@@ -171,4 +172,36 @@ func TestRedactor_ClippedSecretIsMasked(t *testing.T) {
 	if got := r.Redact("wait... and 3 more"); got != "wait... and 3 more" {
 		t.Errorf("Redact = %q", got)
 	}
+}
+
+// FuzzRedactor: a JSON document holding a secret (as a value, next to other text)
+// stays valid JSON after redaction and no longer holds the secret's escaped form;
+// a secret standing alone in a text is always masked.
+func FuzzRedactor(f *testing.F) {
+	f.Add("Canary+Secret/With=Specials&<q>\"z\"", "before", "after")
+	f.Add(`a\b\c"d'e	f`+"\n", "x", "y")
+	f.Add("password1", "attempts", "password12")
+	f.Add(`\u00e9abcdefgh`, `\`, `"`)
+	f.Fuzz(func(t *testing.T, secret, before, after string) {
+		if len(secret) < MinSecretLen || len(secret) > 200 || !utf8.ValidString(secret) || !utf8.ValidString(before) || !utf8.ValidString(after) {
+			return
+		}
+		r := NewRedactor()
+		r.Add(secret)
+		if got := r.RedactValue("x " + secret + " y"); strings.Contains(got, secret) {
+			t.Fatalf("a secret standing alone was not masked: %q", got)
+		}
+		doc, _ := json.Marshal(map[string]string{"error": before + " " + secret + " " + after, "level": "info"})
+		got := r.Redact(string(doc))
+		var m map[string]string
+		if err := json.Unmarshal([]byte(got), &m); err != nil {
+			t.Fatalf("not JSON after redaction: %v\n%s\n%s", err, doc, got)
+		}
+		if _, ok := m["level"]; !ok {
+			t.Fatalf("a key was masked: %s", got)
+		}
+		if strings.Contains(m["error"], " "+secret+" ") {
+			t.Fatalf("the secret survived in the JSON value: %s", got)
+		}
+	})
 }
