@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -70,10 +71,20 @@ type Redactor struct {
 	mu     sync.RWMutex
 	values map[string]struct{}
 	forms  []redactForm
-	seen   map[string]int32   // form text -> index in forms
-	index  map[uint32][]int32 // first four bytes of a form -> forms
-	filter []uint64           // one bit per hashed four-byte prefix, before the map
+	// Forms of 8 bytes or more are found by one 8-byte window each, chosen among a
+	// few so that forms with a common start (JWT headers, "nxcdb-") or end spread
+	// over many buckets; shorter forms (run-time tokens of 4-7 bytes) by all 4 bytes.
+	index8  map[uint64][]formRef
+	index4  map[uint32][]int32
+	filter8 []uint64 // one bit per hashed window, checked before the map
+	filter4 []uint64
+	// prefix4 finds forms by their first four bytes, for a secret cut off by "...".
+	prefix4 map[uint32][]int32
+	maxLen  int
 }
+
+// formRef is a form whose window starts off bytes into it.
+type formRef struct{ form, off int32 }
 
 type redactForm struct {
 	text string
@@ -137,21 +148,22 @@ func (r *Redactor) addLocked(v string) {
 		r.values = map[string]struct{}{}
 	}
 	r.values[v] = struct{}{}
-	tokens := []string{v, url.QueryEscape(v), url.PathEscape(v)}
-	for _, e := range tokens[1:3] {
-		if strings.Contains(e, "%") {
-			tokens = append(tokens, lowerHexEscapes(e))
+	tokens := []string{v}
+	if !plainSecret(v) {
+		tokens = append(tokens, url.QueryEscape(v), url.PathEscape(v))
+		for _, e := range tokens[1:3] {
+			if strings.Contains(e, "%") {
+				tokens = append(tokens, lowerHexEscapes(e))
+			}
+		}
+		for _, e := range []string{jsonEscape(v, true), jsonEscape(v, false)} {
+			tokens = append(tokens, e, jsonEscape(e, true))
 		}
 	}
-	for _, e := range []string{jsonEscape(v, true), jsonEscape(v, false)} {
-		tokens = append(tokens, e, jsonEscape(e, true))
-	}
-	seen := map[string]bool{}
-	for _, t := range tokens {
-		if seen[t] {
+	for i, t := range tokens {
+		if slices.Contains(tokens[:i], t) {
 			continue
 		}
-		seen[t] = true
 		r.addForm(t, true)
 		// A server may also base64 what it got: the secret as sent (escaped in a
 		// query, a path or a JSON body) inside an encoded text.
@@ -159,13 +171,29 @@ func (r *Redactor) addLocked(v string) {
 	}
 }
 
+// plainSecret: v is the same in every escaped form (letters, digits, - . _).
+func plainSecret(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // addBase64 registers the base64 forms of v: whole (both alphabets, with and
 // without padding) and, since inside a longer encoded text v starts at one of three
 // offsets in a 3-byte group, the text of the groups made only of its own bytes.
 func (r *Redactor) addBase64(v string) {
 	b := []byte(v)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		r.addForm(enc.EncodeToString(b), false)
+	std := base64.StdEncoding.EncodeToString(b)
+	r.addForm(std, false)
+	r.addForm(strings.TrimRight(std, "="), false)
+	if strings.ContainsAny(std, "+/") {
+		u := base64.URLEncoding.EncodeToString(b)
+		r.addForm(u, false)
+		r.addForm(strings.TrimRight(u, "="), false)
 	}
 	for d := 0; d < 3 && d < len(b); d++ {
 		rest := b[d:]
@@ -173,8 +201,11 @@ func (r *Redactor) addBase64(v string) {
 		if n/3*4 < MinSecretLen {
 			continue
 		}
-		r.addForm(base64.RawStdEncoding.EncodeToString(rest[:n]), false)
-		r.addForm(base64.RawURLEncoding.EncodeToString(rest[:n]), false)
+		f := base64.RawStdEncoding.EncodeToString(rest[:n])
+		r.addForm(f, false)
+		if strings.ContainsAny(f, "+/") {
+			r.addForm(strings.NewReplacer("+", "-", "/", "_").Replace(f), false)
+		}
 	}
 }
 
@@ -182,30 +213,42 @@ func (r *Redactor) addForm(text string, token bool) {
 	if len(text) < minSecretLen {
 		return
 	}
-	if r.seen == nil {
-		r.seen = map[string]int32{}
-		r.index = map[uint32][]int32{}
-		r.filter = make([]uint64, filterBits/64)
-	}
-	if i, ok := r.seen[text]; ok {
-		// The same text as an anywhere-form and a token-form: anywhere wins.
-		r.forms[i].token = r.forms[i].token && token
-		return
+	if r.index8 == nil {
+		r.index8, r.index4, r.prefix4 = map[uint64][]formRef{}, map[uint32][]int32{}, map[uint32][]int32{}
+		r.filter8, r.filter4 = make([]uint64, filterBits/64), make([]uint64, filterBits/64)
 	}
 	i := int32(len(r.forms))
 	r.forms = append(r.forms, redactForm{text: text, token: token})
-	r.seen[text] = i
-	k := key4(text)
-	r.index[k] = append(r.index[k], i)
-	h := filterHash(k)
-	r.filter[h/64] |= 1 << (h % 64)
+	p := key4(text)
+	r.prefix4[p] = append(r.prefix4[p], i)
+	r.maxLen = max(r.maxLen, len(text))
+	if len(text) < 8 {
+		k := key4(text)
+		r.index4[k] = append(r.index4[k], i)
+		setBit(r.filter4, hash32(uint64(k)))
+		return
+	}
+	best, bestN := 0, -1
+	for _, off := range [...]int{0, (len(text) - 8) / 2, len(text) - 8} {
+		if n := len(r.index8[key8(text[off:])]); bestN < 0 || n < bestN {
+			best, bestN = off, n
+		}
+	}
+	k := key8(text[best:])
+	r.index8[k] = append(r.index8[k], formRef{form: i, off: int32(best)})
+	setBit(r.filter8, hash32(k))
 }
 
 func key4(s string) uint32 {
 	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
-func filterHash(k uint32) uint32 { return (k * 2654435761) >> 12 % filterBits }
+func key8(s string) uint64 { return uint64(key4(s)) | uint64(key4(s[4:]))<<32 }
+
+func hash32(k uint64) uint32 { return uint32((k*0x9E3779B97F4A7C15)>>40) % filterBits }
+
+func setBit(f []uint64, h uint32)      { f[h/64] |= 1 << (h % 64) }
+func hasBit(f []uint64, h uint32) bool { return f[h/64]&(1<<(h%64)) != 0 }
 
 func jsonEscape(s string, html bool) string {
 	var b strings.Builder
@@ -272,45 +315,67 @@ func (r *Redactor) redact(s string, keys bool) string {
 	if len(r.forms) == 0 {
 		return s
 	}
+	// Find every match: windows of 8 bytes for the long forms, 4 for the short.
+	type match struct {
+		i, j  int
+		token bool
+	}
+	var ms []match
+	found := func(st int, f *redactForm) {
+		if st >= 0 && strings.HasPrefix(s[st:], f.text) {
+			ms = append(ms, match{st, st + len(f.text), f.token})
+		}
+	}
+	for i := 0; i+8 <= len(s); i++ {
+		k := key8(s[i:])
+		if !hasBit(r.filter8, hash32(k)) {
+			continue
+		}
+		for _, ref := range r.index8[k] {
+			found(i-int(ref.off), &r.forms[ref.form])
+		}
+	}
+	if len(r.index4) > 0 {
+		for i := 0; i+4 <= len(s); i++ {
+			k := key4(s[i:])
+			if !hasBit(r.filter4, hash32(uint64(k))) {
+				continue
+			}
+			for _, fi := range r.index4[k] {
+				found(i, &r.forms[fi])
+			}
+		}
+	}
+	if len(ms) == 0 && !strings.Contains(s, "...") {
+		return s
+	}
+	slices.SortFunc(ms, func(a, b match) int { return cmp.Or(a.i-b.i, b.j-a.j) })
 	// A token form's match is masked when it stands alone; matches of token forms
 	// that overlap are also checked as one chain (two secrets glued together);
 	// matches of other forms are masked as they are.
 	ok := func(i, j int) bool { return wholeToken(s, i, j) && !(keys && jsonKey(s, i, j)) }
 	var spans []span
 	cs, ce := -1, -1
-	flush := func() {
+	for _, m := range ms {
+		if !m.token {
+			spans = append(spans, span{m.i, m.j})
+			continue
+		}
+		if ok(m.i, m.j) {
+			spans = append(spans, span{m.i, m.j})
+		}
+		if cs >= 0 && m.i < ce {
+			ce = max(ce, m.j)
+			continue
+		}
 		if cs >= 0 && ok(cs, ce) {
 			spans = append(spans, span{cs, ce})
 		}
-		cs, ce = -1, -1
+		cs, ce = m.i, m.j
 	}
-	for i := 0; i+minSecretLen <= len(s); i++ {
-		k := key4(s[i:])
-		if h := filterHash(k); r.filter[h/64]&(1<<(h%64)) == 0 {
-			continue
-		}
-		for _, fi := range r.index[k] {
-			f := &r.forms[fi]
-			if !strings.HasPrefix(s[i:], f.text) {
-				continue
-			}
-			j := i + len(f.text)
-			if !f.token {
-				spans = append(spans, span{i, j})
-				continue
-			}
-			if ok(i, j) {
-				spans = append(spans, span{i, j})
-			}
-			if cs >= 0 && i < ce {
-				ce = max(ce, j)
-				continue
-			}
-			flush()
-			cs, ce = i, j
-		}
+	if cs >= 0 && ok(cs, ce) {
+		spans = append(spans, span{cs, ce})
 	}
-	flush()
 	spans = r.clipped(s, spans, keys)
 	if len(spans) == 0 {
 		return s
@@ -343,14 +408,20 @@ func (r *Redactor) clipped(s string, spans []span, keys bool) []span {
 		}
 		k += off
 		off = k + 3
+		// The longest start of a form that ends right before the "...": look the
+		// forms up by their first four bytes at each position before it.
 		best := 0
-		for fi := range r.forms {
-			f := &r.forms[fi]
-			for m := min(len(f.text)-1, k); m > best && m >= minSecretLen; m-- {
-				if s[k-m:k] == f.text[:m] && (!f.token || wholeToken(s[:k]+" ", k-m, k) && !(keys && jsonKey(s, k-m, k))) {
+		for p := max(0, k-r.maxLen); p+minSecretLen <= k; p++ {
+			m := k - p
+			for _, fi := range r.prefix4[key4(s[p:])] {
+				f := &r.forms[fi]
+				if m < len(f.text) && strings.HasPrefix(f.text, s[p:k]) && (!f.token || wholeToken(s[:k]+" ", p, k) && !(keys && jsonKey(s, p, k))) {
 					best = m
 					break
 				}
+			}
+			if best > 0 {
+				break
 			}
 		}
 		if best > 0 {

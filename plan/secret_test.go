@@ -205,3 +205,12 @@ func FuzzRedactor(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkRedactor_Add(b *testing.B) {
+	r := NewRedactor()
+	i := 0
+	for b.Loop() {
+		r.Add("authkey-" + itoa(i) + "-canaryvalue")
+		i++
+	}
+}
