@@ -32,6 +32,17 @@ type Decision struct {
 	Reason string `json:"reason"`
 	// InDoubt: an attempt started and never recorded a result.
 	InDoubt bool `json:"in_doubt,omitempty"`
+	// Changes are the fields an update changes (or drift puts back), when known.
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// Change is one field that differs: Old is what the state recorded (or the remote
+// object holds, for drift), New what the plan wants. Secret fields show only as
+// "(changed)".
+type Change struct {
+	Field string `json:"field"`
+	Old   string `json:"old"`
+	New   string `json:"new"`
 }
 
 // Decide returns what a run would do with a task given its record (nil: none).

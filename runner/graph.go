@@ -162,18 +162,21 @@ func (g *Graph) cycle() []string {
 // its sub-tasks ("store-1" selects "store-1/share/a@example.com"). It is an error
 // when a pattern matches nothing.
 func (g *Graph) Select(patterns []string) (map[int32]bool, error) {
-	return g.closure(patterns, g.deps)
+	return g.closure(patterns, g.deps, nil)
 }
 
 // SelectDependents is Select the other way round: the tasks matching any pattern
 // plus every task that depends on them, directly or not (what a delete of the
-// matching tasks must delete first). Nil patterns select everything (nil map).
-func (g *Graph) SelectDependents(patterns []string) (map[int32]bool, error) {
-	return g.closure(patterns, g.users)
+// matching tasks must delete first), not going on past tasks for which through
+// is false (they are selected, their dependents are not). Nil patterns select
+// everything (nil map).
+func (g *Graph) SelectDependents(patterns []string, through func(*providers.Task) bool) (map[int32]bool, error) {
+	return g.closure(patterns, g.users, through)
 }
 
-// closure selects the tasks matching any pattern and follows edges from them.
-func (g *Graph) closure(patterns []string, edges [][]int32) (map[int32]bool, error) {
+// closure selects the tasks matching any pattern and follows edges from them
+// (through every task when through is nil).
+func (g *Graph) closure(patterns []string, edges [][]int32, through ...func(*providers.Task) bool) (map[int32]bool, error) {
 	if len(patterns) == 0 {
 		return nil, nil
 	}
@@ -201,6 +204,9 @@ func (g *Graph) closure(patterns []string, edges [][]int32) (map[int32]bool, err
 	for len(stack) > 0 {
 		i := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
+		if len(through) > 0 && through[0] != nil && !through[0](g.Tasks[i]) {
+			continue
+		}
 		for _, d := range edges[i] {
 			if !sel[d] {
 				sel[d] = true

@@ -53,6 +53,8 @@ type Options struct {
 	Grace time.Duration
 	// Only limits the run to tasks matching these patterns and what they depend on.
 	Only []string
+	// Force re-applies these done, unchanged tasks (as updates): drift put back.
+	Force map[string]bool
 	// Log receives task events; Redactor masks secrets in recorded errors.
 	Log      zerolog.Logger
 	Redactor *plan.Redactor
@@ -174,7 +176,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 		res.Total++
 		rec := loaded[t.ID]
 		r.recs[i] = rec
-		if rec != nil && rec.Status == state.Done && rec.Hash == t.Hash {
+		if rec != nil && rec.Status == state.Done && rec.Hash == t.Hash && !o.Force[t.ID] {
 			class[i] = stSkip
 			res.UpToDate++
 			if g.referenced[i] {
@@ -403,7 +405,7 @@ func (r *run) attempt(i int32) outcome {
 		*rec = *prev
 		rec.Outputs = cloneOutputs(prev.Outputs)
 		inDoubt = prev.Status == state.Started
-		changed = prev.Status == state.Done && prev.Hash != t.Hash
+		changed = prev.Status == state.Done && (prev.Hash != t.Hash || r.o.Force[t.ID])
 	}
 	if len(t.Refs) > 0 && t.Spec != nil {
 		if err := plan.ResolveRefs(t.Spec, r.lookup); err != nil {

@@ -161,7 +161,7 @@ func BenchmarkPipeline_DryRun100kDone(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var c common
-		if err := dryRunPlan(context.Background(), &c, path, "", false, false, io.Discard, io.Discard); err != nil {
+		if err := dryRunPlan(context.Background(), &c, path, planOpts{}, io.Discard, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}

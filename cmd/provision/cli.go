@@ -34,6 +34,7 @@ Usage:
   provision apply PLAN              run the plan (rerun to resume; --prune deletes removed items)
   provision destroy PLAN            delete what the plan created (--only part of it; --dry-run)
   provision status [PLAN]           what the state file says: counts, failures
+  provision state list|show|forget  tasks of the state, one task, mark tasks in doubt
   provision graph PLAN              the task graph in Graphviz DOT
   provision sandbox                 serve fake vendor APIs on localhost
   provision help sections           every plan section and its fields
@@ -54,6 +55,8 @@ const exitCodesHelp = `Exit codes:
      PROVISION_STATE_KEY); nothing was changed
   3  interrupted by SIGINT/SIGTERM: in-flight tasks were allowed to finish (or stay in
      doubt after a second signal); rerun the same command to resume
+  4  plan --exit-code only: the plan would change something (create, update, retry,
+     remove, drift found with --refresh)
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdApply(ctx, rest, stdout, stderr)
 	case "destroy":
 		return cmdDestroy(ctx, rest, stdout, stderr)
+	case "state":
+		return cmdState(ctx, rest, stdout, stderr)
 	case "status":
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "graph":
@@ -123,6 +128,7 @@ type common struct {
 	shard      string
 	faults     faultFlags
 	probe      bool
+	refresh    bool
 }
 
 func (c *common) register(fs *flag.FlagSet, withState bool) {

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"provision/plan"
 	"provision/providers"
 	"provision/runner"
@@ -58,11 +56,16 @@ func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // dryRun is the JSON form of `provision plan`.
 type dryRun struct {
-	Plan   string             `json:"plan"`
-	State  string             `json:"state"`
-	Tasks  []runner.Decision  `json:"tasks"`
-	Totals runner.Totals      `json:"totals"`
-	ByKind map[string]*counts `json:"by_kind"`
+	SchemaVersion int                `json:"schema_version"`
+	Plan          string             `json:"plan"`
+	State         string             `json:"state"`
+	Tasks         []runner.Decision  `json:"tasks"`
+	Totals        runner.Totals      `json:"totals"`
+	ByKind        map[string]*counts `json:"by_kind"`
+	// Changes counts the tasks a run would change (create, update, retry, remove).
+	Changes int `json:"changes"`
+	// Drifted lists done tasks whose objects differ from the plan (--refresh).
+	Drifted []string `json:"drifted,omitempty"`
 }
 
 type counts struct {
@@ -75,6 +78,7 @@ type counts struct {
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
+	var po planOpts
 	var asJSON, summary, destroy, includeAdopted bool
 	var only string
 	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote change, nothing written to the state; with\n--probe, read-only calls report which objects already exist remotely.")
@@ -85,6 +89,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
 	fs.BoolVar(&destroy, "destroy", false, "preview provision destroy: what would be deleted and what stays")
 	fs.BoolVar(&includeAdopted, "include-adopted", false, "with --destroy: as destroy --include-adopted")
+	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects (read-only) and show what differs from the plan, field by field")
+	fs.StringVar(&po.out, "out", "", "save the decided actions to `FILE`; provision apply FILE applies exactly them, or refuses if anything changed")
+	fs.BoolVar(&po.exitCode, "exit-code", false, "exit 4 when there are changes (create, update, retry, remove), 0 when there are none")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -92,120 +99,8 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if destroy {
 		return previewDestroy(ctx, &c, pos[0], only, includeAdopted, asJSON, stdout, stderr)
 	}
-	return dryRunPlan(ctx, &c, pos[0], only, asJSON, summary, stdout, stderr)
-}
-
-func dryRunPlan(ctx context.Context, c *common, path, only string, asJSON, summary bool, stdout, stderr io.Writer) error {
-	l, err := c.load(ctx, path, stderr)
-	if err != nil {
-		return err
-	}
-	defer l.close()
-	sp := c.statePathFor(l.plan)
-	st, err := c.openState(sp, l, true)
-	if err != nil {
-		return err
-	}
-	recs := map[string]*state.Record{}
-	var infos map[string]*state.TaskInfo
-	if st != nil {
-		recs, err = st.Load()
-		if err == nil {
-			infos, err = st.Infos()
-		}
-		st.Close()
-		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-		runner.RegisterSecrets(l.plan.Redactor, recs)
-	}
-	sel, err := l.graph.Select(splitList(only))
-	if err != nil {
-		return withCode(ExitBadInput, err)
-	}
-	out := dryRun{Plan: l.plan.Name, State: sp, ByKind: map[string]*counts{}}
-	red := l.plan.Redactor
-	for i, t := range l.graph.Tasks {
-		if sel != nil && !sel[int32(i)] {
-			continue
-		}
-		d := runner.Decide(t.ID, t.Kind, t.Hash, recs[t.ID])
-		if c.probe && (d.Verb == runner.Create || d.Verb == runner.Retry) {
-			d.Reason += probe(ctx, t, recs, red)
-		}
-		d.Reason = red.RedactValue(d.Reason)
-		out.Totals.Add(d)
-		k := out.ByKind[t.Kind]
-		if k == nil {
-			k = &counts{}
-			out.ByKind[t.Kind] = k
-		}
-		switch d.Verb {
-		case runner.Create:
-			k.Create++
-		case runner.Update:
-			k.Update++
-		case runner.Skip:
-			k.Skip++
-		case runner.Retry:
-			k.Retry++
-		}
-		if !summary {
-			out.Tasks = append(out.Tasks, d)
-		}
-	}
-	if sel == nil {
-		for _, id := range removedIDs(l.graph, recs) {
-			d := runner.Decision{ID: id, Verb: runner.Remove, Reason: "in the state, no longer in the plan: apply leaves it alone, apply --prune deletes it"}
-			if ti := infos[id]; ti != nil {
-				d.Kind = ti.Kind
-			}
-			out.Totals.Add(d)
-			k := out.ByKind[d.Kind]
-			if k == nil {
-				k = &counts{}
-				out.ByKind[d.Kind] = k
-			}
-			k.Remove++
-			if !summary {
-				out.Tasks = append(out.Tasks, d)
-			}
-		}
-	}
-	w := bufio.NewWriterSize(red.Writer(stdout), 64<<10)
-	defer w.Flush()
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	width := 4
-	for _, d := range out.Tasks {
-		width = max(width, len(d.ID))
-	}
-	width = min(width, 60)
-	for _, d := range out.Tasks {
-		fmt.Fprintf(w, "%-6s  %-*s  %s\n", d.Verb, width, d.ID, d.Reason)
-	}
-	if len(out.Tasks) > 0 {
-		fmt.Fprintln(w)
-	}
-	fmt.Fprintf(w, "plan %s (state %s)\n", out.Plan, out.State)
-	for _, k := range sortedKeys(out.ByKind) {
-		n := out.ByKind[k]
-		line := fmt.Sprintf("  %-22s create %d, update %d, skip %d, retry %d", k, n.Create, n.Update, n.Skip, n.Retry)
-		if n.Remove > 0 {
-			line += fmt.Sprintf(", remove %d", n.Remove)
-		}
-		fmt.Fprintln(w, line)
-	}
-	t := out.Totals
-	line := fmt.Sprintf("total: %d tasks: %d to create, %d to update, %d to retry, %d done (skip)", t.Total, t.Create, t.Update, t.Retry, t.Skip)
-	if t.Remove > 0 {
-		line += fmt.Sprintf("; %d to remove (no longer in the plan; apply --prune deletes them)", t.Remove)
-	}
-	fmt.Fprintln(w, line)
-	return nil
+	po.only, po.asJSON, po.summary = only, asJSON, summary
+	return dryRunPlan(ctx, &c, pos[0], po, stdout, stderr)
 }
 
 // probe asks a task's provider, read-only, whether its object exists already.
@@ -214,20 +109,7 @@ func probe(ctx context.Context, t *providers.Task, recs map[string]*state.Record
 	if !ok {
 		return ""
 	}
-	x := &providers.Exec{Task: t, Attempt: 1, Log: zerolog.Nop(), Redactor: red,
-		Lookup: func(r plan.Ref) (string, error) {
-			if rec := recs[r.Item]; rec != nil && rec.Status == state.Done {
-				if v, ok := rec.Outputs[r.Key]; ok {
-					return v.Value, nil
-				}
-			}
-			return "", fmt.Errorf("%s has no recorded output %s yet", r.Item, r.Key)
-		}}
-	if rec := recs[t.ID]; rec != nil {
-		x.Prior = rec.Outputs
-		x.Attempt = rec.Attempts + 1
-	}
-	exists, detail, err := p.Probe(ctx, x)
+	exists, detail, err := p.Probe(ctx, execFor(t, recs, red))
 	switch {
 	case err != nil:
 		return "; remote state unknown: " + err.Error()
@@ -252,10 +134,11 @@ func splitList(s string) []string {
 func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	var o runner.Options
-	var dry, asJSON, prune bool
+	var dry, asJSON, prune, yes bool
 	var only string
 	var progressEvery time.Duration
 	fs := newFlagSet("apply", `apply [flags] PLAN
+       provision apply [flags] SAVED-PLAN   (from provision plan --out: exactly that, or nothing)
 
 Runs the plan. Every task's intent is recorded in the state file before its remote
 change and its result after, so rerunning the same command resumes: done tasks are
@@ -272,12 +155,26 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	fs.BoolVar(&prune, "prune", false, "also delete the objects of tasks the plan no longer lists (reverse dependency order; adopted objects stay)")
 	fs.BoolVar(&dry, "dry-run", false, "same as `provision plan`")
 	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
+	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
+	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
 	}
+	saved, err := readSavedPlan(pos[0])
+	if err != nil {
+		return err
+	}
+	savedPath := ""
+	if saved != nil {
+		if only != "" || c.refresh || dry {
+			return withCode(ExitBadInput, fmt.Errorf("apply %s: a saved plan fixes --only and --refresh; give them to plan --out instead (--dry-run: provision plan)", pos[0]))
+		}
+		savedPath = pos[0]
+		pos[0], only = saved.PlanFile, saved.Only
+	}
 	if dry {
-		return dryRunPlan(ctx, &c, pos[0], only, asJSON, false, stdout, stderr)
+		return dryRunPlan(ctx, &c, pos[0], planOpts{only: only, asJSON: asJSON}, stdout, stderr)
 	}
 	if err := checkRunFlags("apply", o, progressEvery); err != nil {
 		return err
@@ -314,6 +211,38 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	recs, err := st.Load()
 	if err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
+	}
+	runner.RegisterSecrets(red, recs)
+	switch {
+	case saved != nil:
+		infos, err := st.Infos()
+		if err != nil {
+			return withCode(ExitBadInput, stateError(sp, err))
+		}
+		if err := checkSavedPlan(savedPath, saved, &c, l, &stateRead{path: sp, recs: recs, infos: infos}); err != nil {
+			return err
+		}
+		o.Force = forceSet(saved.Force)
+	case c.refresh || (!yes && interactive(stderr)):
+		infos, err := st.Infos()
+		if err != nil {
+			return withCode(ExitBadInput, stateError(sp, err))
+		}
+		dr, err := c.decideAll(ctx, l, &stateRead{path: sp, recs: recs, infos: infos}, only, false)
+		if err != nil {
+			return err
+		}
+		if c.refresh {
+			o.Force = forceSet(dr.Drifted)
+			if len(dr.Drifted) > 0 {
+				log.Info().Int("tasks", len(dr.Drifted)).Str("ids", joinIDs(dr.Drifted, 10)).Msg("drift: putting back what changed outside provision")
+			}
+		}
+		if !yes {
+			if err := confirmApply(&dr, stderr); err != nil {
+				return err
+			}
+		}
 	}
 	removed := removedIDs(l.graph, recs)
 	if len(removed) > 0 && !prune {

@@ -124,55 +124,7 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 			}
 			env := append(os.Environ(), "CRASH_CLIENT_SECRET=crash-secret-canary-71")
 			args := []string{"apply", planPath, "--var", "api=" + ts.URL, "--parallel", "8", "--backoff", "20ms", "--backoff-max", "200ms", "--log-format", "json", "--max-attempts", "8"}
-			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-			// Kill runs at random moments until `kills` kills have landed mid-run or
-			// a run completes on its own (then the plan is done).
-			killed, completed := 0, false
-			for i := 0; killed < kills && !completed && i < 10*kills; i++ {
-				cmd := exec.Command(bin, args...)
-				cmd.Env = env
-				var out strings.Builder
-				cmd.Stdout, cmd.Stderr = &out, &out
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				done := make(chan error, 1)
-				go func() { done <- cmd.Wait() }()
-				select {
-				case err := <-done:
-					// Finished before the kill.
-					completed = err == nil
-					if err != nil {
-						var ee *exec.ExitError
-						if !errors.As(err, &ee) || ee.ExitCode() != ExitFailed {
-							t.Fatalf("run %d: %v\n%s", i, err, out.String())
-						}
-					}
-				case <-time.After(time.Duration(20+rng.IntN(230)) * time.Millisecond):
-					_ = cmd.Process.Signal(syscall.SIGKILL)
-					<-done
-					killed++
-				}
-				assertNoSecret(t, out.String(), "crash-secret-canary-71")
-			}
-			// Rerun until done.
-			var last string
-			ok := false
-			for i := 0; i < 10 && !ok; i++ {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				cmd := exec.CommandContext(ctx, bin, args...)
-				cmd.Env = env
-				b, err := cmd.CombinedOutput()
-				cancel()
-				last = string(b)
-				assertNoSecret(t, last, "crash-secret-canary-71")
-				if err == nil {
-					ok = true
-				}
-			}
-			if !ok {
-				t.Fatalf("plan never completed; last output:\n%s", last)
-			}
+			killed := killAndRerun(t, bin, args, env, kills, "crash-secret-canary-71")
 			creates := srv.Creates()
 			for i := 1; i <= n; i++ {
 				name := fmt.Sprintf("widgets/widget-%04d", i)
@@ -200,11 +152,115 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 	}
 }
 
+// killAndRerun runs the command as a child process, kills it with SIGKILL at random
+// moments until kills kills have landed mid-run (or a run completes on its own),
+// then reruns it until it succeeds. It returns the kills that landed; no output may
+// hold the secret.
+func killAndRerun(t *testing.T, bin string, args, env []string, kills int, secret string) int {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	killed, completed := 0, false
+	for i := 0; killed < kills && !completed && i < 10*kills; i++ {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			// Finished before the kill.
+			completed = err == nil
+			if err != nil {
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != ExitFailed {
+					t.Fatalf("run %d: %v\n%s", i, err, out.String())
+				}
+			}
+		case <-time.After(time.Duration(20+rng.IntN(230)) * time.Millisecond):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			killed++
+		}
+		assertNoSecret(t, out.String(), secret)
+	}
+	// Rerun until done.
+	var last string
+	for i := 0; i < 10; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = env
+		b, err := cmd.CombinedOutput()
+		cancel()
+		last = string(b)
+		assertNoSecret(t, last, secret)
+		if err == nil {
+			return killed
+		}
+	}
+	t.Fatalf("%s never completed; last output:\n%s", args[0], last)
+	return killed
+}
+
 func assertNoSecret(t *testing.T, text string, secrets ...string) {
 	t.Helper()
 	for _, s := range secrets {
 		if strings.Contains(text, s) {
 			t.Fatalf("secret value %q appeared in output", s[:4]+"...")
 		}
+	}
+}
+
+// TestDestroy_SIGKILLAndResume_LeavesNothing applies a plan, then runs `provision
+// destroy` as a real child process, kills it with SIGKILL at random moments (also
+// while the server loses answers to applied deletes), reruns it until it succeeds,
+// and checks that the server and the state hold nothing and nothing was created
+// again.
+func TestDestroy_SIGKILLAndResume_LeavesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test runs real processes")
+	}
+	bin := provisionBinary(t)
+	const n = 120
+	t.Setenv("CRASH_CLIENT_SECRET", "crash-secret-canary-71")
+	srv := httpfake.New(httpfake.Options{ClientID: "crash-test", ClientSecret: "crash-secret-canary-71"})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "crash.yaml")
+	text := fmt.Sprintf(crashPlan, n, n)
+	text = strings.Replace(text, "        outputs: {id: \"items[0].id\"}\n", "        outputs: {id: \"items[0].id\"}\n      delete: {path: \"/v1/widgets/{id}\"}\n", 1)
+	text += "      outputs: {id: id}\n      delete: {path: \"/v1/labels/{id}\"}\n"
+	if err := os.WriteFile(planPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := "api=" + ts.URL
+	if code, out, errs := cli(t, "apply", planPath, "--var", v); code != ExitOK {
+		t.Fatalf("apply: code %d\n%s\n%s", code, out, errs)
+	}
+	if len(srv.Objects()) != 2*n {
+		t.Fatalf("after apply the server holds %d objects, want %d", len(srv.Objects()), 2*n)
+	}
+	srv.Faults.Set(fault.Config{Latency: 25 * time.Millisecond, LostRate: 0.05, ErrorRate: 0.03, DropRate: 0.02})
+	env := append(os.Environ(), "CRASH_CLIENT_SECRET=crash-secret-canary-71")
+	args := []string{"destroy", planPath, "--var", v, "--yes", "--parallel", "8", "--backoff", "20ms", "--backoff-max", "200ms", "--log-format", "json", "--max-attempts", "8"}
+	killed := killAndRerun(t, bin, args, env, envInt("PROVISION_CRASH_KILLS", 6), "crash-secret-canary-71")
+	if got := srv.Objects(); len(got) != 0 {
+		t.Fatalf("after destroy the server holds %d objects, e.g. %+v", len(got), got[0])
+	}
+	for name, c := range srv.Creates() {
+		if c != 1 {
+			t.Errorf("%s created %d times: destroy must never create", name, c)
+		}
+	}
+	if recs := recordIDs(t, filepath.Join(dir, ".provision", "crash.db")); len(recs) != 0 {
+		t.Fatalf("after destroy the state holds %d records", len(recs))
+	}
+	t.Logf("destroy: %d kills mid-run, faults: %s", killed, srv.Faults.Counts())
+	if killed < 2 {
+		t.Errorf("only %d kills landed mid-run: the test proves little", killed)
 	}
 }

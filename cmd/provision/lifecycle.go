@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"provision/providers"
+	"provision/providers/milestone"
 	"provision/runner"
 	"provision/state"
 )
@@ -279,6 +280,7 @@ func runDeletes(ctx context.Context, l *loaded, st *state.Store, ids []string, i
 	if err != nil {
 		return nil, nil, err
 	}
+	runner.RegisterSecrets(l.plan.Redactor, recs)
 	infos, err := st.Infos()
 	if err != nil {
 		return nil, nil, err
@@ -361,9 +363,11 @@ func destroyTargets(l *loaded, recs map[string]*state.Record, patterns []string)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	sel, _ := l.graph.SelectDependents(planned)
+	// A milestone is an ordering point, not an object: what waits for it does not
+	// use what it waits for, so deleting a store does not reach past it.
+	sel, _ := l.graph.SelectDependents(planned, func(t *providers.Task) bool { return t.Kind != milestone.Section })
 	for i, t := range l.graph.Tasks {
-		if sel[int32(i)] {
+		if sel[int32(i)] && (t.Kind != milestone.Section || matchAny(planned, t.ID)) {
 			ids = append(ids, t.ID)
 		}
 	}
@@ -382,7 +386,8 @@ Deletes what this plan's state says the plan created, in reverse dependency orde
 with the same records as apply: intent before each delete, the result after, retries,
 lookups for tasks in doubt; a rerun resumes. Objects that were adopted (they existed
 before the rollout) stay unless --include-adopted; objects an API cannot delete are
-listed. With --only, the matching tasks and everything that depends on them.
+listed. With --only, the matching tasks and everything that depends on them (not
+past a milestone, which only orders).
 Without a terminal to confirm on, --yes is required.`)
 	c.register(fs, true)
 	registerRunFlags(fs, &o, &every)
@@ -429,6 +434,7 @@ Without a terminal to confirm on, --yes is required.`)
 	if err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
+	runner.RegisterSecrets(l.plan.Redactor, recs)
 	ids, err := destroyTargets(l, recs, splitList(only))
 	if err != nil {
 		return withCode(ExitBadInput, err)
@@ -540,12 +546,16 @@ func previewDestroy(ctx context.Context, c *common, path, only string, includeAd
 	return nil
 }
 
-// stdin is where confirmations are read (a terminal only).
-var stdin = os.Stdin
+// stdin is where confirmations are read; interactive says whether a person can
+// answer there (both stdin and stderr are terminals). Tests replace both.
+var (
+	stdin       io.Reader = os.Stdin
+	interactive           = func(stderr io.Writer) bool { return term.IsTerminal(int(os.Stdin.Fd())) && isTerminal(stderr) }
+)
 
 // confirm asks on the terminal for "yes"; without a terminal it refuses, naming --yes.
 func confirm(question string, stderr io.Writer) error {
-	if !term.IsTerminal(int(stdin.Fd())) || !isTerminal(stderr) {
+	if !interactive(stderr) {
 		return withCode(ExitBadInput, fmt.Errorf("%s\n  no terminal to confirm on: rerun with --yes to go ahead", question))
 	}
 	fmt.Fprintf(stderr, "%s\nType yes to go ahead: ", question)

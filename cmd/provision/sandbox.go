@@ -20,6 +20,8 @@ type faultFlags struct {
 	errRate, tooMany, drop, lost float64
 	retryAfter                   time.Duration
 	seed                         uint64
+	rateLimit                    float64
+	rateBurst                    int
 }
 
 func (f *faultFlags) register(fs *flag.FlagSet) {
@@ -30,6 +32,8 @@ func (f *faultFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.drop, "fault-drop", 0, "sandbox: share of connections dropped before the request is applied")
 	fs.Float64Var(&f.lost, "fault-lost", 0, "sandbox: share of requests applied whose answer is lost (connection dropped)")
 	fs.Uint64Var(&f.seed, "fault-seed", 0, "sandbox: random seed for faults (0: random)")
+	fs.Float64Var(&f.rateLimit, "fault-rate-limit", 0, "sandbox: requests per second each fake accepts (a token bucket; over it 429 with Retry-After in the vendor's shape; 0: no limit)")
+	fs.IntVar(&f.rateBurst, "fault-rate-burst", 0, "sandbox: bucket size of --fault-rate-limit (default: the rate, at least 1)")
 }
 
 func (f *faultFlags) config() (fault.Config, error) {
@@ -38,7 +42,14 @@ func (f *faultFlags) config() (fault.Config, error) {
 			return fault.Config{}, fmt.Errorf("fault rates must be between 0 and 1, got %v", r)
 		}
 	}
-	return fault.Config{Latency: f.latency, ErrorRate: f.errRate, TooManyRate: f.tooMany, RetryAfter: f.retryAfter, DropRate: f.drop, LostRate: f.lost, Seed: f.seed}, nil
+	if f.rateLimit < 0 {
+		return fault.Config{}, fmt.Errorf("--fault-rate-limit: want requests per second >= 0, got %v", f.rateLimit)
+	}
+	if f.rateBurst < 0 {
+		return fault.Config{}, fmt.Errorf("--fault-rate-burst: want a bucket size >= 0, got %d", f.rateBurst)
+	}
+	return fault.Config{Latency: f.latency, ErrorRate: f.errRate, TooManyRate: f.tooMany, RetryAfter: f.retryAfter, DropRate: f.drop, LostRate: f.lost, Seed: f.seed,
+		RateLimit: f.rateLimit, RateBurst: f.rateBurst}, nil
 }
 
 // sandboxRun is a sandbox started for one command.
@@ -71,7 +82,7 @@ func (s *sandboxRun) Summary() string { return s.sb.Counts().String() }
 // Stats is the JSON form of Summary.
 func (s *sandboxRun) Stats() map[string]any {
 	c := s.sb.Counts()
-	return map[string]any{"requests": c.Requests, "faults_5xx": c.Errors, "faults_429": c.TooMany, "faults_dropped": c.Dropped, "faults_lost": c.Lost}
+	return map[string]any{"requests": c.Requests, "faults_5xx": c.Errors, "faults_429": c.TooMany, "faults_dropped": c.Dropped, "faults_lost": c.Lost, "throttled": c.Throttled}
 }
 
 func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -122,5 +133,9 @@ func describeFaults(c fault.Config) string {
 	if c.Off() {
 		return "off"
 	}
-	return fmt.Sprintf("latency=%s 5xx=%.3f 429=%.3f drop=%.3f lost=%.3f", c.Latency, c.ErrorRate, c.TooManyRate, c.DropRate, c.LostRate)
+	d := fmt.Sprintf("latency=%s 5xx=%.3f 429=%.3f drop=%.3f lost=%.3f", c.Latency, c.ErrorRate, c.TooManyRate, c.DropRate, c.LostRate)
+	if c.RateLimit > 0 {
+		d += fmt.Sprintf(" rate-limit=%g/s", c.RateLimit)
+	}
+	return d
 }

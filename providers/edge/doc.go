@@ -120,6 +120,10 @@
 // edge_registries: an external registry whose secret pulls images.
 //
 //	repository_id  string  the registry's unique name; default: the item name
+//	business       string  name of an edge_businesses item whose administrator
+//	                       creates and reads the record (default: the system
+//	                       administrator); whether records are global or per business
+//	                       is not in the seed (inference)
 //	address        string  required, e.g. registry.example.com
 //	user           string  required
 //	password       secret  required (the external registry's: no platform rule)
@@ -157,7 +161,9 @@
 // known to refuse a second application of the same name, so a create that failed in
 // a way that may have taken effect is followed by the lookup, never by a blind
 // repeat. An existing application with another image, version or deploy type fails
-// the task.
+// the task. A platform that does not serve the lookup (404 or 405 on GET /v1/app
+// even without a filter) gets creates only where no earlier attempt can have made
+// the application; where one may have, the task fails in doubt (ErrNoAppLookup).
 package edge
 
 const usersDoc = `edge_users: a platform user, registered (POST /v1/user) and approved by the system
@@ -227,14 +233,28 @@ const projectsDoc = `edge_repo_projects: a repository project, looked up by name
 const registriesDoc = `edge_registries: an external registry whose secret pulls images.
   endpoint        edge endpoint (required)
   repository_id   unique name (default: the item name)
+  business        name of an edge_businesses item: its administrator creates and
+                  reads the record, after it (default: the system administrator)
   address         registry address (required)
   user            required
   password        secret (required)
   outputs: repository_id
-Read first (GET /v1/repository/third/{id}); another address or user fails.`
+Read first (GET /v1/repository/third/{id}); another address or user fails.
+Inference: the seed does not say whether a registry record is global or belongs to
+its creator's business namespace. Without business it is created by the system
+administrator and taken to be usable by every business; if the platform keeps
+records per business, give the registry the business of the applications that use
+it.`
 
 const appsDoc = `edge_apps: an application (POST /v1/app), looked up by name first (GET /v1/app?appName=:
-the seed's list call is cut off, this lookup is an inference).
+the seed's list call is cut off, this lookup is an inference, and so is GET
+/v1/app/{id}, which reads a checkpointed id).
+If the platform does not serve the lookup (404 or 405 even without a filter; a 404
+to the filtered list alone means no match), the inference fails safe: an
+application that no earlier attempt can have created (not in doubt, no checkpointed
+id) is created without a lookup; one that may exist is read by its checkpointed id
+when GET /v1/app/{id} is served, and otherwise the task fails in doubt and is never
+created blind (check the platform by hand).
   endpoint       edge endpoint (required)
   app_name       default: the item name
   business       name of an edge_businesses item: created by its administrator, in

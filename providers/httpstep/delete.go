@@ -190,3 +190,22 @@ func sortedNames(m map[string]Output) []string {
 	sort.Strings(out)
 	return out
 }
+
+var _ providers.Refresher = (*action)(nil)
+
+// Drift implements providers.Refresher for items with a lookup: an object the lookup
+// no longer finds is reported missing. The fields of a free-form body are not
+// compared (the answer's shape is the API's own).
+func (a *action) Drift(ctx context.Context, x *providers.Exec) ([]providers.FieldDiff, error) {
+	if a.s.Lookup == nil {
+		return nil, nil
+	}
+	found, _, err := a.lookup(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return []providers.FieldDiff{{Field: "", Want: "(exists)", Got: "(missing)"}}, nil
+	}
+	return nil, nil
+}

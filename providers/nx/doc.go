@@ -40,8 +40,11 @@
 //	                found again by its name). No control characters.
 //	customization   string, default "default" (Nx Witness).
 //	organization    string, optional. Organization id: the cloud system is created
-//	                with POST /partners/api/v3/cloud_systems/ and the server bind
-//	                carries organizationId.
+//	                with POST /partners/api/v3/cloud_systems/ and looked up in the
+//	                organization's paged list (every page, following next); the
+//	                setup's cloud part and the cloud bind carry organizationId where
+//	                the server takes it (VMS 6.1 and later, read from system/info;
+//	                6.0 servers have no such field and are not sent it).
 //	local_password  secret, optional. New local admin password sent with a setup
 //	                (local.password); at least 8 characters.
 //	settings        mapping of system settings (boolean, string or number values),
@@ -70,10 +73,14 @@
 // created. A cloud bind creates a new cloud system on every call, so its id and auth
 // key are checkpointed the moment it answers, and reused on the next attempt while
 // the system is still unactivated. A system whose auth key was lost (no state key)
-// is removed before a new bind. After an interrupted attempt (attempt > 1 or in
-// doubt) the account's unactivated systems of this name are looked up first: one is
-// removed (its key cannot be read back) and bound again; more than one fails the task
-// with their ids. A setup refused because the server is set up already is followed
+// is removed before a new bind. After an attempt whose outcome is unknown (in
+// doubt) the account's (or organization's) unactivated systems of this name are
+// looked up first: one is removed (its key cannot be read back) and bound again;
+// more than one fails the task with their ids. A retry after a definite refusal (a
+// 429, a 4xx) is not in doubt and sends no lookup. A system the cloud answers 403 for
+// (removed: "inaccessible or removed") counts as gone: a resume binds a new one, and
+// removing it again succeeds. A 2xx answer whose resultCode is not ok is an error
+// with that code. A setup refused because the server is set up already is followed
 // by a fresh read of the server. A changed spec on a bound system PATCHes the
 // settings; a changed system_name or customization fails with "cannot rename a
 // bound cloud system" (rename it in Nx Cloud by hand).
@@ -93,8 +100,16 @@
 // Outputs: email, access_role.
 //
 // POST /cdb/systems/{id}/users (or /cdb/v0/systems/{id}/users) is an upsert, so a
-// share is retried freely; the share list is read first and an identical share is
-// left alone (a rerun sends no change). Role none removes a share.
+// share is retried freely; the share list is looked at first and a share that grants
+// what the plan asks is left alone (a rerun sends no change). The ids the cloud
+// fills in and echoes back (userRoleId, vmsUserId, roleIds) count only when the plan
+// names them; custom_permissions only with role custom. Role none removes a share.
+//
+// Requests: a system's share list is read at most once per run, shared by its share
+// tasks and updated as they write (read again only after a write whose outcome is
+// unknown), and not at all for a system bound in this run (only its owner has
+// access). A factory-new store with k shares costs bind, login, info, setup and k
+// share writes, plus one token per run; a rerun of a done plan sends nothing.
 package nx
 
 const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and share it with users.
@@ -105,7 +120,8 @@ const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and sha
   mode            new (setup), existing (cloud bind) or auto (default: the server's info decides)
   system_name     cloud system name (default: the item name; unique per cloud account)
   customization   default "default"
-  organization    organization id: bind through /partners/api/v3/cloud_systems/
+  organization    organization id: bind through /partners/api/v3/cloud_systems/; organizationId
+                  goes to servers of version 6.1 and later
   local_password  secret: new local admin password sent with a setup (8 characters at least)
   settings        system settings (boolean, string or number values), sent with a setup or
                   PATCHed after a cloud bind, e.g. {autoDiscoveryEnabled: true}
@@ -118,10 +134,13 @@ const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and sha
   outputs: cloud_system_id, auth_key (secret), owner, server_local_id, mode_used
 A server bound to this item's cloud system counts as done; bound to another one, the task
 fails and nothing is rebound. A bind's id and key are checkpointed at once; an interrupted
-bind is found by name, removed and bound again, so no orphan system is left. A changed
-system_name cannot be applied to a bound system (rename it in Nx Cloud).`
+bind is found by name (every page of an organization's list), removed and bound again, so
+no orphan system is left; a removed system (403) is bound again. A changed system_name
+cannot be applied to a bound system (rename it in Nx Cloud). A share list is read once per
+system and run; a new store with k shares costs 4 + k requests.`
 
-const sharesDoc = `nx_shares: share a cloud system with a cloud account (an upsert: rerunning sends no change).
+const sharesDoc = `nx_shares: share a cloud system with a cloud account (an upsert: rerunning sends no change;
+ids the cloud echoes back are no drift unless the plan names them).
   cloud             nx-cloud endpoint name (required)
   system            name of an nx_systems item (the share waits for it and uses its
                     cloud_system_id output), or

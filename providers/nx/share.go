@@ -100,7 +100,9 @@ func find(list []Share, email string) *Share {
 }
 
 // Apply shares the system. The share call is an upsert (safe to repeat), but the
-// share list is read first so that a rerun sends no change when the share exists.
+// share list is looked at first so that a rerun sends no change when the share
+// exists. The list is read at most once per run and system (shared by the system's
+// share tasks, updated as they write), and not at all for a system bound in this run.
 func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
 	id, err := a.systemID(x)
 	if err != nil {
@@ -108,7 +110,7 @@ func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outpu
 	}
 	want := a.s.share()
 	out := state.Outputs{"email": state.Plain(want.AccountEmail), "access_role": state.Plain(want.AccessRole)}
-	list, err := a.cloud.Shares(ctx, id)
+	list, err := a.cloud.CachedShares(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("list the shares of cloud system %s: %w", id, err)
 	}
@@ -119,22 +121,30 @@ func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outpu
 	case want.AccessRole == "none" && cur == nil:
 		x.Log.Debug().Msg("not shared: nothing to remove")
 		return out, nil
-	case cur != nil && cur.Same(want):
+	case cur != nil && cur.Satisfies(want):
 		x.Log.Debug().Msg("identical share exists")
+		// There before this task ever wrote it: an adoption (destroy leaves it).
+		x.Adopted = x.Attempt == 1 && !x.InDoubt && !x.Changed
 		return out, nil
 	}
 	if err := a.cloud.PutShare(ctx, id, want); err != nil {
+		if st := providers.StatusOf(err); st == 0 || st >= 500 {
+			// The write may have taken effect: the next attempt reads the list again.
+			a.cloud.forgetShares(id)
+		}
 		var pe *providers.Error
 		if errors.As(err, &pe) && pe.Code == "alreadyExists" {
 			// Not expected from an upsert; accept it when the share is as wanted.
 			if now, lerr := a.cloud.Shares(ctx, id); lerr == nil {
-				if c := find(now, want.AccountEmail); c != nil && c.Same(want) {
+				a.cloud.replaceShares(id, now)
+				if c := find(now, want.AccountEmail); c != nil && c.Satisfies(want) {
 					return out, nil
 				}
 			}
 		}
 		return nil, fmt.Errorf("share cloud system %s with %s as %s: %w", id, want.AccountEmail, want.AccessRole, err)
 	}
+	a.cloud.noteShare(id, want)
 	x.Log.Debug().Str("cloud_system_id", id).Bool("update", cur != nil).Msg("shared")
 	return out, nil
 }
@@ -145,7 +155,7 @@ func (a *shareAction) Probe(ctx context.Context, x *providers.Exec) (bool, strin
 	if err != nil {
 		return false, "", err
 	}
-	list, err := a.cloud.Shares(ctx, id)
+	list, err := a.cloud.CachedShares(ctx, id)
 	if err != nil {
 		return false, "", err
 	}
@@ -153,7 +163,7 @@ func (a *shareAction) Probe(ctx context.Context, x *providers.Exec) (bool, strin
 	switch cur := find(list, want.AccountEmail); {
 	case cur == nil:
 		return false, "not shared", nil
-	case cur.Same(want):
+	case cur.Satisfies(want):
 		return true, "shared as " + cur.AccessRole, nil
 	default:
 		return true, "shared as " + cur.AccessRole + ", the plan says " + want.AccessRole, nil

@@ -214,3 +214,17 @@ func (s *Server) TokensIssued() int {
 	defer s.mu.Unlock()
 	return s.issued
 }
+
+// Remove deletes the object of a collection by name, as someone working by hand in
+// the vendor's portal would; it reports whether there was one.
+func (s *Server) Remove(coll, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, o := range s.objects {
+		if o.Collection == coll && o.Name == name {
+			delete(s.objects, k)
+			return true
+		}
+	}
+	return false
+}
