@@ -50,7 +50,7 @@ func canarySandbox(t *testing.T) {
 		"OVC_CLIENT_SECRET":          "CanaryOvc" + stamp,
 		"CLOUDNEETI_API_KEY":         "CanaryCnKey" + stamp,
 		"CLOUDNEETI_APP_SECRET":      "CanaryCnApp" + stamp,
-		"PROVISION_STATE_KEY":        "CanaryStateKey" + stamp,
+		"PROVISION_STATE_KEY":        "CanaryStateKey-" + stamp, // at least 16 characters
 	}
 	planPath := smallRollout(t, 6)
 	nxExt := &nxfake.Extension{}

@@ -79,4 +79,10 @@ Outputs:
   account_id           Cloudneeti account id
   job_id               onboarding job id ("" when the account was adopted)
   rescan_job_id        the rescan's job id ("" without rescan)
-  rescan_status        the rescan job's final status (Success), "" without rescan`
+  rescan_status        the rescan job's final status (Success), "" without rescan
+
+Destroy: the public API (Cloudneeti_SaaS_Docs) has no call that offboards an account or
+removes it from the API scope, so destroy sends nothing and reports the account as left
+(remove it in the Cloudneeti portal by hand, then forget the task).
+Drift: licenseAccounts, read-only: the account gone, renamed, of another connector, or
+out of the API scope that api_scope asks for. Onboarding details cannot be read back.`

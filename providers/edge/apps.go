@@ -200,6 +200,9 @@ func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.O
 	if err != nil {
 		return nil, err
 	}
+	if aerr := x.Adopt(a != nil && x.PriorValue("app_id") == "" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if prior := x.PriorValue("app_id"); a == nil && prior != "" {
 		// An earlier attempt created it, yet the name lookup (an inference) misses
 		// it: ask by id before creating anything again.
@@ -225,6 +228,9 @@ func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.O
 					return nil, s.inDoubt(err)
 				}
 				return nil, err
+			}
+			if aerr := x.Adopt(!providers.MaybeApplied(err) && x.FirstLook()); aerr != nil {
+				return nil, aerr
 			}
 			x.Log.Debug().Str("app", s.AppName).Int("id", a.ID).Msg("create failed but the application exists: adopting it")
 			return s.adopt(a, x)

@@ -44,6 +44,9 @@ func (s *RepoUserSpec) apply(ctx context.Context, e *env, x *providers.Exec) (st
 		return nil, err
 	}
 	if existed {
+		if aerr := x.Adopt(x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		x.Log.Debug().Str("repository user", s.User).Msg("repository user exists (409), adopting it")
 	}
 	return outputs("user", s.User, "existed", strconv.FormatBool(existed)), nil
@@ -85,10 +88,16 @@ func (s *ProjectSpec) apply(ctx context.Context, e *env, x *providers.Exec) (sta
 	if err != nil {
 		return nil, err
 	}
+	if aerr := x.Adopt(p != nil && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if p == nil {
 		existed, err := k.CreateProject(ctx, s.Project, s.Public)
 		if err != nil {
 			return nil, err
+		}
+		if aerr := x.Adopt(existed && x.FirstLook()); aerr != nil {
+			return nil, aerr
 		}
 		x.Log.Debug().Str("project", s.Project).Bool("existed", existed).Msg("project created")
 		if p, err = k.FindProject(ctx, s.Project); err != nil {
@@ -187,8 +196,14 @@ func (s *RegistrySpec) apply(ctx context.Context, e *env, x *providers.Exec) (st
 	if err != nil {
 		return nil, err
 	}
+	if aerr := x.Adopt(r != nil && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if r == nil {
 		existed, err := k.CreateRegistry(ctx, Registry{ID: s.RepositoryID, Address: s.Address, User: s.User}, s.Password)
+		if aerr := x.Adopt(err == nil && existed && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err

@@ -97,7 +97,7 @@
 //	email, role, user_role_id, custom_permissions, enabled, vms_user_id
 //	                  as in nx_systems users. One share per system and email in a plan.
 //
-// Outputs: email, access_role.
+// Outputs: email, access_role, cloud_system_id (the system shared, for destroy).
 //
 // POST /cdb/systems/{id}/users (or /cdb/v0/systems/{id}/users) is an upsert, so a
 // share is retried freely; the share list is looked at first and a share that grants
@@ -110,6 +110,28 @@
 // unknown), and not at all for a system bound in this run (only its owner has
 // access). A factory-new store with k shares costs bind, login, info, setup and k
 // share writes, plus one token per run; a rerun of a done plan sends nothing.
+//
+// # Destroy and drift
+//
+// Destroy of a system task: when the plan still lists the item (so its admin
+// password is known), the server is read and, when bound to the task's cloud
+// system, told to disconnect (POST /rest/v3/system/cloud/unbind {password}, the
+// local_password, else admin.password); then the cloud system is removed (DELETE
+// /cdb/systems/{id}; 404 or 403, the answer for a removed system, count as gone).
+// When the plan no longer lists the item, the server is not told (its password is
+// not in the state) and destroy says so; the cloud removes the system all the same.
+// A task in doubt with no recorded id removes the one unactivated system of its
+// name, and refuses when there are several. What destroy cannot undo: a server's
+// setup (its name, local admin password and settings stay as the run left them).
+// Destroy of a share: accessRole none through the same upsert; the owner's access is
+// never removed; a share of a removed system is gone with it. Objects adopted (found
+// existing on the first look) are left alone unless destroy is asked to include them.
+//
+// Drift (plan --refresh) reads, never writes: the cloud system (gone, system_name,
+// customization, activated), the server (bound to it), the settings the item sets,
+// and each share (gone, role, enabled, custom_permissions). userRoleId, vmsUserId and
+// the VMS's roleIds are filled by the cloud and the server and are not compared; the
+// auth key is never read back.
 package nx
 
 const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and share it with users.
@@ -137,7 +159,10 @@ fails and nothing is rebound. A bind's id and key are checkpointed at once; an i
 bind is found by name (every page of an organization's list), removed and bound again, so
 no orphan system is left; a removed system (403) is bound again. A changed system_name
 cannot be applied to a bound system (rename it in Nx Cloud). A share list is read once per
-system and run; a new store with k shares costs 4 + k requests.`
+system and run; a new store with k shares costs 4 + k requests.
+destroy: tells the server to disconnect (when the plan still gives its admin password; else
+it says the server was not told) and removes the cloud system; a server's setup is not undone.
+drift: cloud system gone or renamed, server not bound to it, settings changed.`
 
 const sharesDoc = `nx_shares: share a cloud system with a cloud account (an upsert: rerunning sends no change;
 ids the cloud echoes back are no drift unless the plan names them).
@@ -149,10 +174,13 @@ ids the cloud echoes back are no drift unless the plan names them).
   role              none (removes the share), disabled, custom, liveViewer, viewer,
                     advancedViewer, localAdmin, cloudAdmin, maintenance, owner, system
   user_role_id, custom_permissions (required with role custom), enabled (default true), vms_user_id
-  outputs: email, access_role
+  outputs: email, access_role, cloud_system_id
 Example, an auditor on every store of a CSV:
     - name: audit-${row.store}
       foreach: {csv: stores.csv}
       system: store-${row.store}
       email: audit@example.com
-      role: viewer`
+      role: viewer
+destroy: removes the share (accessRole none); never the owner's access.
+drift: share gone, role, enabled or custom_permissions changed (userRoleId and vmsUserId
+are the VMS's own and not compared).`

@@ -104,17 +104,21 @@ func find(list []Share, email string) *Share {
 // exists. The list is read at most once per run and system (shared by the system's
 // share tasks, updated as they write), and not at all for a system bound in this run.
 func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	id, err := a.systemID(x)
 	if err != nil {
 		return nil, err
 	}
 	want := a.s.share()
-	out := state.Outputs{"email": state.Plain(want.AccountEmail), "access_role": state.Plain(want.AccessRole)}
+	out := state.Outputs{"email": state.Plain(want.AccountEmail), "access_role": state.Plain(want.AccessRole), "cloud_system_id": state.Plain(id)}
 	list, err := a.cloud.CachedShares(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("list the shares of cloud system %s: %w", id, err)
 	}
 	cur := find(list, want.AccountEmail)
+	if aerr := x.Adopt(cur != nil && cur.AccessRole != "owner" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	switch {
 	case cur != nil && cur.AccessRole == "owner":
 		return nil, fmt.Errorf("%s owns cloud system %s: the owner's access cannot be shared or changed", want.AccountEmail, id)
@@ -122,9 +126,8 @@ func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outpu
 		x.Log.Debug().Msg("not shared: nothing to remove")
 		return out, nil
 	case cur != nil && cur.Satisfies(want):
+		// There before this task ever wrote it: adopted above (destroy leaves it).
 		x.Log.Debug().Msg("identical share exists")
-		// There before this task ever wrote it: an adoption (destroy leaves it).
-		x.Adopted = x.Attempt == 1 && !x.InDoubt && !x.Changed
 		return out, nil
 	}
 	if err := a.cloud.PutShare(ctx, id, want); err != nil {

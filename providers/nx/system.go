@@ -223,6 +223,7 @@ func (a *systemAction) server() (*Server, error) {
 // about the binding, and a server bound elsewhere is refused before anything is
 // created in the cloud.
 func (a *systemAction) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	s := a.s
 	srv, err := a.server()
 	if err != nil {
@@ -307,7 +308,9 @@ func (a *systemAction) alreadyBound(ctx context.Context, x *providers.Exec, srv 
 		}
 		x.Log.Info().Str("cloud_system_id", sys.ID).Msg("server is already bound to a cloud system of this account and name: adopting it")
 		// Found before this task ever tried a bind: an adoption (destroy leaves it).
-		x.Adopted = id == "" && x.Attempt == 1 && !x.InDoubt
+		if aerr := x.Adopt(id == "" && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		owner := sys.Owner
 		if owner == "" {
 			owner = a.cloud.Email

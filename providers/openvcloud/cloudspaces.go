@@ -277,6 +277,7 @@ func (a *cloudSpace) Probe(ctx context.Context, x *providers.Exec) (bool, string
 //  4. create (checkpointing the task GUID or the id at once), then read the space,
 //     update its name and limits if they differ, and wait for DEPLOYED if asked.
 func (a *cloudSpace) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	mustLook := x.Attempt > 1 || x.InDoubt
 	if v := x.PriorValue(OutCloudSpaceID); v != "" {
 		id, err := strconv.Atoi(v)
@@ -422,6 +423,9 @@ func (a *cloudSpace) adopt(ctx context.Context, x *providers.Exec) (state.Output
 		return nil, err
 	}
 	if sp != nil {
+		if aerr := x.Adopt(x.FirstLook()); aerr != nil { // "already exists" on the first try: it was there before
+			return nil, aerr
+		}
 		return a.adopted(ctx, x, sp)
 	}
 	op := fmt.Sprintf("create cloud space %q", a.s.Name)

@@ -98,4 +98,14 @@ The task hash leaves out async and wait_deployed.
 Outputs:
   cloudspace_id              the space's id
   status                     its status when the task finished (VIRTUAL, DEPLOYED, ...)
-  task_guid                  the async create's task GUID, when there was one (else "")`
+  task_guid                  the async create's task GUID, when there was one (else "")
+
+Destroy: cloudspaces/delete {cloudspaceId, permanently: true} of the recorded space
+(DESTROYED: a soft-deleted DELETED space would keep its name taken). A space already
+DELETED, DESTROYED or unknown counts as gone; in doubt with no recorded id, the live
+space of the item's account and name is deleted. The API refuses a space that still
+holds virtual machines (409: delete them first) or is being deployed (retried). A space
+that was adopted (it existed before the first create) is left unless destroy is asked
+to include it.
+Drift: cloudspaces/get, read-only: gone (DELETED, DESTROYED, unknown), or a changed
+name, account, location or max_* limit.`

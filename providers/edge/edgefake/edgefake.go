@@ -309,6 +309,7 @@ func New(o Options) *Server {
 	m.HandleFunc("GET /v1/repository/project", s.authed(s.listProjects))
 	// Seed "Create Project" (201; 409 name exists).
 	m.HandleFunc("POST /v1/repository/project", s.authed(s.createProject))
+	m.HandleFunc("DELETE /v1/repository/project", s.authed(s.deleteProjects)) // seed edge-vsm-r3-api "Delete Project"
 	// Seed "Create External Repository"; 409 for a taken repositoryId and one global
 	// namespace of records (not per business): inference.
 	m.HandleFunc("POST /v1/repository/third", s.authed(s.createRegistry))
