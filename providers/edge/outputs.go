@@ -7,8 +7,8 @@ import "provision/plan"
 var sectionOutputs = map[string][]string{
 	UsersSection:         {"user_id", "user", "status"},
 	BusinessesSection:    {"business_id", "namespace", "status"},
-	ClusterLabelsSection: {"label", "clusters"},
-	NodeLabelsSection:    {"label", "cluster"},
+	ClusterLabelsSection: {"label", "clusters", "labelled"},
+	NodeLabelsSection:    {"label", "cluster", "labelled"},
 	RepoUsersSection:     {"user", "existed"},
 	RepoProjectsSection:  {"project_id", "project"},
 	RegistriesSection:    {"repository_id"},

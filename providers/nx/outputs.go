@@ -9,4 +9,6 @@ func (*SystemKind) Outputs(*plan.Item) []string {
 }
 
 // Outputs implements providers.Kind: what a share task records.
-func (*ShareKind) Outputs(*plan.Item) []string { return []string{"email", "access_role"} }
+func (*ShareKind) Outputs(*plan.Item) []string {
+	return []string{"email", "access_role", "cloud_system_id"}
+}
