@@ -224,6 +224,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
+	runner.RegisterSecrets(red, recs)
 	switch {
 	case saved != nil:
 		infos, err := st.Infos()
@@ -466,6 +467,12 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	}
 	rep := statusReport{States: states, Counts: map[string]int{}}
 	all := map[string]*state.Record{}
+	// Without its plan, status still knows the secret outputs the state holds (when
+	// the key is given) and masks them wherever they appear.
+	red := plan.NewRedactor()
+	if l != nil {
+		red = l.plan.Redactor
+	}
 	for _, sp := range states {
 		if _, err := os.Stat(sp); err != nil {
 			return withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
@@ -493,16 +500,17 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
 			}
 			all[r.ID] = r
+			for _, o := range r.Outputs {
+				if o.Secret {
+					red.Add(o.Value)
+				}
+			}
 			return nil
 		})
 		st.Close()
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
-	}
-	var red *plan.Redactor
-	if l != nil {
-		red = l.plan.Redactor
 	}
 	ids := sortedKeys(all)
 	for _, id := range ids {
@@ -511,7 +519,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		rep.Total++
 		switch r.Status {
 		case state.Failed:
-			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.Redact(r.LastError)})
+			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.RedactValue(r.LastError)})
 		case state.Started:
 			rep.InDoubt = append(rep.InDoubt, taskLine{ID: id, Attempts: r.Attempts, Started: r.StartedAt})
 		}
