@@ -342,7 +342,14 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				retrying++
 				p.Throttled.Add(1)
 				d := backoff(o.BackoffBase, o.BackoffMax, 1, out.retryAfter)
-				o.Log.Debug().Str("task", t.ID).Dur("retry_in", d).Str("error", o.Redactor.Redact(out.err.Error())).Msg("throttled")
+				if out.retryAfter > o.BackoffMax {
+					// Worth a line at info: the server asked for more than the cap.
+					o.Log.Info().Str("task", t.ID).Bool("throttled", true).Dur("retry_in", d).Dur("retry_after_asked", out.retryAfter).
+						Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that").
+						Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("retrying")
+				} else {
+					o.Log.Debug().Str("task", t.ID).Dur("retry_in", d).Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("throttled")
+				}
 				time.AfterFunc(d, func() {
 					select {
 					case retryCh <- i:
