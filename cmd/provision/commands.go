@@ -23,7 +23,7 @@ import (
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	fs := newFlagSet("validate", "validate [flags] PLAN\n\nChecks the plan (syntax, fields, references, cycles, expansion) without any remote call\nor state access. Every problem is listed with its position.")
-	c.register(fs, true)
+	c.register(fs, 0)
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -40,7 +40,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	fs := newFlagSet("graph", "graph [flags] PLAN > plan.dot\n\nPrints the task graph in Graphviz DOT form (edges point from a task to what it depends on).")
-	c.register(fs, true)
+	c.register(fs, flagShard)
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -82,7 +82,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var asJSON, summary, destroy, includeAdopted bool
 	var only string
 	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote change, nothing written to the state; with\n--probe, read-only calls report which objects already exist remotely.")
-	c.register(fs, true)
+	c.register(fs, flagState|flagShard|flagSandbox|flagFaults)
 	fs.BoolVar(&c.probe, "probe", false, "ask the APIs (read-only) whether each object to create or retry exists already")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.BoolVar(&summary, "summary", false, "print only the totals (and tasks that are not skipped are still counted)")
@@ -148,7 +148,7 @@ changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones fin
 
 Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 (32 bytes base64/hex, or a passphrase), and not stored otherwise.`)
-	c.register(fs, true)
+	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
 	registerRunFlags(fs, &o, &progressEvery)
 	fs.BoolVar(&c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
 	fs.StringVar(&only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
@@ -425,8 +425,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 Reports what the state says: counts per status, failed tasks with their errors, tasks
 in doubt. With PLAN, also tasks not started yet and tasks changed since done. Several
 --state flags (one per shard) report the whole rollout.`)
-	c.register(fs, false)
-	fs.Var(&states, "state", "state file (repeatable: one per shard); default: the plan's")
+	c.register(fs, flagShard|flagSandboxState)
+	fs.Var(&states, "state", "state `FILE` (repeatable: one per shard); default: the plan's")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	pos, err := parse(fs, args, stderr, "")
 	if err != nil {
@@ -451,7 +451,12 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	rep := statusReport{States: states, Counts: map[string]int{}}
 	all := map[string]*state.Record{}
 	for _, sp := range states {
-		if _, err := os.Stat(sp); err != nil {
+		if _, err := os.Stat(sp); errors.Is(err, os.ErrNotExist) {
+			if l != nil && len(states) == 1 {
+				return noRunYet(stdout, sp, asJSON)
+			}
+			return withCode(ExitBadInput, fmt.Errorf("state %s: no such file (no run has written it yet?)", sp))
+		} else if err != nil {
 			return withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
 		}
 		name := ""
@@ -544,7 +549,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	if len(rep.Failed) > 0 {
 		fmt.Fprintln(w, "failed:")
 		for _, f := range rep.Failed {
-			fmt.Fprintf(w, "  %s (%d attempts): %s\n", f.ID, f.Attempts, f.Error)
+			fmt.Fprintf(w, "  %s (%s): %s\n", f.ID, plural(f.Attempts, "attempt"), f.Error)
 		}
 	}
 	if len(rep.InDoubt) > 0 {
@@ -553,6 +558,17 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, f.Started.UTC().Format(time.RFC3339))
 		}
 	}
+	return nil
+}
+
+// noRunYet is status for a plan whose state file does not exist yet.
+func noRunYet(stdout io.Writer, sp string, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(statusReport{States: []string{sp}, Counts: map[string]int{}, Warnings: []string{"no run yet for this plan"}})
+	}
+	fmt.Fprintf(stdout, "no run yet for this plan (no state file at %s; provision apply writes it)\n", sp)
 	return nil
 }
 

@@ -388,7 +388,7 @@ before the rollout) stay unless --include-adopted; objects an API cannot delete 
 listed. With --only, the matching tasks and everything that depends on them (not
 past a milestone, which only orders).
 Without a terminal to confirm on, --yes is required.`)
-	c.register(fs, true)
+	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
 	registerRunFlags(fs, &o, &every)
 	fs.StringVar(&only, "only", "", "delete only tasks matching `PATTERNS` (comma-separated globs) and everything that depends on them")
 	fs.BoolVar(&includeAdopted, "include-adopted", false, "also delete objects the plan adopted (found existing) rather than created")

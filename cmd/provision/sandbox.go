@@ -23,13 +23,18 @@ type faultFlags struct {
 }
 
 func (f *faultFlags) register(fs *flag.FlagSet) {
-	fs.DurationVar(&f.latency, "fault-latency", 0, "sandbox: latency added to every request")
+	fs.DurationVar(&f.latency, "fault-latency", 0, "sandbox: `DURATION` of latency added to every request")
 	fs.Float64Var(&f.errRate, "fault-5xx", 0, "sandbox: share of requests answered 500 (not applied)")
 	fs.Float64Var(&f.tooMany, "fault-429", 0, "sandbox: share of requests answered 429 with Retry-After")
-	fs.DurationVar(&f.retryAfter, "fault-retry-after", time.Second, "sandbox: Retry-After sent with 429")
+	fs.DurationVar(&f.retryAfter, "fault-retry-after", time.Second, "sandbox: Retry-After `DURATION` sent with 429")
 	fs.Float64Var(&f.drop, "fault-drop", 0, "sandbox: share of connections dropped before the request is applied")
 	fs.Float64Var(&f.lost, "fault-lost", 0, "sandbox: share of requests applied whose answer is lost (connection dropped)")
-	fs.Uint64Var(&f.seed, "fault-seed", 0, "sandbox: random seed for faults (0: random)")
+	fs.Uint64Var(&f.seed, "fault-seed", 0, "sandbox: random seed `N` for faults (0: random)")
+}
+
+// set reports whether any fault switch differs from its default.
+func (f *faultFlags) set() bool {
+	return f.latency != 0 || f.errRate != 0 || f.tooMany != 0 || f.drop != 0 || f.lost != 0 || f.seed != 0 || (f.retryAfter != 0 && f.retryAfter != time.Second)
 }
 
 func (f *faultFlags) config() (fault.Config, error) {
@@ -84,8 +89,8 @@ Serves fake vendor APIs on localhost for the endpoints of PLAN, configured to ac
 the plan's credentials, and prints the URLs to use (as --var values or in a copy of
 the plan). Runs until interrupted. "provision apply --sandbox PLAN" does the same
 in-process.`)
-	fs.StringVar(&addr, "listen", "127.0.0.1:8700", "address to serve on")
-	fs.Var(&c.vars, "var", "set a plan var: NAME=VALUE (repeatable)")
+	fs.StringVar(&addr, "listen", "127.0.0.1:8700", "`ADDR` to serve on (HOST:PORT)")
+	fs.Var(&c.vars, "var", "set a plan var: `NAME=VALUE` (repeatable)")
 	ff.register(fs)
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {

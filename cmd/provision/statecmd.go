@@ -43,7 +43,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var asJSON bool
 	var status string
 	fs := newFlagSet("state "+sub, strings.TrimPrefix(stateUsage, "Usage:\n"))
-	c.register(fs, true)
+	c.register(fs, flagState|flagShard|flagSandboxState)
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	switch sub {
 	case "list":
