@@ -68,11 +68,14 @@ type common struct {
 	sandboxURL string
 	// sandboxState: the command reads the sandbox rehearsal's state (status, state).
 	sandboxState bool
-	retarget     bool
-	shard        string
-	faults       faultFlags
-	probe        bool
-	refresh      bool
+	// secrets: validate, graph and the state readers check secret references
+	// without reading them (plan.CheckSecrets); plan, apply and destroy read them.
+	secrets  plan.SecretMode
+	retarget bool
+	shard    string
+	faults   faultFlags
+	probe    bool
+	refresh  bool
 }
 
 // flagGroup selects which of the shared flags a command takes.
@@ -231,10 +234,17 @@ func targetOf(p *plan.Plan, sandboxMode string) map[string]string {
 // as a bad-input error.
 func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*loaded, error) {
 	reg := registry()
-	p, err := plan.Load(path, plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars})
+	o := plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars, Secrets: c.secrets}
+	var sp *sandboxSecrets
+	if c.sandbox || c.sandboxURL != "" {
+		sp = &sandboxSecrets{}
+		o.Getenv = sp.getenv
+	}
+	p, err := plan.Load(path, o)
 	if err != nil {
 		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(err)))
 	}
+	sp.tell(stderr)
 	l := &loaded{plan: p, items: len(p.Items)}
 	b := &providers.Build{Plan: p, Clients: &providers.Clients{}}
 	l.build = b

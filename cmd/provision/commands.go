@@ -24,6 +24,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var c common
 	fs := newFlagSet("validate", "validate [flags] PLAN\n\nChecks the plan (syntax, fields, references, cycles, expansion) without any remote call\nor state access. Every problem is listed with its position.")
 	c.register(fs, 0)
+	c.secrets = plan.CheckSecrets
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -41,6 +42,7 @@ func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c common
 	fs := newFlagSet("graph", "graph [flags] PLAN > plan.dot\n\nPrints the task graph in Graphviz DOT form (edges point from a task to what it depends on).")
 	c.register(fs, flagShard)
+	c.secrets = plan.CheckSecrets
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -426,6 +428,7 @@ Reports what the state says: counts per status, failed tasks with their errors, 
 in doubt. With PLAN, also tasks not started yet and tasks changed since done. Several
 --state flags (one per shard) report the whole rollout.`)
 	c.register(fs, flagShard|flagSandboxState)
+	c.secrets = plan.CheckSecrets
 	fs.Var(&states, "state", "state `FILE` (repeatable: one per shard); default: the plan's")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	pos, err := parse(fs, args, stderr, "")

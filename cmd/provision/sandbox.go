@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +46,32 @@ func (f *faultFlags) config() (fault.Config, error) {
 		}
 	}
 	return fault.Config{Latency: f.latency, ErrorRate: f.errRate, TooManyRate: f.tooMany, RetryAfter: f.retryAfter, DropRate: f.drop, LostRate: f.lost, Seed: f.seed}, nil
+}
+
+// sandboxSecrets supplies placeholder values for secret environment variables that
+// are unset (or empty) in sandbox mode: the fakes accept whatever credentials the
+// plan has, so a rehearsal runs in a fresh shell or CI. The placeholder of a name
+// is the same in every process (provision sandbox and apply --sandbox-url agree).
+type sandboxSecrets struct {
+	missing []string
+}
+
+func (s *sandboxSecrets) getenv(name string) (string, bool) {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v, true
+	}
+	s.missing = append(s.missing, name)
+	return plan.PlaceholderSecret("env", name), true
+}
+
+// tell says once, on stderr, which variables got placeholders.
+func (s *sandboxSecrets) tell(stderr io.Writer) {
+	if s == nil || len(s.missing) == 0 {
+		return
+	}
+	names := slices.Compact(slices.Sorted(slices.Values(s.missing)))
+	fmt.Fprintf(stderr, "sandbox: %s not set: using placeholder values (the sandbox accepts any credentials)\n",
+		plural(len(names), "secret environment variable")+" ("+strings.Join(names, ", ")+")")
 }
 
 // sandboxRun is a sandbox started for one command.
@@ -101,10 +129,12 @@ in-process.`)
 		return withCode(ExitBadInput, err)
 	}
 	reg := registry()
-	p, err := plan.Load(pos[0], plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars})
+	sp := &sandboxSecrets{}
+	p, err := plan.Load(pos[0], plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars, Getenv: sp.getenv})
 	if err != nil {
 		return withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", pos[0], indent(err)))
 	}
+	sp.tell(stderr)
 	sb, err := sandbox.Start(addr, sandbox.Options{Faults: fc}, sandboxExtensions()...)
 	if err != nil {
 		return withCode(ExitBadInput, err)

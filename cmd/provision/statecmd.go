@@ -44,6 +44,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var status string
 	fs := newFlagSet("state "+sub, strings.TrimPrefix(stateUsage, "Usage:\n"))
 	c.register(fs, flagState|flagShard|flagSandboxState)
+	c.secrets = plan.CheckSecrets
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	switch sub {
 	case "list":
