@@ -72,6 +72,7 @@ type dryRun struct {
 
 type counts struct {
 	Create int `json:"create"`
+	Adopt  int `json:"adopt"`
 	Update int `json:"update"`
 	Skip   int `json:"skip"`
 	Retry  int `json:"retry"`
@@ -81,13 +82,14 @@ type counts struct {
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	var po planOpts
-	var asJSON, summary, destroy, includeAdopted bool
+	var asJSON, summary, destroy, includeAdopted, showSkips bool
 	var only string
 	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote change, nothing written to the state; with\n--probe, read-only calls report which objects already exist remotely.")
 	c.register(fs, flagState|flagShard|flagSandbox|flagFaults)
 	fs.BoolVar(&c.probe, "probe", false, "ask the APIs (read-only) whether each object to create or retry exists already")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.BoolVar(&summary, "summary", false, "print only the totals (and tasks that are not skipped are still counted)")
+	fs.BoolVar(&summary, "summary", false, "print only the totals")
+	fs.BoolVar(&showSkips, "show-skips", false, "list the tasks that are done and unchanged too (by default they are counted per section)")
 	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
 	fs.BoolVar(&destroy, "destroy", false, "preview provision destroy: what would be deleted and what stays")
 	fs.BoolVar(&includeAdopted, "include-adopted", false, "with --destroy: as destroy --include-adopted")
@@ -101,26 +103,27 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if destroy {
 		return previewDestroy(ctx, &c, pos[0], only, includeAdopted, asJSON, stdout, stderr)
 	}
-	po.only, po.asJSON, po.summary = only, asJSON, summary
+	po.only, po.asJSON, po.summary, po.showSkips = only, asJSON, summary, showSkips
 	return dryRunPlan(ctx, &c, pos[0], po, stdout, stderr)
 }
 
-// probe asks a task's provider, read-only, whether its object exists already.
-func probe(ctx context.Context, t *providers.Task, recs map[string]*state.Record, red *plan.Redactor) string {
+// probe asks a task's provider, read-only, whether its object exists already, and
+// says so in a note for the decision's reason.
+func probe(ctx context.Context, t *providers.Task, recs map[string]*state.Record, red *plan.Redactor) (exists bool, note string) {
 	p, ok := t.Action.(providers.Prober)
 	if !ok {
-		return ""
+		return false, ""
 	}
 	exists, detail, err := p.Probe(ctx, execFor(t, recs, red))
 	switch {
 	case err != nil:
-		return "; remote state unknown: " + err.Error()
+		return false, "; remote state unknown: " + err.Error()
 	case exists:
-		return "; exists remotely: " + detail
+		return true, "; exists remotely: " + detail
 	case detail != "":
-		return "; not found remotely (" + detail + ")"
+		return false, "; not found remotely (" + detail + ")"
 	}
-	return "; not found remotely"
+	return false, "; not found remotely"
 }
 
 func splitList(s string) []string {
