@@ -188,7 +188,7 @@ func (c *common) logger(stderr io.Writer, red *plan.Redactor) (zerolog.Logger, e
 	case "json":
 		return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 	case "console":
-		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !isTerminal(stderr)}
+		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !newPalette(stderr).on}
 		return zerolog.New(cw).Level(lvl).With().Timestamp().Logger(), nil
 	}
 	return zerolog.Nop(), withCode(ExitBadInput, fmt.Errorf("--log-format %q: want console or json", c.logFormat))

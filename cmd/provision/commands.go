@@ -11,7 +11,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"provision/plan"
@@ -191,8 +190,10 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	}
 	defer l.close()
 	red := l.plan.Redactor
-	// Logs (from every worker) and the progress line share stderr: one lock.
-	stderr = &lockedWriter{w: stderr}
+	// Logs (from every worker) and the progress block share stderr: the console
+	// owns both.
+	con := newConsole(stderr)
+	stderr = con
 	log, err := c.logger(stderr, red)
 	if err != nil {
 		return err
@@ -252,7 +253,13 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if len(removed) > 0 && !prune {
 		log.Warn().Int("tasks", len(removed)).Str("ids", joinIDs(removed, 10)).Msg("removed from the plan: left alone (provision plan lists them; apply --prune deletes them)")
 	}
-	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery)
+	sel, err := l.graph.Select(o.Only)
+	if err != nil {
+		return withCode(ExitBadInput, err)
+	}
+	live := newLiveStats(l.graph, sel, recs, o.Force)
+	o.Events = live.observe
+	stopProgress := startProgress(newProgressView(o.Progress, live, newPalette(con)), con, progressEvery)
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
 	var pruned *runner.Result
@@ -588,26 +595,6 @@ func statusOrder(s string) int {
 		return 2
 	}
 	return 3
-}
-
-// lockedWriter serialises writes from concurrent goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// Fd lets isTerminal see through the lock.
-func (l *lockedWriter) Fd() uintptr {
-	if f, ok := l.w.(interface{ Fd() uintptr }); ok {
-		return f.Fd()
-	}
-	return ^uintptr(0)
 }
 
 type stringList []string

@@ -292,7 +292,19 @@ func runDeletes(ctx context.Context, l *loaded, st *state.Store, ids []string, i
 	}
 	o.Only = nil
 	o.Progress = &runner.Progress{}
-	stop := startProgress(o.Progress, stderr, isTerminal(stderr), every)
+	con, ok := stderr.(*console)
+	if !ok {
+		con = newConsole(stderr)
+	}
+	live := newLiveStats(g, nil, nil, nil)
+	prev := o.Events
+	o.Events = func(e runner.Event) {
+		live.observe(e)
+		if prev != nil {
+			prev(e)
+		}
+	}
+	stop := startProgress(newProgressView(o.Progress, live, newPalette(con)), con, every)
 	res, err := runner.Run(ctx, g, st, o)
 	stop()
 	if err != nil {
@@ -411,7 +423,7 @@ Without a terminal to confirm on, --yes is required.`)
 	}
 	defer l.close()
 	red := l.plan.Redactor
-	stderr = &lockedWriter{w: stderr}
+	stderr = newConsole(stderr) // logs and progress share stderr
 	log, err := c.logger(stderr, red)
 	if err != nil {
 		return err

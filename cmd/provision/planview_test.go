@@ -71,3 +71,40 @@ func TestCLI_Plan_GroupsBySectionAndCountsSkips(t *testing.T) {
 		t.Fatalf("--json: %v, %d tasks", err, len(dr.Tasks))
 	}
 }
+
+// --log-level debug shows each request of the API clients: method, route, status,
+// duration and the task's attempt; never a secret or a query string value.
+func TestCLI_DebugLogShowsEachRequest(t *testing.T) {
+	t.Setenv("CLI_TEST_SECRET", "cli-secret-canary-93")
+	srv := httpfake.New(httpfake.Options{ClientID: "cli-test", ClientSecret: "cli-secret-canary-93"})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	dir := t.TempDir()
+	p := writeFile(t, dir, "widgets.yaml", widgetsPlan)
+	code, out, errs := cli(t, "apply", p, "--var", "api="+ts.URL, "--log-level", "debug", "--log-format", "json")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	n := 0
+	for _, l := range strings.Split(errs, "\n") {
+		if !strings.Contains(l, `"message":"request"`) {
+			continue
+		}
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if e["method"] == nil || e["route"] == nil || e["status"] == nil || e["took_ms"] == nil || e["attempt"] == nil || e["task"] == nil {
+			t.Errorf("request line lacks a field: %s", l)
+		}
+		n++
+	}
+	if n < 6 {
+		t.Fatalf("%d request lines:\n%s", n, errs)
+	}
+	for _, bad := range []string{"cli-secret-canary-93", "name=widget", `"took":`, `"retry_in":`} {
+		if strings.Contains(errs, bad) {
+			t.Errorf("log holds %q", bad)
+		}
+	}
+}
