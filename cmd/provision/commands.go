@@ -66,7 +66,7 @@ type dryRun struct {
 	// Changes counts the tasks a run would change (create, update, retry, remove).
 	Changes int `json:"changes"`
 	// Drifted lists done tasks whose objects differ from the plan (--refresh).
-	Drifted []string `json:"drifted,omitempty"`
+	Drifted []string `json:"drifted"`
 }
 
 type counts struct {
@@ -139,7 +139,7 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c common
 	var o runner.Options
 	var dry, asJSON, prune, yes bool
-	var only string
+	var only, eventsFile string
 	var progressEvery time.Duration
 	fs := newFlagSet("apply", `apply [flags] PLAN
        provision apply [flags] SAVED-PLAN   (from provision plan --out: exactly that, or nothing)
@@ -161,6 +161,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
 	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
+	fs.StringVar(&eventsFile, "events", "", "append one JSON line per task event (started, retrying, done, failed, skipped) to `FILE` (docs/json.md)")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -259,6 +260,17 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	}
 	live := newLiveStats(l.graph, sel, recs, o.Force)
 	o.Events = live.observe
+	if eventsFile != "" {
+		el, err := openEventLog(eventsFile, l.plan.Name, red, log)
+		if err != nil {
+			return err
+		}
+		defer el.Close()
+		o.Events = func(e runner.Event) {
+			live.observe(e)
+			el.write(e)
+		}
+	}
 	stopProgress := startProgress(newProgressView(o.Progress, live, newPalette(con)), con, progressEvery)
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
@@ -313,16 +325,14 @@ func checkRunFlags(cmd string, o runner.Options, progressEvery time.Duration) er
 	return nil
 }
 
+// applyReport is what an apply did (printed as text, or as applyJSON).
 type applyReport struct {
-	Plan  string `json:"plan"`
-	State string `json:"state"`
-	*runner.Result
-	Rate    float64        `json:"tasks_per_second"`
-	Sandbox map[string]any `json:"sandbox,omitempty"`
+	Plan, State string
+	Result      *runner.Result
 	// Removed: tasks in the state the plan no longer lists, left alone (no --prune).
-	Removed []string `json:"removed,omitempty"`
+	Removed []string
 	// Pruned: the deletes of removed tasks (--prune).
-	Pruned *destroyReport `json:"pruned,omitempty"`
+	Pruned *destroyReport
 }
 
 func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, sb *sandboxRun) {
@@ -331,13 +341,9 @@ func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, s
 	res := r.Result
 	applied := res.Applied + res.Failed
 	if asJSON {
-		r.Rate = rate(applied, res.Elapsed)
-		if sb != nil {
-			r.Sandbox = sb.Stats()
-		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(r)
+		_ = enc.Encode(applyJSONOf(r, sb))
 		return
 	}
 	verdict := "done"
@@ -408,24 +414,37 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
+// statusReport is status --json (and what the text is printed from).
 type statusReport struct {
-	States   []string       `json:"states"`
-	Counts   map[string]int `json:"counts"`
-	Total    int            `json:"total"`
-	NotRun   int            `json:"not_started,omitempty"`
-	Failed   []taskLine     `json:"failed,omitempty"`
-	InDoubt  []taskLine     `json:"in_doubt,omitempty"`
-	Changed  int            `json:"changed_since_done,omitempty"`
-	Planned  int            `json:"planned,omitempty"`
-	Removed  []string       `json:"removed,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	SchemaVersion int      `json:"schema_version"`
+	Plan          string   `json:"plan,omitempty"`
+	States        []string `json:"states"`
+	// Total is the number of records; Counts splits them by status: done, failed,
+	// in_doubt, pending.
+	Total  int            `json:"total"`
+	Counts map[string]int `json:"counts"`
+	// With a plan: its tasks, those without a record, and those done with another spec.
+	Planned      int        `json:"planned,omitempty"`
+	NotStarted   int        `json:"not_started,omitempty"`
+	Changed      int        `json:"changed_since_done,omitempty"`
+	Failures     []failure  `json:"failures"`
+	InDoubtTasks []taskLine `json:"in_doubt_tasks"`
+	Removed      []string   `json:"removed"`
+	Warnings     []string   `json:"warnings"`
+	// NoRunYet: the plan's state file does not exist yet.
+	NoRunYet bool `json:"no_run_yet,omitempty"`
 }
 
+// taskLine is a task in doubt: its attempts and when the last one started.
 type taskLine struct {
-	ID       string    `json:"id"`
-	Attempts int       `json:"attempts"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"started,omitempty"`
+	ID        string    `json:"id"`
+	Attempts  int       `json:"attempts"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+}
+
+func newStatusReport(states []string) statusReport {
+	return statusReport{SchemaVersion: jsonSchemaVersion, States: nonNil(states), Counts: map[string]int{"done": 0, "failed": 0, "in_doubt": 0},
+		Failures: []failure{}, InDoubtTasks: []taskLine{}, Removed: []string{}, Warnings: []string{}}
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -461,7 +480,10 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	if len(states) == 0 {
 		return withCode(ExitBadInput, errors.New("status: give a PLAN or at least one --state file"))
 	}
-	rep := statusReport{States: states, Counts: map[string]int{}}
+	rep := newStatusReport(states)
+	if l != nil {
+		rep.Plan = l.plan.Name
+	}
 	all := map[string]*state.Record{}
 	for _, sp := range states {
 		if _, err := os.Stat(sp); errors.Is(err, os.ErrNotExist) {
@@ -508,22 +530,22 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	ids := sortedKeys(all)
 	for _, id := range ids {
 		r := all[id]
-		rep.Counts[r.Status.String()]++
+		rep.Counts[statusKey(r.Status)]++
 		rep.Total++
 		switch r.Status {
 		case state.Failed:
-			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.Redact(r.LastError)})
+			rep.Failures = append(rep.Failures, failure{ID: id, Attempts: r.Attempts, Error: red.Redact(r.LastError), FinishedAt: r.FinishedAt.UTC()})
 		case state.Started:
-			rep.InDoubt = append(rep.InDoubt, taskLine{ID: id, Attempts: r.Attempts, Started: r.StartedAt})
+			rep.InDoubtTasks = append(rep.InDoubtTasks, taskLine{ID: id, Attempts: r.Attempts, StartedAt: r.StartedAt.UTC()})
 		}
 	}
 	if l != nil {
-		rep.Removed = removedIDs(l.graph, all)
+		rep.Removed = nonNil(removedIDs(l.graph, all))
 		rep.Planned = l.graph.Len()
 		for _, t := range l.graph.Tasks {
 			r, ok := all[t.ID]
 			if !ok {
-				rep.NotRun++
+				rep.NotStarted++
 			} else if r.Status == state.Done && r.Hash != t.Hash {
 				rep.Changed++
 			}
@@ -541,14 +563,11 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	sort.SliceStable(keys, func(i, j int) bool { return statusOrder(keys[i]) < statusOrder(keys[j]) })
 	fmt.Fprintf(w, "  recorded     %d\n", rep.Total)
 	for _, k := range keys {
-		label := k
-		if k == "started" {
-			label = "in doubt"
-		}
+		label := strings.ReplaceAll(k, "_", " ")
 		fmt.Fprintf(w, "  %-12s %d\n", label, rep.Counts[k])
 	}
 	if l != nil {
-		fmt.Fprintf(w, "  planned      %d (not started: %d, changed since done: %d)\n", rep.Planned, rep.NotRun, rep.Changed)
+		fmt.Fprintf(w, "  planned      %d (not started: %d, changed since done: %d)\n", rep.Planned, rep.NotStarted, rep.Changed)
 	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
@@ -559,16 +578,16 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 			fmt.Fprintf(w, "  %s\n", id)
 		}
 	}
-	if len(rep.Failed) > 0 {
+	if len(rep.Failures) > 0 {
 		fmt.Fprintln(w, "failed:")
-		for _, f := range rep.Failed {
+		for _, f := range rep.Failures {
 			fmt.Fprintf(w, "  %s (%s): %s\n", f.ID, plural(f.Attempts, "attempt"), f.Error)
 		}
 	}
-	if len(rep.InDoubt) > 0 {
+	if len(rep.InDoubtTasks) > 0 {
 		fmt.Fprintln(w, "in doubt (reconciled on the next apply):")
-		for _, f := range rep.InDoubt {
-			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, f.Started.UTC().Format(time.RFC3339))
+		for _, f := range rep.InDoubtTasks {
+			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, stamp(f.StartedAt))
 		}
 	}
 	return nil
@@ -579,10 +598,21 @@ func noRunYet(stdout io.Writer, sp string, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(statusReport{States: []string{sp}, Counts: map[string]int{}, Warnings: []string{"no run yet for this plan"}})
+		rep := newStatusReport([]string{sp})
+		rep.NoRunYet, rep.Warnings = true, []string{"no run yet for this plan"}
+		return enc.Encode(rep)
 	}
 	fmt.Fprintf(stdout, "no run yet for this plan (no state file at %s; provision apply writes it)\n", sp)
 	return nil
+}
+
+// statusKey is a record status's name in status counts: "in_doubt" for a started
+// record, as everywhere in the JSON.
+func statusKey(s state.Status) string {
+	if s == state.Started {
+		return "in_doubt"
+	}
+	return s.String()
 }
 
 func statusOrder(s string) int {
@@ -591,7 +621,7 @@ func statusOrder(s string) int {
 		return 0
 	case "failed":
 		return 1
-	case "started":
+	case "in_doubt":
 		return 2
 	}
 	return 3

@@ -212,8 +212,8 @@ func forgetDestroyed(st *state.Store) (int, error) {
 type deleteSummary struct {
 	Delete int            `json:"delete"`
 	Keep   int            `json:"keep"`
-	Kept   []keptLine     `json:"kept,omitempty"`
-	Lines  []deletionLine `json:"tasks,omitempty"`
+	Kept   []keptLine     `json:"kept"`
+	Lines  []deletionLine `json:"tasks"`
 }
 
 type keptLine struct {
@@ -267,10 +267,10 @@ func joinIDs(ids []string, max int) string {
 	return strings.Join(ids[:max], ", ") + fmt.Sprintf(" and %d more", len(ids)-max)
 }
 
-// destroyReport is the result of a run of deletes.
+// destroyReport is the result of a run of deletes (as JSON: deletesJSON).
 type destroyReport struct {
 	*runner.Result
-	Kept []keptLine `json:"kept,omitempty"`
+	Kept []keptLine
 }
 
 // runDeletes deletes the objects of the tasks ids (what planDeletes lets go), through
@@ -473,11 +473,8 @@ Without a terminal to confirm on, --yes is required.`)
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(struct {
-			Plan  string `json:"plan"`
-			State string `json:"state"`
-			*destroyReport
-		}{l.plan.Name, sp, rep})
+		_ = enc.Encode(destroyJSON{SchemaVersion: jsonSchemaVersion, Plan: l.plan.Name, State: sp,
+			deletesJSON: deletesJSON{runJSON: runOf(res), Kept: nonNil(kept)}})
 	} else {
 		verdict := "done"
 		switch {
@@ -535,11 +532,13 @@ func previewDestroy(ctx context.Context, c *common, path, only string, includeAd
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		sum.Kept, sum.Lines = nonNil(sum.Kept), nonNil(sum.Lines)
 		return enc.Encode(struct {
-			Plan  string `json:"plan"`
-			State string `json:"state"`
+			SchemaVersion int    `json:"schema_version"`
+			Plan          string `json:"plan"`
+			State         string `json:"state"`
 			deleteSummary
-		}{l.plan.Name, sp, sum})
+		}{jsonSchemaVersion, l.plan.Name, sp, sum})
 	}
 	width := 4
 	for _, d := range sum.Lines {

@@ -72,7 +72,7 @@ func (c *common) decideAll(ctx context.Context, l *loaded, sr *stateRead, only s
 	if err != nil {
 		return dryRun{}, withCode(ExitBadInput, err)
 	}
-	out := dryRun{SchemaVersion: 1, Plan: l.plan.Name, State: sr.path, ByKind: map[string]*counts{}, Tasks: []runner.Decision{}}
+	out := dryRun{SchemaVersion: jsonSchemaVersion, Plan: l.plan.Name, State: sr.path, ByKind: map[string]*counts{}, Tasks: []runner.Decision{}, Drifted: []string{}}
 	red := l.plan.Redactor
 	add := func(d runner.Decision) {
 		out.Totals.Add(d)
@@ -270,7 +270,7 @@ func dryRunPlan(ctx context.Context, c *common, path string, po planOpts, stdout
 		return err
 	}
 	if po.summary {
-		out.Tasks = nil
+		out.Tasks = []runner.Decision{}
 	}
 	if po.out != "" {
 		if err := savePlan(po.out, c, l, sr, po.only, &out); err != nil {

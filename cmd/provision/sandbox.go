@@ -102,9 +102,9 @@ func (s *sandboxRun) Describe() string { return strings.Join(s.sb.Endpoints(), "
 func (s *sandboxRun) Summary() string { return s.sb.Counts().String() }
 
 // Stats is the JSON form of Summary.
-func (s *sandboxRun) Stats() map[string]any {
+func (s *sandboxRun) Stats() *sandboxJSON {
 	c := s.sb.Counts()
-	return map[string]any{"requests": c.Requests, "faults_5xx": c.Errors, "faults_429": c.TooMany, "faults_dropped": c.Dropped, "faults_lost": c.Lost}
+	return &sandboxJSON{Requests: c.Requests, Faults5xx: c.Errors, Faults429: c.TooMany, FaultsDropped: c.Dropped, FaultsLost: c.Lost}
 }
 
 func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
