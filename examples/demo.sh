@@ -93,7 +93,7 @@ PLAN2=$PLANS/$(basename "$PLAN")
 gone=$(tail -n 1 "$PLANS/stores.csv" | cut -d, -f1)
 sed -i '$d' "$PLANS/stores.csv"
 echo "store $gone removed from the CSV"
-"$BIN" plan "$PLAN2" "${COMMON[@]:0:4}" | grep -E '^remove|to remove' || true
+"$BIN" plan "$PLAN2" "${COMMON[@]:0:4}" | grep -E '^  remove|to remove' || true
 until_done "$BIN" apply "$PLAN2" "${COMMON[@]}" --prune --log-level error --max-attempts 10
 
 site=$(tail -n 1 "$PLANS/stores.csv" | cut -d, -f1)
