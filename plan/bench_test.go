@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -85,25 +84,6 @@ func BenchmarkDecodeStrict_Item(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
-	}
-}
-
-// BenchmarkFindCycle_500k: a chain of 500,000 ids without a cycle.
-func BenchmarkFindCycle_500k(b *testing.B) {
-	const n = 500_000
-	ids := make([]string, n)
-	deps := make(map[string][]string, n)
-	for i := range ids {
-		ids[i] = "item-" + strconv.Itoa(i)
-	}
-	for i := 0; i+1 < n; i++ {
-		deps[ids[i]] = ids[i+1 : i+2]
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if c := FindCycle(ids, func(id string) []string { return deps[id] }); c != nil {
-			b.Fatal("cycle")
-		}
 	}
 }
 

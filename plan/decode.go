@@ -279,7 +279,13 @@ func (w *strictWalker) check(n *yaml.Node, t reflect.Type, p *fpath, depth int) 
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if n.Kind == yaml.ScalarNode {
+		w.checkLeadingZero(n, p, numericTarget(t) || idField(p))
+	}
 	if leaf(t) {
+		if t == nodeType || t.Kind() == reflect.Interface && !t.Implements(unmarshalerType) {
+			w.checkFree(n, p, depth) // free-form values (bodies) are sent as decoded
+		}
 		return
 	}
 	switch t.Kind() {
@@ -314,6 +320,79 @@ func (w *strictWalker) check(n *yaml.Node, t reflect.Type, p *fpath, depth int) 
 			w.check(v, t.Elem(), &fpath{parent: p, key: k.Value, idx: -1}, depth+1)
 		})
 	}
+}
+
+// leadingZeroRE matches what YAML reads as a number although it starts with a zero:
+// 052 is octal 42, 089 the float 89, under the YAML 1.1 rules yaml.v3 applies.
+var leadingZeroRE = regexp.MustCompile(`^[-+]?0[0-9_]+$`)
+
+// checkLeadingZero refuses, when refuse is set, a plain scalar that YAML reads as a
+// number but that is written with a leading zero: an id such as account_id: 052
+// would otherwise reach the API as 42.
+func (w *strictWalker) checkLeadingZero(n *yaml.Node, p *fpath, refuse bool) {
+	if !refuse || n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 || n.Tag == SecretTag {
+		return
+	}
+	if t := n.ShortTag(); t != "!!int" && t != "!!float" || !leadingZeroRE.MatchString(n.Value) {
+		return
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return
+	}
+	w.fail(n, p, fmt.Errorf("%s has a leading zero and would be read as the number %v: write it without the zero if it is a number, or quote it (\"%s\") if the digits are an identifier (a value from a reference: !!str ${...})", n.Value, v, n.Value))
+}
+
+// checkFree applies checkLeadingZero to every scalar of a free-form value.
+func (w *strictWalker) checkFree(n *yaml.Node, p *fpath, depth int) {
+	if !w.spend(n, depth) {
+		return
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if p == nil || p.idx >= 0 || p.key != "" {
+			w.checkLeadingZero(n, p, true)
+		}
+	case yaml.SequenceNode:
+		for i, e := range n.Content {
+			w.checkFree(e, &fpath{parent: p, idx: i}, depth+1)
+		}
+	case yaml.MappingNode:
+		w.pairs(n, p, depth, false, func(k, v *yaml.Node) {
+			w.checkFree(v, &fpath{parent: p, key: k.Value, idx: -1}, depth+1)
+		})
+	}
+}
+
+// numericTarget reports Go types a YAML number decodes into as a number.
+func numericTarget(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return t != durationType
+	}
+	return false
+}
+
+// idField reports whether the field at p (or the list it is in) names an id:
+// id, account_id, accountId, AWSAccountID, tenant-id.
+func idField(p *fpath) bool {
+	for p != nil && p.idx >= 0 {
+		p = p.parent
+	}
+	if p == nil {
+		return false
+	}
+	k := p.key
+	switch {
+	case strings.EqualFold(k, "id"):
+		return true
+	case strings.HasSuffix(k, "Id"), strings.HasSuffix(k, "ID"):
+		return true
+	}
+	lk := strings.ToLower(k)
+	return strings.HasSuffix(lk, "_id") || strings.HasSuffix(lk, "-id") || strings.HasSuffix(lk, "_ids") || strings.HasSuffix(k, "Ids") || strings.HasSuffix(k, "IDs")
 }
 
 // pairs calls f for every key and value of mapping n, following merge keys

@@ -518,10 +518,14 @@ func (l *loader) readCSV(name string) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
+	if isUTF16(data) {
+		return nil, fmt.Errorf("%s:1:1: the file is UTF-16 (a byte-order mark or NUL bytes): save it as UTF-8", name)
+	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if !utf8.Valid(data) {
-		line := 1 + bytes.Count(data[:firstInvalidUTF8(data)], []byte("\n"))
-		return nil, fmt.Errorf("%s:%d: not valid UTF-8 (save the file as UTF-8)", name, line)
+		off := firstInvalidUTF8(data)
+		line, col := lineCol(data, off)
+		return nil, fmt.Errorf("%s:%d:%d: byte 0x%02x is not UTF-8: the file must be UTF-8 (save it as UTF-8)", name, line, col, data[off])
 	}
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = 0 // the header fixes the number of fields
@@ -537,6 +541,9 @@ func (l *loader) readCSV(name string) (*source, error) {
 	for i, h := range header {
 		h = strings.TrimSpace(h)
 		switch {
+		case strings.IndexFunc(h, isInvisible) >= 0:
+			_, col := r.FieldPos(i)
+			errs = append(errs, fmt.Errorf("%s:1:%d: column name \"%s\" holds an invisible character (shown escaped): remove it", name, col, escapeInvisible(h)))
 		case h == "":
 			errs = append(errs, fmt.Errorf("%s:1: column %d has no name in the header row", name, i+1))
 		case strings.ContainsAny(h, "${}"):

@@ -122,6 +122,9 @@ func Parse(file string, data []byte, o LoadOptions) (*Plan, error) {
 	for _, s := range o.Sections {
 		l.sections[s] = true
 	}
+	if err := checkUTF8(file, data); err != nil {
+		return nil, err
+	}
 	root, err := parseYAML(file, data)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,8 @@
 //	${file.PATH}         secret: file content (relative to the plan, at most 1 MiB),
 //	                     trailing newlines trimmed
 //	${outputs.ITEM.KEY}  output of another item, resolved at run time (ResolveRefs); the
-//	                     item name may use rows: ${outputs.store-${row.id}.id}
+//	                     item name may use rows: ${outputs.store-${row.id}.id}; the
+//	                     caller checks KEY against ITEM's outputs (providers.CheckOutputRefs)
 //	$${                  a literal "${" (so "$" cannot directly precede a reference)
 //
 // Rules:
@@ -81,8 +82,10 @@
 //   - Vars cannot hold references. Output references are allowed in item fields only; a
 //     scalar that holds one keeps "$${" escaped until ResolveRefs unescapes it.
 //
-// YAML anchors, aliases and merge keys (<<: *base) may be used; a plan is one YAML
-// document of at most MaxPlanBytes.
+// YAML anchors, aliases and merge keys (<<: *base) may be used; a plan is one UTF-8
+// YAML document of at most MaxPlanBytes. A plain number written with a leading zero
+// (052, read as octal 42 by YAML 1.1 rules) is refused in id fields (id, *_id, *Id),
+// number fields and free-form values: it must be quoted.
 //
 // # Hash
 //

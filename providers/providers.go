@@ -40,6 +40,10 @@ type Kind interface {
 	// returns its tasks, the first of which has ID == item.Name. Errors carry positions
 	// (plan.Where) and are joined with errors.Join so that all are reported at once.
 	Build(b *Build, item *plan.Item) ([]*Task, error)
+	// Outputs names the outputs the item's first task (ID == item.Name) may record
+	// when done: the only keys ${outputs.ITEM.KEY} can use (CheckOutputRefs). It is
+	// called for items that Build accepted and must not fail.
+	Outputs(item *plan.Item) []string
 }
 
 // Task is one node of the graph.

@@ -10,13 +10,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 const (
-	// kdfIterations is the PBKDF2-SHA256 work factor for passphrases (OWASP 2023).
-	// Files record the count they were written with.
-	kdfIterations = 210_000
-	saltSize      = 16
+	// DefaultKDFIterations is the PBKDF2-SHA256 work factor for passphrases (OWASP
+	// 2023). Files record the count they were written with.
+	DefaultKDFIterations = 210_000
+	// MinKDFIterations is the lowest count Open accepts (Options.KDFIterations, or
+	// recorded in a file).
+	MinKDFIterations = 1000
+	maxKDFIterations = 100_000_000
+	// MinPassphraseLen is the shortest passphrase accepted in KeyEnv.
+	MinPassphraseLen = 16
+	saltSize         = 16
 	// keyCheckText is sealed into meta the first time a key is used; opening the
 	// file with another key fails to open it (ErrWrongKey).
 	keyCheckText = "provision state key check"
@@ -36,6 +43,21 @@ func rawKey(text string) []byte {
 		if b, err := enc.DecodeString(text); err == nil && len(b) == 32 {
 			return b
 		}
+	}
+	return nil
+}
+
+// ErrWeakKey: the state key is a passphrase shorter than MinPassphraseLen.
+var ErrWeakKey = errors.New("state key is too weak")
+
+// checkKeyText refuses a passphrase shorter than MinPassphraseLen characters (a raw
+// 32-byte key in base64 or hex is always accepted). The error never holds the key.
+func checkKeyText(text string) error {
+	if text == "" || rawKey(text) != nil {
+		return nil
+	}
+	if n := utf8.RuneCountInString(text); n < MinPassphraseLen {
+		return fmt.Errorf("%w: %s holds a passphrase of %d characters, want at least %d; better, a random 32-byte key: %s=$(head -c32 /dev/urandom | base64)", ErrWeakKey, KeyEnv, n, MinPassphraseLen, KeyEnv)
 	}
 	return nil
 }

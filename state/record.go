@@ -12,12 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
-// A stored record is one bbolt value under the task ID. Format 2 (written by this
+// A stored record is one bbolt value under the task ID. Format 3 (written by this
 // version) is compact binary, every field in a fixed order:
 //
-//	byte     recordV2 (2)
+//	byte     recordV3 (3)
 //	byte     status
 //	byte     flags: flagHash, flagDropped, flagStarted, flagFinished, flagMaybeApplied
 //	varint   attempts
@@ -27,7 +28,13 @@ import (
 //	uvarint  len, last error
 //	uvarint  number of outputs, then per output in name order:
 //	         uvarint len, name; byte kind (plain | sealed); uvarint len, value
-//	[4]byte  CRC-32C of everything before it, little endian
+//	[4]byte  CRC-32C of uvarint len(task ID), the task ID, then everything
+//	         before it, little endian
+//
+// The checksum covers the key as well as the value: a damaged task ID (a done task
+// turned into an unknown one, a new "not started" one appearing) is reported as
+// damage instead of running a task twice. Format 2 has the same layout with the
+// version byte 2 and a checksum of the value alone; such records are still read.
 //
 // A sealed value is nonce || AES-256-GCM(value) with the task ID and output name as
 // additional data, so a sealed value cannot be moved to another task or output.
@@ -35,6 +42,7 @@ import (
 // read.
 const (
 	recordV2 byte = 2
+	recordV3 byte = 3
 
 	flagHash     byte = 1 << 0
 	flagDropped  byte = 1 << 1
@@ -97,7 +105,7 @@ func encodeRecord(r *Record, sl *sealer) ([]byte, error) {
 		flags |= flagMaybeApplied
 	}
 	b := make([]byte, 0, size)
-	b = append(b, recordV2, byte(r.Status), flags)
+	b = append(b, recordV3, byte(r.Status), flags)
 	b = binary.AppendVarint(b, int64(r.Attempts))
 	if flags&flagHash != 0 {
 		b = append(b, r.Hash[:]...)
@@ -136,7 +144,16 @@ func encodeRecord(r *Record, sl *sealer) ([]byte, error) {
 			b = append(b, sealed...)
 		}
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable)), nil
+	return binary.LittleEndian.AppendUint32(b, keyedChecksum(r.ID, b)), nil
+}
+
+// keyedChecksum is the format-3 checksum: CRC-32C over the length of the task ID,
+// the task ID and the record body.
+func keyedChecksum(id string, body []byte) uint32 {
+	var lb [binary.MaxVarintLen64]byte
+	c := crc32.Update(0, crcTable, lb[:binary.PutUvarint(lb[:], uint64(len(id)))])
+	c = crc32.Update(c, crcTable, unsafe.Slice(unsafe.StringData(id), len(id))) // read only
+	return crc32.Update(c, crcTable, body)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -172,7 +189,7 @@ func decodeInto(dst *Record, id string, b []byte, str string, sl *sealer) error 
 	switch {
 	case len(b) == 0:
 		err = errors.New("empty value")
-	case b[0] == recordV2:
+	case b[0] == recordV2 || b[0] == recordV3:
 		err = decodeV2(dst, id, b, str, sl)
 	case b[0] == '{':
 		err = decodeV1(dst, id, b, sl)
@@ -279,8 +296,13 @@ func decodeV2(r *Record, id string, b []byte, str string, sl *sealer) error {
 		return fmt.Errorf("truncated: %d bytes", len(b))
 	}
 	body := b[:len(b)-4]
-	if want, got := binary.LittleEndian.Uint32(b[len(b)-4:]), crc32.Checksum(body, crcTable); want != got {
-		return fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
+	want := binary.LittleEndian.Uint32(b[len(b)-4:])
+	if b[0] == recordV2 {
+		if got := crc32.Checksum(body, crcTable); want != got {
+			return fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
+		}
+	} else if got := keyedChecksum(id, body); want != got {
+		return fmt.Errorf("checksum of task id and record mismatch (stored %08x, computed %08x): the record or its task id is damaged", want, got)
 	}
 	if str == "" {
 		str = string(body)
@@ -288,12 +310,12 @@ func decodeV2(r *Record, id string, b []byte, str string, sl *sealer) error {
 	return decodeV2Body(r, id, body, str[:len(body)], sl)
 }
 
-// decodeV2Body parses a format-2 record without its checksum into r; str holds the
-// same bytes as body (string fields are substrings of it).
+// decodeV2Body parses a format-2 or format-3 record without its checksum into r; str
+// holds the same bytes as body (string fields are substrings of it).
 func decodeV2Body(r *Record, id string, body []byte, str string, sl *sealer) error {
 	d := &reader{b: body, s: str}
 	*r = Record{ID: id}
-	if v := d.byte("version"); v != recordV2 {
+	if v := d.byte("version"); v != recordV2 && v != recordV3 {
 		return fmt.Errorf("unknown record format %d", v)
 	}
 	st := d.byte("status")

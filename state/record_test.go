@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,14 +121,59 @@ func TestRecordEncoding_GarbageIsErrCorrupt(t *testing.T) {
 	}
 }
 
-// fixCRC replaces the last 4 bytes with the checksum of the rest.
-func fixCRC(b []byte) []byte {
+// fixCRC replaces the last 4 bytes with the checksum of the rest: for a format-3
+// record, keyed with the task id "t1" the tests decode with.
+func fixCRC(b []byte) []byte { return fixCRCFor("t1", b) }
+
+// fixCRCFor is fixCRC for a record of task id.
+func fixCRCFor(id string, b []byte) []byte {
 	if len(b) < 4 {
 		return b
 	}
 	b = bytes.Clone(b)
-	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], crcTable))
+	sum := crc32.Checksum(b[:len(b)-4], crcTable)
+	if b[0] == recordV3 {
+		sum = keyedChecksum(id, b[:len(b)-4])
+	}
+	binary.LittleEndian.PutUint32(b[len(b)-4:], sum)
 	return b
+}
+
+// TestRecordEncoding_ChecksumCoversTheTaskID: a record read under another task id
+// (a damaged key) is ErrCorrupt naming that id; a format-2 record, whose checksum
+// covers the value only, is still read.
+func TestRecordEncoding_ChecksumCoversTheTaskID(t *testing.T) {
+	sl := testSealer(t)
+	for _, r := range sampleRecords() {
+		b, err := encodeRecord(r, sl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b[0] != recordV3 {
+			t.Fatalf("%s: written as format %d, want %d", r.ID, b[0], recordV3)
+		}
+		for i := range len(r.ID) {
+			id := []byte(r.ID)
+			id[i] ^= 0x01
+			_, err := decodeRecord(string(id), b, sl)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), strconv.Quote(string(id))) {
+				t.Fatalf("%s read as %q: %v, want ErrCorrupt naming the task", r.ID, id, err)
+			}
+		}
+		if got, err := decodeRecord(r.ID, b, sl); err != nil || got.ID != r.ID {
+			t.Fatalf("%s: %+v %v", r.ID, got, err)
+		}
+		if hasSecret(r) {
+			continue // a sealed value is bound to its task id by itself
+		}
+		v2 := bytes.Clone(b)
+		v2[0] = recordV2
+		binary.LittleEndian.PutUint32(v2[len(v2)-4:], crc32.Checksum(v2[:len(v2)-4], crcTable))
+		got, err := decodeRecord(r.ID, v2, sl)
+		if err != nil || got.Status != r.Status || len(got.Outputs) != len(r.Outputs) {
+			t.Fatalf("%s as format 2: %+v %v", r.ID, got, err)
+		}
+	}
 }
 
 func FuzzDecodeRecord(f *testing.F) {
@@ -138,13 +184,17 @@ func FuzzDecodeRecord(f *testing.F) {
 			if err != nil {
 				f.Fatal(err)
 			}
+			b = fixCRCFor("id", b) // the task id the fuzz function decodes with
 			f.Add(b)
 			f.Add(b[:len(b)/2])
 			m := bytes.Clone(b)
 			m[len(m)/2] ^= 0xff
 			f.Add(m)
-			f.Add(fixCRC(m))
-			f.Add(fixCRC(append(bytes.Clone(b[:len(b)-4]), 0, 0, 0, 0, 0)))
+			f.Add(fixCRCFor("id", m))
+			f.Add(fixCRCFor("id", append(bytes.Clone(b[:len(b)-4]), 0, 0, 0, 0, 0)))
+			v2 := bytes.Clone(b)
+			v2[0] = recordV2
+			f.Add(fixCRCFor("id", v2))
 		}
 	}
 	f.Add([]byte(`{"v":1,"s":2,"a":1,"o":{"x":{"v":"y"}}}`))
@@ -155,7 +205,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{2})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, in := range [][]byte{b, fixCRC(b)} {
+		for _, in := range [][]byte{b, fixCRCFor("id", b)} {
 			for _, s := range []*sealer{sl, nil} {
 				r, err := decodeRecord("id", in, s)
 				if err != nil {

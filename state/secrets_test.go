@@ -74,9 +74,9 @@ func TestOpen_WrongKeyIsRefused(t *testing.T) {
 	otherHex := hex.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	tests := []struct{ name, written, given string }{
 		{"other raw key", hexKey, otherHex},
-		{"passphrase for a raw key", hexKey, "pass-phrase-one"},
-		{"raw key for a passphrase", "pass-phrase-one", otherHex},
-		{"other passphrase", "pass-phrase-one", "pass-phrase-two"},
+		{"passphrase for a raw key", hexKey, "pass-phrase-number-one"},
+		{"raw key for a passphrase", "pass-phrase-number-one", otherHex},
+		{"other passphrase", "pass-phrase-number-one", "pass-phrase-number-two"},
 		{"same key in another encoding is the same key", hexKey, ""}, // checked below
 	}
 	for _, tc := range tests {

@@ -40,8 +40,10 @@ var (
 )
 
 // FormatVersion is the layout version written to new files. Version 1 files (JSON
-// records) are read, and upgraded to version 2 when opened for writing.
-const FormatVersion = 2
+// records) and version 2 files (binary records whose checksum does not cover the
+// task id) are read, and marked version 3 when opened for writing: their records
+// keep their format until they are written again.
+const FormatVersion = 3
 
 const (
 	// DefaultLockTimeout is how long Open waits for another process's lock.
@@ -71,6 +73,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// NoSync skips fsync: writes are then not durable. Benchmarks only.
 	NoSync bool
+	// KDFIterations is the PBKDF2-SHA256 count used when a passphrase is first used
+	// with a file (the file records it; later opens use the recorded count). Zero
+	// means DefaultKDFIterations; at least MinKDFIterations. Tests use a low count.
+	KDFIterations int
 	// Target is the identity of the endpoints the run talks to: endpoint name ->
 	// a description of what it reaches (kind, URL, account; never a secret). It is
 	// stored on creation; opening a file whose recorded identity of an endpoint
@@ -110,6 +116,8 @@ type Store struct {
 	broken atomic.Pointer[error]
 
 	commits atomic.Int64 // transactions committed by the writer (tests)
+
+	warnings []string
 }
 
 type kv struct {
@@ -130,6 +138,21 @@ type writeReq struct {
 func Open(path string, o Options) (*Store, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.KDFIterations == 0 {
+		o.KDFIterations = DefaultKDFIterations
+	}
+	if o.KDFIterations < MinKDFIterations || o.KDFIterations > maxKDFIterations {
+		return nil, fmt.Errorf("open state %s: key derivation count %d out of range [%d, %d]", path, o.KDFIterations, MinKDFIterations, maxKDFIterations)
+	}
+	if err := checkKeyText(o.Key); err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	var notes []string
+	if !o.ReadOnly {
+		for _, name := range removeLeftovers(path, time.Now()) {
+			notes = append(notes, fmt.Sprintf("removed %s, left in %s by a run killed while creating the state file", name, filepath.Dir(path)))
+		}
 	}
 	fi, err := os.Stat(path)
 	switch {
@@ -171,6 +194,7 @@ func Open(path string, o Options) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	s.warnings = append(append(notes, permissionWarnings(path)...), s.warnings...)
 	if !o.ReadOnly {
 		s.reqs = make(chan *writeReq, 1024)
 		s.done = make(chan struct{})
@@ -178,6 +202,11 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Warnings returns what Open found questionable but not fatal: a state directory or
+// file that others may write to, or a file written with a key opened without one.
+// They name the file and never hold a secret.
+func (s *Store) Warnings() []string { return slices.Clone(s.warnings) }
 
 // create makes a new state file atomically: it is initialised under a temporary
 // name and linked into place, so a state file never exists half-made (a run killed
@@ -319,7 +348,7 @@ func openDB(path string, o Options) (*Store, error) {
 // version-1 file opened for writing, and sets up the key.
 func (s *Store) init(o Options) error {
 	var salt, check []byte
-	iter := kdfIterations
+	iter := DefaultKDFIterations
 	err := s.view(func(tx *bolt.Tx) error {
 		mb, tb := tx.Bucket(bucketMeta), tx.Bucket(bucketTasks)
 		if mb == nil || tb == nil {
@@ -342,7 +371,7 @@ func (s *Store) init(o Options) error {
 		check = bytes.Clone(mb.Get(metaKeyCheck))
 		if v := mb.Get(metaKDFIter); v != nil {
 			iter, err = strconv.Atoi(string(v))
-			if err != nil || iter < 1000 || iter > 100_000_000 {
+			if err != nil || iter < MinKDFIterations || iter > maxKDFIterations {
 				return fmt.Errorf("open state %s: bad key derivation count %q: %w", s.path, v, ErrCorrupt)
 			}
 		}
@@ -385,9 +414,12 @@ func (s *Store) init(o Options) error {
 		s.meta.FormatVersion = FormatVersion
 	}
 	if o.Key == "" {
+		if s.meta.HasKeyCheck {
+			s.warnings = append(s.warnings, fmt.Sprintf("state %s was written with %s set and may hold sealed secret outputs (auth keys); without the key they cannot be read, and tasks that need them must recover them (set %s to the key used before)", s.path, KeyEnv, KeyEnv))
+		}
 		return nil
 	}
-	return s.setKey(o.Key, salt, iter, check, o.ReadOnly)
+	return s.setKey(o.Key, salt, iter, o.KDFIterations, check, o.ReadOnly)
 }
 
 // checkTarget compares the recorded endpoint identities with o.Target: a differing
@@ -441,7 +473,7 @@ func TargetDiff(recorded, now map[string]string) []string {
 
 // setKey derives the key, checks it against the file's key check, and records the
 // check (and a passphrase's salt) the first time a key is used.
-func (s *Store) setKey(text string, salt []byte, iter int, check []byte, readOnly bool) error {
+func (s *Store) setKey(text string, salt []byte, iter, newIter int, check []byte, readOnly bool) error {
 	key := rawKey(text)
 	newSalt := false
 	if key == nil {
@@ -458,7 +490,7 @@ func (s *Store) setKey(text string, salt []byte, iter int, check []byte, readOnl
 			if _, err := rand.Read(salt); err != nil {
 				return fmt.Errorf("open state %s: %w", s.path, err)
 			}
-			iter, newSalt = kdfIterations, true
+			iter, newSalt = newIter, true
 		}
 		k, err := passphraseKey(text, salt, iter)
 		if err != nil {

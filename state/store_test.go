@@ -27,6 +27,9 @@ func openT(t testing.TB, path string, o Options) *Store {
 	if o.PlanName == "" {
 		o.PlanName = "plan-a"
 	}
+	if o.KDFIterations == 0 {
+		o.KDFIterations = MinKDFIterations // passphrase tests stay fast; the file records it
+	}
 	s, err := Open(path, o)
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func TestCanary_SecretsNeverLeak(t *testing.T) {
 		"OVC_CLIENT_SECRET":          "CanaryOvc" + stamp,
 		"CLOUDNEETI_API_KEY":         "CanaryCnKey" + stamp,
 		"CLOUDNEETI_APP_SECRET":      "CanaryCnApp" + stamp,
-		"PROVISION_STATE_KEY":        "CanaryStateKey" + stamp,
+		"PROVISION_STATE_KEY":        "CanaryStateKey-" + stamp, // at least 16 characters
 	}
 	planPath := smallRollout(t, 6)
 	nxExt := &nxfake.Extension{}
@@ -131,7 +131,7 @@ func TestShards_FourProcessesCoverEveryTaskOnce(t *testing.T) {
 		t.Skip("runs real processes")
 	}
 	bin := provisionBinary(t)
-	const n = 10_000 // widgets; each has a label: 20,000 tasks
+	const n = 150 // widgets; each has a label: 300 tasks (the split itself: TestShardOf_*)
 	srv := httpfake.New(httpfake.Options{ClientID: "crash-test", ClientSecret: "crash-secret-canary-71"})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
@@ -175,7 +175,7 @@ func TestShards_FourProcessesCoverEveryTaskOnce(t *testing.T) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	b, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(b), "done         20000") || !strings.Contains(string(b), "not started: 0") || strings.Contains(string(b), "warning") {
+	if err != nil || !strings.Contains(string(b), fmt.Sprintf("done         %d", 2*n)) || !strings.Contains(string(b), "not started: 0") || strings.Contains(string(b), "warning") {
 		t.Fatalf("status over the shards: %v\n%s", err, b)
 	}
 }

@@ -75,6 +75,7 @@ type common struct {
 	shard    string
 	faults   faultFlags
 	probe    bool
+	cmd      string // the command's name, for flag errors
 	refresh  bool
 }
 
@@ -94,6 +95,7 @@ const (
 
 // register registers the shared flags of the groups a command takes (--var always).
 func (c *common) register(fs *flag.FlagSet, groups flagGroup) {
+	c.cmd = fs.Name()
 	fs.Var(&c.vars, "var", "set a plan var: `NAME=VALUE` (repeatable)")
 	if groups&flagState != 0 {
 		fs.StringVar(&c.statePath, "state", "", "state `FILE` (default: .provision/<plan name>.db next to the plan)")
@@ -133,17 +135,20 @@ func (v *varFlags) Set(s string) error {
 	return nil
 }
 
-// parse parses flags and returns the single PLAN argument.
+// parse parses flags and returns the single PLAN argument. A mistake is one line
+// naming the flag or argument at fault and pointing at --help, not the whole usage.
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer, want string) ([]string, error) {
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // the flag package would print the whole usage after each mistake
 	// Accept flags after positional arguments too ("provision apply plan.yaml --parallel 8").
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stderr)
+				fs.Usage()
 				return nil, errQuiet(ExitOK)
 			}
-			return nil, errQuiet(ExitBadInput)
+			return nil, flagError(fs, err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -151,18 +156,24 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer, want string) ([]st
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+	fs.SetOutput(stderr)
 	switch want {
 	case "plan":
 		if len(pos) != 1 {
-			fs.Usage()
-			return nil, withCode(ExitBadInput, fmt.Errorf("%s: want exactly one PLAN file, got %d arguments", fs.Name(), len(pos)))
+			return nil, flagError(fs, fmt.Errorf("want exactly one PLAN file, got %d arguments", len(pos)))
 		}
 	case "none":
 		if len(pos) != 0 {
-			return nil, withCode(ExitBadInput, fmt.Errorf("%s: unexpected arguments %q", fs.Name(), pos))
+			return nil, flagError(fs, fmt.Errorf("unexpected arguments %q", pos))
 		}
 	}
 	return pos, nil
+}
+
+// flagError is a bad-input error about the command line of fs's command, in one line
+// that ends by pointing at the command's --help.
+func flagError(fs *flag.FlagSet, err error) error {
+	return withCode(ExitBadInput, fmt.Errorf("%s: %v; see provision %s --help", fs.Name(), err, fs.Name()))
 }
 
 func newFlagSet(name, synopsis string) *flag.FlagSet {
@@ -181,7 +192,7 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 func (c *common) logger(stderr io.Writer, red *plan.Redactor) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(c.logLevel)
 	if err != nil || c.logLevel == "" {
-		return zerolog.Nop(), withCode(ExitBadInput, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel))
+		return zerolog.Nop(), c.flagErr("--log-level %q: want debug, info, warn or error", c.logLevel)
 	}
 	w := red.Writer(stderr)
 	switch c.logFormat {
@@ -191,8 +202,12 @@ func (c *common) logger(stderr io.Writer, red *plan.Redactor) (zerolog.Logger, e
 		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !newPalette(stderr).on}
 		return zerolog.New(cw).Level(lvl).With().Timestamp().Logger(), nil
 	}
-	return zerolog.Nop(), withCode(ExitBadInput, fmt.Errorf("--log-format %q: want console or json", c.logFormat))
+	return zerolog.Nop(), c.flagErr("--log-format %q: want console or json", c.logFormat)
 }
+
+// flagErr is a bad-input error about one flag of c's command, in one line that ends
+// by pointing at the command's --help.
+func (c *common) flagErr(format string, a ...any) error { return cmdFlagErr(c.cmd, format, a...) }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(interface{ Fd() uintptr })
@@ -249,10 +264,10 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 	b := &providers.Build{Plan: p, Clients: &providers.Clients{}}
 	l.build = b
 	if c.sandbox && c.sandboxURL != "" {
-		return nil, withCode(ExitBadInput, errors.New("--sandbox and --sandbox-url exclude each other"))
+		return nil, c.flagErr("--sandbox and --sandbox-url exclude each other")
 	}
 	if !c.sandbox && c.faults.set() {
-		return nil, withCode(ExitBadInput, errors.New("the --fault-* flags need --sandbox (with --sandbox-url, give them to provision sandbox)"))
+		return nil, c.flagErr("the --fault-* flags need --sandbox (with --sandbox-url, give them to provision sandbox)")
 	}
 	switch {
 	case c.sandbox || c.sandboxState:
@@ -264,7 +279,7 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 	}
 	if c.sandboxURL != "" {
 		if u, err := url.Parse(c.sandboxURL); err != nil || u.Scheme != "http" || u.Host == "" {
-			return nil, withCode(ExitBadInput, fmt.Errorf("--sandbox-url %q: want http://HOST:PORT", c.sandboxURL))
+			return nil, c.flagErr("--sandbox-url %q: want http://HOST:PORT", c.sandboxURL)
 		}
 		sandbox.Rewrite(p, c.sandboxURL)
 		b.ServerURL = sandbox.ServerURL(c.sandboxURL)
@@ -296,6 +311,7 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 		}
 		tasks = append(tasks, ts...)
 	}
+	errs = append(errs, providers.CheckOutputRefs(reg, p)...)
 	if len(errs) > 0 {
 		l.close()
 		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(uniqueErrors(errs, 100))))
@@ -309,7 +325,7 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 		i, n, err := parseShard(c.shard)
 		if err != nil {
 			l.close()
-			return nil, withCode(ExitBadInput, err)
+			return nil, c.flagErr("%v", err)
 		}
 		g, err = runner.Shard(g, i, n)
 		if err != nil {

@@ -155,7 +155,7 @@ func TestCLI_BadInputExitsTwoWithPositions(t *testing.T) {
 		{name: "unknown command", args: []string{"deploy"}, want: `unknown command "deploy"`},
 		{name: "missing plan", args: []string{"apply"}, want: "want exactly one PLAN"},
 		{name: "unknown flag", args: []string{"apply", "x.yaml", "--paralel", "3"}, want: "flag provided but not defined: -paralel"},
-		{name: "bad parallel", args: []string{"apply", "PLAN", "--parallel", "0"}, plan: widgetsPlan, want: "--parallel and --max-attempts must be >= 1"},
+		{name: "bad parallel", args: []string{"apply", "PLAN", "--parallel", "0"}, plan: widgetsPlan, want: "--parallel 0: want at least 1"},
 		{name: "bad shard", args: []string{"apply", "PLAN", "--shard", "4/4"}, plan: widgetsPlan, want: `--shard "4/4"`},
 		{name: "bad log format", args: []string{"apply", "PLAN", "--log-format", "xml"}, plan: widgetsPlan, want: `--log-format "xml"`},
 		{name: "missing plan file", args: []string{"validate", filepath.Join(dir, "nope.yaml")}, want: "nope.yaml"},

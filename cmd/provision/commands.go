@@ -151,7 +151,8 @@ changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones fin
 (--grace), exit 3; a second signal exits at once.
 
 Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
-(32 bytes base64/hex, or a passphrase), and not stored otherwise.`)
+(32 bytes base64/hex: head -c32 /dev/urandom | base64; or a passphrase of at least
+16 characters), and not stored otherwise.`)
 	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
 	registerRunFlags(fs, &o, &progressEvery)
 	fs.BoolVar(&c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
@@ -184,6 +185,9 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if err := checkRunFlags("apply", o, progressEvery); err != nil {
 		return err
 	}
+	if err := c.checkStateFlag(); err != nil {
+		return err
+	}
 	o.Only = splitList(only)
 	l, err := c.load(ctx, pos[0], stderr)
 	if err != nil {
@@ -208,6 +212,9 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		return err
 	}
 	defer st.Close()
+	for _, m := range st.Warnings() {
+		log.Warn().Msg(m)
+	}
 	if l.sandbox != nil {
 		log.Info().Str("urls", l.sandbox.Describe()).Msg("sandbox: fake vendor APIs started in-process")
 	}
@@ -315,14 +322,6 @@ func registerRunFlags(fs *flag.FlagSet, o *runner.Options, progressEvery *time.D
 	fs.IntVar(&o.MaxFailures, "max-failures", 0, "stop starting tasks after `N` failures (0: no limit)")
 	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "after a stop request, how long in-flight tasks may finish")
 	fs.DurationVar(progressEvery, "progress-interval", 10*time.Second, "how often to print a progress line when stderr is not a terminal")
-}
-
-// checkRunFlags checks the values registerRunFlags read.
-func checkRunFlags(cmd string, o runner.Options, progressEvery time.Duration) error {
-	if o.Parallel < 1 || o.MaxAttempts < 1 || o.MaxFailures < 0 || o.Grace <= 0 || o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase || progressEvery <= 0 {
-		return withCode(ExitBadInput, fmt.Errorf("%s: --parallel and --max-attempts must be >= 1, --max-failures >= 0, durations > 0 and --backoff-max >= --backoff", cmd))
-	}
-	return nil
 }
 
 // applyReport is what an apply did (printed as text, or as applyJSON).
@@ -506,6 +505,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
+		rep.Warnings = append(rep.Warnings, st.Warnings()...)
 		if l != nil {
 			for _, d := range state.TargetDiff(st.Meta().Target, l.target) {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s (its records say nothing about the plan's endpoints)", sp, d))

@@ -107,6 +107,8 @@ type sandboxJSON struct {
 	Faults429     int64 `json:"faults_429"`
 	FaultsDropped int64 `json:"faults_dropped"`
 	FaultsLost    int64 `json:"faults_lost"`
+	// Throttled: requests the fakes' rate limit (--fault-rate-limit) answered 429.
+	Throttled int64 `json:"throttled"`
 }
 
 func applyJSONOf(r *applyReport, sb *sandboxRun) applyJSON {

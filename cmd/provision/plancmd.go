@@ -41,9 +41,10 @@ type planOpts struct {
 
 // stateRead is what a command read from a state file (maybe none).
 type stateRead struct {
-	path  string
-	recs  map[string]*state.Record
-	infos map[string]*state.TaskInfo
+	path     string
+	recs     map[string]*state.Record
+	infos    map[string]*state.TaskInfo
+	warnings []string // from opening the state (state.Store.Warnings)
 }
 
 // readState reads the records and task infos of a loaded plan's state, read-only;
@@ -55,6 +56,7 @@ func (c *common) readState(l *loaded) (*stateRead, error) {
 		return sr, err
 	}
 	defer st.Close()
+	sr.warnings = st.Warnings()
 	if sr.recs, err = st.Load(); err == nil {
 		sr.infos, err = st.Infos()
 	}
@@ -256,6 +258,9 @@ func flatten(prefix string, v any, out map[string]string) {
 }
 
 func dryRunPlan(ctx context.Context, c *common, path string, po planOpts, stdout, stderr io.Writer) error {
+	if err := c.checkStateFlag(); err != nil {
+		return err
+	}
 	l, err := c.load(ctx, path, stderr)
 	if err != nil {
 		return err
@@ -264,6 +269,9 @@ func dryRunPlan(ctx context.Context, c *common, path string, po planOpts, stdout
 	sr, err := c.readState(l)
 	if err != nil {
 		return err
+	}
+	for _, m := range sr.warnings {
+		fmt.Fprintf(stderr, "provision: warning: %s\n", m)
 	}
 	out, err := c.decideAll(ctx, l, sr, po.only, true)
 	if err != nil {

@@ -22,6 +22,8 @@ type faultFlags struct {
 	errRate, tooMany, drop, lost float64
 	retryAfter                   time.Duration
 	seed                         uint64
+	rateLimit                    float64
+	rateBurst                    int
 }
 
 func (f *faultFlags) register(fs *flag.FlagSet) {
@@ -32,11 +34,14 @@ func (f *faultFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.drop, "fault-drop", 0, "sandbox: share of connections dropped before the request is applied")
 	fs.Float64Var(&f.lost, "fault-lost", 0, "sandbox: share of requests applied whose answer is lost (connection dropped)")
 	fs.Uint64Var(&f.seed, "fault-seed", 0, "sandbox: random seed `N` for faults (0: random)")
+	fs.Float64Var(&f.rateLimit, "fault-rate-limit", 0, "sandbox: requests per second (`RATE`) each fake accepts (a token bucket; over it 429 with Retry-After in the vendor's shape; 0: no limit)")
+	fs.IntVar(&f.rateBurst, "fault-rate-burst", 0, "sandbox: bucket size `N` of --fault-rate-limit (default: the rate, at least 1)")
 }
 
 // set reports whether any fault switch differs from its default.
 func (f *faultFlags) set() bool {
-	return f.latency != 0 || f.errRate != 0 || f.tooMany != 0 || f.drop != 0 || f.lost != 0 || f.seed != 0 || (f.retryAfter != 0 && f.retryAfter != time.Second)
+	return f.latency != 0 || f.errRate != 0 || f.tooMany != 0 || f.drop != 0 || f.lost != 0 || f.seed != 0 || (f.retryAfter != 0 && f.retryAfter != time.Second) ||
+		f.rateLimit != 0 || f.rateBurst != 0
 }
 
 func (f *faultFlags) config() (fault.Config, error) {
@@ -45,7 +50,14 @@ func (f *faultFlags) config() (fault.Config, error) {
 			return fault.Config{}, fmt.Errorf("fault rates must be between 0 and 1, got %v", r)
 		}
 	}
-	return fault.Config{Latency: f.latency, ErrorRate: f.errRate, TooManyRate: f.tooMany, RetryAfter: f.retryAfter, DropRate: f.drop, LostRate: f.lost, Seed: f.seed}, nil
+	if f.rateLimit < 0 {
+		return fault.Config{}, fmt.Errorf("--fault-rate-limit: want requests per second >= 0, got %v", f.rateLimit)
+	}
+	if f.rateBurst < 0 {
+		return fault.Config{}, fmt.Errorf("--fault-rate-burst: want a bucket size >= 0, got %d", f.rateBurst)
+	}
+	return fault.Config{Latency: f.latency, ErrorRate: f.errRate, TooManyRate: f.tooMany, RetryAfter: f.retryAfter, DropRate: f.drop, LostRate: f.lost, Seed: f.seed,
+		RateLimit: f.rateLimit, RateBurst: f.rateBurst}, nil
 }
 
 // sandboxSecrets supplies placeholder values for secret environment variables that
@@ -104,7 +116,7 @@ func (s *sandboxRun) Summary() string { return s.sb.Counts().String() }
 // Stats is the JSON form of Summary.
 func (s *sandboxRun) Stats() *sandboxJSON {
 	c := s.sb.Counts()
-	return &sandboxJSON{Requests: c.Requests, Faults5xx: c.Errors, Faults429: c.TooMany, FaultsDropped: c.Dropped, FaultsLost: c.Lost}
+	return &sandboxJSON{Requests: c.Requests, Faults5xx: c.Errors, Faults429: c.TooMany, FaultsDropped: c.Dropped, FaultsLost: c.Lost, Throttled: c.Throttled}
 }
 
 func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -157,5 +169,9 @@ func describeFaults(c fault.Config) string {
 	if c.Off() {
 		return "off"
 	}
-	return fmt.Sprintf("latency=%s 5xx=%.3f 429=%.3f drop=%.3f lost=%.3f", c.Latency, c.ErrorRate, c.TooManyRate, c.DropRate, c.LostRate)
+	d := fmt.Sprintf("latency=%s 5xx=%.3f 429=%.3f drop=%.3f lost=%.3f", c.Latency, c.ErrorRate, c.TooManyRate, c.DropRate, c.LostRate)
+	if c.RateLimit > 0 {
+		d += fmt.Sprintf(" rate-limit=%g/s", c.RateLimit)
+	}
+	return d
 }

@@ -229,12 +229,16 @@ func (a *account) onboardBody() map[string]string {
 // adopts the account of that name); then add it to the API application's scope unless
 // it is in it, and rescan (checkpointing the job id, then polling it) when asked.
 func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	s := a.s
 	acc, err := a.find(ctx, x)
 	if err != nil {
 		return nil, err
 	}
 	if acc != nil && x.PriorValue(OutAccountID) != acc.ID {
+		if aerr := x.Adopt(x.PriorValue(OutAccountID) == "" && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
 			return nil, err
 		}
@@ -255,6 +259,9 @@ func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, 
 				return nil, fmt.Errorf("%w (no account of this name is listed: is the cloud account onboarded under another name?)", conflict)
 			}
 			acc = found
+			if aerr := x.Adopt(x.FirstLook()); aerr != nil { // refused as a duplicate on the first try: it was there before
+				return nil, aerr
+			}
 			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
 				return nil, err
 			}

@@ -3,12 +3,14 @@ package cloudneeti
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"provision/plan"
@@ -26,10 +28,12 @@ const (
 )
 
 // Client talks to one Cloudneeti endpoint (one license). It is safe for concurrent
-// use; all tasks of an endpoint share it and its token.
+// use; all tasks of an endpoint share it and its tokens: one license token for
+// onboarding, the account list and the API scope, and one account token per account
+// for its rescans and job status (Cloudneeti_SaaS_Docs tokenAPI.md, initiateScanAPI.md).
 type Client struct {
 	rc      *rest.Client
-	auth    *rest.TokenAuth
+	tokens  *tokenSet
 	license string
 	// PollEvery is the longest wait between two polls of a job (the first polls come
 	// sooner); PollFor bounds one wait.
@@ -56,6 +60,11 @@ func checkAuth(a plan.Auth) error {
 	if a.ClientSecret.IsZero() {
 		errs = append(errs, errors.New("auth.client_secret: required (the API application secret)"))
 	}
+	if a.AccountID != "" {
+		// An endpoint-wide account token would be refused by onboarding, the account
+		// list and the API scope, which take the license token.
+		errs = append(errs, errors.New("auth.account_id: not allowed: the client asks for the license token and for one account token per account itself; remove it"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -67,17 +76,66 @@ func NewClient(ep *plan.Endpoint, red *plan.Redactor) (*Client, error) {
 	if err := checkAuth(a); err != nil {
 		return nil, err
 	}
-	key, lic, appID, secret, account := a.APIKey, a.LicenseID, a.ClientID, a.ClientSecret, a.AccountID
-	auth := &rest.TokenAuth{Redactor: red}
-	const op = "license token request"
-	auth.Fetch = func(ctx context.Context, c *rest.Client) (rest.Token, error) {
-		q := url.Values{}
-		if account != "" {
-			q.Set("accountId", account)
-		}
-		resp, err := c.Do(ctx, &rest.Request{Method: http.MethodPost, Path: "/authorize/license/" + url.PathEscape(lic) + "/token", Query: q,
-			NoAuth: true, Idempotent: true, Op: op, Header: http.Header{KeyHeader: {key.Reveal()}},
-			JSON: map[string]string{"APIApplicationId": appID, "Secret": secret.Reveal()}})
+	ts := &tokenSet{red: red, key: a.APIKey, license: a.LicenseID, appID: a.ClientID, secret: a.ClientSecret, m: map[string]*rest.TokenAuth{}}
+	rc, err := rest.New(rest.Config{Name: ep.Name, BaseURL: ep.URL, TLS: ep.TLS, Limits: ep.Limits, Timeout: ep.Timeout.D(),
+		Auth: ts, DecodeError: DecodeError, Expired: expired})
+	if err != nil {
+		return nil, err
+	}
+	return &Client{rc: rc, tokens: ts, license: a.LicenseID, PollEvery: DefaultPollEvery, PollFor: DefaultPollFor}, nil
+}
+
+// tokenSet is the rest.Authenticator of a Cloudneeti client: one token per
+// (license, account), the license token under account "". A request's context says
+// which one it needs (forAccount); each token is fetched lazily, shared by every
+// request that needs it, and re-issued after a 401 (its lifetime is chosen per API
+// application and not announced).
+type tokenSet struct {
+	red            *plan.Redactor
+	key, secret    plan.Secret
+	license, appID string
+	now            func() time.Time // tests; nil: time.Now
+	mu             sync.Mutex
+	m              map[string]*rest.TokenAuth
+}
+
+func (t *tokenSet) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
+type accountKey struct{}
+
+// forAccount marks ctx's requests as needing the account token of account.
+func forAccount(ctx context.Context, account string) context.Context {
+	return context.WithValue(ctx, accountKey{}, account)
+}
+
+func accountOf(ctx context.Context) string {
+	a, _ := ctx.Value(accountKey{}).(string)
+	return a
+}
+
+// source returns the token source of account ("": the license token).
+func (t *tokenSet) source(account string) *rest.TokenAuth {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a, ok := t.m[account]; ok {
+		return a
+	}
+	op := "license token request"
+	q := url.Values{}
+	if account != "" {
+		op = "account token request for account " + account
+		q.Set("accountId", account)
+	}
+	a := &rest.TokenAuth{Redactor: t.red, Now: t.now}
+	a.Fetch = func(ctx context.Context, c *rest.Client) (rest.Token, error) {
+		resp, err := c.Do(ctx, &rest.Request{Method: http.MethodPost, Path: "/authorize/license/" + url.PathEscape(t.license) + "/token", Query: q,
+			NoAuth: true, Idempotent: true, Op: op, Header: http.Header{KeyHeader: {t.key.Reveal()}},
+			JSON: map[string]string{"APIApplicationId": t.appID, "Secret": t.secret.Reveal()}})
 		if err != nil {
 			return rest.Token{}, err
 		}
@@ -90,19 +148,55 @@ func NewClient(ep *plan.Endpoint, red *plan.Redactor) (*Client, error) {
 			}
 			return rest.Token{}, &providers.Error{Op: op, Status: resp.Status, Message: err.Error()}
 		}
-		return rest.Token{Value: tok}, nil
+		// An exp claim that is already (nearly) past on this clock is a skewed clock,
+		// not a dead token: renew on 401 only then, not on every call.
+		exp := TokenExpiry(tok)
+		if now := t.clock(); !exp.After(now.Add(time.Minute)) {
+			exp = time.Time{}
+		}
+		return rest.Token{Value: tok, Expiry: exp}, nil
 	}
-	auth.Apply = func(req *http.Request, t string) {
-		req.Header.Set("Authorization", "Bearer "+t)
-		req.Header.Set(KeyHeader, key.Reveal())
+	a.Apply = func(req *http.Request, tok string) {
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set(KeyHeader, t.key.Reveal())
 	}
-	rc, err := rest.New(rest.Config{Name: ep.Name, BaseURL: ep.URL, TLS: ep.TLS, Limits: ep.Limits, Timeout: ep.Timeout.D(),
-		Auth: auth, DecodeError: DecodeError, Expired: expired})
-	if err != nil {
-		return nil, err
-	}
-	return &Client{rc: rc, auth: auth, license: lic, PollEvery: DefaultPollEvery, PollFor: DefaultPollFor}, nil
+	t.m[account] = a
+	return a
 }
+
+// Authorize implements rest.Authenticator with the token the request's context names.
+func (t *tokenSet) Authorize(ctx context.Context, c *rest.Client, req *http.Request) error {
+	return t.source(accountOf(ctx)).Authorize(ctx, c, req)
+}
+
+// Invalidate implements rest.Authenticator: the token used on req is dropped.
+func (t *tokenSet) Invalidate(req *http.Request) {
+	t.source(accountOf(req.Context())).Invalidate(req)
+}
+
+// TokenExpiry reads the exp claim when a token is a JWT (not documented: an
+// inference that costs nothing when wrong); zero otherwise, and the token is then
+// renewed after a 401 only.
+func TokenExpiry(tok string) time.Time {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}
+	}
+	var c struct {
+		Exp float64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.Exp <= 0 || c.Exp > 1e11 {
+		return time.Time{}
+	}
+	return time.Unix(int64(c.Exp), 0)
+}
+
+// Fetches returns how many tokens were fetched for account ("": license tokens).
+func (c *Client) Fetches(account string) int { return c.tokens.source(account).Fetches() }
 
 // Envelope is the answer shape of every call: {result, statusCode, message}; the token
 // call may also put the token at top level (the seed's shape).
@@ -291,13 +385,13 @@ func (c *Client) compliance(account string) string {
 	return "/compliance/license/" + url.PathEscape(c.license) + "/account/" + url.PathEscape(account)
 }
 
-// Rescan starts a rescan and returns its job id.
+// Rescan starts a rescan and returns its job id. It needs the account's token.
 func (c *Client) Rescan(ctx context.Context, account string) (string, error) {
 	op := "start rescan of account " + account
 	var r struct {
 		JobID string `json:"jobId"`
 	}
-	if err := c.do(ctx, http.MethodGet, c.compliance(account)+"/rescan", nil, false, op, &r); err != nil {
+	if err := c.do(forAccount(ctx, account), http.MethodGet, c.compliance(account)+"/rescan", nil, false, op, &r); err != nil {
 		return "", err
 	}
 	if r.JobID == "" {
@@ -314,13 +408,13 @@ var (
 	ErrJobGone = errors.New("job unknown")
 )
 
-// JobStatus reads a job's status.
+// JobStatus reads a job's status. It needs the account's token.
 func (c *Client) JobStatus(ctx context.Context, account, job string) (string, error) {
 	var r struct {
 		JobStatus string `json:"jobStatus"`
 		Status    string `json:"status"`
 	}
-	err := c.do(ctx, http.MethodGet, c.compliance(account)+"/job/"+url.PathEscape(job)+"/status", nil, true, "job "+job+" status", &r)
+	err := c.do(forAccount(ctx, account), http.MethodGet, c.compliance(account)+"/job/"+url.PathEscape(job)+"/status", nil, true, "job "+job+" status", &r)
 	if err != nil {
 		return "", err
 	}
@@ -331,16 +425,20 @@ func (c *Client) JobStatus(ctx context.Context, account, job string) (string, er
 }
 
 // Wait polls a job until Success. Failed is ErrJobFailed; unknown is ErrJobGone; still
-// running after PollFor is a retryable error.
+// running after PollFor is a retryable error. A 429 or 503 answer to a poll is waited
+// out (the rest client holds requests back for its Retry-After) and polled again.
 func (c *Client) Wait(ctx context.Context, account, job string) (string, error) {
 	deadline := time.Now().Add(c.PollFor)
 	wait := min(250*time.Millisecond, c.PollEvery)
 	for {
 		st, err := c.JobStatus(ctx, account, job)
-		if providers.StatusOf(err) == http.StatusNotFound {
+		code := providers.StatusOf(err)
+		switch {
+		case code == http.StatusNotFound:
 			return "", fmt.Errorf("job %s of account %s: %w", job, account, ErrJobGone)
-		}
-		if err != nil {
+		case (code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable) && time.Now().Before(deadline):
+			st = "throttled"
+		case err != nil:
 			return "", err
 		}
 		switch strings.ToLower(st) {

@@ -444,7 +444,6 @@ func TestAccount_Apply_ErrorAnswers(t *testing.T) {
 		{name: "wrong app secret", mut: func(o *cnfake.Options) { o.Licenses[0].Apps[0].Secret = "other" }, want: "license token request: HTTP 401: Invalid license, API application id or secret"},
 		{name: "wrong app secret in a 200", mut: func(o *cnfake.Options) { o.Licenses[0].Apps[0].Secret = "other"; o.ErrorsIn200 = true }, want: "license token request: HTTP 401: Invalid license"},
 		{name: "unknown license", mut: func(o *cnfake.Options) { o.Licenses[0].ID = "lic-other" }, want: "HTTP 401: Invalid license"},
-		{name: "account token for an unknown account", auth: `{api_key: "${env.CN_KEY}", license_id: lic-test-1, client_id: app-test-1, client_secret: "${env.CN_SECRET}", account_id: nope}`, want: "HTTP 404: Account not found in this license"},
 		{name: "validation 400", spec: func(s *Spec) { s.AWS.AccountID = "12" }, want: `onboard aws account "acct-1": HTTP 400: Validation failed: AWSAccountId must be a 12-digit AWS account id`},
 		{name: "validation 400 in a 200", mut: func(o *cnfake.Options) { o.ErrorsIn200 = true }, spec: func(s *Spec) { s.AWS.RoleName = "bad role" }, want: "HTTP 400: Validation failed: AWSRoleName"},
 		{name: "cloud account onboarded under another name 409", mut: func(o *cnfake.Options) {
@@ -509,6 +508,7 @@ func TestAccount_Build_RejectsBadFields(t *testing.T) {
 		{name: "missing credentials", auth: `{license_id: lic}`, want: []string{"endpoint cn: auth.api_key: required", "auth.client_id: required", "auth.client_secret: required"}},
 		{name: "auth type", auth: `{type: basic, api_key: "${env.CN_KEY}", license_id: l, client_id: c, client_secret: s}`, want: []string{`auth.type: "basic" is not supported`}},
 		{name: "license id", auth: `{api_key: "${env.CN_KEY}", license_id: "a/b", client_id: c, client_secret: s}`, want: []string{`auth.license_id: "a/b" is not a license id`}},
+		{name: "endpoint-wide account token", auth: `{api_key: "${env.CN_KEY}", license_id: l, client_id: c, client_secret: s, account_id: acc-1}`, want: []string{"auth.account_id: not allowed: the client asks for the license token and for one account token per account itself"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.auth == "" {
@@ -642,3 +642,167 @@ func (c *clock) Jump(d time.Duration) {
 	defer c.mu.Unlock()
 	c.offset += d
 }
+
+// Rescan and job status take the account's token, everything else the license
+// token (Cloudneeti_SaaS_Docs tokenAPI.md, initiateScanAPI.md): the fake refuses the
+// wrong kind with 401. One token per (license, account) is fetched and shared, and
+// each is renewed once after a 401.
+func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
+	srv, url := newFake(t, nil)
+	task := mustBuild(t, url, awsFields, "rescan: true")
+	c := task.Action.(*account).c
+	out, saved, err := apply(t, task, runOpts{})
+	if err != nil || out[OutRescanStatus].Value != "Success" {
+		t.Fatalf("out %v err %v", out, err)
+	}
+	acc := out[OutAccountID].Value
+	if c.Fetches("") != 1 || c.Fetches(acc) != 1 || srv.Snapshot().Counters.Tokens != 2 {
+		t.Fatalf("tokens: license %d, account %d, issued %d; want one of each", c.Fetches(""), c.Fetches(acc), srv.Snapshot().Counters.Tokens)
+	}
+	// A second rescan of the same account reuses both tokens.
+	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
+	if _, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Fetches("") != 1 || c.Fetches(acc) != 1 {
+		t.Fatalf("tokens after a second rescan: license %d, account %d", c.Fetches(""), c.Fetches(acc))
+	}
+	// Revoked tokens: each kind is renewed once, and the rescan still goes through.
+	srv.RevokeTokens()
+	if _, _, err := apply(t, task, runOpts{attempt: 3, changed: true, prior: saved}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Fetches("") != 2 || c.Fetches(acc) != 2 {
+		t.Fatalf("tokens after revocation: license %d, account %d; want 2 and 2", c.Fetches(""), c.Fetches(acc))
+	}
+	if snap := checkFake(t, srv, 1, 1); snap.Counters.Rescans != 3 {
+		t.Fatalf("rescans %d", snap.Counters.Rescans)
+	}
+}
+
+// A 429 storm within the server's limit fails no task: the fake's token bucket
+// (10/s, bursts of 6) throttles four onboardings with rescans; every task ends done,
+// each account is onboarded once, and a rerun onboards nothing.
+func TestAccount_Apply_RidesRateLimitStorm(t *testing.T) {
+	o := fakeOptions()
+	o.JobDelay = 20 * time.Millisecond
+	o.Faults.RateLimit, o.Faults.RateBurst = 10, 6
+	srv := cnfake.New(o)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	text := strings.NewReplacer("AUTH", goodAuth, "- name: acct-1\n      FIELDS", `- name: acct-${row.value}
+      foreach: {range: {from: 1, to: 4}}
+      cloud: aws
+      aws: {account_id: "12345678901${row.value}", role_name: CloudneetiReadOnly}
+      rescan: true`).Replace(basePlan)
+	p := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Vars: map[string]string{"url": ts.URL}, Getenv: getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &providers.Build{Plan: pl, Clients: &providers.Clients{}}
+	var tasks []*providers.Task
+	for _, it := range pl.Items {
+		ts, err := AccountKind{}.Build(b, it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast(ts[0])
+		tasks = append(tasks, ts...)
+	}
+	g, err := runner.NewGraph(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := filepath.Join(t.TempDir(), "state.db")
+	var logs bytes.Buffer
+	for round := 0; round < 2; round++ {
+		st, err := state.Open(sp, state.Options{PlanName: pl.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A generous attempt budget: a throttled attempt may still count as one.
+		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 4, MaxAttempts: 200, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: pl.Redactor})
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() || (round == 1 && res.UpToDate != 4) {
+			t.Fatalf("round %d: %+v", round, res)
+		}
+	}
+	snap := checkFake(t, srv, 4, 4)
+	for _, a := range snap.Accounts[license] {
+		if len(a.Scope) != 1 || a.Rescans < 1 {
+			t.Errorf("account %+v", a)
+		}
+	}
+	if n := srv.Faults.Counts().Throttled; n == 0 {
+		t.Fatal("the fake never throttled: the test proves nothing")
+	} else {
+		t.Logf("throttled %d of %d requests", n, srv.Faults.Counts().Requests)
+	}
+	for _, s := range []string{apiKey, appSecret} {
+		if strings.Contains(logs.String(), s) {
+			t.Error("a secret reached the logs")
+		}
+	}
+}
+
+// A token whose exp claim has passed is renewed before it is used, without a 401
+// first; an exp already past when the token arrives (a skewed clock) is ignored.
+func TestAccount_Apply_RenewsTokensOnExpiry(t *testing.T) {
+	clk := &clock{}
+	o := fakeOptions()
+	o.Now = clk.Now // tokens live an hour on the fake's clock
+	srv := cnfake.New(o)
+	var unauthorized atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		srv.ServeHTTP(rec, r)
+		if rec.status == http.StatusUnauthorized {
+			unauthorized.Add(1)
+		}
+	}))
+	defer ts.Close()
+	task := mustBuild(t, ts.URL, awsFields, "rescan: true")
+	c := task.Action.(*account).c
+	c.tokens.now = clk.Now
+	out, saved, err := apply(t, task, runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := out[OutAccountID].Value
+	clk.Jump(2 * time.Hour)
+	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
+	if _, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Fetches("") != 2 || c.Fetches(acc) != 2 || unauthorized.Load() != 0 {
+		t.Fatalf("tokens: license %d, account %d, 401 answers %d; want each renewed once before use", c.Fetches(""), c.Fetches(acc), unauthorized.Load())
+	}
+	if !TokenExpiry("not-a-jwt").IsZero() {
+		t.Fatal("an opaque token has no expiry")
+	}
+	// The client's clock runs three hours ahead: every new token looks expired on
+	// arrival; its exp is ignored instead of fetching a token per call.
+	c2 := mustBuild(t, ts.URL, awsFields, "rescan: true").Action.(*account).c
+	c2.tokens.now = func() time.Time { return clk.Now().Add(3 * time.Hour) }
+	if _, err := c2.Accounts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Accounts(context.Background()); err != nil || c2.Fetches("") != 1 {
+		t.Fatalf("skewed clock: %d license tokens, err %v", c2.Fetches(""), err)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(s int) { r.status = s; r.ResponseWriter.WriteHeader(s) }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -181,14 +182,26 @@ func (s *AppSpec) conn(e *env) (*Conn, error) {
 // seed's list call is cut off) as the user that creates it; create it when absent.
 // POST /v1/app is not known to refuse duplicates, so after a failed create the
 // lookup decides whether it took effect before anything is sent again.
+//
+// When the platform serves no such lookup (ErrNoAppLookup), the inference fails
+// safe: an application that cannot exist yet (no earlier attempt of this task may
+// have created it: not in doubt, no checkpointed id) is created without a lookup;
+// one that may exist is read by its checkpointed id if GET /v1/app/{id} is served,
+// and otherwise the task fails in doubt (never retried, never created blind).
 func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.Outputs, error) {
 	k, err := s.conn(e)
 	if err != nil {
 		return nil, err
 	}
 	a, err := k.FindApp(ctx, s.AppName)
+	if errors.Is(err, ErrNoAppLookup) {
+		return s.applyBlind(ctx, k, x)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if aerr := x.Adopt(a != nil && x.PriorValue("app_id") == "" && x.FirstLook()); aerr != nil {
+		return nil, aerr
 	}
 	if prior := x.PriorValue("app_id"); a == nil && prior != "" {
 		// An earlier attempt created it, yet the name lookup (an inference) misses
@@ -211,7 +224,13 @@ func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.O
 			}
 			a, lerr := k.FindApp(ctx, s.AppName)
 			if lerr != nil || a == nil {
+				if errors.Is(lerr, ErrNoAppLookup) {
+					return nil, s.inDoubt(err)
+				}
 				return nil, err
+			}
+			if aerr := x.Adopt(!providers.MaybeApplied(err) && x.FirstLook()); aerr != nil {
+				return nil, aerr
 			}
 			x.Log.Debug().Str("app", s.AppName).Int("id", a.ID).Msg("create failed but the application exists: adopting it")
 			return s.adopt(a, x)
@@ -230,6 +249,48 @@ func (s *AppSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.O
 		}
 	}
 	return s.adopt(a, x)
+}
+
+// applyBlind is apply on a platform without the application lookup.
+func (s *AppSpec) applyBlind(ctx context.Context, k *Conn, x *providers.Exec) (state.Outputs, error) {
+	if prior := x.PriorValue("app_id"); prior != "" {
+		a, err := k.GetApp(ctx, prior)
+		switch {
+		case errors.Is(err, ErrNoAppLookup):
+			return nil, s.inDoubt(err)
+		case err != nil:
+			return nil, err
+		case a != nil && (a.Name == "" || a.Name == s.AppName):
+			return s.adopt(a, x)
+		}
+		// The id is unknown (or names another application): ours is gone.
+		x.Log.Debug().Str("app", s.AppName).Str("app_id", prior).Msg("checkpointed application is gone: creating it again")
+	} else if x.InDoubt {
+		return nil, s.inDoubt(ErrNoAppLookup)
+	}
+	x.Log.Warn().Str("app", s.AppName).Msg("the platform serves no application lookup (GET /v1/app): creating without one; no earlier attempt can have created it")
+	id, err := k.CreateApp(ctx, s.newApp())
+	if err != nil {
+		// A create that may have taken effect leaves the next attempt in doubt: with
+		// no lookup, that one fails rather than creating a second application.
+		return nil, err
+	}
+	if id <= 0 {
+		return nil, s.inDoubt(fmt.Errorf("application %s was created but the answer holds no id and the platform offers no lookup", s.AppName))
+	}
+	if err := x.Checkpoint(outputs("app_id", strconv.Itoa(id))); err != nil {
+		return nil, err
+	}
+	return outputs("app_id", strconv.Itoa(id), "app_name", s.AppName), nil
+}
+
+// inDoubt is the permanent failure of a task that cannot tell whether its
+// application exists. It stays "may have taken effect", so a rerun is in doubt too
+// and never creates blind.
+func (s *AppSpec) inDoubt(cause error) error {
+	return &providers.Error{Op: "application " + s.AppName, MaybeApplied: true,
+		Message: "an earlier attempt may have created it and the platform offers no lookup to confirm it: check on the platform by hand; the task stays in doubt (it never creates a second application blind) until a lookup can confirm it",
+		Err:     fmt.Errorf("%w: %w", providers.ErrInDoubt, cause)}
 }
 
 // adopt accepts an existing application that matches the spec and refuses one that
@@ -264,6 +325,8 @@ func (s *AppSpec) probe(ctx context.Context, e *env, _ *providers.Exec) (bool, s
 	}
 	a, err := k.FindApp(ctx, s.AppName)
 	switch st := providers.StatusOf(err); {
+	case errors.Is(err, ErrNoAppLookup):
+		return false, "unknown: the platform serves no application lookup", nil
 	case s.Business != "" && (st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusUnprocessableEntity):
 		// The business's administrator cannot log in yet: nothing of it exists.
 		return false, "the business administrator cannot log in yet: " + err.Error(), nil

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"provision/plan"
@@ -33,6 +34,9 @@ type Client struct {
 	red *plan.Redactor
 	// users shares the system administrator's user listings among tasks.
 	users userDirectory
+	// noAppLookup is set once the platform answered the inferred application lookup
+	// (GET /v1/app) with 404 or 405 even unfiltered: it is not served here.
+	noAppLookup atomic.Bool
 }
 
 // NewClient builds the client of an endpoint. No request is sent.
@@ -692,10 +696,41 @@ func (a *App) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// ErrNoAppLookup means the platform does not serve the application lookup this
+// client infers (GET /v1/app answers 404 or 405 even without a filter): whether an
+// application exists cannot be read.
+var ErrNoAppLookup = errors.New("the platform serves no application lookup (GET /v1/app answers 404 or 405; the call is an inference: the seed's application list is cut off)")
+
+// lookupMissing: the answer of a route that is not served (404 Not Found, 405 Method
+// Not Allowed).
+func lookupMissing(err error) bool {
+	st := providers.StatusOf(err)
+	return st == http.StatusNotFound || st == http.StatusMethodNotAllowed
+}
+
 // FindApp returns the application named name that the connection's user sees, or
-// nil (GET /v1/app?appName=, every page).
+// nil (GET /v1/app?appName=, every page). A 404 to the filtered list is checked
+// with one unfiltered page: if that is served, 404 meant "no match"; if it answers
+// 404 or 405 too (or the filtered list answered 405), the error is ErrNoAppLookup,
+// remembered for the client's later lookups.
 func (k *Conn) FindApp(ctx context.Context, name string) (*App, error) {
+	if k.c.noAppLookup.Load() {
+		return nil, ErrNoAppLookup
+	}
 	list, err := listAll[App](ctx, k, "list applications", "/v1/app", url.Values{"appName": {name}})
+	if lookupMissing(err) {
+		if providers.StatusOf(err) == http.StatusNotFound {
+			_, _, perr := k.do(ctx, &rest.Request{Method: http.MethodGet, Path: "/v1/app", Query: url.Values{"page": {"1"}, "pageSize": {"1"}}, Op: "list applications"})
+			if perr == nil {
+				return nil, nil
+			}
+			if !lookupMissing(perr) {
+				return nil, perr
+			}
+		}
+		k.c.noAppLookup.Store(true)
+		return nil, ErrNoAppLookup
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -713,10 +748,15 @@ func (k *Conn) FindApp(ctx context.Context, name string) (*App, error) {
 }
 
 // GetApp returns the application with id (GET /v1/app/{id}, an inference like the
-// list call), or nil when the answer is 404.
+// list call), or nil when the answer is 404 while the list call is served. When the
+// platform serves no application lookup, a 404 or 405 is ErrNoAppLookup: it cannot
+// tell a missing application from a missing route.
 func (k *Conn) GetApp(ctx context.Context, id string) (*App, error) {
 	op := "get application " + id
 	payload, status, err := k.do(ctx, &rest.Request{Method: http.MethodGet, Path: "/v1/app/" + url.PathEscape(id), Op: op})
+	if lookupMissing(err) && (k.c.noAppLookup.Load() || providers.StatusOf(err) == http.StatusMethodNotAllowed) {
+		return nil, ErrNoAppLookup
+	}
 	if providers.StatusOf(err) == http.StatusNotFound {
 		return nil, nil
 	}

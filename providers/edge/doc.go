@@ -120,6 +120,10 @@
 // edge_registries: an external registry whose secret pulls images.
 //
 //	repository_id  string  the registry's unique name; default: the item name
+//	business       string  name of an edge_businesses item whose administrator
+//	                       creates and reads the record (default: the system
+//	                       administrator); whether records are global or per business
+//	                       is not in the seed (inference)
 //	address        string  required, e.g. registry.example.com
 //	user           string  required
 //	password       secret  required (the external registry's: no platform rule)
@@ -157,7 +161,30 @@
 // known to refuse a second application of the same name, so a create that failed in
 // a way that may have taken effect is followed by the lookup, never by a blind
 // repeat. An existing application with another image, version or deploy type fails
-// the task.
+// the task. A platform that does not serve the lookup (404 or 405 on GET /v1/app
+// even without a filter) gets creates only where no earlier attempt can have made
+// the application; where one may have, the task fails in doubt (ErrNoAppLookup).
+//
+// # Destroy and drift
+//
+// Destroy uses the delete calls the seed documents, as the system administrator:
+// users DELETE /v1/admin/user/{id} (the recorded id, checked against the user of that
+// name); cluster labels DELETE /v1/cluster/label and node labels DELETE /v1/node/label
+// (deleteDeploy left false), only from the clusters and nodes the task labelled
+// (output labelled, checkpointed before each label call: labels found in place are
+// not removed); repository projects DELETE /v1/repository/project {projectId} (the
+// recorded id, checked against the project of that name); external registries DELETE
+// /v1/repository/third {repositoryId}. Gone objects count as deleted. The seed has no
+// delete call for businesses, repository users or applications: destroy leaves them,
+// reports them (ErrCannotDelete) and says to remove them on the platform by hand.
+// Adopted objects (found existing on the first look) are left alone unless destroy is
+// asked to include them.
+//
+// Drift (plan --refresh) is read-only: users (gone, not approved, admin flag, phone,
+// real name), businesses (gone, not approved), labels (each cluster or node missing
+// it), projects (gone, public), registries (gone, address, user), applications (gone,
+// image, version, deploy type). Repository users cannot be read back: their drift is
+// reported as unknown. Passwords are never read back.
 package edge
 
 const usersDoc = `edge_users: a platform user, registered (POST /v1/user) and approved by the system
@@ -175,7 +202,8 @@ administrator (PUT /v1/admin/user/{id}), or a sub-user of a general administrato
                sub-user created by that administrator in its business namespace
                (POST /v1/admin/user) and waits for it and its businesses
   outputs: user_id, user, status (0 pending, 1 approved, 2 not approved, 3 forbidden)
-Looked up by name first (GET /v1/admin/user, every page): reruns adopt.`
+Looked up by name first (GET /v1/admin/user, every page): reruns adopt.
+destroy: DELETE /v1/admin/user/{id}. drift: gone, not approved, admin, phone, real_name.`
 
 const businessesDoc = `edge_businesses: a business namespace named after the item, created by its general
 administrator and approved by the system administrator; namespace "ns<id>" then exists
@@ -189,20 +217,24 @@ in every cluster.
   approve      audit it as approved (default true)
   comment      audit comment (default "approved by provision")
   outputs: business_id, namespace, status
-Looked up by name first (GET /v1/business?name=); one owned by another user fails.`
+Looked up by name first (GET /v1/business?name=); one owned by another user fails.
+destroy: not possible (the API has no delete call for businesses): remove it by hand.
+drift: gone or no longer approved.`
 
 const clusterLabelsDoc = `edge_cluster_labels: a label on clusters; only clusters missing it are labelled.
   endpoint     edge endpoint (required)
   label        letters, digits, '-' and '.', at most 63 (required)
   clusters     cluster names (required)
-  outputs: label, clusters`
+  outputs: label, clusters, labelled (the clusters this task labelled)
+destroy: removes the label from the clusters this task labelled. drift: clusters missing it.`
 
 const nodeLabelsDoc = `edge_node_labels: a label on nodes of one cluster; only nodes missing it are labelled.
   endpoint     edge endpoint (required)
   label        letters, digits, '-' and '.', at most 63 (required)
   cluster      cluster name (required)
   nodes        node names (required)
-  outputs: label, cluster
+  outputs: label, cluster, labelled (the nodes this task labelled)
+destroy: removes the label from the nodes this task labelled. drift: nodes missing it.
 Example, one item per node of a list:
     - name: gateway-${row.node}
       foreach: {list: [{cluster: cluster-a, node: edge-a1}, {cluster: cluster-b, node: edge-b1}]}
@@ -215,26 +247,44 @@ const repoUsersDoc = `edge_repo_users: a user of the image repository (Harbor); 
   user         default: the item name
   password     secret (required): 8-20 characters with an upper-case letter, a
                lower-case letter and a digit
-  outputs: user, existed`
+  outputs: user, existed
+destroy: not possible (the API has no delete call for repository users): remove it in the
+registry by hand. drift: unknown (repository users cannot be read back).`
 
 const projectsDoc = `edge_repo_projects: a repository project, looked up by name before it is created.
   endpoint     edge endpoint (required)
   project      default: the item name; lower-case letters and digits separated by
                single '.', '_' or '-'
   public       default false; an existing project with another value fails
-  outputs: project_id, project`
+  outputs: project_id, project
+destroy: DELETE /v1/repository/project {projectId}. drift: gone, public changed.`
 
 const registriesDoc = `edge_registries: an external registry whose secret pulls images.
   endpoint        edge endpoint (required)
   repository_id   unique name (default: the item name)
+  business        name of an edge_businesses item: its administrator creates and
+                  reads the record, after it (default: the system administrator)
   address         registry address (required)
   user            required
   password        secret (required)
   outputs: repository_id
-Read first (GET /v1/repository/third/{id}); another address or user fails.`
+Read first (GET /v1/repository/third/{id}); another address or user fails.
+Inference: the seed does not say whether a registry record is global or belongs to
+its creator's business namespace. Without business it is created by the system
+administrator and taken to be usable by every business; if the platform keeps
+records per business, give the registry the business of the applications that use
+it.
+destroy: DELETE /v1/repository/third {repositoryId}. drift: gone, address or user changed.`
 
 const appsDoc = `edge_apps: an application (POST /v1/app), looked up by name first (GET /v1/app?appName=:
-the seed's list call is cut off, this lookup is an inference).
+the seed's list call is cut off, this lookup is an inference, and so is GET
+/v1/app/{id}, which reads a checkpointed id).
+If the platform does not serve the lookup (404 or 405 even without a filter; a 404
+to the filtered list alone means no match), the inference fails safe: an
+application that no earlier attempt can have created (not in doubt, no checkpointed
+id) is created without a lookup; one that may exist is read by its checkpointed id
+when GET /v1/app/{id} is served, and otherwise the task fails in doubt and is never
+created blind (check the platform by hand).
   endpoint       edge endpoint (required)
   app_name       default: the item name
   business       name of an edge_businesses item: created by its administrator, in
@@ -250,4 +300,6 @@ the seed's list call is cut off, this lookup is an inference).
   env            map of environment variables
   description    text
   outputs: app_id, app_name, namespace (when known)
-An existing application with another image, version or deploy type fails.`
+An existing application with another image, version or deploy type fails.
+destroy: not possible (the seed documents no delete call for applications): remove it by hand.
+drift: gone, image, version or deploy type changed.`

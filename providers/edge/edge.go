@@ -122,6 +122,7 @@ type action[T any, P interface {
 }
 
 func (a *action[T, P]) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	return a.spec.apply(ctx, a.env, x)
 }
 

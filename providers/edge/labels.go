@@ -52,13 +52,20 @@ func (s *ClusterLabelSpec) apply(ctx context.Context, e *env, x *providers.Exec)
 	if err != nil {
 		return nil, err
 	}
+	if aerr := x.Adopt(len(missing) == 0 && x.PriorValue("labelled") == "" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if len(missing) > 0 {
+		// Intent first: destroy removes the label only where this task put it.
+		if err := x.Checkpoint(outputs("labelled", joinNew(x.PriorValue("labelled"), missing))); err != nil {
+			return nil, err
+		}
 		x.Log.Debug().Str("label", s.Label).Strs("clusters", missing).Msg("labelling clusters")
 		if err := k.LabelClusters(ctx, s.Label, missing); err != nil {
 			return nil, err
 		}
 	}
-	return outputs("label", s.Label, "clusters", strings.Join(s.Clusters, ",")), nil
+	return outputs("label", s.Label, "clusters", strings.Join(s.Clusters, ","), "labelled", x.PriorValue("labelled")), nil
 }
 
 func (s *ClusterLabelSpec) probe(ctx context.Context, e *env, _ *providers.Exec) (bool, string, error) {
@@ -122,13 +129,20 @@ func (s *NodeLabelSpec) apply(ctx context.Context, e *env, x *providers.Exec) (s
 	if err != nil {
 		return nil, err
 	}
+	if aerr := x.Adopt(len(missing) == 0 && x.PriorValue("labelled") == "" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if len(missing) > 0 {
+		// Intent first: destroy removes the label only where this task put it.
+		if err := x.Checkpoint(outputs("labelled", joinNew(x.PriorValue("labelled"), missing))); err != nil {
+			return nil, err
+		}
 		x.Log.Debug().Str("label", s.Label).Str("cluster", s.Cluster).Strs("nodes", missing).Msg("labelling nodes")
 		if err := k.LabelNodes(ctx, s.Cluster, s.Label, missing); err != nil {
 			return nil, err
 		}
 	}
-	return outputs("label", s.Label, "cluster", s.Cluster), nil
+	return outputs("label", s.Label, "cluster", s.Cluster, "labelled", x.PriorValue("labelled")), nil
 }
 
 func (s *NodeLabelSpec) probe(ctx context.Context, e *env, _ *providers.Exec) (bool, string, error) {

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -43,6 +44,9 @@ func (s *RepoUserSpec) apply(ctx context.Context, e *env, x *providers.Exec) (st
 		return nil, err
 	}
 	if existed {
+		if aerr := x.Adopt(x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		x.Log.Debug().Str("repository user", s.User).Msg("repository user exists (409), adopting it")
 	}
 	return outputs("user", s.User, "existed", strconv.FormatBool(existed)), nil
@@ -84,10 +88,16 @@ func (s *ProjectSpec) apply(ctx context.Context, e *env, x *providers.Exec) (sta
 	if err != nil {
 		return nil, err
 	}
+	if aerr := x.Adopt(p != nil && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if p == nil {
 		existed, err := k.CreateProject(ctx, s.Project, s.Public)
 		if err != nil {
 			return nil, err
+		}
+		if aerr := x.Adopt(existed && x.FirstLook()); aerr != nil {
+			return nil, aerr
 		}
 		x.Log.Debug().Str("project", s.Project).Bool("existed", existed).Msg("project created")
 		if p, err = k.FindProject(ctx, s.Project); err != nil {
@@ -113,17 +123,41 @@ func (s *ProjectSpec) probe(ctx context.Context, e *env, _ *providers.Exec) (boo
 }
 
 // RegistrySpec is one edge_registries item: an external registry whose secret
-// pulls images.
+// pulls images. Whether a registry record is global or belongs to its creator's
+// business namespace is not in the seed (inference either way): Business, when set,
+// makes that business's administrator create and read it, like the business's
+// applications; otherwise the system administrator does.
 type RegistrySpec struct {
 	Endpoint     string      `yaml:"endpoint" json:"endpoint"`
 	RepositoryID string      `yaml:"repository_id" json:"repository_id"`
+	Business     string      `yaml:"business" json:"business,omitempty"`
 	Address      string      `yaml:"address" json:"address"`
 	User         string      `yaml:"user" json:"user"`
 	Password     plan.Secret `yaml:"password" json:"password"`
 }
 
 func (s *RegistrySpec) endpointName() string { return s.Endpoint }
-func (s *RegistrySpec) deps() []string       { return nil }
+
+func (s *RegistrySpec) deps() []string {
+	if s.Business != "" {
+		return []string{s.Business}
+	}
+	return nil
+}
+
+// conn is who creates and reads the registry: its business's administrator, or the
+// system administrator.
+func (s *RegistrySpec) conn(e *env) (*Conn, error) {
+	if s.Business == "" {
+		return e.sysadmin(), nil
+	}
+	bs, err := planIndex(e.b).business(s.Business)
+	if err != nil {
+		return nil, err
+	}
+	k, _, err := e.asUser(bs.Admin)
+	return k, err
+}
 
 func (s *RegistrySpec) check(c *checker) []error {
 	if s.RepositoryID == "" {
@@ -133,6 +167,13 @@ func (s *RegistrySpec) check(c *checker) []error {
 		return nil
 	}
 	var errs []error
+	if s.Business != "" && !providers.HasRef(s.Business) {
+		if bs, err := planIndex(c.b).business(s.Business); err != nil {
+			errs = append(errs, c.errf("business", "%v", err))
+		} else if bs.Endpoint != s.Endpoint {
+			errs = append(errs, c.errf("business", "business item %q is on endpoint %q, this item on %q", s.Business, bs.Endpoint, s.Endpoint))
+		}
+	}
 	c.required(&errs, "address", s.Address)
 	if strings.ContainsAny(s.Address, " \t\n") {
 		errs = append(errs, c.errf("address", "%q contains white space", s.Address))
@@ -147,13 +188,22 @@ func (s *RegistrySpec) check(c *checker) []error {
 // apply: read the registry by id (404: create it; a 409 answer adopts it) and
 // refuse an existing record whose address or user differ.
 func (s *RegistrySpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.Outputs, error) {
-	k := e.sysadmin()
+	k, err := s.conn(e)
+	if err != nil {
+		return nil, err
+	}
 	r, err := k.GetRegistry(ctx, s.RepositoryID)
 	if err != nil {
 		return nil, err
 	}
+	if aerr := x.Adopt(r != nil && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	if r == nil {
 		existed, err := k.CreateRegistry(ctx, Registry{ID: s.RepositoryID, Address: s.Address, User: s.User}, s.Password)
+		if aerr := x.Adopt(err == nil && existed && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
@@ -187,7 +237,15 @@ func (s *RegistrySpec) adopt(r *Registry, x *providers.Exec) (state.Outputs, err
 }
 
 func (s *RegistrySpec) probe(ctx context.Context, e *env, _ *providers.Exec) (bool, string, error) {
-	r, err := e.sysadmin().GetRegistry(ctx, s.RepositoryID)
+	k, err := s.conn(e)
+	if err != nil {
+		return false, "", err
+	}
+	r, err := k.GetRegistry(ctx, s.RepositoryID)
+	if st := providers.StatusOf(err); s.Business != "" && (st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusUnprocessableEntity) {
+		// The business's administrator cannot log in yet: nothing of it exists.
+		return false, "the business administrator cannot log in yet: " + err.Error(), nil
+	}
 	if err != nil || r == nil {
 		return false, "", err
 	}

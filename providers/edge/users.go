@@ -99,6 +99,9 @@ func (s *UserSpec) apply(ctx context.Context, e *env, x *providers.Exec) (state.
 		}
 	}
 	if u != nil {
+		if aerr := x.Adopt(x.PriorValue("user_id") == "" && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		x.Log.Debug().Str("user", s.User).Int("id", u.ID).Int("status", u.Status).Msg("user exists, adopting it")
 	} else {
 		if u, err = s.create(ctx, e, x); err != nil {
@@ -156,6 +159,11 @@ func (s *UserSpec) create(ctx context.Context, e *env, x *providers.Exec) (*User
 		u, _, lerr := e.client.users.fresh(ctx, admin, s.User)
 		if lerr != nil || u == nil {
 			return nil, err
+		}
+		// Refused as a duplicate on the first try: it was there before. A create that
+		// may have taken effect found its own user.
+		if aerr := x.Adopt(!providers.MaybeApplied(err) && x.FirstLook()); aerr != nil {
+			return nil, aerr
 		}
 		x.Log.Debug().Str("user", s.User).Int("id", u.ID).Msg("create failed but the user exists: adopting it")
 		return u, nil
@@ -259,6 +267,9 @@ func (s *BusinessSpec) apply(ctx context.Context, e *env, x *providers.Exec) (st
 		if err := s.checkOwner(ctx, e, bz, ownerUser); err != nil {
 			return nil, err
 		}
+		if aerr := x.Adopt(x.PriorValue("business_id") == "" && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		x.Log.Debug().Str("business", s.Name).Int("id", bz.ID).Int("status", bz.Status).Msg("business exists, adopting it")
 	} else if bz, err = s.create(ctx, e, owner, ownerUser, x); err != nil {
 		return nil, err
@@ -309,6 +320,9 @@ func (s *BusinessSpec) create(ctx context.Context, e *env, owner *Conn, ownerUse
 		}
 		if cerr := s.checkOwner(ctx, e, bz, ownerUser); cerr != nil {
 			return nil, cerr
+		}
+		if aerr := x.Adopt(!providers.MaybeApplied(err) && x.FirstLook()); aerr != nil {
+			return nil, aerr
 		}
 		x.Log.Debug().Str("business", s.Name).Int("id", bz.ID).Msg("create failed but the business exists: adopting it")
 		return bz, nil

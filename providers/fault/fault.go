@@ -1,12 +1,14 @@
 // Package fault injects failures into the fake vendor servers: latency, 5xx answers,
 // 429 with Retry-After, dropped connections (request not applied) and lost responses
-// (request applied, answer never sent). Every fake server wraps its handler with an
-// Injector, so tests and the sandbox can switch faults on and off at run time and
-// count what was injected. An Injector is safe for concurrent use.
+// (request applied, answer never sent), and a server-side rate limit (a token bucket:
+// over it, 429 with Retry-After in the vendor's own shape). Every fake server wraps
+// its handler with an Injector, so tests and the sandbox can switch faults on and off
+// at run time and count what was injected. An Injector is safe for concurrent use.
 package fault
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -26,24 +28,42 @@ type Config struct {
 	LostRate     float64       // apply the request, then close the connection without answering
 	OnlyMutating bool          // inject only into POST/PUT/PATCH/DELETE
 	Seed         uint64        // 0: random
+	// RateLimit is the requests per second the server accepts (a token bucket
+	// refilled at this rate; 0: no limit). Requests over it are answered 429 with
+	// Retry-After (the wait for the next token, in whole seconds, at least 1) and
+	// are not applied. It applies to every request, GETs included, like the
+	// vendors' own limits (inference: their limits are not published).
+	RateLimit float64
+	// RateBurst is the bucket's size (default: RateLimit rounded up, at least 1).
+	RateBurst int
 }
 
 // Off reports whether no fault is switched on.
 func (c Config) Off() bool {
-	return c.Latency == 0 && c.ErrorRate == 0 && c.TooManyRate == 0 && c.DropRate == 0 && c.LostRate == 0
+	return c.Latency == 0 && c.ErrorRate == 0 && c.TooManyRate == 0 && c.DropRate == 0 && c.LostRate == 0 && c.RateLimit <= 0
 }
 
-// Counts of injected faults.
+// Counts of injected faults. Throttled counts the 429 answers of the rate limit
+// (TooMany those of TooManyRate).
 type Counts struct {
-	Requests, Errors, TooMany, Dropped, Lost int64
+	Requests, Errors, TooMany, Dropped, Lost, Throttled int64
 }
 
 func (c Counts) String() string {
-	return fmt.Sprintf("requests=%d 5xx=%d 429=%d dropped=%d lost=%d", c.Requests, c.Errors, c.TooMany, c.Dropped, c.Lost)
+	return fmt.Sprintf("requests=%d 5xx=%d 429=%d dropped=%d lost=%d throttled=%d", c.Requests, c.Errors, c.TooMany, c.Dropped, c.Lost, c.Throttled)
 }
 
 // Total is the number of injected faults of every kind.
-func (c Counts) Total() int64 { return c.Errors + c.TooMany + c.Dropped + c.Lost }
+func (c Counts) Total() int64 { return c.Errors + c.TooMany + c.Dropped + c.Lost + c.Throttled }
+
+// ThrottleFunc writes a fake's answer to a request over its rate limit: status 429
+// and a body in the vendor's shape. The Retry-After header is already set.
+type ThrottleFunc func(w http.ResponseWriter, r *http.Request, retryAfter time.Duration)
+
+// DefaultThrottle answers {"error":"too many requests"} (the fakes' generic shape).
+func DefaultThrottle(w http.ResponseWriter, _ *http.Request, _ time.Duration) {
+	http.Error(w, `{"error":"too many requests"}`, http.StatusTooManyRequests)
+}
 
 // Injector wraps handlers with faults.
 type Injector struct {
@@ -51,12 +71,18 @@ type Injector struct {
 	mu  sync.Mutex
 	rng *rand.Rand
 
-	requests, errors, tooMany, dropped, lost atomic.Int64
+	requests, errors, tooMany, dropped, lost, throttled atomic.Int64
+
+	// The rate limit's bucket (guarded by mu): tokens left at last.
+	tokens   float64
+	last     time.Time
+	now      func() time.Time
+	throttle atomic.Pointer[ThrottleFunc]
 }
 
 // New returns an injector with cfg switched on.
 func New(cfg Config) *Injector {
-	in := &Injector{}
+	in := &Injector{now: time.Now}
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -66,12 +92,51 @@ func New(cfg Config) *Injector {
 	return in
 }
 
-// Set replaces the switches.
+// Set replaces the switches. A changed rate limit starts with a full bucket.
 func (in *Injector) Set(cfg Config) {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = time.Second
 	}
+	if cfg.RateLimit > 0 && cfg.RateBurst <= 0 {
+		cfg.RateBurst = int(math.Ceil(cfg.RateLimit))
+	}
+	in.mu.Lock()
+	if old := in.cfg.Load(); old == nil || old.RateLimit != cfg.RateLimit || old.RateBurst != cfg.RateBurst {
+		in.tokens, in.last = float64(cfg.RateBurst), time.Time{}
+	}
 	in.cfg.Store(&cfg)
+	in.mu.Unlock()
+}
+
+// SetClock replaces the clock of the rate limit (tests use a fake one).
+func (in *Injector) SetClock(now func() time.Time) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.now, in.last = now, time.Time{}
+}
+
+// SetThrottle sets how requests over the rate limit are answered (default
+// DefaultThrottle), so that each fake answers in its vendor's shape.
+func (in *Injector) SetThrottle(f ThrottleFunc) { in.throttle.Store(&f) }
+
+// take takes a token from the bucket; when none is left it returns the wait for
+// the next one.
+func (in *Injector) take(cfg *Config) (ok bool, wait time.Duration) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	now := in.now()
+	if !in.last.IsZero() {
+		in.tokens += now.Sub(in.last).Seconds() * cfg.RateLimit
+	}
+	in.last = now
+	if burst := float64(cfg.RateBurst); in.tokens > burst {
+		in.tokens = burst
+	}
+	if in.tokens >= 1 {
+		in.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - in.tokens) / cfg.RateLimit * float64(time.Second))
 }
 
 // Config returns the current switches.
@@ -79,7 +144,8 @@ func (in *Injector) Config() Config { return *in.cfg.Load() }
 
 // Counts returns what was injected so far.
 func (in *Injector) Counts() Counts {
-	return Counts{Requests: in.requests.Load(), Errors: in.errors.Load(), TooMany: in.tooMany.Load(), Dropped: in.dropped.Load(), Lost: in.lost.Load()}
+	return Counts{Requests: in.requests.Load(), Errors: in.errors.Load(), TooMany: in.tooMany.Load(), Dropped: in.dropped.Load(), Lost: in.lost.Load(),
+		Throttled: in.throttled.Load()}
 }
 
 func (in *Injector) roll(p float64) bool {
@@ -91,11 +157,30 @@ func (in *Injector) roll(p float64) bool {
 	return in.rng.Float64() < p
 }
 
-// Wrap returns h with faults injected.
-func (in *Injector) Wrap(h http.Handler) http.Handler {
+// Wrap returns h with faults injected, the rate limit included.
+func (in *Injector) Wrap(h http.Handler) http.Handler { return in.wrap(h, true) }
+
+// WrapUnlimited returns h with every fault but the rate limit (for servers that
+// share a fake's switches but not its limit, e.g. on-premises Nx servers).
+func (in *Injector) WrapUnlimited(h http.Handler) http.Handler { return in.wrap(h, false) }
+
+func (in *Injector) wrap(h http.Handler, limited bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in.requests.Add(1)
 		cfg := in.cfg.Load()
+		if limited && cfg.RateLimit > 0 {
+			if ok, wait := in.take(cfg); !ok {
+				in.throttled.Add(1)
+				secs := max(1, int(math.Ceil(wait.Seconds())))
+				w.Header().Set("Retry-After", strconv.Itoa(secs))
+				f := DefaultThrottle
+				if p := in.throttle.Load(); p != nil {
+					f = *p
+				}
+				f(w, r, time.Duration(secs)*time.Second)
+				return
+			}
+		}
 		if cfg.Off() || (cfg.OnlyMutating && (r.Method == http.MethodGet || r.Method == http.MethodHead)) {
 			h.ServeHTTP(w, r)
 			return

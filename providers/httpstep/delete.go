@@ -97,6 +97,12 @@ func (Kind) Delete(ctx context.Context, b *providers.Build, d *providers.Deletio
 	}
 	outs := d.Prior
 	if missing := missingOutputs(s.Delete.Path, outs); len(missing) > 0 {
+		if !d.InDoubt && d.Info == nil {
+			// Never done and not in doubt: the create never happened, and an object
+			// the lookup finds is not this task's.
+			d.Log.Debug().Msg("delete: the task never made its object: nothing to delete")
+			return nil
+		}
 		if s.Lookup == nil {
 			return fmt.Errorf("output %s was never recorded and the item has no lookup; check by hand: %w", missing[0], providers.ErrInDoubt)
 		}

@@ -28,7 +28,8 @@ func (Kind) Doc() string {
 	return `milestones: a named point in the graph that does no remote work.
   note         free text shown in the graph
   depends_on   what the milestone waits for (globs allowed: "store-*")
-Items that depend on a milestone wait for everything it depends on.`
+Items that depend on a milestone wait for everything it depends on.
+destroy: nothing to delete (a milestone makes nothing remotely).`
 }
 
 // Spec of a milestone.

@@ -30,6 +30,92 @@ type Cloud struct {
 
 	mu      sync.Mutex
 	refresh string
+	// shares caches each system's share list for the run: read at most once,
+	// updated as shares are written (a system bound in this run starts empty).
+	shares map[string]*shareList
+}
+
+// shareList is one system's cached share list; mu is held while it is read, so
+// the share tasks of one system wait for one read instead of each making one.
+type shareList struct {
+	mu     sync.Mutex
+	loaded bool
+	list   []Share
+}
+
+func (cl *Cloud) shareEntry(systemID string) *shareList {
+	key := strings.ToLower(strings.Trim(systemID, "{}"))
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.shares == nil {
+		cl.shares = map[string]*shareList{}
+	}
+	e := cl.shares[key]
+	if e == nil {
+		e = &shareList{}
+		cl.shares[key] = e
+	}
+	return e
+}
+
+// CachedShares returns a system's shares, reading the list from the cloud at most
+// once per client (per run) and sharing it among the system's share tasks.
+func (cl *Cloud) CachedShares(ctx context.Context, systemID string) ([]Share, error) {
+	e := cl.shareEntry(systemID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.loaded {
+		list, err := cl.Shares(ctx, systemID)
+		if err != nil {
+			return nil, err
+		}
+		e.list, e.loaded = list, true
+	}
+	return append([]Share(nil), e.list...), nil
+}
+
+// noteShare records a share written to the cloud in the cached list (accessRole
+// none removes it); a list not read yet stays unread.
+func (cl *Cloud) noteShare(systemID string, s Share) {
+	e := cl.shareEntry(systemID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.loaded {
+		return
+	}
+	out := e.list[:0:0]
+	for _, c := range e.list {
+		if !strings.EqualFold(c.AccountEmail, s.AccountEmail) {
+			out = append(out, c)
+		}
+	}
+	if s.AccessRole != "none" {
+		out = append(out, s)
+	}
+	e.list = out
+}
+
+// forgetShares drops a system's cached list (after a write whose outcome is
+// unknown), so that the next look reads it again.
+func (cl *Cloud) forgetShares(systemID string) {
+	e := cl.shareEntry(systemID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list, e.loaded = nil, false
+}
+
+// replaceShares sets a system's cached list to what the cloud just answered.
+func (cl *Cloud) replaceShares(systemID string, list []Share) {
+	e := cl.shareEntry(systemID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list, e.loaded = append([]Share(nil), list...), true
+}
+
+// noteNewSystem records that a system was just bound in this run: it is shared
+// with its owner only, so its share tasks need not read the list.
+func (cl *Cloud) noteNewSystem(systemID, owner string) {
+	cl.replaceShares(systemID, []Share{{AccountEmail: owner, AccessRole: "owner", IsEnabled: true}})
 }
 
 // NewCloud builds the client for an nx-cloud endpoint. Auth type "" or
@@ -81,7 +167,11 @@ func NewCloud(ep *plan.Endpoint, red *plan.Redactor) (*Cloud, error) {
 // grant asks /cdb/oauth2/token for a token (a JSON body, not a form).
 func (cl *Cloud) grant(ctx context.Context, c *rest.Client, red *plan.Redactor, body map[string]string) (rest.Token, error) {
 	op := "cloud token request (" + body["grant_type"] + ")"
-	resp, err := c.Do(ctx, &rest.Request{Method: http.MethodPost, Path: "/cdb/oauth2/token", JSON: body, NoAuth: true, Idempotent: true, Op: op})
+	req := &rest.Request{Method: http.MethodPost, Path: "/cdb/oauth2/token", JSON: body, NoAuth: true, Idempotent: true, Op: op}
+	resp, err := c.Do(ctx, req)
+	if err == nil {
+		err = resultCodeError(req, resp)
+	}
 	if err != nil {
 		return rest.Token{}, classify(err)
 	}
@@ -129,6 +219,50 @@ func cloudErrorDecoder(status int, h http.Header, body []byte) (string, string) 
 	return rest.DefaultErrorDecoder(status, h, body)
 }
 
+// do sends a cloud request. A 2xx answer whose body is an object with a resultCode
+// other than "ok" is an error with that code (nx_system_tests _raise_for_status
+// treats every code but "ok"/"OK" as a failure, whatever the status).
+func (cl *Cloud) do(ctx context.Context, r *rest.Request) (*rest.Response, error) {
+	resp, err := cl.c.Do(ctx, r)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if err := resultCodeError(r, resp); err != nil {
+		return nil, classify(err)
+	}
+	return resp, nil
+}
+
+// resultCodeError reads the resultCode of a 2xx answer; nil when absent or ok.
+func resultCodeError(r *rest.Request, resp *rest.Response) error {
+	b := bytes.TrimSpace(resp.Body)
+	if resp.Status < 200 || resp.Status > 299 || len(b) == 0 || b[0] != '{' || !bytes.Contains(b, []byte(`"resultCode"`)) {
+		return nil
+	}
+	var e struct {
+		ResultCode flexString `json:"resultCode"`
+		ErrorText  flexString `json:"errorText"`
+	}
+	if json.Unmarshal(b, &e) != nil {
+		return nil // not an envelope; the caller's decoding will say what is wrong
+	}
+	code := string(e.ResultCode)
+	if code == "" || strings.EqualFold(code, "ok") {
+		return nil
+	}
+	op := r.Op
+	if op == "" {
+		op = r.Method + " " + r.Path
+	}
+	msg := string(e.ErrorText)
+	if msg == "" {
+		msg = "the answer's resultCode is not ok"
+	}
+	// A create that answered 2xx with an error code is taken as possibly applied
+	// (the outcome is the server's word only): the next attempt looks it up.
+	return &providers.Error{Op: op, Status: resp.Status, Code: clip(code, 80), Message: clip(msg, 300), MaybeApplied: !r.Idempotent && r.Method != http.MethodGet}
+}
+
 // retryableCodes are result codes that say "try again later" whatever the status.
 var retryableCodes = map[string]bool{"tooManyRequests": true, "retryLater": true, "serviceUnavailable": true}
 
@@ -142,6 +276,7 @@ func classify(err error) error {
 }
 
 // System is a cloud system as the cloud shows it (authKey only in a bind answer).
+// Status is the cdb's status or, in partners lists, system_state.
 type System struct {
 	ID            string
 	Name          string
@@ -157,11 +292,16 @@ type systemJSON struct {
 	Customization flexString `json:"customization"`
 	Owner         flexString `json:"ownerAccountEmail"`
 	Status        flexString `json:"status"`
+	SystemState   flexString `json:"system_state"`
 	AuthKey       flexString `json:"authKey"`
 }
 
 func (s systemJSON) system() System {
-	return System{ID: string(s.ID), Name: string(s.Name), Customization: string(s.Customization), Owner: string(s.Owner), Status: string(s.Status), AuthKey: string(s.AuthKey)}
+	st := s.Status
+	if st == "" {
+		st = s.SystemState // the partners API's name (nx_system_tests _CloudSystem)
+	}
+	return System{ID: string(s.ID), Name: string(s.Name), Customization: string(s.Customization), Owner: string(s.Owner), Status: string(st), AuthKey: string(s.AuthKey)}
 }
 
 // StatusNotActivated is the status of a cloud system no server has bound yet.
@@ -177,14 +317,14 @@ func (cl *Cloud) Bind(ctx context.Context, name, customization, org string) (*Sy
 	} else {
 		req = &rest.Request{Method: http.MethodPost, Path: "/cdb/systems/bind", JSON: map[string]string{"name": name, "customization": customization}}
 	}
-	resp, err := cl.c.Do(ctx, req)
+	resp, err := cl.do(ctx, req)
 	if org == "" && providers.StatusOf(err) == http.StatusNotFound {
 		// Older clouds know only the singular form; a 404 created nothing.
 		req.Path, req.Op = "/cdb/system/bind", ""
-		resp, err = cl.c.Do(ctx, req)
+		resp, err = cl.do(ctx, req)
 	}
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	s, err := decodeSystem(resp.Body)
 	if err != nil {
@@ -205,14 +345,17 @@ func decodeSystem(b []byte) (System, error) {
 	return s.system(), nil
 }
 
-// System reads one cloud system; nil when the cloud does not know it (404).
+// System reads one cloud system; nil when the cloud does not know it (404) or
+// answers 403, which is how it answers for a removed system ("inaccessible or
+// removed": nx_system_tests cloud_api/_cloud.py remove_system), and for a system of
+// another account, which this account cannot use either.
 func (cl *Cloud) System(ctx context.Context, id string) (*System, error) {
-	resp, err := cl.c.Do(ctx, &rest.Request{Method: http.MethodGet, Path: "/cdb/systems/" + url.PathEscape(id), Op: "GET /cdb/systems/{id}"})
-	if providers.StatusOf(err) == http.StatusNotFound {
+	resp, err := cl.do(ctx, &rest.Request{Method: http.MethodGet, Path: "/cdb/systems/" + url.PathEscape(id), Op: "GET /cdb/systems/{id}"})
+	if st := providers.StatusOf(err); st == http.StatusNotFound || st == http.StatusForbidden {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	s, err := decodeSystem(resp.Body)
 	if err != nil {
@@ -224,59 +367,117 @@ func (cl *Cloud) System(ctx context.Context, id string) (*System, error) {
 	return &s, nil
 }
 
-// Systems lists the account's (or the organization's) cloud systems.
+// maxPages bounds how many pages of a partners list are followed.
+const maxPages = 10_000
+
+// Systems lists the account's (or the organization's) cloud systems. The partners
+// list is paginated ({count, next, previous, results}): every page is read, following
+// next (an absolute URL) to the end (nx_system_tests _get_paginated_result).
 func (cl *Cloud) Systems(ctx context.Context, org string) ([]System, error) {
-	path, op := "/cdb/systems", "GET /cdb/systems"
-	if org != "" {
-		path, op = "/partners/api/v2/organizations/"+url.PathEscape(org)+"/cloud_systems/", "GET /partners/api/v2/organizations/{org}/cloud_systems/"
+	if org == "" {
+		resp, err := cl.do(ctx, &rest.Request{Method: http.MethodGet, Path: "/cdb/systems", Op: "GET /cdb/systems"})
+		if err != nil {
+			return nil, err
+		}
+		list, _, err := decodeSystems(resp.Body)
+		if err != nil {
+			return nil, &providers.Error{Op: "GET /cdb/systems", Status: resp.Status, Message: err.Error()}
+		}
+		return list, nil
 	}
-	resp, err := cl.c.Do(ctx, &rest.Request{Method: http.MethodGet, Path: path, Op: op})
-	if err != nil {
-		return nil, classify(err)
+	op := "GET /partners/api/v2/organizations/{org}/cloud_systems/"
+	path := "/partners/api/v2/organizations/" + url.PathEscape(org) + "/cloud_systems/"
+	var all []System
+	seen := map[string]bool{}
+	for page := 1; path != ""; page++ {
+		if page > maxPages || seen[path] {
+			return nil, &providers.Error{Op: op, Message: fmt.Sprintf("the list's next links do not end (page %d)", page)}
+		}
+		seen[path] = true
+		resp, err := cl.do(ctx, &rest.Request{Method: http.MethodGet, Path: path, Op: op})
+		if err != nil {
+			return nil, err
+		}
+		list, next, err := decodeSystems(resp.Body)
+		if err != nil {
+			return nil, &providers.Error{Op: op, Status: resp.Status, Message: fmt.Sprintf("page %d: %v", page, err)}
+		}
+		all = append(all, list...)
+		path, err = cl.nextPath(next)
+		if err != nil {
+			return nil, &providers.Error{Op: op, Status: resp.Status, Message: fmt.Sprintf("page %d: %v", page, err)}
+		}
 	}
-	list, err := decodeSystems(resp.Body)
-	if err != nil {
-		return nil, &providers.Error{Op: op, Status: resp.Status, Message: err.Error()}
-	}
-	return list, nil
+	return all, nil
 }
 
-// decodeSystems accepts {systems:[...]}, {results:[...]} (partners) and a bare array.
-func decodeSystems(b []byte) ([]System, error) {
+// nextPath turns a list's next link (absolute, or a path) into a request path
+// relative to the endpoint: a link to another host is refused (the token is never
+// sent elsewhere).
+func (cl *Cloud) nextPath(next string) (string, error) {
+	if next == "" {
+		return "", nil
+	}
+	u, err := url.Parse(next)
+	if err != nil {
+		return "", fmt.Errorf("next link %q is not a URL", clip(next, 100))
+	}
+	base := cl.c.BaseURL()
+	if u.Host != "" && !strings.EqualFold(u.Host, base.Host) {
+		return "", fmt.Errorf("next link points to another host (%s)", clip(u.Host, 100))
+	}
+	p := u.Path
+	// The link carries the endpoint's own path prefix, if any: strip it.
+	if pre := strings.TrimRight(base.Path, "/"); pre != "" && strings.HasPrefix(p, pre+"/") {
+		p = strings.TrimPrefix(p, pre)
+	}
+	if u.RawQuery != "" {
+		p += "?" + u.RawQuery
+	}
+	return p, nil
+}
+
+// decodeSystems accepts {systems:[...]}, {results:[...], next} (partners) and a bare
+// array; next is the partners' link to the next page ("" on the last).
+func decodeSystems(b []byte) ([]System, string, error) {
 	var raw []systemJSON
+	next := ""
 	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("[")) {
 		if err := json.Unmarshal(b, &raw); err != nil {
-			return nil, fmt.Errorf("unexpected cloud system list: %v", err)
+			return nil, "", fmt.Errorf("unexpected cloud system list: %v", err)
 		}
 	} else {
 		var wrapped struct {
 			Systems *[]systemJSON `json:"systems"`
 			Results *[]systemJSON `json:"results"`
+			Next    flexString    `json:"next"`
 		}
 		if err := json.Unmarshal(b, &wrapped); err != nil {
-			return nil, fmt.Errorf("unexpected cloud system list: %v", err)
+			return nil, "", fmt.Errorf("unexpected cloud system list: %v", err)
 		}
 		switch {
 		case wrapped.Systems != nil:
 			raw = *wrapped.Systems
 		case wrapped.Results != nil:
 			raw = *wrapped.Results
+			next = string(wrapped.Next)
 		default:
-			return nil, errors.New("unexpected cloud system list: neither an array nor {systems} nor {results}")
+			return nil, "", errors.New("unexpected cloud system list: neither an array nor {systems} nor {results}")
 		}
 	}
 	out := make([]System, len(raw))
 	for i, s := range raw {
 		out[i] = s.system()
 	}
-	return out, nil
+	return out, next, nil
 }
 
-// Delete removes (unbinds) a cloud system; one the cloud does not know counts as removed.
+// Delete removes (unbinds) a cloud system; one the cloud does not know (404) or
+// answers 403 for (removed already: nx_system_tests remove_system) counts as removed.
 func (cl *Cloud) Delete(ctx context.Context, id string) error {
-	_, err := cl.c.Do(ctx, &rest.Request{Method: http.MethodDelete, Path: "/cdb/systems/" + url.PathEscape(id), Op: "DELETE /cdb/systems/{id}",
-		Idempotent: true, OK: []int{200, 202, 204, 404}})
-	return classify(err)
+	_, err := cl.do(ctx, &rest.Request{Method: http.MethodDelete, Path: "/cdb/systems/" + url.PathEscape(id), Op: "DELETE /cdb/systems/{id}",
+		Idempotent: true, OK: []int{200, 202, 204, 403, 404}})
+	return err
 }
 
 // Share is one account's access to a cloud system.
@@ -289,10 +490,14 @@ type Share struct {
 	VMSUserID         string `json:"vmsUserId"`
 }
 
-// Same reports whether two shares grant the same access.
-func (s Share) Same(o Share) bool {
-	return strings.EqualFold(s.AccountEmail, o.AccountEmail) && s.AccessRole == o.AccessRole && s.IsEnabled == o.IsEnabled &&
-		s.UserRoleID == o.UserRoleID && s.CustomPermissions == o.CustomPermissions && s.VMSUserID == o.VMSUserID
+// Satisfies reports whether the share the cloud lists (s) grants what want asks
+// for. The cloud echoes back ids the VMS assigns (userRoleId, vmsUserId, roleIds),
+// so those count only when want names them; customPermissions only for role custom.
+func (s Share) Satisfies(want Share) bool {
+	return strings.EqualFold(s.AccountEmail, want.AccountEmail) && s.AccessRole == want.AccessRole && s.IsEnabled == want.IsEnabled &&
+		(want.UserRoleID == "" || strings.EqualFold(s.UserRoleID, want.UserRoleID)) &&
+		(want.VMSUserID == "" || strings.EqualFold(strings.Trim(s.VMSUserID, "{}"), strings.Trim(want.VMSUserID, "{}"))) &&
+		(want.AccessRole != "custom" || s.CustomPermissions == want.CustomPermissions)
 }
 
 type shareJSON struct {
@@ -355,13 +560,13 @@ func (cl *Cloud) PutShare(ctx context.Context, systemID string, s Share) error {
 func (cl *Cloud) sharesCall(ctx context.Context, r *rest.Request, systemID string) (*rest.Response, string, error) {
 	r.Path = "/cdb/systems/" + url.PathEscape(systemID) + "/users"
 	r.Op = r.Method + " /cdb/systems/{id}/users"
-	resp, err := cl.c.Do(ctx, r)
+	resp, err := cl.do(ctx, r)
 	if providers.StatusOf(err) == http.StatusNotFound {
 		r.Path = "/cdb/v0/systems/" + url.PathEscape(systemID) + "/users"
 		r.Op = r.Method + " /cdb/v0/systems/{id}/users"
-		resp, err = cl.c.Do(ctx, r)
+		resp, err = cl.do(ctx, r)
 	}
-	return resp, r.Op, classify(err)
+	return resp, r.Op, err
 }
 
 // Server is a client for one Nx Witness server (REST v3). Safe for concurrent use.
@@ -498,6 +703,20 @@ func (i Info) SetUp() bool {
 	return id != "" && id != nilUUID
 }
 
+// TakesOrganizationID reports whether the server's version reads organizationId in
+// the cloud part of setup and in cloud/bind: VMS 6.1 and later (CloudAuthBase; 6.0's
+// CloudSystemAuth has no such field: nx_open nx_vms_api system_information.h).
+// An unreadable version counts as older.
+func (i Info) TakesOrganizationID() bool {
+	parts := strings.SplitN(strings.TrimSpace(i.Version), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	return err1 == nil && err2 == nil && (major > 6 || (major == 6 && minor >= 1))
+}
+
 // Bound reports whether the server is bound to a cloud system.
 func (i Info) Bound() bool {
 	id := strings.Trim(i.CloudID, "{} ")
@@ -527,13 +746,33 @@ func (s *Server) Info(ctx context.Context) (Info, error) {
 }
 
 // Setup sets up a factory-new server (and connects it to the cloud when the body
-// carries cloud credentials). Not idempotent: a repeated setup is refused.
-func (s *Server) Setup(ctx context.Context, body map[string]any) error {
+// carries cloud credentials). Not idempotent: a repeated setup is refused. It returns
+// the localId the answer names, "" when it names none (the answer's shape is not
+// documented: inference).
+func (s *Server) Setup(ctx context.Context, body map[string]any) (string, error) {
 	resp, err := s.c.Do(ctx, &rest.Request{Method: http.MethodPost, Path: "/rest/v3/system/setup", JSON: body})
 	if err != nil {
-		return err
+		return "", err
 	}
-	return decodeReply(resp, "POST /rest/v3/system/setup", nil)
+	var a struct {
+		LocalID flexString `json:"localId"`
+	}
+	if len(bytes.TrimSpace(resp.Body)) == 0 {
+		return "", decodeReply(resp, "POST /rest/v3/system/setup", nil)
+	}
+	if err := decodeReply(resp, "POST /rest/v3/system/setup", &a); err != nil {
+		// A success answer that is not an object still means set up.
+		var pe *providers.Error
+		if errors.As(err, &pe) && pe.Code == "" && resp.Status >= 200 && resp.Status < 300 {
+			return "", nil
+		}
+		return "", err
+	}
+	id := strings.Trim(string(a.LocalID), "{} ")
+	if id == nilUUID {
+		id = ""
+	}
+	return id, nil
 }
 
 // CloudBind connects a set-up server to a cloud system.

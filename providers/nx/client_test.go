@@ -218,7 +218,7 @@ func FuzzDecodeSystems(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = decodeSystems(b)
+		_, _, _ = decodeSystems(b)
 		_, _ = decodeSystem(b)
 	})
 }

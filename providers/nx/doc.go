@@ -40,8 +40,11 @@
 //	                found again by its name). No control characters.
 //	customization   string, default "default" (Nx Witness).
 //	organization    string, optional. Organization id: the cloud system is created
-//	                with POST /partners/api/v3/cloud_systems/ and the server bind
-//	                carries organizationId.
+//	                with POST /partners/api/v3/cloud_systems/ and looked up in the
+//	                organization's paged list (every page, following next); the
+//	                setup's cloud part and the cloud bind carry organizationId where
+//	                the server takes it (VMS 6.1 and later, read from system/info;
+//	                6.0 servers have no such field and are not sent it).
 //	local_password  secret, optional. New local admin password sent with a setup
 //	                (local.password); at least 8 characters.
 //	settings        mapping of system settings (boolean, string or number values),
@@ -70,10 +73,14 @@
 // created. A cloud bind creates a new cloud system on every call, so its id and auth
 // key are checkpointed the moment it answers, and reused on the next attempt while
 // the system is still unactivated. A system whose auth key was lost (no state key)
-// is removed before a new bind. After an interrupted attempt (attempt > 1 or in
-// doubt) the account's unactivated systems of this name are looked up first: one is
-// removed (its key cannot be read back) and bound again; more than one fails the task
-// with their ids. A setup refused because the server is set up already is followed
+// is removed before a new bind. After an attempt whose outcome is unknown (in
+// doubt) the account's (or organization's) unactivated systems of this name are
+// looked up first: one is removed (its key cannot be read back) and bound again;
+// more than one fails the task with their ids. A retry after a definite refusal (a
+// 429, a 4xx) is not in doubt and sends no lookup. A system the cloud answers 403 for
+// (removed: "inaccessible or removed") counts as gone: a resume binds a new one, and
+// removing it again succeeds. A 2xx answer whose resultCode is not ok is an error
+// with that code. A setup refused because the server is set up already is followed
 // by a fresh read of the server. A changed spec on a bound system PATCHes the
 // settings; a changed system_name or customization fails with "cannot rename a
 // bound cloud system" (rename it in Nx Cloud by hand).
@@ -90,11 +97,41 @@
 //	email, role, user_role_id, custom_permissions, enabled, vms_user_id
 //	                  as in nx_systems users. One share per system and email in a plan.
 //
-// Outputs: email, access_role.
+// Outputs: email, access_role, cloud_system_id (the system shared, for destroy).
 //
 // POST /cdb/systems/{id}/users (or /cdb/v0/systems/{id}/users) is an upsert, so a
-// share is retried freely; the share list is read first and an identical share is
-// left alone (a rerun sends no change). Role none removes a share.
+// share is retried freely; the share list is looked at first and a share that grants
+// what the plan asks is left alone (a rerun sends no change). The ids the cloud
+// fills in and echoes back (userRoleId, vmsUserId, roleIds) count only when the plan
+// names them; custom_permissions only with role custom. Role none removes a share.
+//
+// Requests: a system's share list is read at most once per run, shared by its share
+// tasks and updated as they write (read again only after a write whose outcome is
+// unknown), and not at all for a system bound in this run (only its owner has
+// access). A factory-new store with k shares costs bind, login, info, setup and k
+// share writes, plus one token per run; a rerun of a done plan sends nothing.
+//
+// # Destroy and drift
+//
+// Destroy of a system task: when the plan still lists the item (so its admin
+// password is known), the server is read and, when bound to the task's cloud
+// system, told to disconnect (POST /rest/v3/system/cloud/unbind {password}, the
+// local_password, else admin.password); then the cloud system is removed (DELETE
+// /cdb/systems/{id}; 404 or 403, the answer for a removed system, count as gone).
+// When the plan no longer lists the item, the server is not told (its password is
+// not in the state) and destroy says so; the cloud removes the system all the same.
+// A task in doubt with no recorded id removes the one unactivated system of its
+// name, and refuses when there are several. What destroy cannot undo: a server's
+// setup (its name, local admin password and settings stay as the run left them).
+// Destroy of a share: accessRole none through the same upsert; the owner's access is
+// never removed; a share of a removed system is gone with it. Objects adopted (found
+// existing on the first look) are left alone unless destroy is asked to include them.
+//
+// Drift (plan --refresh) reads, never writes: the cloud system (gone, system_name,
+// customization, activated), the server (bound to it), the settings the item sets,
+// and each share (gone, role, enabled, custom_permissions). userRoleId, vmsUserId and
+// the VMS's roleIds are filled by the cloud and the server and are not compared; the
+// auth key is never read back.
 package nx
 
 const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and share it with users.
@@ -105,7 +142,8 @@ const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and sha
   mode            new (setup), existing (cloud bind) or auto (default: the server's info decides)
   system_name     cloud system name (default: the item name; unique per cloud account)
   customization   default "default"
-  organization    organization id: bind through /partners/api/v3/cloud_systems/
+  organization    organization id: bind through /partners/api/v3/cloud_systems/; organizationId
+                  goes to servers of version 6.1 and later
   local_password  secret: new local admin password sent with a setup (8 characters at least)
   settings        system settings (boolean, string or number values), sent with a setup or
                   PATCHed after a cloud bind, e.g. {autoDiscoveryEnabled: true}
@@ -118,10 +156,16 @@ const systemsDoc = `nx_systems: connect an Nx Witness server to Nx Cloud and sha
   outputs: cloud_system_id, auth_key (secret), owner, server_local_id, mode_used
 A server bound to this item's cloud system counts as done; bound to another one, the task
 fails and nothing is rebound. A bind's id and key are checkpointed at once; an interrupted
-bind is found by name, removed and bound again, so no orphan system is left. A changed
-system_name cannot be applied to a bound system (rename it in Nx Cloud).`
+bind is found by name (every page of an organization's list), removed and bound again, so
+no orphan system is left; a removed system (403) is bound again. A changed system_name
+cannot be applied to a bound system (rename it in Nx Cloud). A share list is read once per
+system and run; a new store with k shares costs 4 + k requests.
+destroy: tells the server to disconnect (when the plan still gives its admin password; else
+it says the server was not told) and removes the cloud system; a server's setup is not undone.
+drift: cloud system gone or renamed, server not bound to it, settings changed.`
 
-const sharesDoc = `nx_shares: share a cloud system with a cloud account (an upsert: rerunning sends no change).
+const sharesDoc = `nx_shares: share a cloud system with a cloud account (an upsert: rerunning sends no change;
+ids the cloud echoes back are no drift unless the plan names them).
   cloud             nx-cloud endpoint name (required)
   system            name of an nx_systems item (the share waits for it and uses its
                     cloud_system_id output), or
@@ -130,10 +174,13 @@ const sharesDoc = `nx_shares: share a cloud system with a cloud account (an upse
   role              none (removes the share), disabled, custom, liveViewer, viewer,
                     advancedViewer, localAdmin, cloudAdmin, maintenance, owner, system
   user_role_id, custom_permissions (required with role custom), enabled (default true), vms_user_id
-  outputs: email, access_role
+  outputs: email, access_role, cloud_system_id
 Example, an auditor on every store of a CSV:
     - name: audit-${row.store}
       foreach: {csv: stores.csv}
       system: store-${row.store}
       email: audit@example.com
-      role: viewer`
+      role: viewer
+destroy: removes the share (accessRole none); never the owner's access.
+drift: share gone, role, enabled or custom_permissions changed (userRoleId and vmsUserId
+are the VMS's own and not compared).`

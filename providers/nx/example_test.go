@@ -58,7 +58,7 @@ func TestNx_ExamplePlan_AppliesOnceUnderFaultsAndRerunsAsNoOp(t *testing.T) {
 		t.Run(fmt.Sprintf("faults %+v", o.Faults), func(t *testing.T) {
 			e := newEnv(t, o)
 			text := e.examplePlan(t)
-			mustOK(t, e.runPlan(text, filepath.Join(e.dir, "s.db"), "state-key"))
+			mustOK(t, e.runPlan(text, filepath.Join(e.dir, "s.db"), "nx-example-state-key"))
 			noDamage(t, e.world, storesWanted())
 			snap := e.world.Snapshot()
 			if len(snap.Systems) != 20 || snap.Counters.Setups != 20 {
@@ -73,7 +73,7 @@ func TestNx_ExamplePlan_AppliesOnceUnderFaultsAndRerunsAsNoOp(t *testing.T) {
 			// adopts everything. Neither creates or changes anything remotely.
 			e.world.Faults.Set(fault.Config{})
 			before := e.world.Snapshot().Counters
-			res := e.runPlan(text, filepath.Join(e.dir, "s.db"), "state-key")
+			res := e.runPlan(text, filepath.Join(e.dir, "s.db"), "nx-example-state-key")
 			mustOK(t, res)
 			if res.Applied != 0 {
 				t.Errorf("rerun applied %d tasks", res.Applied)

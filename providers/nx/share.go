@@ -100,41 +100,54 @@ func find(list []Share, email string) *Share {
 }
 
 // Apply shares the system. The share call is an upsert (safe to repeat), but the
-// share list is read first so that a rerun sends no change when the share exists.
+// share list is looked at first so that a rerun sends no change when the share
+// exists. The list is read at most once per run and system (shared by the system's
+// share tasks, updated as they write), and not at all for a system bound in this run.
 func (a *shareAction) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	id, err := a.systemID(x)
 	if err != nil {
 		return nil, err
 	}
 	want := a.s.share()
-	out := state.Outputs{"email": state.Plain(want.AccountEmail), "access_role": state.Plain(want.AccessRole)}
-	list, err := a.cloud.Shares(ctx, id)
+	out := state.Outputs{"email": state.Plain(want.AccountEmail), "access_role": state.Plain(want.AccessRole), "cloud_system_id": state.Plain(id)}
+	list, err := a.cloud.CachedShares(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("list the shares of cloud system %s: %w", id, err)
 	}
 	cur := find(list, want.AccountEmail)
+	if aerr := x.Adopt(cur != nil && cur.AccessRole != "owner" && x.FirstLook()); aerr != nil {
+		return nil, aerr
+	}
 	switch {
 	case cur != nil && cur.AccessRole == "owner":
 		return nil, fmt.Errorf("%s owns cloud system %s: the owner's access cannot be shared or changed", want.AccountEmail, id)
 	case want.AccessRole == "none" && cur == nil:
 		x.Log.Debug().Msg("not shared: nothing to remove")
 		return out, nil
-	case cur != nil && cur.Same(want):
+	case cur != nil && cur.Satisfies(want):
+		// There before this task ever wrote it: adopted above (destroy leaves it).
 		x.Log.Debug().Msg("identical share exists")
 		return out, nil
 	}
 	if err := a.cloud.PutShare(ctx, id, want); err != nil {
+		if st := providers.StatusOf(err); st == 0 || st >= 500 {
+			// The write may have taken effect: the next attempt reads the list again.
+			a.cloud.forgetShares(id)
+		}
 		var pe *providers.Error
 		if errors.As(err, &pe) && pe.Code == "alreadyExists" {
 			// Not expected from an upsert; accept it when the share is as wanted.
 			if now, lerr := a.cloud.Shares(ctx, id); lerr == nil {
-				if c := find(now, want.AccountEmail); c != nil && c.Same(want) {
+				a.cloud.replaceShares(id, now)
+				if c := find(now, want.AccountEmail); c != nil && c.Satisfies(want) {
 					return out, nil
 				}
 			}
 		}
 		return nil, fmt.Errorf("share cloud system %s with %s as %s: %w", id, want.AccountEmail, want.AccessRole, err)
 	}
+	a.cloud.noteShare(id, want)
 	x.Log.Debug().Str("cloud_system_id", id).Bool("update", cur != nil).Msg("shared")
 	return out, nil
 }
@@ -145,7 +158,7 @@ func (a *shareAction) Probe(ctx context.Context, x *providers.Exec) (bool, strin
 	if err != nil {
 		return false, "", err
 	}
-	list, err := a.cloud.Shares(ctx, id)
+	list, err := a.cloud.CachedShares(ctx, id)
 	if err != nil {
 		return false, "", err
 	}
@@ -153,7 +166,7 @@ func (a *shareAction) Probe(ctx context.Context, x *providers.Exec) (bool, strin
 	switch cur := find(list, want.AccountEmail); {
 	case cur == nil:
 		return false, "not shared", nil
-	case cur.Same(want):
+	case cur.Satisfies(want):
 		return true, "shared as " + cur.AccessRole, nil
 	default:
 		return true, "shared as " + cur.AccessRole + ", the plan says " + want.AccessRole, nil

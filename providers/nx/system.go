@@ -223,6 +223,7 @@ func (a *systemAction) server() (*Server, error) {
 // about the binding, and a server bound elsewhere is refused before anything is
 // created in the cloud.
 func (a *systemAction) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	s := a.s
 	srv, err := a.server()
 	if err != nil {
@@ -246,17 +247,23 @@ func (a *systemAction) Apply(ctx context.Context, x *providers.Exec) (state.Outp
 	if err != nil {
 		return nil, err
 	}
-	mode, err := a.connect(ctx, x, srv, info, id, key, owner)
+	mode, localID, err := a.connect(ctx, x, srv, info, id, key, owner)
 	if err != nil {
 		return nil, err
 	}
-	info, err = srv.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the state of server %s after connecting it: %w", s.URL, err)
-	}
-	if !strings.EqualFold(info.CloudID, id) {
-		return nil, &providers.Error{Op: "connect server", Retryable: true,
-			Message: fmt.Sprintf("server %s reports cloud system %q after connecting, want %s", s.URL, info.CloudID, id)}
+	// The server accepted the credentials, so it is bound to id: no second read of
+	// its state, unless the setup answer did not name the new localId.
+	info.CloudID = id
+	if localID != "" {
+		info.LocalID = localID
+	} else if mode == "new" {
+		if info, err = srv.Info(ctx); err != nil {
+			return nil, fmt.Errorf("read the state of server %s after setting it up: %w", s.URL, err)
+		}
+		if !strings.EqualFold(info.CloudID, id) {
+			return nil, &providers.Error{Op: "connect server", Retryable: true,
+				Message: fmt.Sprintf("server %s reports cloud system %q after its setup, want %s", s.URL, info.CloudID, id)}
+		}
 	}
 	return a.outputs(x, info, mode), nil
 }
@@ -300,6 +307,10 @@ func (a *systemAction) alreadyBound(ctx context.Context, x *providers.Exec, srv 
 			}
 		}
 		x.Log.Info().Str("cloud_system_id", sys.ID).Msg("server is already bound to a cloud system of this account and name: adopting it")
+		// Found before this task ever tried a bind: an adoption (destroy leaves it).
+		if aerr := x.Adopt(id == "" && x.FirstLook()); aerr != nil {
+			return nil, aerr
+		}
 		owner := sys.Owner
 		if owner == "" {
 			owner = a.cloud.Email
@@ -361,8 +372,12 @@ func (a *systemAction) cloudSystem(ctx context.Context, x *providers.Exec) (id, 
 			return id, key, owner, nil
 		}
 	}
-	if x.Attempt > 1 || x.InDoubt {
+	if x.InDoubt {
 		// An earlier bind may have taken effect without its answer being recorded.
+		// (A retry after a definite refusal, say a 429 or a login failure, is not in
+		// doubt: the runner marks an attempt in doubt whenever its error may have
+		// been applied, and a bind's answer is checkpointed the moment it arrives, so
+		// no lookup is needed and none is sent.)
 		list, err := a.cloud.Systems(ctx, s.Organization)
 		if err != nil {
 			return "", "", "", fmt.Errorf("look for cloud systems an interrupted bind may have created: %w", err)
@@ -396,6 +411,9 @@ func (a *systemAction) cloudSystem(ctx context.Context, x *providers.Exec) (id, 
 	if err := x.Checkpoint(state.Outputs{"cloud_system_id": state.Plain(sys.ID), "auth_key": state.SecretOutput(sys.AuthKey), "owner": state.Plain(owner)}); err != nil {
 		return "", "", "", err
 	}
+	// A system bound just now is shared with its owner only: its share tasks need
+	// not read the list.
+	a.cloud.noteNewSystem(sys.ID, owner)
 	x.Log.Debug().Str("cloud_system_id", sys.ID).Msg("cloud system bound")
 	return sys.ID, sys.AuthKey, owner, nil
 }
@@ -414,8 +432,10 @@ func (a *systemAction) forget(x *providers.Exec) error {
 }
 
 // connect joins the server to cloud system id: setup for a factory-new server, cloud
-// bind for a set-up one. It returns the mode used.
-func (a *systemAction) connect(ctx context.Context, x *providers.Exec, srv *Server, info Info, id, key, owner string) (string, error) {
+// bind for a set-up one. It returns the mode used and, after a setup, the new localId
+// when the answer names it. In organization mode the credentials carry
+// organizationId where the server's version reads it (6.1 and later).
+func (a *systemAction) connect(ctx context.Context, x *providers.Exec, srv *Server, info Info, id, key, owner string) (string, string, error) {
 	s := a.s
 	mode := s.Mode
 	if mode == "auto" {
@@ -428,6 +448,13 @@ func (a *systemAction) connect(ctx context.Context, x *providers.Exec, srv *Serv
 		owner = a.cloud.Email
 	}
 	creds := map[string]string{"systemId": id, "authKey": key, "owner": owner}
+	if s.Organization != "" {
+		if info.TakesOrganizationID() {
+			creds["organizationId"] = s.Organization
+		} else {
+			x.Log.Debug().Str("version", info.Version).Msg("the server's version predates organizationId in its cloud credentials (6.1): not sent")
+		}
+	}
 	if mode == "new" {
 		settings := s.Settings
 		if settings == nil {
@@ -437,50 +464,47 @@ func (a *systemAction) connect(ctx context.Context, x *providers.Exec, srv *Serv
 		if !s.LocalPassword.IsZero() {
 			body["local"] = map[string]string{"password": s.LocalPassword.Reveal()}
 		}
-		err := srv.Setup(ctx, body)
+		localID, err := srv.Setup(ctx, body)
 		if err == nil {
 			x.Log.Debug().Msg("server set up and connected")
-			return mode, nil
+			return mode, localID, nil
 		}
 		if st := providers.StatusOf(err); st != 403 && st != 422 {
-			return "", fmt.Errorf("set up server %s: %w", s.URL, err)
+			return "", "", fmt.Errorf("set up server %s: %w", s.URL, err)
 		}
 		// Refused: set up already (by an earlier attempt whose answer was lost, or by
 		// someone else)? Read the state again and decide.
 		now, ierr := srv.Info(ctx)
 		switch {
 		case ierr != nil || !now.SetUp():
-			return "", fmt.Errorf("set up server %s: %w", s.URL, err)
+			return "", "", fmt.Errorf("set up server %s: %w", s.URL, err)
 		case strings.EqualFold(now.CloudID, id):
-			return mode, nil
+			return mode, strings.Trim(now.LocalID, "{}"), nil
 		case now.Bound():
-			return "", fmt.Errorf("server %s already bound to cloud system %s, not %s: refusing to rebind", s.URL, now.CloudID, id)
+			return "", "", fmt.Errorf("server %s already bound to cloud system %s, not %s: refusing to rebind", s.URL, now.CloudID, id)
 		case s.Mode != "auto":
-			return "", fmt.Errorf("set up server %s: it was set up by someone else meanwhile (mode new): %w", s.URL, err)
+			return "", "", fmt.Errorf("set up server %s: it was set up by someone else meanwhile (mode new): %w", s.URL, err)
 		}
 		x.Log.Info().Msg("server was set up meanwhile: connecting it with a cloud bind instead")
 		mode = "existing"
-	}
-	if s.Organization != "" {
-		creds["organizationId"] = s.Organization
 	}
 	if err := srv.CloudBind(ctx, creds); err != nil {
 		// The bind may have taken effect before the error: the server knows.
 		if now, ierr := srv.Info(ctx); ierr == nil && strings.EqualFold(now.CloudID, id) {
 			x.Log.Debug().Msg("server bound despite the error answer")
 		} else if ierr == nil && now.Bound() {
-			return "", fmt.Errorf("server %s already bound to cloud system %s, not %s: refusing to rebind", s.URL, now.CloudID, id)
+			return "", "", fmt.Errorf("server %s already bound to cloud system %s, not %s: refusing to rebind", s.URL, now.CloudID, id)
 		} else {
-			return "", fmt.Errorf("connect server %s to cloud system %s: %w", s.URL, id, err)
+			return "", "", fmt.Errorf("connect server %s to cloud system %s: %w", s.URL, id, err)
 		}
 	}
 	if len(s.Settings) > 0 {
 		if err := srv.PatchSettings(ctx, s.Settings); err != nil {
-			return "", fmt.Errorf("apply settings on server %s: %w", s.URL, err)
+			return "", "", fmt.Errorf("apply settings on server %s: %w", s.URL, err)
 		}
 	}
 	x.Log.Debug().Msg("server connected with a cloud bind")
-	return mode, nil
+	return mode, "", nil
 }
 
 // outputs are the task's outputs: cloud_system_id, auth_key (secret, when known),

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"provision/plan"
@@ -44,6 +45,12 @@ type Client struct {
 	// PollEvery is the longest wait between two polls of an async task or of a
 	// deploying space (the first polls come sooner); PollFor bounds one wait.
 	PollEvery, PollFor time.Duration
+
+	// sessionUser is the session login's user name ("" with itsyouonline auth);
+	// jwtUser is the username claim of the last JWT fetched.
+	sessionUser string
+	mu          sync.Mutex
+	jwtUser     string
 }
 
 // AuthType returns the endpoint's auth type: the explicit type, else itsyouonline when
@@ -97,10 +104,11 @@ func NewClient(ep *plan.Endpoint, red *plan.Redactor) (*Client, error) {
 		return nil, err
 	}
 	auth := &rest.TokenAuth{Redactor: red}
+	client := &Client{auth: auth, PollEvery: DefaultPollEvery, PollFor: DefaultPollFor}
 	expired := func(status int, _ http.Header, _ []byte) bool { return status == http.StatusUnauthorized }
 	switch AuthType(a) {
 	case AuthItsYouOnline:
-		fetch, err := itsYouOnline(ep)
+		fetch, err := itsYouOnline(ep, client.setJWTUser)
 		if err != nil {
 			return nil, err
 		}
@@ -129,19 +137,56 @@ func NewClient(ep *plan.Endpoint, red *plan.Redactor) (*Client, error) {
 		expired = func(status int, _ http.Header, _ []byte) bool {
 			return status == StatusKeyExpired || status == http.StatusUnauthorized
 		}
+		client.sessionUser = user
 	}
 	rc, err := rest.New(rest.Config{Name: ep.Name, BaseURL: ep.URL, TLS: ep.TLS, Limits: ep.Limits, Timeout: ep.Timeout.D(),
 		Auth: auth, DecodeError: DecodeError, Expired: expired})
 	if err != nil {
 		return nil, err
 	}
-	return &Client{rc: rc, auth: auth, PollEvery: DefaultPollEvery, PollFor: DefaultPollFor}, nil
+	client.rc = rc
+	return client, nil
+}
+
+func (c *Client) setJWTUser(u string) {
+	c.mu.Lock()
+	c.jwtUser = u
+	c.mu.Unlock()
+}
+
+// ErrNoAccessUser means the credential names no user to grant a new space to.
+var ErrNoAccessUser = errors.New("the JWT carries no username claim, so no default access user is known: set access on the item")
+
+// DefaultAccess is the user a new space grants full access to when the item names
+// none (cloudspaces/create requires access): with itsyouonline auth
+// "<username>@itsyouonline" from the JWT's username claim (as gig-tech's ovc-sdk-go
+// does), fetching the JWT if there is none yet; with session auth the session's user.
+func (c *Client) DefaultAccess(ctx context.Context) (string, error) {
+	if c.sessionUser != "" {
+		return c.sessionUser, nil
+	}
+	// Authorize fetches the JWT (or reuses the current one) without sending anything.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.rc.BaseURL().String(), nil)
+	if err != nil {
+		return "", err
+	}
+	if err := c.auth.Authorize(ctx, c.rc, req); err != nil {
+		return "", fmt.Errorf("default access user: %w", err)
+	}
+	c.mu.Lock()
+	u := c.jwtUser
+	c.mu.Unlock()
+	if u == "" {
+		return "", ErrNoAccessUser
+	}
+	return u + "@itsyouonline", nil
 }
 
 // itsYouOnline returns the JWT fetcher. The token URL is usually on another host
 // (itsyou.online): it gets its own rest.Client, with the endpoint's TLS options only
 // when it is on the endpoint's host. A relative token_url is a path on the endpoint.
-func itsYouOnline(ep *plan.Endpoint) (func(context.Context, *rest.Client) (rest.Token, error), error) {
+// setUser learns the username claim of every JWT fetched.
+func itsYouOnline(ep *plan.Endpoint, setUser func(string)) (func(context.Context, *rest.Client) (rest.Token, error), error) {
 	a := ep.Auth
 	tokenURL := a.TokenURL
 	if tokenURL == "" {
@@ -180,6 +225,7 @@ func itsYouOnline(ep *plan.Endpoint) (func(context.Context, *rest.Client) (rest.
 		if err != nil {
 			return rest.Token{}, &providers.Error{Op: op, Status: resp.Status, Message: err.Error()}
 		}
+		setUser(JWTUsername(jwt))
 		return rest.Token{Value: jwt, Expiry: JWTExpiry(jwt)}, nil
 	}, nil
 }
@@ -220,21 +266,42 @@ func DecodeTokenAnswer(body []byte) (string, error) {
 	return jwt, nil
 }
 
-// JWTExpiry reads the exp claim of a JWT without checking its signature (the API
-// does); zero when absent or unreadable (the token is then renewed on 401).
-func JWTExpiry(jwt string) time.Time {
+// jwtClaims reads the claims of a JWT this client uses, without checking its
+// signature (the API does).
+type jwtClaims struct {
+	Exp      json.Number `json:"exp"`
+	Username string      `json:"username"`
+}
+
+func readClaims(jwt string) (jwtClaims, bool) {
+	var c jwtClaims
 	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 {
-		return time.Time{}
+		return c, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return time.Time{}
+		return c, false
 	}
-	var c struct {
-		Exp json.Number `json:"exp"`
+	return c, json.Unmarshal(b, &c) == nil
+}
+
+// JWTUsername reads the username claim of an ItsYou.online JWT ("" when absent or
+// not a plain user name).
+func JWTUsername(jwt string) string {
+	c, ok := readClaims(jwt)
+	u := strings.TrimSpace(c.Username)
+	if !ok || u == "" || len(u) > 256 || strings.ContainsAny(u, " \t\r\n\"@/") {
+		return ""
 	}
-	if json.Unmarshal(b, &c) != nil || c.Exp == "" {
+	return u
+}
+
+// JWTExpiry reads the exp claim of a JWT without checking its signature (the API
+// does); zero when absent or unreadable (the token is then renewed on 401).
+func JWTExpiry(jwt string) time.Time {
+	c, ok := readClaims(jwt)
+	if !ok || c.Exp == "" {
 		return time.Time{}
 	}
 	f, err := c.Exp.Float64()
@@ -305,10 +372,22 @@ func DecodeSpaces(body []byte) ([]Space, error) {
 	return out, nil
 }
 
-// Spaces lists the cloud spaces the caller can see (DESTROYED ones excluded).
-func (c *Client) Spaces(ctx context.Context) ([]Space, error) {
+// Gone reports whether a space's status means it no longer exists for a plan:
+// DELETED (soft-deleted, restorable) and DESTROYED (0-complexity/openvcloud
+// cloudbrokerlib resourcestatus: both are invalid states), and the way there.
+func Gone(status string) bool {
+	switch strings.ToUpper(status) {
+	case "DELETED", "DESTROYED", "DELETING", "DESTROYING":
+		return true
+	}
+	return false
+}
+
+// Spaces lists the cloud spaces the caller can see: DELETED and DESTROYED ones are
+// left out by the API, unless includeDeleted (then DELETED ones are listed).
+func (c *Client) Spaces(ctx context.Context, includeDeleted bool) ([]Space, error) {
 	const op = "cloudspaces/list"
-	resp, err := c.rc.Do(ctx, &rest.Request{Method: http.MethodPost, Path: "/restmachine/cloudapi/" + op, JSON: map[string]any{"includedeleted": false}, Idempotent: true, Op: op})
+	resp, err := c.rc.Do(ctx, &rest.Request{Method: http.MethodPost, Path: "/restmachine/cloudapi/" + op, JSON: map[string]any{"includedeleted": includeDeleted}, Idempotent: true, Op: op})
 	if err != nil {
 		return nil, err
 	}
@@ -337,15 +416,19 @@ type TaskError struct{ Message string }
 
 func (e *TaskError) Error() string { return "async task failed: " + e.Message }
 
-// DecodeTaskAnswer reads a system/task/get answer: 202 (any body) or a 200 with null
-// or an empty body means still running; 200 [true, result] is done with result;
-// 200 [false, message] is a failed task (*TaskError).
+// DecodeTaskAnswer reads a system/task/get answer: 202 (any body), or a 200 with an
+// empty body, null or [] means still running (ovc-sdk-go v3 client.go polls on in
+// all three cases); 200 [true, result] is done with result; 200 [false, message] is
+// a failed task (*TaskError).
 func DecodeTaskAnswer(status int, body []byte) (done bool, result json.RawMessage, err error) {
 	b := bytes.TrimSpace(body)
 	if status == http.StatusAccepted || len(b) == 0 || string(b) == "null" {
 		return false, nil, nil
 	}
 	var pair []json.RawMessage
+	if json.Unmarshal(b, &pair) == nil && len(pair) == 0 {
+		return false, nil, nil
+	}
 	if json.Unmarshal(b, &pair) != nil || len(pair) != 2 {
 		return false, nil, errors.New("task answer is not [ok, result]")
 	}
@@ -370,22 +453,51 @@ func DecodeTaskAnswer(status int, body []byte) (done bool, result json.RawMessag
 	return true, pair[1], nil
 }
 
-// Await polls an async task until it ends and returns its result. Errors: ErrTaskGone,
-// *TaskError, a retryable *providers.Error when the task still runs after PollFor,
-// ctx.Err(), or the poll call's own error.
+// Await polls an async task until it ends and returns its result. As ovc-sdk-go v3
+// client.go does, one 404 is taken for "still running" (servers before 2.5.6 answer
+// it right after the create), and a 400, 429 or 503 while polling is waited out
+// (the 429's Retry-After is honoured); a second 404 is ErrTaskGone. Errors:
+// ErrTaskGone, *TaskError, a retryable *providers.Error when the task still runs
+// after PollFor, ctx.Err(), or the poll call's own error.
 func (c *Client) Await(ctx context.Context, guid string) (json.RawMessage, error) {
 	const op = "system/task/get"
 	deadline := time.Now().Add(c.PollFor)
 	wait := min(250*time.Millisecond, c.PollEvery)
+	notFound, badRequests := 0, 0
 	for {
 		resp, err := c.rc.Do(ctx, &rest.Request{Method: http.MethodPost, Path: "/restmachine/system/task/get", JSON: map[string]string{"taskguid": guid},
 			Idempotent: true, OK: []int{http.StatusOK, http.StatusAccepted}, Op: op})
-		if providers.StatusOf(err) == http.StatusNotFound {
-			return nil, ErrTaskGone
-		}
-		if err != nil {
+		st := providers.StatusOf(err)
+		pollAgain := false
+		switch {
+		case st == http.StatusNotFound:
+			if notFound++; notFound > 1 {
+				return nil, ErrTaskGone
+			}
+			pollAgain = true
+		case st == http.StatusBadRequest:
+			// A proxy's stray 400 (ovc-sdk-go); three in a row are the API's own.
+			if badRequests++; badRequests > 3 {
+				return nil, err
+			}
+			pollAgain = true
+		case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
+			pollAgain = true
+		case err != nil:
 			return nil, err
 		}
+		if pollAgain {
+			if !time.Now().Before(deadline) {
+				return nil, &providers.Error{Op: op, Message: fmt.Sprintf("task %s still unanswered after %s; a rerun keeps polling it", guid, c.PollFor), Retryable: true, Err: err}
+			}
+			// The rest client already holds every request back for a 429's Retry-After.
+			if err := sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+			wait = min(2*wait, c.PollEvery)
+			continue
+		}
+		badRequests = 0
 		done, res, err := DecodeTaskAnswer(resp.Status, resp.Body)
 		if done || err != nil {
 			var te *TaskError

@@ -196,12 +196,11 @@ const (
 	OutTaskGUID     = "task_guid"
 )
 
-func (a *cloudSpace) createParams() map[string]any {
+// createParams is the cloudspaces/create body; access is the item's, else the
+// authenticated user (the API requires it and has no default).
+func (a *cloudSpace) createParams(access string) map[string]any {
 	s := a.s
-	p := map[string]any{"accountId": s.AccountID, "location": s.Location, "name": s.Name, "privatenetwork": s.PrivateNetwork, "type": s.Type}
-	if s.Access != "" {
-		p["access"] = s.Access
-	}
+	p := map[string]any{"accountId": s.AccountID, "location": s.Location, "name": s.Name, "privatenetwork": s.PrivateNetwork, "type": s.Type, "access": access}
 	for k, v := range a.limits() {
 		p[k] = v
 	}
@@ -231,17 +230,18 @@ func (a *cloudSpace) limits() map[string]any {
 		"maxNetworkPeerTransfer": deref(s.MaxNetworkPeerTransfer), "maxNumPublicIP": deref(s.MaxNumPublicIP)}
 }
 
-// lookup finds the live space with the item's name in its account. A space of that
-// name in another location is a permanent error (never adopted).
+// lookup finds the live space with the item's name in its account; DELETED and
+// DESTROYED spaces are never adopted. A space of that name in another location is a
+// permanent error (never adopted).
 func (a *cloudSpace) lookup(ctx context.Context, x *providers.Exec) (*Space, error) {
-	list, err := a.c.Spaces(ctx)
+	list, err := a.c.Spaces(ctx, false)
 	if err != nil {
 		return nil, fmt.Errorf("look up cloud space %q: %w", a.s.Name, err)
 	}
 	var found *Space
 	for i := range list {
 		sp := &list[i]
-		if sp.Name != a.s.Name || sp.AccountID != a.s.AccountID || sp.Status == "DESTROYED" {
+		if sp.Name != a.s.Name || sp.AccountID != a.s.AccountID || Gone(sp.Status) {
 			continue
 		}
 		if found == nil || sp.ID < found.ID {
@@ -277,13 +277,14 @@ func (a *cloudSpace) Probe(ctx context.Context, x *providers.Exec) (bool, string
 //  4. create (checkpointing the task GUID or the id at once), then read the space,
 //     update its name and limits if they differ, and wait for DEPLOYED if asked.
 func (a *cloudSpace) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+	x.Adopted = x.AdoptedBefore()
 	mustLook := x.Attempt > 1 || x.InDoubt
 	if v := x.PriorValue(OutCloudSpaceID); v != "" {
 		id, err := strconv.Atoi(v)
 		if err == nil {
 			sp, err := a.c.Get(ctx, id)
 			switch {
-			case err == nil && sp.Status != "DESTROYED":
+			case err == nil && !Gone(sp.Status):
 				return a.finish(ctx, x, sp)
 			case err != nil && providers.StatusOf(err) != http.StatusNotFound:
 				return nil, fmt.Errorf("read cloud space %d: %w", id, err)
@@ -316,8 +317,15 @@ func (a *cloudSpace) Apply(ctx context.Context, x *providers.Exec) (state.Output
 }
 
 func (a *cloudSpace) create(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
-	p := a.createParams()
 	op := fmt.Sprintf("create cloud space %q", a.s.Name)
+	access := a.s.Access
+	if access == "" {
+		var err error
+		if access, err = a.c.DefaultAccess(ctx); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	p := a.createParams(access)
 	if *a.s.Async {
 		p["_async"] = true
 		var guid string
@@ -337,9 +345,18 @@ func (a *cloudSpace) create(ctx context.Context, x *providers.Exec) (state.Outpu
 		x.Log.Debug().Str("task_guid", guid).Msg("cloud space create started")
 		out, err := a.await(ctx, x, guid)
 		if errors.Is(err, ErrTaskGone) {
-			// Read too late (the result is kept 600 s): the next attempt looks the
-			// space up by name before it creates again.
-			return nil, &providers.Error{Op: op, Message: "the create task's result expired before it was read", Retryable: true, MaybeApplied: true, Err: err}
+			// The task is unknown although it was just started (or its result expired
+			// unread): the lookup decides whether the space exists.
+			x.Log.Debug().Str("task_guid", guid).Msg("create task unknown: looking the space up by name")
+			sp, lerr := a.lookup(ctx, x)
+			if lerr != nil {
+				return nil, lerr
+			}
+			if sp != nil {
+				return a.adopted(ctx, x, sp)
+			}
+			// Not there (yet): the next attempt looks it up again before it creates.
+			return nil, &providers.Error{Op: op, Message: "the create task is unknown to the API and the space is not listed yet", Retryable: true, MaybeApplied: true, Err: err}
 		}
 		return out, err
 	}
@@ -397,17 +414,34 @@ func (a *cloudSpace) created(ctx context.Context, x *providers.Exec, id int) (st
 	return a.finish(ctx, x, sp)
 }
 
-// adopt finds the space an "already exists" answer speaks of.
+// adopt finds the space an "already exists" answer speaks of. A DELETED space still
+// holds its name (only DESTROYED ones free it) and is never adopted: the task fails
+// and says how to free the name.
 func (a *cloudSpace) adopt(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
 	sp, err := a.lookup(ctx, x)
 	if err != nil {
 		return nil, err
 	}
-	if sp == nil {
-		return nil, &providers.Error{Op: fmt.Sprintf("create cloud space %q", a.s.Name),
-			Message: fmt.Sprintf("the API says a space of that name exists in account %d, but it is not visible to this user", a.s.AccountID)}
+	if sp != nil {
+		if aerr := x.Adopt(x.FirstLook()); aerr != nil { // "already exists" on the first try: it was there before
+			return nil, aerr
+		}
+		return a.adopted(ctx, x, sp)
 	}
-	return a.adopted(ctx, x, sp)
+	op := fmt.Sprintf("create cloud space %q", a.s.Name)
+	all, err := a.c.Spaces(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: look up deleted spaces: %w", op, err)
+	}
+	for _, d := range all {
+		if d.Name == a.s.Name && d.AccountID == a.s.AccountID && Gone(d.Status) {
+			return nil, &providers.Error{Op: op, Message: fmt.Sprintf(
+				"a %s cloud space of that name (id %d) still holds the name in account %d: restore it (cloudspaces/restore) or delete it permanently, then rerun",
+				d.Status, d.ID, a.s.AccountID)}
+		}
+	}
+	return nil, &providers.Error{Op: op,
+		Message: fmt.Sprintf("the API says a space of that name exists in account %d, but it is not visible to this user", a.s.AccountID)}
 }
 
 // adopted checkpoints an existing space's id, reads it and finishes.
@@ -448,8 +482,7 @@ func (a *cloudSpace) finish(ctx context.Context, x *providers.Exec, sp *Space) (
 		deadline := time.Now().Add(a.c.PollFor)
 		wait := min(250*time.Millisecond, a.c.PollEvery)
 		for status != "DEPLOYED" {
-			switch status {
-			case "DESTROYED", "DESTROYING", "ERROR", "DISABLED":
+			if Gone(status) || status == "ERROR" || status == "DISABLED" {
 				return nil, &providers.Error{Op: "wait for cloud space " + strconv.Itoa(sp.ID), Message: "status is " + status + ", it will not deploy"}
 			}
 			if !time.Now().Before(deadline) {

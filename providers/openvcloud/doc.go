@@ -18,7 +18,19 @@
 // polling /restmachine/system/task/get instead of creating again; an attempt whose
 // outcome is unknown looks the space up by account and name first, and an "already
 // exists" answer (409, or a failed task saying so) adopts the existing space after
-// checking its location.
+// checking its location. Spaces whose status is DELETED or DESTROYED are gone: never
+// adopted, never waited for (a DELETED space still holds its name on the server, so
+// the task then fails and says to restore it or delete it permanently).
+//
+// cloudspaces/create requires access (0-complexity/openvcloud actors.spec): without
+// one in the plan the client sends the authenticated user, "<username>@itsyouonline"
+// from the JWT's username claim (as gig-tech's ovc-sdk-go does) or the session's user.
+//
+// Polling system/task/get: 202, an empty body, null or [] mean still running; one
+// 404 is taken for still running too (servers before 2.5.6 answer it right after the
+// create), a second one means the task is unknown and the space is looked up by
+// name; 400, 429 and 503 answers while polling are waited out (ovc-sdk-go does the
+// same).
 //
 // Errors: the API answers the HTTP status and its message as a JSON string; 4xx
 // answers are permanent and quote the message, 5xx, 429 and 503 are retryable, a
@@ -47,7 +59,10 @@ Fields:
   cloudspace_name            the cloud space's name, unique per account (default: the item
                              name; set it when two items name spaces in different accounts
                              alike); 1-128 characters, no leading or trailing spaces
-  access                     user granted full access (default: the authenticated user)
+  access                     user granted full access; the API requires one, so the
+                             default is the authenticated user: <username>@itsyouonline
+                             from the JWT's username claim (as gig-tech's ovc-sdk-go
+                             does), or the session's username with session auth
   max_memory_capacity        GB, a number: -1 (unlimited, default) or >= 0
   max_vdisk_capacity         GB, integer: -1 (default) or >= 0
   max_cpu_capacity           cores, integer: -1 (default) or >= 0
@@ -65,7 +80,15 @@ Fields:
                              (default false: done when created, usually VIRTUAL)
 
 Polls (async task, deployment) back off up to every 2 s and give up after 10 min with
-a retryable error; a rerun resumes them.
+a retryable error; a rerun resumes them. A task answer of 202, empty, null or [] is
+"still running", and so is a single 404 right after the create (servers before
+2.5.6); a task still unknown after that is settled by looking the space up by name.
+400, 429 and 503 answers while polling are waited out.
+
+Spaces in status DELETED or DESTROYED are gone: never adopted, never waited for
+(wait_deployed fails at once). A DELETED space keeps its name on the server, so a new
+one of that name cannot be created: the task fails and says to restore the deleted
+space or delete it permanently.
 
 Changes to a done item: name and the max_* limits (and allowed_vm_sizes) are applied
 with cloudspaces/update; account_id and location cannot change (the task fails and says
@@ -75,4 +98,14 @@ The task hash leaves out async and wait_deployed.
 Outputs:
   cloudspace_id              the space's id
   status                     its status when the task finished (VIRTUAL, DEPLOYED, ...)
-  task_guid                  the async create's task GUID, when there was one (else "")`
+  task_guid                  the async create's task GUID, when there was one (else "")
+
+Destroy: cloudspaces/delete {cloudspaceId, permanently: true} of the recorded space
+(DESTROYED: a soft-deleted DELETED space would keep its name taken). A space already
+DELETED, DESTROYED or unknown counts as gone; in doubt with no recorded id, the live
+space of the item's account and name is deleted. The API refuses a space that still
+holds virtual machines (409: delete them first) or is being deployed (retried). A space
+that was adopted (it existed before the first create) is left unless destroy is asked
+to include it.
+Drift: cloudspaces/get, read-only: gone (DELETED, DESTROYED, unknown), or a changed
+name, account, location or max_* limit.`

@@ -3,12 +3,15 @@ package openvcloud
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +55,7 @@ const (
 func fakeOptions() ovcfake.Options {
 	o := ovcfake.DemoOptions()
 	o.Apps = map[string]string{"app": appSecret}
+	o.AppUsers = map[string]string{"app": "jdoe"}
 	o.Users = map[string]string{"ops": password, "alice": "alice-pw-1234"}
 	o.Locations = append(o.Locations, "nl-ams-1")
 	o.Accounts[43] = "read-only"
@@ -189,13 +193,13 @@ func TestCloudSpace_Apply_CreatesSpace(t *testing.T) {
 		wantStatus string
 		wantAccess string
 	}{
-		{name: "itsyouonline async", auth: jwtAuth, fields: []string{"async: true"}, wantStatus: "VIRTUAL", wantAccess: "app"},
-		{name: "itsyouonline sync", auth: jwtAuth, fields: []string{"async: false"}, wantStatus: "VIRTUAL", wantAccess: "app"},
-		{name: "token answered as JSON", auth: jwtAuth, tokenJSON: true, wantStatus: "VIRTUAL", wantAccess: "app"},
-		{name: "token url on the endpoint", auth: relJWTAuth, wantStatus: "VIRTUAL", wantAccess: "app"},
+		{name: "itsyouonline async", auth: jwtAuth, fields: []string{"async: true"}, wantStatus: "VIRTUAL", wantAccess: "jdoe@itsyouonline"},
+		{name: "itsyouonline sync", auth: jwtAuth, fields: []string{"async: false"}, wantStatus: "VIRTUAL", wantAccess: "jdoe@itsyouonline"},
+		{name: "token answered as JSON", auth: jwtAuth, tokenJSON: true, wantStatus: "VIRTUAL", wantAccess: "jdoe@itsyouonline"},
+		{name: "token url on the endpoint", auth: relJWTAuth, wantStatus: "VIRTUAL", wantAccess: "jdoe@itsyouonline"},
 		{name: "session async", auth: sessionAuth, fields: []string{"async: true"}, wantStatus: "VIRTUAL", wantAccess: "ops"},
 		{name: "session sync", auth: sessionAuth, fields: []string{"async: false"}, wantStatus: "VIRTUAL", wantAccess: "ops"},
-		{name: "wait until deployed", auth: jwtAuth, fields: []string{"wait_deployed: true"}, deploy: 60 * time.Millisecond, wantStatus: "DEPLOYED", wantAccess: "app"},
+		{name: "wait until deployed", auth: jwtAuth, fields: []string{"wait_deployed: true"}, deploy: 60 * time.Millisecond, wantStatus: "DEPLOYED", wantAccess: "jdoe@itsyouonline"},
 		{name: "every field", auth: sessionAuth, fields: []string{"cloudspace_name: shop-7", "access: alice", "max_memory_capacity: 1.5", "max_vdisk_capacity: 100",
 			"max_cpu_capacity: 4", "max_network_peer_transfer: 50", "max_num_public_ip: 2", "external_network_id: 1", "allowed_vm_sizes: [1, 2]",
 			"private_network: 10.20.0.0/16", "type: vgw"}, wantStatus: "VIRTUAL", wantAccess: "alice"},
@@ -479,8 +483,7 @@ func TestCloudSpace_Apply_ErrorAnswers(t *testing.T) {
 		{name: "unknown account async", fields: []string{"account_id: 7"}, want: "Account does not exist"},
 		{name: "unknown location 400", fields: []string{"location: mars-1", "async: false"}, want: "HTTP 400: Location mars-1 does not exists"},
 		{name: "unknown external network", fields: []string{"external_network_id: 9", "async: false"}, want: "Could not find externalnetwork with id 9"},
-		{name: "unknown access user", fields: []string{"access: mallory", "async: false"}, want: `HTTP 404: Username "mallory" not found`},
-		{name: "read-only account 403", fields: []string{"account_id: 43", "async: false"}, want: "HTTP 403: User app has no create rights"},
+		{name: "read-only account 403", fields: []string{"account_id: 43", "async: false"}, want: "HTTP 403: User jdoe@itsyouonline has no create rights"},
 		{name: "no external IP 503", fields: []string{"async: false"}, mut: func(o *ovcfake.Options) { o.NoExternalIPs = true }, want: "HTTP 503: No available external IP Addresses", retryable: true},
 		{name: "500 answers", faults: fault.Config{ErrorRate: 1}, want: "HTTP 500", retryable: true},
 		{name: "429 answers", faults: fault.Config{TooManyRate: 1, RetryAfter: 2 * time.Second}, want: "HTTP 429", retryable: true, retryAfter: true},
@@ -547,7 +550,7 @@ func TestCloudSpace_Apply_RecreatesDestroyedSpace(t *testing.T) {
 	// Someone destroyed the space; the changed item is applied again.
 	c := task.Action.(*cloudSpace).c
 	id := saved[OutCloudSpaceID].Value
-	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id}, true, nil); err != nil {
+	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved})
@@ -713,4 +716,187 @@ func (c *clock) Jump(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.offset += d
+}
+
+// cloudspaces/create requires access: without one in the plan the client sends the
+// authenticated user, <username>@itsyouonline from the JWT's username claim, or the
+// session's user (the fake answers 400 "Param with name:access is missing."
+// otherwise). TestCloudSpace_Apply_CreatesSpace checks the space's ACL; this checks
+// the claim reading and that the default is not the client id.
+func TestCloudSpace_DefaultAccess_FromJWTClaimOrSession(t *testing.T) {
+	_, url := newFake(t, nil)
+	for _, tc := range []struct{ auth, want string }{{jwtAuth, "jdoe@itsyouonline"}, {sessionAuth, "ops"}} {
+		c := mustBuild(t, url, tc.auth).Action.(*cloudSpace).c
+		got, err := c.DefaultAccess(context.Background())
+		if err != nil || got != tc.want {
+			t.Errorf("%s: DefaultAccess = %q, %v; want %q", tc.auth, got, err, tc.want)
+		}
+	}
+	mk := func(claims string) string {
+		return "eyJhbGciOiJFUzM4NCJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+	}
+	for claims, want := range map[string]string{`{"username":"jdoe","exp":1}`: "jdoe", `{"azp":"app"}`: "", `{"username":"a b"}`: "", `{"username":"x@y"}`: ""} {
+		if got := JWTUsername(mk(claims)); got != want {
+			t.Errorf("JWTUsername(%s) = %q, want %q", claims, got, want)
+		}
+	}
+}
+
+// A space soft-deleted by someone else is gone: the checkpointed id is not adopted
+// again, the name is not adopted either, and since a DELETED space still holds its
+// name the task fails with what to do, creating nothing. Once the space is deleted
+// permanently, the next attempt creates a new one.
+func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
+	srv, url := newFake(t, nil)
+	task := mustBuild(t, url, jwtAuth)
+	_, saved, err := apply(t, task, runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := task.Action.(*cloudSpace).c
+	id := saved[OutCloudSpaceID].Value
+	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []runOpts{{attempt: 2, changed: true, prior: saved}, {attempt: 2, inDoubt: true}} {
+		out, _, err := apply(t, task, o)
+		if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "a DELETED cloud space of that name (id "+id+")") {
+			t.Fatalf("out %v err %v: want a permanent error naming the DELETED space", out, err)
+		}
+	}
+	checkFake(t, srv, 1, 1)
+	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := apply(t, task, runOpts{attempt: 3, prior: saved})
+	if err != nil || out[OutCloudSpaceID].Value == id {
+		t.Fatalf("out %v err %v", out, err)
+	}
+	checkFake(t, srv, 2, 2)
+}
+
+// wait_deployed stops at once, permanently, when the space it waits for is deleted.
+func TestCloudSpace_Apply_WaitDeployedStopsOnDeletedSpace(t *testing.T) {
+	srv, url := newFake(t, nil) // DeployDelay: an hour
+	task := mustBuild(t, url, jwtAuth, "wait_deployed: true", "async: false")
+	c := task.Action.(*cloudSpace).c
+	c.PollFor = time.Minute
+	go func() {
+		// Delete the space once it exists; the waiting task must notice.
+		for i := 0; i < 2000; i++ {
+			if snap := srv.Snapshot(); len(snap.Spaces) == 1 {
+				_ = c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": snap.Spaces[0].ID}, true, nil)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err := apply(t, task, runOpts{ctx: ctx})
+	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "status is DELETED, it will not deploy") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// system/task/get answers of older servers: [] while running and a single 404 right
+// after the create mean "still running"; a task whose result is gone before it was
+// read falls back to the lookup, which adopts the space the task created.
+func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
+	t.Run("[] and an early 404", func(t *testing.T) {
+		srv, url := newFake(t, func(o *ovcfake.Options) { o.RunningAnswer, o.EarlyTaskNotFound = "[]", true })
+		out, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{})
+		if err != nil || out[OutCloudSpaceID].Value != "100" {
+			t.Fatalf("out %v err %v", out, err)
+		}
+		checkFake(t, srv, 1, 1)
+	})
+	t.Run("result gone before it was read", func(t *testing.T) {
+		srv, url := newFake(t, func(o *ovcfake.Options) { o.ResultTTL = time.Nanosecond })
+		out, saved, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{})
+		if err != nil || out[OutCloudSpaceID].Value != "100" || saved[OutCloudSpaceID].Value != "100" {
+			t.Fatalf("out %v saved %v err %v", out, saved, err)
+		}
+		checkFake(t, srv, 1, 1)
+	})
+	t.Run("a 429 while polling is waited out", func(t *testing.T) {
+		srv := ovcfake.New(fakeOptions())
+		var polls atomic.Int32
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Only the first system/task/get is throttled: the create went through.
+			if r.URL.Path == "/restmachine/system/task/get" && polls.Add(1) == 1 {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = w.Write([]byte(`"Too many requests"`))
+				return
+			}
+			srv.ServeHTTP(w, r)
+		}))
+		defer ts.Close()
+		task := mustBuild(t, ts.URL, jwtAuth)
+		out, _, err := apply(t, task, runOpts{})
+		if err != nil || out[OutCloudSpaceID].Value != "100" {
+			t.Fatalf("out %v err %v", out, err)
+		}
+		checkFake(t, srv, 1, 1)
+	})
+}
+
+// A 429 storm within the server's limit fails no task: the fake's token bucket (20/s,
+// bursts of 8) throttles a run of eight spaces; every task ends done, each space is
+// created once, and a rerun sends no create.
+func TestCloudSpace_Apply_RidesRateLimitStorm(t *testing.T) {
+	o := fakeOptions()
+	o.AsyncDelay = 10 * time.Millisecond
+	o.Faults.RateLimit, o.Faults.RateBurst = 20, 8
+	srv := ovcfake.New(o)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	text := strings.NewReplacer("AUTH", jwtAuth, "- name: space-1\n      FIELDS", `- name: space-${row.value}
+      foreach: {range: {from: 1, to: 8}}`).Replace(basePlan)
+	pl, err := loadPlan(t, text, ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &providers.Build{Plan: pl, Clients: &providers.Clients{}}
+	var tasks []*providers.Task
+	for _, it := range pl.Items {
+		ts, err := CloudSpaceKind{}.Build(b, it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast(ts[0])
+		tasks = append(tasks, ts...)
+	}
+	g, err := runner.NewGraph(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := filepath.Join(t.TempDir(), "state.db")
+	var logs bytes.Buffer
+	for round := 0; round < 2; round++ {
+		st, err := state.Open(sp, state.Options{PlanName: pl.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A generous attempt budget: a throttled attempt may still count as one.
+		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 6, MaxAttempts: 200, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: pl.Redactor})
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() || (round == 1 && res.UpToDate != 8) {
+			t.Fatalf("round %d: %+v", round, res)
+		}
+	}
+	checkFake(t, srv, 8, 8)
+	if n := srv.Faults.Counts().Throttled; n == 0 {
+		t.Fatal("the fake never throttled: the test proves nothing")
+	} else {
+		t.Logf("throttled %d of %d requests", n, srv.Faults.Counts().Requests)
+	}
+	if strings.Contains(logs.String(), appSecret) {
+		t.Error("the client secret reached the logs")
+	}
 }

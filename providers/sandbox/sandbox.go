@@ -174,7 +174,7 @@ func (s *Sandbox) Report() map[string]any {
 	}
 	s.mu.Unlock()
 	c := s.Counts()
-	out["_faults"] = map[string]int64{"requests": c.Requests, "5xx": c.Errors, "429": c.TooMany, "dropped": c.Dropped, "lost": c.Lost}
+	out["_faults"] = map[string]int64{"requests": c.Requests, "5xx": c.Errors, "429": c.TooMany, "dropped": c.Dropped, "lost": c.Lost, "throttled": c.Throttled}
 	return out
 }
 
@@ -228,6 +228,7 @@ func (s *Sandbox) Counts() fault.Counts {
 		t.Errors += c.Errors
 		t.TooMany += c.TooMany
 		t.Dropped += c.Dropped
+		t.Throttled += c.Throttled
 		t.Lost += c.Lost
 	}
 	return t

@@ -1,6 +1,10 @@
 // Package cnfake is a fake Cloudneeti API for tests and the sandbox.
 //
-// It follows the project's API notes (section 4) and the vendor's API access guide:
+// It follows the seed (cloudneeti-api-access.txt), API-NOTES sections 4 and 6 and the
+// vendor's public pages, Cloudneeti/Cloudneeti_SaaS_Docs docs/userGuide/tokenAPI.md,
+// onboardCloudAccount.md, getLicenseAccounts.md, updateAPIAppAccessScope.md,
+// initiateScanAPI.md and scanStatusAPI.md. Each route below names its source; what
+// no source shows is marked "inference".
 //   - every call carries the API-portal subscription key in Ocp-Apim-Subscription-Key;
 //     a missing or wrong key gets 401 (or Options.KeyDeniedStatus) with the API
 //     gateway's envelope {"statusCode": 401, "message": "Access denied due to invalid
@@ -10,7 +14,10 @@
 //     token lifetime; the answer is {"result": {"token"}, "statusCode": 200, "message"}
 //     or, with Options.TopLevelToken, the seed's {"token", "statusCode", "message"};
 //   - other calls need "Authorization: Bearer <token>"; a missing, unknown or expired
-//     token gets 401 {"statusCode": 401, "message": "..."};
+//     token gets 401 {"statusCode": 401, "message": "..."}; so does a token of the
+//     wrong kind: rescan and job status take only an account token (for that
+//     account: another account's gets 403), onboarding, licenseAccounts and the
+//     API-scope config call only a license token;
 //   - GET /onboarding/license/{lic}/licenseAccounts, POST .../account/aws|azure
 //     (onboarding job), PUT .../config {accountId} (the calling application's API
 //     scope), GET /compliance/license/{lic}/account/{acc}/rescan (a rescan job, only
@@ -23,11 +30,18 @@
 // With Options.ErrorsIn200 every error except the gateway's key check is answered
 // with HTTP 200 and the error's statusCode in the envelope.
 //
+// Options.Faults.RateLimit is a server-side token bucket. The API sits behind Azure
+// API Management (the Ocp-Apim-Subscription-Key header), so over the limit a call
+// gets that gateway's answer: 429 with Retry-After and {"statusCode": 429, "message":
+// "Rate limit is exceeded. Try again in N seconds."} (inference: the vendor publishes
+// no limit and no throttled answer).
+//
 // A Server is safe for concurrent use.
 package cnfake
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -174,13 +188,24 @@ func New(o Options) *Server {
 		s.addLicense(l)
 	}
 	s.Faults = fault.New(o.Faults)
+	s.Faults.SetThrottle(throttled)
 	m := http.NewServeMux()
+	// Seed "STEP 3 Acquire an access token" and tokenAPI.md: license token, and the
+	// account token with ?accountId=; the {result: {token}} shape: API-NOTES 4.
 	m.HandleFunc("POST /authorize/license/{lic}/token", s.token)
-	m.HandleFunc("POST /onboarding/license/{lic}/account/{cloud}", s.auth(s.onboard))
-	m.HandleFunc("GET /onboarding/license/{lic}/licenseAccounts", s.auth(s.list))
-	m.HandleFunc("PUT /onboarding/license/{lic}/config", s.auth(s.scope))
-	m.HandleFunc("GET /compliance/license/{lic}/account/{acc}/rescan", s.auth(s.rescan))
-	m.HandleFunc("GET /compliance/license/{lic}/account/{acc}/job/{job}/status", s.auth(s.jobStatus))
+	// onboardCloudAccount.md (license token; body fields: API-NOTES 4; duplicate
+	// answers: inference).
+	m.HandleFunc("POST /onboarding/license/{lic}/account/{cloud}", s.auth(licenseToken, s.onboard))
+	// getLicenseAccounts.md (license token).
+	m.HandleFunc("GET /onboarding/license/{lic}/licenseAccounts", s.auth(licenseToken, s.list))
+	// updateAPIAppAccessScope.md (license token).
+	m.HandleFunc("PUT /onboarding/license/{lic}/config", s.auth(licenseToken, s.scope))
+	// initiateScanAPI.md: Authorization is the account token.
+	m.HandleFunc("GET /compliance/license/{lic}/account/{acc}/rescan", s.auth(accountToken, s.rescan))
+	// API-NOTES 4 and 6 (scanStatusAPI.md shows older paths; account token as for
+	// the rescan).
+	m.HandleFunc("GET /compliance/license/{lic}/account/{acc}/job/{job}/status", s.auth(accountToken, s.jobStatus))
+	// inference: unknown routes answer 404 in the envelope, after the key check.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if !s.keyOK(w, r) {
 			return
@@ -205,6 +230,12 @@ func (s *Server) addLicense(l License) {
 		c.Scope = append([]string(nil), a.Scope...)
 		lic.accounts = append(lic.accounts, &c)
 	}
+}
+
+// throttled is the API gateway's 429 (inference, see the package comment).
+func throttled(w http.ResponseWriter, _ *http.Request, retryAfter time.Duration) {
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{"statusCode": http.StatusTooManyRequests,
+		"message": fmt.Sprintf("Rate limit is exceeded. Try again in %d seconds.", int(retryAfter/time.Second))})
 }
 
 // ServeHTTP implements http.Handler (with faults).
@@ -317,8 +348,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if life <= 0 {
 		life = s.opts.TokenLifetime
 	}
-	t := "eyJ" + strings.ReplaceAll(newID()+newID(), "-", "")
-	s.tokens[t] = token{license: lic.id, app: app.ID, account: acc, exp: s.opts.Now().Add(life)}
+	// A JWT-shaped token with an exp claim (inference: the pages only say "access
+	// token"; the client reads exp when there is one).
+	exp := s.opts.Now().Add(life)
+	claims, _ := json.Marshal(map[string]any{"lic": lic.id, "app": app.ID, "acc": acc, "exp": exp.Unix(), "jti": newID()})
+	t := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims) + "." +
+		strings.ReplaceAll(newID()+newID(), "-", "")
+	s.tokens[t] = token{license: lic.id, app: app.ID, account: acc, exp: exp}
 	s.counters.Tokens++
 	top := s.opts.TopLevelToken
 	s.mu.Unlock()
@@ -331,9 +367,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 type handler func(w http.ResponseWriter, r *http.Request, t token, lic *license)
 
-// auth checks the key and the token, and that the token is for the path's license
-// (and account, for account tokens). Handlers run with s.mu held.
-func (s *Server) auth(h handler) http.HandlerFunc {
+// Token kinds a route takes.
+const (
+	licenseToken = iota
+	accountToken
+)
+
+// auth checks the key and the token: its kind (license or account), that it is for
+// the path's license and, for account tokens, the path's account. Handlers run with
+// s.mu held.
+func (s *Server) auth(kind int, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.keyOK(w, r) {
 			return
@@ -352,9 +395,18 @@ func (s *Server) auth(h handler) http.HandlerFunc {
 			s.reply(w, http.StatusForbidden, nil, "The access token is not valid for this license")
 			return
 		}
-		if acc := r.PathValue("acc"); t.account != "" && acc != t.account {
+		switch {
+		case kind == accountToken && t.account == "":
 			s.mu.Unlock()
-			s.reply(w, http.StatusForbidden, nil, "The account token is not valid for this request")
+			s.reply(w, http.StatusUnauthorized, nil, "Unauthorized: this API needs an account token")
+			return
+		case kind == licenseToken && t.account != "":
+			s.mu.Unlock()
+			s.reply(w, http.StatusUnauthorized, nil, "Unauthorized: this API needs a license token")
+			return
+		case kind == accountToken && r.PathValue("acc") != t.account:
+			s.mu.Unlock()
+			s.reply(w, http.StatusForbidden, nil, "The account token is not valid for this account")
 			return
 		}
 		defer s.mu.Unlock()
@@ -389,10 +441,6 @@ var (
 )
 
 func (s *Server) onboard(w http.ResponseWriter, r *http.Request, t token, lic *license) {
-	if t.account != "" {
-		s.replyLocked(w, http.StatusForbidden, nil, "Onboarding needs a license token")
-		return
-	}
 	var m map[string]any
 	if err := decodeBody(r, &m); err != nil {
 		s.replyLocked(w, http.StatusBadRequest, nil, "Request body must be a JSON object")
@@ -467,9 +515,6 @@ func inScope(a *Account, app string) bool {
 func (s *Server) list(w http.ResponseWriter, _ *http.Request, t token, lic *license) {
 	out := []map[string]any{}
 	for _, a := range lic.accounts {
-		if t.account != "" && a.ID != t.account {
-			continue
-		}
 		out = append(out, map[string]any{"accountId": a.ID, "accountName": a.Name, "isInApiScope": inScope(a, t.app), "connectorType": a.Connector})
 	}
 	s.replyLocked(w, http.StatusOK, map[string]any{"accounts": out}, "Request Successful")

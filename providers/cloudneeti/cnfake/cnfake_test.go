@@ -78,8 +78,15 @@ const lic = "/onboarding/license/" + DemoLicenseID
 // testClock drives every fake of this file (tests do not run in parallel).
 var testClock = &clock{t: time.Now()}
 
-func (c *client) login() {
-	st, e := c.do("POST", "/authorize/license/"+DemoLicenseID+"/token", `{"APIApplicationId": "`+DemoAppID+`", "Secret": "`+DemoAppSecret+`"}`)
+func (c *client) login() { c.loginAs("") }
+
+// loginAs takes a license token ("") or the account token of account.
+func (c *client) loginAs(account string) {
+	path := "/authorize/license/" + DemoLicenseID + "/token"
+	if account != "" {
+		path += "?accountId=" + account
+	}
+	st, e := c.do("POST", path, `{"APIApplicationId": "`+DemoAppID+`", "Secret": "`+DemoAppSecret+`"}`)
 	tok, _ := e.Result["token"].(string)
 	if tok == "" {
 		tok = e.Token
@@ -147,15 +154,32 @@ func TestServer_OnboardScopeRescan(t *testing.T) {
 		s, _ := e.Result["jobStatus"].(string)
 		return s
 	}
+	// Rescan and job status take only an account token (initiateScanAPI.md).
+	for _, path := range []string{"/rescan", "/job/" + job + "/status"} {
+		if st, e := c.do("GET", "/compliance/license/"+DemoLicenseID+"/account/"+acc+path, ""); st != 401 || e.StatusCode != 401 {
+			t.Fatalf("%s with a license token: %d %+v, want 401", path, st, e)
+		}
+	}
+	license := c.tok
+	c.loginAs(acc)
 	if got := status(job); got != "Pending" {
 		t.Fatalf("new job: %s", got)
 	}
 	if st, e := c.do("GET", "/compliance/license/"+DemoLicenseID+"/account/"+acc+"/rescan", ""); st != 403 {
 		t.Fatalf("rescan outside the scope: %d %+v", st, e)
 	}
+	// Onboarding, the account list and the API scope take only a license token.
+	for _, call := range [][3]string{{"GET", lic + "/licenseAccounts", ""}, {"PUT", lic + "/config", `{"accountId": "` + acc + `"}`}, {"POST", lic + "/account/aws", body}} {
+		if st, e := c.do(call[0], call[1], call[2]); st != 401 || e.StatusCode != 401 {
+			t.Fatalf("%s %s with an account token: %d %+v, want 401", call[0], call[1], st, e)
+		}
+	}
+	account := c.tok
+	c.tok = license
 	if st, _ := c.do("PUT", lic+"/config", `{"accountId": "`+acc+`"}`); st != 200 {
 		t.Fatalf("scope: %d", st)
 	}
+	c.tok = account
 	_, e = c.do("GET", "/compliance/license/"+DemoLicenseID+"/account/"+acc+"/rescan", "")
 	rescan, _ := e.Result["jobId"].(string)
 	testClock.Add(40 * time.Millisecond)
@@ -166,6 +190,7 @@ func TestServer_OnboardScopeRescan(t *testing.T) {
 	if got := status(rescan); got != "Success" {
 		t.Fatalf("finished job: %s", got)
 	}
+	c.tok = license
 	_, e = c.do("GET", lic+"/licenseAccounts", "")
 	list, _ := e.Result["accounts"].([]any)
 	if len(list) != 1 || list[0].(map[string]any)["isInApiScope"] != true || list[0].(map[string]any)["connectorType"] != "AWS" {
@@ -184,5 +209,28 @@ func TestServer_ErrorsIn200(t *testing.T) {
 	c.login()
 	if st, e := c.do("PUT", lic+"/config", `{"accountId": "nope"}`); st != 200 || e.StatusCode != 404 {
 		t.Fatalf("error in 200: %d %+v", st, e)
+	}
+}
+
+// Over the server-side limit the API gateway answers 429 with Retry-After and its
+// {statusCode, message} body.
+func TestServer_RateLimit(t *testing.T) {
+	s, c := start(t, func(o *Options) { o.Faults.RateLimit, o.Faults.RateBurst = 0.001, 1 })
+	c.login()
+	req, _ := http.NewRequest("GET", c.base+lic+"/licenseAccounts", nil)
+	req.Header.Set("Ocp-Apim-Subscription-Key", c.key)
+	req.Header.Set("Authorization", "Bearer "+c.tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e envelope
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || json.Unmarshal(b, &e) != nil || e.StatusCode != 429 || !strings.Contains(e.Message, "Rate limit is exceeded") {
+		t.Fatalf("over the limit: %d Retry-After %q body %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	if n := s.Faults.Counts().Throttled; n != 1 {
+		t.Fatalf("throttled %d", n)
 	}
 }

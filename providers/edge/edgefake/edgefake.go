@@ -26,6 +26,9 @@
 //   - Validation failures answer 422 (400 for the repository's Harbor calls), role
 //     failures 403, unknown objects 404, non-JSON bodies 415.
 //
+// Options.Faults.RateLimit is a server-side token bucket: over it a call gets 429
+// with Retry-After and {code: 429, msg} (inference: the seed documents no limit).
+//
 // Successful answers are plain JSON, or {code, msg, data} when Options.Envelope is
 // set; errors are always {code, msg}. Options.ErrorsAsOK answers errors with HTTP 200
 // and the status in the envelope's code, as some Beego builds do (inference).
@@ -62,6 +65,12 @@ type Options struct {
 	Envelope bool
 	// ErrorsAsOK answers errors with HTTP 200 (the status stays in the body's code).
 	ErrorsAsOK bool
+	// AppLookup is the status of GET /v1/app and GET /v1/app/{id}: 0 serves them;
+	// 404 or 405 plays a platform without these inferred calls.
+	AppLookup int
+	// AppNoMatch404 answers 404 to a filtered application list that matches nothing
+	// (as some list calls do; inference).
+	AppNoMatch404 bool
 	// Faults switched on from the start.
 	Faults fault.Config
 	// Now is the clock (tests); nil means time.Now.
@@ -145,9 +154,11 @@ type Project struct {
 
 // Registry is an external registry record (the password is never exported).
 type Registry struct {
-	ID       string `json:"repositoryId"`
-	Address  string `json:"address"`
-	User     string `json:"user"`
+	ID      string `json:"repositoryId"`
+	Address string `json:"address"`
+	User    string `json:"user"`
+	// Owner is the id of the user that created it (for tests; not in any answer).
+	Owner    int `json:"-"`
 	password string
 }
 
@@ -238,6 +249,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{Faults: fault.New(o.Faults), opts: o, nextID: 1, clusters: map[string]*cluster{},
 		repoUsers: map[string]string{}, tokens: map[string]*session{}}
+	s.Faults.SetThrottle(s.throttled)
 	for name, nodes := range o.Clusters {
 		s.clusters[name] = &cluster{labels: map[string]bool{}, nodes: append([]string(nil), nodes...), nodeLabels: map[string]map[string]bool{}}
 	}
@@ -245,45 +257,92 @@ func New(o Options) *Server {
 	s.users = append(s.users, &User{ID: s.id(), Name: AdminName, password: o.AdminPassword, IsAdmin: true, Status: Approved,
 		RealName: "System administrator", Phone: "-", CreateTime: now, UpdateTime: now})
 	m := http.NewServeMux()
+	// Seed "Login"; token lifetime and refresh window: ote-stack open-api.yml.tpl via API-NOTES 5/6.
 	m.HandleFunc("POST /v1/authorization", s.login)
+	// Seed "Update Token" (current token in the Authorization header).
 	m.HandleFunc("PUT /v1/authorization", s.refresh)
+	// Seed "Get Authorization Information".
 	m.HandleFunc("GET /v1/authorization", s.authed(s.whoami))
+	// Seed "Logout".
 	m.HandleFunc("DELETE /v1/authorization", s.authed(s.logout))
+	// Seed "Create User" (no token; pending until approved); the 422 for a taken name: inference.
 	m.HandleFunc("POST /v1/user", s.register)
+	// Seed "Update Password".
 	m.HandleFunc("PUT /v1/user", s.authed(s.changePassword))
+	// Seed "Get User List" (paged: page, pageSize, orderBy, order).
 	m.HandleFunc("GET /v1/admin/user", s.authed(s.listUsers))
+	// Seed "Create Sub-User"; approved at once in the creator's business: inference.
 	m.HandleFunc("POST /v1/admin/user", s.authed(s.createSubUser))
+	// Seed "Audit User" (system administrator only).
 	m.HandleFunc("PUT /v1/admin/user/{id}", s.authed(s.auditUser))
+	// Seed "Delete User".
 	m.HandleFunc("DELETE /v1/admin/user/{id}", s.authed(s.deleteUser))
+	// Seed "Create Business" (an administrator without a business).
 	m.HandleFunc("POST /v1/business", s.authed(s.createBusiness))
+	// Seed "Get Business List" (name filter).
 	m.HandleFunc("GET /v1/business", s.authed(s.listBusinesses))
+	// Seed "Get Business".
 	m.HandleFunc("GET /v1/business/id/{id}", s.authed(s.getBusiness))
+	// Seed "Audit Business" (namespace ns<id> in every cluster).
 	m.HandleFunc("PUT /v1/business/id/{id}", s.authed(s.auditBusiness))
+	// Seed "Get Cluster List".
 	m.HandleFunc("GET /v1/cluster", s.authed(s.listClusters))
+	// Seed "Get Label List" (cluster labels).
 	m.HandleFunc("GET /v1/cluster/label", s.authed(s.allClusterLabels))
+	// Seed "Add Label to Cluster".
 	m.HandleFunc("POST /v1/cluster/label", s.authed(s.labelClusters))
+	// Seed "Delete Label" (cluster).
 	m.HandleFunc("DELETE /v1/cluster/label", s.authed(s.unlabelClusters))
+	// Seed "Get Label" (labels of one cluster).
 	m.HandleFunc("GET /v1/cluster/label/{cluster}", s.authed(s.clusterLabels))
+	// Seed "Get Node List".
 	m.HandleFunc("GET /v1/node", s.authed(s.listNodes))
+	// Seed "Get Label List" (node labels).
 	m.HandleFunc("GET /v1/node/label", s.authed(s.allNodeLabels))
+	// Seed "Add Label to Node".
 	m.HandleFunc("POST /v1/node/label", s.authed(s.labelNodes))
+	// Seed "Delete Label" (node).
 	m.HandleFunc("DELETE /v1/node/label", s.authed(s.unlabelNodes))
+	// Seed "Create User" under Repository Management (409 username conflict).
 	m.HandleFunc("POST /v1/repository/user", s.authed(s.createRepoUser))
+	// Seed "Get Projects of Repository" (projectName filter).
 	m.HandleFunc("GET /v1/repository/project", s.authed(s.listProjects))
+	// Seed "Create Project" (201; 409 name exists).
 	m.HandleFunc("POST /v1/repository/project", s.authed(s.createProject))
+	m.HandleFunc("DELETE /v1/repository/project", s.authed(s.deleteProjects)) // seed edge-vsm-r3-api "Delete Project"
+	// Seed "Create External Repository"; 409 for a taken repositoryId and one global
+	// namespace of records (not per business): inference.
 	m.HandleFunc("POST /v1/repository/third", s.authed(s.createRegistry))
+	// Seed "Get External Repository List".
 	m.HandleFunc("GET /v1/repository/third", s.authed(s.listRegistries))
+	// Seed "Get External Repository" (404 not found).
 	m.HandleFunc("GET /v1/repository/third/{id}", s.authed(s.getRegistry))
+	// Seed "Delete External Repository".
 	m.HandleFunc("DELETE /v1/repository/third", s.authed(s.deleteRegistries))
+	// Seed "Create Application" (cut off after command: args, env, description and
+	// the answer's id are inference).
 	m.HandleFunc("POST /v1/app", s.authed(s.createApp))
+	// inference: the application list and its appName filter are not in the seed
+	// (Options.AppLookup plays a platform without them).
 	m.HandleFunc("GET /v1/app", s.authed(s.listApps))
+	// inference, like the list.
 	m.HandleFunc("GET /v1/app/{id}", s.authed(s.getApp))
+	// inference (used by tests and the lifecycle's destroy only).
 	m.HandleFunc("DELETE /v1/app/{id}", s.authed(s.deleteApp))
+	// inference: Beego answers unknown routes 404.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "no such API: "+r.Method+" "+r.URL.Path)
 	})
 	s.h = s.Faults.Wrap(m)
 	return s
+}
+
+// throttled is the rate limit's 429: {code, msg} like the fake's other errors, with
+// Retry-After (inference: the seed documents no rate limit).
+func (s *Server) throttled(w http.ResponseWriter, _ *http.Request, retryAfter time.Duration) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": http.StatusTooManyRequests, "msg": fmt.Sprintf("too many requests, retry in %d second(s)", int(retryAfter/time.Second))})
 }
 
 // ServeHTTP implements http.Handler.
@@ -1221,7 +1280,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, u *User) 
 	s.reply(w, http.StatusCreated, nil)
 }
 
-func (s *Server) createRegistry(w http.ResponseWriter, r *http.Request, _ *User) {
+func (s *Server) createRegistry(w http.ResponseWriter, r *http.Request, u *User) {
 	var req struct {
 		RepositoryID string `json:"repositoryId"`
 		Address      string `json:"address"`
@@ -1245,7 +1304,7 @@ func (s *Server) createRegistry(w http.ResponseWriter, r *http.Request, _ *User)
 		s.fail(w, http.StatusConflict, "repository "+req.RepositoryID+" already exists")
 		return
 	}
-	s.registries = append(s.registries, &Registry{ID: req.RepositoryID, Address: req.Address, User: req.User, password: req.Password})
+	s.registries = append(s.registries, &Registry{ID: req.RepositoryID, Address: req.Address, User: req.User, Owner: u.ID, password: req.Password})
 	s.counters.RegistriesCreated++
 	s.reply(w, http.StatusOK, nil)
 }
@@ -1400,6 +1459,10 @@ func (s *Server) visibleApp(u *User, a *App) bool {
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request, u *User) {
+	if s.opts.AppLookup != 0 {
+		s.fail(w, s.opts.AppLookup, "no such API: GET /v1/app")
+		return
+	}
 	name := r.URL.Query().Get("appName")
 	var out []App
 	for _, a := range s.apps {
@@ -1408,10 +1471,18 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request, u *User) {
 			out = append(out, *a)
 		}
 	}
+	if len(out) == 0 && name != "" && s.opts.AppNoMatch404 {
+		s.fail(w, http.StatusNotFound, "application not found")
+		return
+	}
 	s.list(w, r, out, len(out), 10)
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request, u *User) {
+	if s.opts.AppLookup != 0 {
+		s.fail(w, s.opts.AppLookup, "no such API: GET /v1/app/{id}")
+		return
+	}
 	id, ok := s.pathID(w, r)
 	if !ok {
 		return

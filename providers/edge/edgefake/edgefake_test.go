@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"provision/providers/fault"
 )
 
 const adminPW = "Admin123pw"
@@ -346,5 +348,35 @@ func TestServer_ConcurrentRequestsAreSafe(t *testing.T) {
 	}
 	if n := s.Snapshot().Counters; n.UsersRegistered != 4 || n.ClusterLabelsAdded != 2 {
 		t.Fatalf("counters %+v", n)
+	}
+}
+
+// AppLookup plays a platform without the inferred application lookup; the rate
+// limit answers 429 with Retry-After and {code, msg}.
+func TestServer_AppLookupSwitchAndRateLimit(t *testing.T) {
+	for _, st := range []int{http.StatusNotFound, http.StatusMethodNotAllowed} {
+		_, c := newFake(t, Options{AppLookup: st})
+		admin := c.login(AdminName, adminPW)
+		for _, path := range []string{"/v1/app", "/v1/app?appName=x", "/v1/app/1"} {
+			if got, _ := c.do(http.MethodGet, path, admin, nil); got != st {
+				t.Fatalf("AppLookup %d: GET %s answered %d", st, path, got)
+			}
+		}
+	}
+	s, c := newFake(t, Options{Faults: fault.Config{RateLimit: 0.001, RateBurst: 1}})
+	c.login(AdminName, adminPW)
+	req, _ := http.NewRequest(http.MethodPost, c.ts.URL+"/v1/authorization", strings.NewReader(`{"user":"admin","password":"x"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || m["code"] != float64(429) || m["msg"] == "" {
+		t.Fatalf("over the limit: %d %q %v", resp.StatusCode, resp.Header.Get("Retry-After"), m)
+	}
+	if s.Faults.Counts().Throttled != 1 {
+		t.Fatalf("counts %s", s.Faults.Counts())
 	}
 }

@@ -1,8 +1,10 @@
 package nxfake
 
 import (
+	"fmt"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,29 +16,64 @@ var Roles = map[string]bool{"none": true, "disabled": true, "custom": true, "liv
 
 func (w *World) cloudMux() http.Handler {
 	m := http.NewServeMux()
+	// Source: seed nx-connect-system-to-cloud step 1; API-NOTES 1 (refresh_token grant, expires_in as a string).
 	m.HandleFunc("POST /cdb/oauth2/token", w.token)
 	if !w.opts.FallbackPaths {
+		// Source: nx_system_tests cloud_api/_cloud.py bind_only (cdb/systems/bind); seed nx-connect-system-to-cloud.
 		m.HandleFunc("POST /cdb/systems/bind", w.authed(w.bind))
 	}
+	// Source: seed nx-connect-system-to-cloud sample script (the older singular form).
 	m.HandleFunc("POST /cdb/system/bind", w.authed(w.bind))
+	// Source: nx_system_tests cloud_api/_cloud.py bind_cloud_system_to_organization (partners/api/v2/cloud_systems/).
+	m.HandleFunc("POST /partners/api/v2/cloud_systems/", w.authed(w.orgBind))
+	// Source: seed nx-connect-system-to-cloud ("connected to an organization - POST /partners/api/v3/cloud_systems/").
 	m.HandleFunc("POST /partners/api/v3/cloud_systems/", w.authed(w.orgBind))
+	// Source: API-NOTES 6 (nx_open_integrations api_sample: the current samples create under /partners/api/v4/); same shape as v2/v3 is an inference.
+	m.HandleFunc("POST /partners/api/v4/cloud_systems/", w.authed(w.orgBind))
+	// Source: nx_system_tests cloud_api/_cloud.py list_systems_in_organization and _get_paginated_result
+	// ({count, next, previous, results}, items with system_state); v3 served alike is API-NOTES 6.
 	m.HandleFunc("GET /partners/api/v2/organizations/{org}/cloud_systems/", w.authed(w.orgList))
+	m.HandleFunc("GET /partners/api/v3/organizations/{org}/cloud_systems/", w.authed(w.orgList))
+	// Source: API-NOTES 1 ({systems:[...]} or a bare array); nx_system_tests get_systems reads response['systems'].
 	m.HandleFunc("GET /cdb/systems", w.authed(w.list))
+	// Source: nx_system_tests cloud_api/_cloud.py get_system; a removed system answers 403 (remove_system: "inaccessible or removed").
 	m.HandleFunc("GET /cdb/systems/{id}", w.authed(w.getSystem))
+	// Source: nx_system_tests cloud_api/_cloud.py remove_system (DELETE cdb/systems/{id}; 403 when removed already).
 	m.HandleFunc("DELETE /cdb/systems/{id}", w.authed(w.deleteSystem))
 	paths := []string{"/cdb/v0/systems/{id}/users"}
 	if !w.opts.FallbackPaths {
 		paths = append(paths, "/cdb/systems/{id}/users")
 	}
 	for _, p := range paths {
+		// Source: seed nx-cloud-add-users (POST .../users, an upsert); nx_system_tests list_system_users,
+		// share_system (cdb/v0 with roleIds), stop_sharing_system (DELETE .../users/{email}).
 		m.HandleFunc("GET "+p, w.authed(w.listShares))
 		m.HandleFunc("POST "+p, w.authed(w.share))
 		m.HandleFunc("DELETE "+p+"/{email}", w.authed(w.unshare))
 	}
+	// Source: API-NOTES 1 (the error envelope; 404 notFound).
 	m.HandleFunc("/", func(rw http.ResponseWriter, r *http.Request) {
 		cloudEnvelope(rw, http.StatusNotFound, "notFound", "No such API: "+r.Method+" "+r.URL.Path)
 	})
 	return m
+}
+
+// throttled answers a request over the cloud's rate limit in the shape of the part
+// of the cloud it went to: the partners API is Django REST Framework (its paging is
+// DRF's), whose throttle answer is {"detail": "Request was throttled. Expected
+// available in N second(s)."}; the cdb has the tooManyRequests result code
+// (API-NOTES 1 and 6; the limits themselves are an inference).
+func throttled(rw http.ResponseWriter, r *http.Request, retryAfter time.Duration) {
+	secs := int(retryAfter / time.Second)
+	if strings.Contains(r.URL.Path, "/partners/") {
+		unit := "seconds"
+		if secs == 1 {
+			unit = "second"
+		}
+		writeJSON(rw, http.StatusTooManyRequests, map[string]any{"detail": fmt.Sprintf("Request was throttled. Expected available in %d %s.", secs, unit)})
+		return
+	}
+	cloudEnvelope(rw, http.StatusTooManyRequests, "tooManyRequests", "Too many requests, retry later")
 }
 
 // cloudEnvelope writes the cdb error envelope. errorDetail is a number in some
@@ -180,6 +217,9 @@ func (w *World) bind(rw http.ResponseWriter, r *http.Request, email string) {
 	w.mu.Lock()
 	s := w.newSystem(req.Name, req.Customization, email, "")
 	out := systemJSON(s, true)
+	// Some cdb answers carry resultCode "ok" on success (nx_system_tests _raise_for_status
+	// accepts "ok", "OK" or none; which answers carry it is an inference).
+	out["resultCode"] = "ok"
 	w.mu.Unlock()
 	writeJSON(rw, 200, out)
 }
@@ -216,7 +256,7 @@ func (w *World) orgBind(rw http.ResponseWriter, r *http.Request, email string) {
 	}
 	w.mu.Lock()
 	s := w.newSystem(req.Name, req.Customization, email, req.Organization)
-	out := systemJSON(s, true)
+	out := partnersJSON(s, true)
 	w.mu.Unlock()
 	writeJSON(rw, 201, out)
 }
@@ -237,26 +277,82 @@ func (w *World) list(rw http.ResponseWriter, r *http.Request, email string) {
 	writeJSON(rw, 200, map[string]any{"systems": out})
 }
 
+// partnersJSON is a cloud system as the partners API shows it: system_state, not
+// status; organization; the channel partner's state (nx_system_tests _CloudSystem).
+func partnersJSON(s *CloudSystem, withKey bool) map[string]any {
+	m := map[string]any{"id": s.ID, "name": s.Name, "customization": s.Customization, "ownerAccountEmail": s.Owner,
+		"organization": s.Organization, "system_state": s.Status, "state": "active"}
+	if withKey {
+		m["authKey"] = s.AuthKey
+	}
+	return m
+}
+
+// orgList answers one page of an organization's systems in DRF's page-number form:
+// {count, next, previous, results}, next and previous absolute URLs or null.
 func (w *World) orgList(rw http.ResponseWriter, r *http.Request, email string) {
 	org := r.PathValue("org")
 	if !w.knownOrg(org) {
 		cloudEnvelope(rw, 404, "notFound", "Organization not found")
 		return
 	}
+	page := 1
+	if v := r.URL.Query().Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			// DRF answers an invalid page with 404 {"detail": "Invalid page."}.
+			writeJSON(rw, 404, map[string]any{"detail": "Invalid page."})
+			return
+		}
+		page = n
+	}
 	w.mu.Lock()
-	out := []map[string]any{}
+	all := []map[string]any{}
 	for _, id := range w.order {
 		if s, ok := w.systems[id]; ok && s.Organization == org {
-			out = append(out, systemJSON(s, false))
+			all = append(all, partnersJSON(s, false))
 		}
 	}
 	w.mu.Unlock()
-	writeJSON(rw, 200, map[string]any{"count": len(out), "next": nil, "previous": nil, "results": out})
+	size := w.opts.PageSize
+	from := (page - 1) * size
+	if from > 0 && from >= len(all) {
+		writeJSON(rw, 404, map[string]any{"detail": "Invalid page."})
+		return
+	}
+	to := min(from+size, len(all))
+	// The links are absolute, built from the URL the client asked for (a path prefix
+	// stripped in front of the fake stays in them).
+	link := func(p int) any {
+		if p < 1 || (p-1)*size >= len(all) {
+			return nil
+		}
+		u, _ := url.Parse(r.RequestURI)
+		q := u.Query()
+		q.Set("page", strconv.Itoa(p))
+		u.RawQuery = q.Encode()
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		u.Scheme, u.Host = scheme, r.Host
+		return u.String()
+	}
+	var prev any
+	if page > 1 {
+		prev = link(page - 1)
+	}
+	writeJSON(rw, 200, map[string]any{"count": len(all), "next": link(page + 1), "previous": prev, "results": all[from:to]})
 }
 
-// owned returns the system if email may manage it, else answers (w.mu held).
+// owned returns the system if email may manage it, else answers (w.mu held). A
+// removed system answers 403, like the real cloud (nx_system_tests remove_system).
 func (w *World) owned(rw http.ResponseWriter, id, email string) *CloudSystem {
 	s, ok := w.systems[id]
+	if !ok && w.removed[id] {
+		cloudEnvelope(rw, 403, "forbidden", "System is inaccessible or removed")
+		return nil
+	}
 	if !ok {
 		cloudEnvelope(rw, 404, "notFound", "System not found")
 		return nil
@@ -283,6 +379,7 @@ func (w *World) removeSystem(s *CloudSystem) {
 	}
 	delete(w.systems, s.ID)
 	delete(w.shares, s.ID)
+	w.removed[s.ID] = true
 	for i, id := range w.order {
 		if id == s.ID {
 			w.order = append(w.order[:i], w.order[i+1:]...)
@@ -303,9 +400,26 @@ func (w *World) deleteSystem(rw http.ResponseWriter, r *http.Request, email stri
 	rw.WriteHeader(http.StatusNoContent)
 }
 
+// shareJSON is a share as the cloud lists it. VMS 6.x shares also carry roleIds
+// (nx_system_tests share_system; API-NOTES 6).
 func shareJSON(sh *Share) map[string]any {
+	roles := []string{}
+	if sh.UserRoleID != "" {
+		roles = append(roles, sh.UserRoleID)
+	}
 	return map[string]any{"accountEmail": sh.Email, "accessRole": sh.AccessRole, "userRoleId": sh.UserRoleID,
-		"customPermissions": sh.CustomPermissions, "isEnabled": sh.Enabled, "vmsUserId": sh.VMSUserID}
+		"customPermissions": sh.CustomPermissions, "isEnabled": sh.Enabled, "vmsUserId": sh.VMSUserID, "roleIds": roles}
+}
+
+// roleGroupID is the id of the VMS user group the cloud assigns for an access role
+// when a share names none (inference: the cloud echoes ids the VMS chose; the ids
+// here are the fake's own).
+func roleGroupID(role string) string {
+	h := 0
+	for _, c := range role {
+		h = h*31 + int(c)
+	}
+	return fmt.Sprintf("00000000-0000-0000-0000-1%011d", h%100000000000)
 }
 
 func (w *World) listShares(rw http.ResponseWriter, r *http.Request, email string) {
@@ -382,6 +496,19 @@ func (w *World) share(rw http.ResponseWriter, r *http.Request, email string) {
 	}
 	enabled := req.IsEnabled == nil || *req.IsEnabled
 	sh := &Share{Email: key, AccessRole: req.AccessRole, UserRoleID: req.UserRoleID, CustomPermissions: req.CustomPermissions, VMSUserID: req.VMSUserID, Enabled: enabled}
+	// The cloud fills in what the VMS assigns: the user's id on the server and its
+	// role group, and echoes them back from then on (inference).
+	old := w.shares[s.ID][key]
+	if sh.VMSUserID == "" {
+		if old != nil && old.VMSUserID != "" {
+			sh.VMSUserID = old.VMSUserID
+		} else {
+			sh.VMSUserID = uuid()
+		}
+	}
+	if sh.UserRoleID == "" {
+		sh.UserRoleID = roleGroupID(sh.AccessRole)
+	}
 	if _, ok := w.shares[s.ID][key]; ok {
 		w.counters.SharesUpdated++
 	} else {

@@ -62,9 +62,11 @@ func (w *World) serveFarm(rw http.ResponseWriter, r *http.Request) {
 	srv := w.server(key)
 	w.mu.Unlock()
 	switch {
+	// Source: seed nx-connect-system-to-cloud step 3; API-NOTES 2 (401/422 wrong password, 403 lock-out).
 	case r.Method == http.MethodPost && rest == "/rest/v3/login/sessions":
 		w.login(rw, r, srv)
 		return
+	// Source: API-NOTES 2 (DELETE /rest/v3/login/sessions/{token} logs out).
 	case r.Method == http.MethodDelete && strings.HasPrefix(rest, "/rest/v3/login/sessions/"):
 		w.mu.Lock()
 		delete(srv.sessions, strings.TrimPrefix(rest, "/rest/v3/login/sessions/"))
@@ -90,14 +92,21 @@ func (w *World) serveFarm(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	// Source: nx_open vms/libs/nx_vms_api/src/nx/vms/api/data/system_information.h (SystemInformation:
+	// localId absent when new, cloudId when bound, version); the nil-UUID form is API-NOTES 2.
 	case r.Method == http.MethodGet && rest == "/rest/v3/system/info":
 		w.info(rw, srv)
+	// Source: seed nx-connect-system-to-cloud step 4; nx_open system_information.h SetupSystemData
+	// {name, settingsPreset, settings, local, cloud}; the refusal of a second setup (403) is an inference.
 	case r.Method == http.MethodPost && rest == "/rest/v3/system/setup":
 		w.setup(rw, r, srv)
+	// Source: seed nx-connect-system-to-cloud ("existing System"); organizationId from 6.1 (API-NOTES 6, CloudAuthBase).
 	case r.Method == http.MethodPost && rest == "/rest/v3/system/cloud/bind":
 		w.serverBind(rw, r, srv)
+	// Source: API-NOTES 2 (cloud/unbind {password}); that it removes the cloud system is an inference.
 	case r.Method == http.MethodPost && rest == "/rest/v3/system/cloud/unbind":
 		w.serverUnbind(rw, r, srv)
+	// Source: API-NOTES 2 (GET|PATCH /rest/v3/system/settings, keys systemName, cloudSystemID, ...).
 	case rest == "/rest/v3/system/settings" && (r.Method == http.MethodGet || r.Method == http.MethodPatch):
 		w.settings(rw, r, srv)
 	default:
@@ -140,7 +149,7 @@ func (w *World) login(rw http.ResponseWriter, r *http.Request, srv *Server) {
 
 func (w *World) info(rw http.ResponseWriter, srv *Server) {
 	w.mu.Lock()
-	m := map[string]any{"name": srv.Name, "customization": "default", "version": "6.0.1.39873", "servers": []string{srv.Key}}
+	m := map[string]any{"name": srv.Name, "customization": "default", "version": w.version(srv), "servers": []string{srv.Key}}
 	if srv.SetUp {
 		m["localId"] = srv.LocalID
 	} else {
@@ -154,6 +163,26 @@ func (w *World) info(rw http.ResponseWriter, srv *Server) {
 	w.reply(rw, m)
 }
 
+// version is what srv reports (w.mu held).
+func (w *World) version(srv *Server) string {
+	if srv.Version != "" {
+		return srv.Version
+	}
+	return w.opts.ServerVersion
+}
+
+// takesOrganizationID reports whether a server of version v reads organizationId in
+// its cloud credentials (CloudAuthBase of VMS 6.1; API-NOTES 6).
+func takesOrganizationID(v string) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	return err1 == nil && err2 == nil && (major > 6 || (major == 6 && minor >= 1))
+}
+
 type cloudCreds struct {
 	SystemID       string `json:"systemId"`
 	AuthKey        string `json:"authKey"`
@@ -162,9 +191,15 @@ type cloudCreds struct {
 }
 
 // activate checks cloud credentials against the cloud (as the real server does) and
-// binds srv. It answers and returns false on a refusal (w.mu held).
-func (w *World) activate(rw http.ResponseWriter, srv *Server, c cloudCreds, bindCall bool) bool {
+// binds srv. It answers and returns false on a refusal (w.mu held). A server from
+// 6.1 on passes organizationId to the cloud, which refuses a missing or wrong one for
+// an organization's system (inference); a 6.0 server ignores the field.
+func (w *World) activate(rw http.ResponseWriter, srv *Server, c cloudCreds) bool {
 	cs, ok := w.systems[c.SystemID]
+	orgAware := takesOrganizationID(w.version(srv))
+	if !orgAware {
+		c.OrganizationID = ""
+	}
 	switch {
 	case !ok:
 		serverEnvelope(rw, 422, "cantProcessRequest", "Cloud does not know system "+c.SystemID)
@@ -175,7 +210,7 @@ func (w *World) activate(rw http.ResponseWriter, srv *Server, c cloudCreds, bind
 	case c.Owner != "" && !strings.EqualFold(c.Owner, cs.Owner):
 		serverEnvelope(rw, 422, "invalidParameter", "owner does not own cloud system "+c.SystemID)
 		return false
-	case bindCall && cs.Organization != "" && c.OrganizationID != cs.Organization:
+	case orgAware && cs.Organization != "" && c.OrganizationID != cs.Organization:
 		serverEnvelope(rw, 422, "invalidParameter", "organizationId does not match the cloud system's organization")
 		return false
 	case srv.CloudID != "" && srv.CloudID != cs.ID:
@@ -186,7 +221,7 @@ func (w *World) activate(rw http.ResponseWriter, srv *Server, c cloudCreds, bind
 		return false
 	}
 	cs.Status, cs.Server = "activated", srv.Key
-	srv.CloudID, srv.CloudOwner = cs.ID, cs.Owner
+	srv.CloudID, srv.CloudOwner, srv.CloudOrganization = cs.ID, cs.Owner, c.OrganizationID
 	return true
 }
 
@@ -241,7 +276,7 @@ func (w *World) setup(rw http.ResponseWriter, r *http.Request, srv *Server) {
 			serverEnvelope(rw, 422, "missingParameter", "Missing required parameter: cloud.systemId or cloud.authKey")
 			return
 		}
-		if !w.activate(rw, srv, *req.Cloud, false) {
+		if !w.activate(rw, srv, *req.Cloud) {
 			return
 		}
 	}
@@ -273,7 +308,7 @@ func (w *World) serverBind(rw http.ResponseWriter, r *http.Request, srv *Server)
 		return
 	}
 	again := srv.CloudID == c.SystemID
-	if !w.activate(rw, srv, c, true) {
+	if !w.activate(rw, srv, c) {
 		return
 	}
 	if !again {
@@ -304,7 +339,7 @@ func (w *World) serverUnbind(rw http.ResponseWriter, r *http.Request, srv *Serve
 	if cs, ok := w.systems[srv.CloudID]; ok {
 		w.removeSystem(cs)
 	}
-	srv.CloudID, srv.CloudOwner = "", ""
+	srv.CloudID, srv.CloudOwner, srv.CloudOrganization = "", "", ""
 	w.counters.Unbinds++
 	w.noContent(rw)
 }

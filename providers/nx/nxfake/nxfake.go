@@ -1,20 +1,26 @@
 // Package nxfake is a fake Nx Cloud (the cloud DB, "cdb") and a farm of fake Nx
-// Witness servers (REST v3), following the real APIs as API-NOTES sections 1 and 2
-// describe them:
+// Witness servers (REST v3), following the real APIs as API-NOTES sections 1, 2 and 6
+// describe them (each route cites its source next to it; inferences say so):
 //
 //   - cloud: OAuth2 password and refresh_token grants (tokens "nxcdb-...", expires_in
 //     sometimes a number, sometimes a string), a bind that creates a NEW cloud system
 //     on every call (status notActivated, random auth key), so a blind retry leaks an
-//     orphan; system list ({systems:[...]} or a bare array), get, delete (unbind);
-//     shares as upserts (accessRole none removes); the partners' organization
-//     endpoints; the {errorClass, resultCode, errorDetail, errorText} envelope.
+//     orphan; system list ({systems:[...]} or a bare array), get, delete (unbind); a
+//     removed system answers 403 to both; shares as upserts (accessRole none
+//     removes) that come back with the VMS ids the cloud fills in; the partners'
+//     organization endpoints (creates under v2, v3 and v4; lists paged in DRF's
+//     {count, next, previous, results} with absolute next links, items with
+//     system_state); the {errorClass, resultCode, errorDetail, errorText} envelope,
+//     also in 2xx answers; an optional rate limit (Options.Faults.RateLimit) answered
+//     in DRF's throttle shape on /partners and with tooManyRequests on /cdb.
 //   - farm: any number of servers under /servers/{serverKey}/ (or /{serverKey}/ when
 //     mounted behind a prefix that is stripped), each created factory-new (admin/admin,
 //     not set up) on first contact unless Options.PreSetUp lists it; sessions
 //     "vms-..." that expire with x-auth-result: Auth_WrongSessionToken; setup allowed
 //     once; cloud bind checked against the cloud (the auth key must match, then the
-//     cloud system becomes activated); the {error, errorId, errorString} envelope,
-//     optionally the old {error:"0", reply:{...}} success wrapper.
+//     cloud system becomes activated; from version 6.1 organizationId too); the
+//     {error, errorId, errorString} envelope, optionally the old {error:"0",
+//     reply:{...}} success wrapper. The farm is never rate limited.
 //
 // A World is safe for concurrent use. Its handlers are wrapped by fault injectors
 // (random faults) and by scripted failures (FailNext: an exact answer for the next
@@ -71,8 +77,20 @@ type Options struct {
 	// Faults are random faults for the cloud and, unless FarmFaults is set, the farm
 	// (one injector for the whole world).
 	Faults fault.Config
-	// FarmFaults, when set, gives the farm its own injector.
+	// FarmFaults, when set, gives the farm its own injector. The farm never has the
+	// cloud's rate limit.
 	FarmFaults *fault.Config
+	// PageSize of the partners API's lists (default 50; the real page size is not
+	// published: inference).
+	PageSize int
+	// ServerVersion is what servers report in system/info (default "6.0.1.39873");
+	// SetServerVersion changes one server's. From 6.1 on, the cloud part of setup and
+	// cloud/bind carry organizationId (nx_open CloudAuthBase in 6.1; 6.0's
+	// CloudSystemAuth has no such field, so a 6.0 server ignores it).
+	ServerVersion string
+	// LogRequests keeps "METHOD path" of every request for Requests (tests that
+	// count requests; off by default, so that a long sandbox run does not grow).
+	LogRequests bool
 }
 
 // CloudSystem is one cloud system.
@@ -100,6 +118,11 @@ type Server struct {
 	CloudID, CloudOwner string
 	AdminPassword       string `json:"-"`
 	Settings            map[string]any
+	// Version is what system/info reports.
+	Version string
+	// CloudOrganization is the organizationId the server was given with its cloud
+	// credentials (6.1 and later only).
+	CloudOrganization string
 
 	sessions map[string]time.Time
 	failures int // wrong passwords in a row
@@ -157,7 +180,9 @@ type World struct {
 	tokens   map[string]tokenInfo
 	refresh  map[string]string // refresh token -> email
 	systems  map[string]*CloudSystem
-	order    []string // system ids in creation order
+	removed  map[string]bool // ids of removed systems (they answer 403)
+	requests []string        // "METHOD path" of every request, in order
+	order    []string        // system ids in creation order
 	shares   map[string]map[string]*Share
 	servers  map[string]*Server
 	counters Counters
@@ -180,6 +205,12 @@ func New(o Options) *World {
 	if o.SessionLifetime <= 0 {
 		o.SessionLifetime = time.Hour
 	}
+	if o.PageSize <= 0 {
+		o.PageSize = 50
+	}
+	if o.ServerVersion == "" {
+		o.ServerVersion = "6.0.1.39873"
+	}
 	if o.ExpiredSessionStatus == 0 {
 		o.ExpiredSessionStatus = http.StatusUnauthorized
 	}
@@ -189,7 +220,7 @@ func New(o Options) *World {
 	}
 	o.Accounts = accounts
 	w := &World{opts: o, tokens: map[string]tokenInfo{}, refresh: map[string]string{},
-		systems: map[string]*CloudSystem{}, shares: map[string]map[string]*Share{}, servers: map[string]*Server{}}
+		systems: map[string]*CloudSystem{}, removed: map[string]bool{}, shares: map[string]map[string]*Share{}, servers: map[string]*Server{}}
 	w.Faults = fault.New(o.Faults)
 	w.FarmFaults = w.Faults
 	if o.FarmFaults != nil {
@@ -199,8 +230,10 @@ func New(o Options) *World {
 		w.servers[k] = &Server{Key: k, Name: k, SetUp: true, LocalID: uuid(), AdminPassword: o.ServerAdminPassword,
 			Settings: map[string]any{}, sessions: map[string]time.Time{}}
 	}
-	w.cloud = w.Faults.Wrap(w.scripted(cloudEnvelope, w.cloudMux()))
-	w.farm = w.FarmFaults.Wrap(w.scripted(serverEnvelope, http.HandlerFunc(w.serveFarm)))
+	w.Faults.SetThrottle(throttled)
+	w.cloud = w.record(w.Faults.Wrap(w.scripted(cloudEnvelope, w.cloudMux())))
+	// Servers on the customers' premises are not behind the cloud's rate limit.
+	w.farm = w.record(w.FarmFaults.WrapUnlimited(w.scripted(serverEnvelope, http.HandlerFunc(w.serveFarm))))
 	return w
 }
 
@@ -256,6 +289,41 @@ func (w *World) AddServer(key, adminPassword string) {
 	defer w.mu.Unlock()
 	w.servers[key] = &Server{Key: key, Name: key, SetUp: true, LocalID: uuid(), AdminPassword: adminPassword,
 		Settings: map[string]any{}, sessions: map[string]time.Time{}}
+}
+
+// SetServerVersion sets the version a server reports (creating it factory-new if
+// it does not exist yet).
+func (w *World) SetServerVersion(key, version string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.server(key).Version = version
+}
+
+// record logs every request ("METHOD path") for request counts.
+func (w *World) record(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.opts.LogRequests {
+			w.mu.Lock()
+			w.requests = append(w.requests, r.Method+" "+r.URL.Path)
+			w.mu.Unlock()
+		}
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// Requests returns (with Options.LogRequests) "METHOD path" of every request so far, in arrival order (the farm's
+// paths start with the server's key, e.g. /servers/10.0.0.1:7001/rest/v3/system/info).
+func (w *World) Requests() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.requests...)
+}
+
+// ResetRequests forgets the requests logged so far.
+func (w *World) ResetRequests() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.requests = nil
 }
 
 // ExpireTokens ends every cloud token and server session now (the next call gets the

@@ -1,33 +1,50 @@
 // Package ovcfake is a fake OpenvCloud cloud API for tests and the sandbox.
 //
-// It follows the real API (the project's API notes, section 3, and the public
-// OpenvCloud sources): every call is POST /restmachine/cloudapi/<actor>/<method> with
-// parameters in a JSON body, a form body or the query; errors are the HTTP status
-// plus the message as a JSON string ("Cloud Space with name x already exists.").
+// It follows the real API: the seed (openvcloud-cloud-api.txt), API-NOTES sections 3
+// and 6, and the public sources they name, 0-complexity/openvcloud (release 2.x)
+// apps/cloudbroker/base/cloudapi__cloudspaces/specs/actors.spec and
+// methodclass/cloudapi_cloudspaces.py, and gig-tech/terraform-provider-ovc's vendored
+// github.com/gig-tech/ovc-sdk-go/v3/ovc/client.go and cloudspaces.go. Each route below
+// names its source; what no source shows is marked "inference".
+//
+// Every call is POST /restmachine/cloudapi/<actor>/<method> with parameters in a JSON
+// body, a form body or the query; errors are the HTTP status plus the message as a
+// JSON string ("Cloud Space with name x already exists.").
 //
 // Authentication, both forms:
 //   - an ItsYou.online-like token endpoint at POST /v1/oauth/access_token (form or query
 //     grant_type=client_credentials, client_id, client_secret, response_type=id_token,
-//     validity) answering a JWT whose exp claim is now+TokenLifetime (raw body,
+//     validity) answering a JWT whose exp claim is now+TokenLifetime and whose
+//     username claim is the application's user (Options.AppUsers; raw body,
 //     Content-Type application/jwt; {"access_token": jwt} with Options.TokenAsJSON or
 //     "Accept: application/json" alone), sent as "Authorization: bearer <jwt>";
-//     an unknown or expired JWT gets 401;
+//     an unknown or expired JWT gets 401; the caller is then "<username>@itsyouonline";
 //   - POST /restmachine/cloudapi/users/authenticate {username, password} answering a
 //     session key (JSON string) sent as ?authkey=<key>; an unknown or expired key gets
 //     419 "key not valid or expired".
 //
-// Cloud spaces: create (404 unknown account, 400 missing parameter / unknown location /
-// unknown external network / bad CIDR / bad type / max_num_public_ip 0, 404 unknown
-// access user, 403 read-only account, 503 no external IP, 409 duplicate name per account
-// ignoring DESTROYED spaces), list (without DESTROYED unless includedeleted), get,
-// update (name, limits, allowed sizes), delete (idempotent, DESTROYED); accounts/list.
-// New spaces start VIRTUAL and are DEPLOYED after Options.DeployDelay.
+// Cloud spaces: create (accountId, location, name and access are required: 400
+// "Param with name:access is missing." without access; 404 unknown account, 400 unknown
+// location / unknown external network / bad CIDR / bad type / max_num_public_ip 0,
+// 403 read-only account, 503 no external IP, 409 duplicate name per account ignoring
+// only DESTROYED spaces, so a DELETED one still holds its name), list (without DELETED
+// and DESTROYED spaces; includedeleted adds the DELETED ones), get (any status),
+// update (name, limits, allowed sizes), delete (idempotent; DELETED, or DESTROYED with
+// permanently); accounts/list. New spaces start VIRTUAL and are DEPLOYED after
+// Options.DeployDelay.
 //
 // The _async form: any call with _async=true answers a task GUID (JSON string) at once;
 // the call itself runs when Options.AsyncDelay has passed. POST
 // /restmachine/system/task/get {taskguid} answers 202 with an empty body while it
 // runs, then 200 [true, result] or [false, "error text"]; results are kept for
 // Options.ResultTTL (600 s), after which (and for unknown GUIDs) it answers 404.
+// Options.RunningAnswer "[]" answers 200 [] while a task runs instead, and
+// Options.EarlyTaskNotFound answers 404 to the first poll of each task (both seen by
+// ovc-sdk-go's client.go on servers before 2.5.6).
+//
+// Options.Faults.RateLimit is a server-side token bucket: over it a call gets 429 with
+// Retry-After and the message as a JSON string, like every other OpenvCloud error
+// (inference: no public source shows the body of the 429 that ovc-sdk-go retries).
 //
 // A Server is safe for concurrent use.
 package ovcfake
@@ -53,9 +70,11 @@ import (
 
 // Options configure the fake. Credentials may be set here or later with AddApp/AddUser.
 type Options struct {
-	// Apps are ItsYou.online API keys: client id -> client secret. A JWT issued to an
-	// app names its client id as the user (the default access user of a new space).
+	// Apps are ItsYou.online API keys: client id -> client secret.
 	Apps map[string]string
+	// AppUsers names the ItsYou.online user that owns an API key (client id ->
+	// username, the JWT's username claim); default: the client id.
+	AppUsers map[string]string
 	// Users are session logins: username -> password.
 	Users map[string]string
 	// Accounts by id -> name; Locations are location codes.
@@ -77,6 +96,12 @@ type Options struct {
 	ResultTTL time.Duration
 	// TokenAsJSON answers the token request with {"access_token": jwt}.
 	TokenAsJSON bool
+	// RunningAnswer is the system/task/get answer while a task runs: "" for 202 with
+	// an empty body, "[]" for 200 [] (ovc-sdk-go treats both as running).
+	RunningAnswer string
+	// EarlyTaskNotFound answers 404 to the first poll of each task (the race of
+	// servers before 2.5.6 that ovc-sdk-go works around).
+	EarlyTaskNotFound bool
 	// Now is the fake's clock (tests); nil means time.Now.
 	Now    func() time.Time
 	Faults fault.Config
@@ -120,7 +145,7 @@ type Space struct {
 	Name              string
 	AccountID         int
 	Location          string
-	Status            string // VIRTUAL, DEPLOYED, DESTROYED
+	Status            string // VIRTUAL, DEPLOYED, DELETED, DESTROYED
 	Access            string // user with full access
 	PrivateNetwork    string
 	Type              string
@@ -160,6 +185,7 @@ type task struct {
 	user   string
 	due    time.Time
 	ran    bool
+	polled bool
 	ok     bool
 	result any
 	expire time.Time
@@ -203,6 +229,7 @@ func New(o Options) *Server {
 		o.ExternalNetworks = []int{1}
 	}
 	o.Apps = copyMap(o.Apps)
+	o.AppUsers = copyMap(o.AppUsers)
 	o.Users = copyMap(o.Users)
 	accounts := make(map[int]string, len(o.Accounts))
 	for k, v := range o.Accounts {
@@ -211,10 +238,20 @@ func New(o Options) *Server {
 	o.Accounts = accounts
 	s := &Server{opts: o, nextID: 100, spaces: map[int]*Space{}, tasks: map[string]*task{}, sessions: map[string]cred{}, jwts: map[string]cred{}}
 	s.Faults = fault.New(o.Faults)
+	s.Faults.SetThrottle(throttled)
 	m := http.NewServeMux()
+	// Seed "JWT" (curl -d grant_type=client_credentials...&response_type=id_token) and
+	// ovc-sdk-go v3 client.go jwtFromIYO; the JSON form: API-NOTES 3 (inference).
 	m.HandleFunc("/v1/oauth/access_token", s.accessToken)
+	// Seed "Username and password" (users/authenticate, ?authkey=); 419: API-NOTES 3.
 	m.HandleFunc("POST /restmachine/cloudapi/users/authenticate", s.authenticate)
+	// The cloudapi actors: cloudspaces/create|list|get|update|delete from
+	// 0-complexity/openvcloud cloudapi__cloudspaces specs/actors.spec and
+	// cloudapi_cloudspaces.py; accounts/list from the seed's curl example; _async
+	// from the seed's "Calling the api asynchronously".
 	m.HandleFunc("POST /restmachine/cloudapi/{actor}/{method}", s.cloudapi)
+	// Seed "Calling the api asynchronously" and ovc-sdk-go v3 client.go do() (202 or
+	// [] while running, [ok, result] when done, 404 unknown; ResultTTL: API-NOTES 3).
 	m.HandleFunc("POST /restmachine/system/task/get", s.taskGet)
 	s.h = s.Faults.Wrap(m)
 	return s
@@ -226,6 +263,12 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// throttled is the rate limit's 429: the message as a JSON string, like every
+// OpenvCloud error (inference).
+func throttled(w http.ResponseWriter, _ *http.Request, retryAfter time.Duration) {
+	writeJSON(w, http.StatusTooManyRequests, fmt.Sprintf("Too many requests, retry in %d second(s).", int(retryAfter/time.Second)))
 }
 
 // ServeHTTP implements http.Handler (with faults).
@@ -416,10 +459,18 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 		lifetime = time.Duration(v) * time.Second
 	}
 	exp := s.opts.Now().Add(lifetime)
-	claims, _ := json.Marshal(map[string]any{"azp": id, "username": id, "iss": "itsyouonline", "scope": []string{"user:memberof:" + id}, "exp": int64(math.Ceil(float64(exp.UnixNano()) / 1e9))})
+	s.mu.Lock()
+	username := s.opts.AppUsers[id]
+	s.mu.Unlock()
+	if username == "" {
+		username = id
+	}
+	claims, _ := json.Marshal(map[string]any{"azp": id, "username": username, "iss": "itsyouonline", "scope": []string{"user:memberof:" + id}, "exp": int64(math.Ceil(float64(exp.UnixNano()) / 1e9))})
 	jwt := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES384","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims) + "." + base64.RawURLEncoding.EncodeToString([]byte(random(48)))
 	s.mu.Lock()
-	s.jwts[jwt] = cred{user: id, exp: exp}
+	// Users who log in through ItsYou.online are known to OpenvCloud as
+	// <username>@itsyouonline (ovc-sdk-go v3 client.go NewClient: Access).
+	s.jwts[jwt] = cred{user: username + "@itsyouonline", exp: exp}
 	s.counters.Tokens++
 	s.mu.Unlock()
 	if asJSON || r.Header.Get("Accept") == "application/json" {
@@ -554,12 +605,19 @@ func (s *Server) dispatch(call string, p map[string]any, user string, now time.T
 	case "cloudspaces/update":
 		return s.update(p)
 	case "cloudspaces/delete":
+		// cloudapi_cloudspaces.py delete: DESTROYED answers True at once; otherwise
+		// DELETED (soft, restorable), or DESTROYED with permanently.
 		sp, st, msg := s.space(p)
 		if sp == nil {
 			return st, msg
 		}
-		if sp.Status != "DESTROYED" {
+		switch {
+		case sp.Status == "DESTROYED":
+		case truthy(p["permanently"]):
 			sp.Status = "DESTROYED"
+			s.counters.Deletes++
+		case sp.Status != "DELETED":
+			sp.Status = "DELETED"
 			s.counters.Deletes++
 		}
 		return http.StatusOK, true
@@ -598,7 +656,8 @@ func privateCIDR(v string) bool {
 }
 
 func (s *Server) create(p map[string]any, user string, now time.Time) (int, any) {
-	for _, k := range []string{"accountId", "location", "name"} {
+	// actors.spec create: accountId, location, name and access have no default.
+	for _, k := range []string{"accountId", "location", "name", "access"} {
 		if !present(p, k) {
 			return missing(k)
 		}
@@ -627,6 +686,7 @@ func (s *Server) create(p map[string]any, user string, now time.Time) (int, any)
 			return http.StatusBadRequest, fmt.Sprintf("Could not find externalnetwork with id %s", str(p, "externalnetworkId"))
 		}
 	}
+	// cloudapi_cloudspaces.py _listActiveCloudSpaces: only DESTROYED spaces free a name.
 	for _, sp := range s.spaces {
 		if sp.AccountID == acc && sp.Name == name && sp.Status != "DESTROYED" {
 			s.counters.Conflicts++
@@ -663,15 +723,9 @@ func (s *Server) create(p map[string]any, user string, now time.Time) (int, any)
 	if typ != "routeros" && typ != "vgw" {
 		return http.StatusBadRequest, fmt.Sprintf("type %s is not supported, use routeros or vgw", typ)
 	}
-	access := user
-	if present(p, "access") {
-		access = str(p, "access")
-		_, isUser := s.opts.Users[access]
-		_, isApp := s.opts.Apps[access]
-		if !isUser && !isApp {
-			return http.StatusNotFound, fmt.Sprintf("Username \"%s\" not found", access)
-		}
-	}
+	// The ACE's userGroupId is access as given (cloudapi_cloudspaces.py create does
+	// not look the user up).
+	access := str(p, "access")
 	sizes, ok := intList(p["allowedVMSizes"])
 	if !ok {
 		return http.StatusBadRequest, "Param allowedVMSizes must be a list of integers."
@@ -761,10 +815,15 @@ func (s *Server) list(p map[string]any) (int, any) {
 		ids = append(ids, id)
 	}
 	sort.Ints(ids)
+	// cloudapi_cloudspaces.py list: the invalid states (DELETED, DESTROYED) are left
+	// out; includedeleted takes DELETED off that list.
 	out := []map[string]any{}
 	all := truthy(p["includedeleted"])
 	for _, id := range ids {
-		if sp := s.spaces[id]; sp.Status != "DESTROYED" || all {
+		switch sp := s.spaces[id]; {
+		case sp.Status == "DESTROYED":
+		case sp.Status == "DELETED" && !all:
+		default:
 			out = append(out, s.spaceJSON(sp, false))
 		}
 	}
@@ -777,6 +836,7 @@ func (s *Server) update(p map[string]any) (int, any) {
 		return st, msg
 	}
 	if sp.Status == "DESTROYED" {
+		// inference: cloudapi_cloudspaces.py update does not check the status.
 		return http.StatusBadRequest, "Cloud space is destroyed"
 	}
 	lim := sp.Limits
@@ -835,9 +895,15 @@ func (s *Server) taskGet(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	s.advance(s.opts.Now())
 	t, ok := s.tasks[str(p, "taskguid")]
+	first := ok && !t.polled
+	if ok {
+		t.polled = true
+	}
 	switch {
-	case !ok:
+	case !ok || (first && s.opts.EarlyTaskNotFound):
 		fail(w, http.StatusNotFound, "Task not found or its result expired")
+	case !t.ran && s.opts.RunningAnswer == "[]":
+		writeJSON(w, http.StatusOK, []any{})
 	case !t.ran:
 		w.WriteHeader(http.StatusAccepted)
 	default:
@@ -860,7 +926,7 @@ func (s *Server) Snapshot() Snapshot {
 	return out
 }
 
-// Duplicates lists live (not DESTROYED) spaces sharing an account and a name, as
+// Duplicates lists spaces that are not DESTROYED sharing an account and a name, as
 // "account/name (count)".
 func (s *Server) Duplicates() []string {
 	n := map[string]int{}

@@ -72,7 +72,7 @@ func session(c client) string {
 func TestServer_SessionCreateListAndConflict(t *testing.T) {
 	s, c, clk := start(t, nil)
 	key := session(c)
-	create := url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"shop"}}
+	create := url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"shop"}, "access": {DemoUsername}}
 	if st, body := c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, create); st != 200 || body != "100" {
 		t.Fatalf("create: %d %s", st, body)
 	}
@@ -88,15 +88,29 @@ func TestServer_SessionCreateListAndConflict(t *testing.T) {
 	if st, body := c.post("/restmachine/cloudapi/cloudspaces/get?authkey="+key, url.Values{"cloudspaceId": {"100"}}); st != 200 || !strings.Contains(body, `"status":"DEPLOYED"`) {
 		t.Fatalf("get: %d %s", st, body)
 	}
-	// Deleted spaces free the name.
+	// A soft delete leaves the space DELETED: listed only with includedeleted, and
+	// still holding its name; a permanent delete (DESTROYED) frees it.
 	c.post("/restmachine/cloudapi/cloudspaces/delete?authkey="+key, url.Values{"cloudspaceId": {"100"}})
+	if st, body := c.post("/restmachine/cloudapi/cloudspaces/list?authkey="+key, nil); st != 200 || body != "[]" {
+		t.Fatalf("list after a soft delete: %d %s", st, body)
+	}
+	if st, body := c.post("/restmachine/cloudapi/cloudspaces/list?authkey="+key, url.Values{"includedeleted": {"true"}}); st != 200 || !strings.Contains(body, `"status":"DELETED"`) {
+		t.Fatalf("list with includedeleted: %d %s", st, body)
+	}
+	if st, _ := c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, create); st != 409 {
+		t.Fatalf("create over a DELETED space: %d, want 409", st)
+	}
+	c.post("/restmachine/cloudapi/cloudspaces/delete?authkey="+key, url.Values{"cloudspaceId": {"100"}, "permanently": {"true"}})
+	if st, body := c.post("/restmachine/cloudapi/cloudspaces/list?authkey="+key, url.Values{"includedeleted": {"true"}}); st != 200 || body != "[]" {
+		t.Fatalf("list after a permanent delete: %d %s", st, body)
+	}
 	if st, _ := c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, create); st != 200 {
-		t.Fatalf("create after delete: %d", st)
+		t.Fatalf("create after a permanent delete: %d", st)
 	}
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
 	}
-	if snap := s.Snapshot(); len(snap.Spaces) != 2 || snap.Counters.Creates != 2 || snap.Counters.Conflicts != 1 || snap.Counters.Deletes != 1 {
+	if snap := s.Snapshot(); len(snap.Spaces) != 2 || snap.Counters.Creates != 2 || snap.Counters.Conflicts != 2 || snap.Counters.Deletes != 2 {
 		t.Fatalf("snapshot %+v", snap)
 	}
 }
@@ -109,13 +123,13 @@ func TestServer_CreateValidation(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{url.Values{"accountId": {"42"}, "location": {DemoLocation}}, 400, "Param with name:name is missing."},
-		{url.Values{"accountId": {"7"}, "location": {DemoLocation}, "name": {"a"}}, 404, "Account does not exist"},
-		{url.Values{"accountId": {"42"}, "location": {"x"}, "name": {"a"}}, 400, "Location x does not exists"},
-		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "privatenetwork": {"8.8.8.0/24"}}, 400, "privatenetwork 8.8.8.0/24"},
-		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "type": {"bridge"}}, 400, "type bridge"},
-		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "maxNumPublicIP": {"0"}}, 400, "at least 1 Public IP"},
-		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "access": {"nobody"}}, 404, `Username "nobody" not found`},
+		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "access": {"u"}}, 400, "Param with name:name is missing."},
+		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}}, 400, "Param with name:access is missing."},
+		{url.Values{"accountId": {"7"}, "location": {DemoLocation}, "name": {"a"}, "access": {"u"}}, 404, "Account does not exist"},
+		{url.Values{"accountId": {"42"}, "location": {"x"}, "name": {"a"}, "access": {"u"}}, 400, "Location x does not exists"},
+		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "access": {"u"}, "privatenetwork": {"8.8.8.0/24"}}, 400, "privatenetwork 8.8.8.0/24"},
+		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "access": {"u"}, "type": {"bridge"}}, 400, "type bridge"},
+		{url.Values{"accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "access": {"u"}, "maxNumPublicIP": {"0"}}, 400, "at least 1 Public IP"},
 	} {
 		st, body := c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, tc.form)
 		var msg string
@@ -129,7 +143,7 @@ func TestServer_CreateValidation(t *testing.T) {
 func TestServer_AsyncTaskLifecycle(t *testing.T) {
 	s, c, clk := start(t, nil)
 	key := session(c)
-	st, body := c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, url.Values{"_async": {"True"}, "accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}})
+	st, body := c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, url.Values{"_async": {"True"}, "accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "access": {"u"}})
 	var guid string
 	if st != 200 || json.Unmarshal([]byte(body), &guid) != nil || len(guid) != 36 {
 		t.Fatalf("async create: %d %s", st, body)
@@ -145,7 +159,7 @@ func TestServer_AsyncTaskLifecycle(t *testing.T) {
 		t.Fatalf("done task: %d %s", st, body)
 	}
 	// A second async create fails in the task, not at the call.
-	_, body = c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, url.Values{"_async": {"true"}, "accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}})
+	_, body = c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, url.Values{"_async": {"true"}, "accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "access": {"u"}})
 	_ = json.Unmarshal([]byte(body), &guid)
 	clk.Add(60 * time.Millisecond)
 	if st, body := c.post("/restmachine/system/task/get?authkey="+key, url.Values{"taskguid": {guid}}); st != 200 || body != `[false,"Cloud Space with name a already exists."]` {
@@ -188,5 +202,51 @@ func TestServer_Credentials(t *testing.T) {
 	}
 	if c := s.Snapshot().Counters; c.Tokens != 2 || c.Sessions != 1 {
 		t.Fatalf("counters %+v", c)
+	}
+}
+
+// The task answers ovc-sdk-go knows: [] while running, and a single 404 right
+// after the create on servers before 2.5.6.
+func TestServer_TaskGet_OlderServerAnswers(t *testing.T) {
+	_, c, clk := start(t, func(o *Options) { o.RunningAnswer, o.EarlyTaskNotFound = "[]", true })
+	key := session(c)
+	_, body := c.post("/restmachine/cloudapi/cloudspaces/create?authkey="+key, url.Values{"_async": {"true"}, "accountId": {"42"}, "location": {DemoLocation}, "name": {"a"}, "access": {"u"}})
+	var guid string
+	_ = json.Unmarshal([]byte(body), &guid)
+	get := func() (int, string) {
+		return c.post("/restmachine/system/task/get?authkey="+key, url.Values{"taskguid": {guid}})
+	}
+	if st, _ := get(); st != 404 {
+		t.Fatalf("first poll: %d, want 404", st)
+	}
+	if st, body := get(); st != 200 || body != "[]" {
+		t.Fatalf("running: %d %q, want 200 []", st, body)
+	}
+	clk.Add(60 * time.Millisecond)
+	if st, body := get(); st != 200 || body != "[true,100]" {
+		t.Fatalf("done: %d %s", st, body)
+	}
+}
+
+// The server-side rate limit answers 429 with Retry-After and the message as a JSON
+// string, and lets requests through again once the bucket refills.
+func TestServer_RateLimit(t *testing.T) {
+	s, c, _ := start(t, func(o *Options) { o.Faults.RateLimit, o.Faults.RateBurst = 0.001, 2 })
+	session(c)
+	session(c)
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/restmachine/cloudapi/users/authenticate", strings.NewReader("username=ops&password=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var msg string
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || json.Unmarshal(b, &msg) != nil || !strings.Contains(msg, "Too many requests") {
+		t.Fatalf("over the limit: %d Retry-After %q body %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+	if n := s.Faults.Counts().Throttled; n != 1 {
+		t.Fatalf("throttled %d", n)
 	}
 }
