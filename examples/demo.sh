@@ -35,7 +35,7 @@ say "3. dry run"
 
 say "4. apply with a one-attempt budget: faults make some tasks fail, their dependents are skipped"
 set +e
-"$BIN" apply "$PLAN" "${COMMON[@]}" --max-attempts 1 --log-level warn
+"$BIN" apply "$PLAN" "${COMMON[@]}" --max-attempts 1 --log-level warn --ui 127.0.0.1:0   # prints the URL of its live page; opens nothing
 rc=$?
 set -e
 echo "exit code: $rc (1 = some tasks failed)"

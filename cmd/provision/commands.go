@@ -139,7 +139,7 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c common
 	var o runner.Options
 	var dry, asJSON, prune, yes bool
-	var only, eventsFile string
+	var only, eventsFile, uiListen string
 	var progressEvery time.Duration
 	fs := newFlagSet("apply", `apply [flags] PLAN
        provision apply [flags] SAVED-PLAN   (from provision plan --out: exactly that, or nothing)
@@ -162,6 +162,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
 	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
+	fs.StringVar(&uiListen, "ui", "", "serve a read-only live page of the run at `ADDR` (a port alone, :8701, is served on loopback only)")
 	fs.StringVar(&eventsFile, "events", "", "append one JSON line per task event (started, retrying, done, failed, skipped) to `FILE` (docs/json.md)")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
@@ -266,21 +267,36 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		return withCode(ExitBadInput, err)
 	}
 	live := newLiveStats(l.graph, sel, recs, o.Force)
-	o.Events = live.observe
+	sinks := []func(runner.Event){live.observe}
 	if eventsFile != "" {
 		el, err := openEventLog(eventsFile, l.plan.Name, red, log)
 		if err != nil {
 			return err
 		}
 		defer el.Close()
-		o.Events = func(e runner.Event) {
-			live.observe(e)
-			el.write(e)
+		sinks = append(sinks, el.write)
+	}
+	var page *uiServer
+	if uiListen != "" {
+		u := newUIState(l.plan.Name, o.Progress, live, red, time.Now())
+		if page, err = startUI(uiListen, u); err != nil {
+			return err
+		}
+		defer page.Close()
+		sinks = append(sinks, u.observe)
+		fmt.Fprintf(stderr, "ui: the live page of this run (read-only): %s\n", page.URL())
+	}
+	o.Events = func(e runner.Event) {
+		for _, f := range sinks {
+			f(e)
 		}
 	}
 	stopProgress := startProgress(newProgressView(o.Progress, live, newPalette(con)), con, progressEvery)
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
+	if page != nil {
+		page.finish()
+	}
 	var pruned *runner.Result
 	var kept []keptLine
 	if err == nil && prune && len(removed) > 0 && !res.Interrupted {

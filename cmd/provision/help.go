@@ -37,6 +37,7 @@ func commands() []command {
 		{name: "destroy", args: "PLAN", summary: "delete what the plan created (--only part of it; --dry-run)", run: cmdDestroy, flags: true},
 		{name: "status", args: "[PLAN]", summary: "what the state file says: counts, failures", run: cmdStatus, flags: true},
 		{name: "state", args: "list|show|forget", summary: "tasks of the state, one task, mark tasks in doubt", run: cmdState, subs: []string{"list", "show", "forget"}, flags: true},
+		{name: "report", args: "PLAN --html FILE", summary: "a self-contained HTML report of the state (with --events: of the run)", run: cmdReport, flags: true},
 		{name: "graph", args: "PLAN", summary: "the task graph in Graphviz DOT", run: cmdGraph, flags: true},
 		{name: "sandbox", args: "PLAN", summary: "serve fake vendor APIs on localhost", run: cmdSandbox, flags: true},
 		{name: "help", args: "[COMMAND|TOPIC]", summary: "this text, a command's help, or a topic: sections [NAME], exit-codes", run: cmdHelpRun, subs: []string{"sections", "exit-codes"}},
