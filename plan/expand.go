@@ -466,8 +466,10 @@ func merge(base, over *yaml.Node) *yaml.Node {
 // metaKeys are the entry keys that are not fields.
 var metaKeys = map[string]bool{"name": true, "depends_on": true, "foreach": true}
 
+// nameInfo is where an item name was first given: the entry's name field (shared by
+// every row of the entry, so the map holds a pointer, not a copy) and the row.
 type nameInfo struct {
-	pos    Pos
+	at     *Pos
 	origin string
 }
 
@@ -554,7 +556,7 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 		if rows > 1 {
 			l.errf(namePos, "%s.name: %q is the same for all %.0f rows of the foreach: put a row reference such as ${%s.index} in it", where, constName, rows, srcs[0].as)
 			if _, dup := l.names[constName]; !dup && validItemName(constName) {
-				l.names[constName] = nameInfo{pos: namePos}
+				l.names[constName] = nameInfo{at: &namePos}
 			}
 			return
 		}
@@ -613,6 +615,7 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 	fsc := &scope{l: l, srcs: srcs, secrets: true, outputs: true, where: "item fields"}
 	t := l.compileTmpl(fields, fsc, where)
 
+	nameAt := &namePos
 	rc := newRowCtx(srcs)
 	var re rowEval
 	var no evalOut
@@ -634,10 +637,10 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 			continue
 		}
 		if prev, dup := l.names[name]; dup {
-			l.errf(namePos, "%s.name: duplicate item name %q%s, first at %s%s", where, name, inRow(origin), prev.pos, inRow(prev.origin))
+			l.errf(namePos, "%s.name: duplicate item name %q%s, first at %s%s", where, name, inRow(origin), *prev.at, inRow(prev.origin))
 			continue
 		}
-		l.names[name] = nameInfo{pos: namePos, origin: origin}
+		l.names[name] = nameInfo{at: nameAt, origin: origin}
 		if !t.ok || !l.evalRow(t, rc, &re) {
 			continue
 		}

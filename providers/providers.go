@@ -223,6 +223,9 @@ type Error struct {
 	Retryable bool
 	// RetryAfter is the server's requested delay (Retry-After), if any.
 	RetryAfter time.Duration
+	// Throttled: the server refused the request for its rate (429, or 503 with
+	// Retry-After) without processing it. Retryable, and costs no attempt.
+	Throttled bool
 	// MaybeApplied: the request reached the server and may have taken effect
 	// (connection lost after sending, timeout, 5xx on a create).
 	MaybeApplied bool
@@ -253,6 +256,12 @@ func (e *Error) Unwrap() error { return e.Err }
 func IsRetryable(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Retryable
+}
+
+// IsThrottled reports whether err is a rate refusal (Error.Throttled, or status 429).
+func IsThrottled(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Throttled || e.Status == 429)
 }
 
 // RetryAfter returns the delay the server asked for, or 0.

@@ -39,7 +39,13 @@ type Options struct {
 	// Parallel bounds the tasks applied at once (default 16).
 	Parallel int
 	// MaxAttempts bounds attempts per task in this run, for retryable failures (default 5).
+	// Throttled answers (429, or 503 with Retry-After) cost no attempt.
 	MaxAttempts int
+	// ThrottleTimeout bounds how long a task keeps being retried after throttled
+	// answers, from its first attempt in this run (default 30m); then it fails.
+	ThrottleTimeout time.Duration
+	// Now is the clock for the throttle budget (tests); nil means time.Now.
+	Now func() time.Time
 	// BackoffBase and BackoffMax shape the exponential backoff with full jitter
 	// (defaults 500ms and 30s). A server's Retry-After is honoured when longer.
 	BackoffBase, BackoffMax time.Duration
@@ -70,6 +76,12 @@ func (o *Options) defaults() {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
+	}
+	if o.ThrottleTimeout <= 0 {
+		o.ThrottleTimeout = 30 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.BackoffBase <= 0 {
 		o.BackoffBase = 500 * time.Millisecond
@@ -108,6 +120,8 @@ type Result struct {
 	NotStarted int `json:"not_started"`
 	InDoubt    int `json:"in_doubt"`
 	Retries    int `json:"retries"`
+	// Throttled counts retries after throttled answers (they cost no attempt).
+	Throttled int `json:"throttled_retries"`
 	// Interrupted: a stop was requested (signal); Stopped: the failure budget ran out.
 	Interrupted bool          `json:"interrupted"`
 	Stopped     bool          `json:"stopped"`
@@ -128,6 +142,7 @@ type outcome struct {
 	i            int32
 	err          error
 	retryable    bool
+	throttled    bool
 	retryAfter   time.Duration
 	maybeApplied bool
 	interrupted  bool
@@ -244,7 +259,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 		if o.Events == nil {
 			return
 		}
-		now := time.Now()
+		now := o.Now()
 		e := r.event(typ, i, attempts[i], now)
 		e.Took, e.RetryIn, e.MaybeApplied = now.Sub(sentAt[i]), retryIn, out.maybeApplied
 		if out.err != nil {
@@ -252,6 +267,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 		}
 		o.Events(e)
 	}
+	var firstTry []time.Time // when each task's first attempt in this run began
 	resolved := make([]bool, len(g.Tasks))
 	inflight, retrying := 0, 0
 	stopping := false
@@ -279,7 +295,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				p.Skipped.Add(1)
 				res.SkippedBy = append(res.SkippedBy, Skipped{ID: g.Tasks[u].ID, Cause: cause})
 				if o.Events != nil {
-					e := r.event(EventSkipped, u, 0, time.Now())
+					e := r.event(EventSkipped, u, 0, o.Now())
 					e.Cause = cause
 					o.Events(e)
 				}
@@ -311,8 +327,14 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 			inflight++
 			p.Running.Add(1)
 			attempts[next]++
+			if firstTry == nil {
+				firstTry = make([]time.Time, len(g.Tasks))
+			}
+			if firstTry[next].IsZero() {
+				firstTry[next] = o.Now()
+			}
 			if o.Events != nil {
-				sentAt[next] = time.Now()
+				sentAt[next] = o.Now()
 				o.Events(r.event(EventStarted, next, attempts[next], sentAt[next]))
 			}
 		case out := <-results:
@@ -340,7 +362,23 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 						queue = append(queue, u)
 					}
 				}
-			case out.retryable && attempts[i] < o.MaxAttempts && !stopping:
+			case out.throttled && !stopping && o.Now().Sub(firstTry[i]) < o.ThrottleTimeout:
+				// Throttling is not failure: the endpoint slows down (rest's
+				// adaptive rate and shared pause) and the attempt is given back.
+				res.Throttled++
+				retrying++
+				p.Throttled.Add(1)
+				d := backoff(o.BackoffBase, o.BackoffMax, 1, out.retryAfter)
+				o.Log.Debug().Str("task", t.ID).Int64("retry_in_ms", d.Milliseconds()).Str("error", o.Redactor.Redact(out.err.Error())).Msg("throttled")
+				ended(EventRetrying, i, out, d)
+				attempts[i]--
+				time.AfterFunc(d, func() {
+					select {
+					case retryCh <- i:
+					case <-quit:
+					}
+				})
+			case out.retryable && !out.throttled && attempts[i] < o.MaxAttempts && !stopping:
 				res.Retries++
 				retrying++
 				p.Retries.Add(1)
@@ -358,6 +396,9 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				res.Failed++
 				p.Failed.Add(1)
 				msg := o.Redactor.Redact(out.err.Error())
+				if out.throttled && !stopping {
+					msg = fmt.Sprintf("still throttled after %s (--throttle-timeout): %s", o.ThrottleTimeout, msg)
+				}
 				res.Failures = append(res.Failures, Failure{ID: t.ID, Attempts: r.recs[i].Attempts, Error: msg})
 				o.Log.Error().Str("task", t.ID).Int("attempts", r.recs[i].Attempts).Str("error", msg).Msg("failed")
 				ended(EventFailed, i, out, 0)
@@ -487,7 +528,7 @@ func (r *run) attempt(i int32) outcome {
 		if perr := r.st.Put(rec); perr != nil {
 			return outcome{i: i, fatal: fmt.Errorf("%w: record failure of %s: %v", ErrStateWrite, t.ID, perr)}
 		}
-		return outcome{i: i, err: err, retryable: providers.IsRetryable(err), retryAfter: providers.RetryAfter(err), maybeApplied: providers.MaybeApplied(err)}
+		return outcome{i: i, err: err, retryable: providers.IsRetryable(err), throttled: providers.IsThrottled(err), retryAfter: providers.RetryAfter(err), maybeApplied: providers.MaybeApplied(err)}
 	}
 	for k, v := range out {
 		if v.Secret {
@@ -563,4 +604,6 @@ func cloneOutputs(o state.Outputs) state.Outputs {
 // Progress holds live counters, updated by the runner and read by a renderer.
 type Progress struct {
 	Total, UpToDate, Queued, Running, Done, Failed, Skipped, Retries atomic.Int64
+	// Throttled counts retries after throttled answers.
+	Throttled atomic.Int64
 }

@@ -15,6 +15,7 @@ import (
 
 	"provision/plan"
 	"provision/providers"
+	"provision/providers/rest"
 	"provision/runner"
 	"provision/state"
 )
@@ -220,6 +221,10 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		log.Info().Str("urls", l.sandbox.Describe()).Msg("sandbox: fake vendor APIs started in-process")
 	}
 	log.Info().Str("plan", l.plan.Name).Int("tasks", l.graph.Len()).Str("state", sp).Int("parallel", o.Parallel).Msg("apply")
+	// Every endpoint client reports its rate and throttled answers here.
+	meters := rest.NewMeters()
+	ctx = rest.WithMeters(ctx, meters)
+	rates := func() []rest.RateStats { return endpointRates(meters, l.plan) }
 	if _, err := forgetDestroyed(st); err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
@@ -291,7 +296,9 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 			f(e)
 		}
 	}
-	stopProgress := startProgress(newProgressView(o.Progress, live, newPalette(con)), con, progressEvery)
+	view := newProgressView(o.Progress, live, newPalette(con))
+	view.endpoints = func() string { return strings.TrimPrefix(rateSuffix(rates()), " | ") }
+	stopProgress := startProgress(view, con, progressEvery)
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
 	if page != nil {
@@ -315,9 +322,11 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		if res == nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
+		rep.Endpoints = rates()
 		report(stdout, red, &rep, asJSON, l.sandbox)
 		return withCode(ExitFailed, err)
 	}
+	rep.Endpoints = rates()
 	report(stdout, red, &rep, asJSON, l.sandbox)
 	switch {
 	case res.Interrupted || (pruned != nil && pruned.Interrupted):
@@ -331,7 +340,8 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 // registerRunFlags registers the flags of commands that run tasks (apply, destroy).
 func registerRunFlags(fs *flag.FlagSet, o *runner.Options, progressEvery *time.Duration) {
 	fs.IntVar(&o.Parallel, "parallel", 16, "tasks run at once")
-	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, 429, network)")
+	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, network); throttled answers cost none")
+	fs.DurationVar(&o.ThrottleTimeout, "throttle-timeout", 30*time.Minute, "how long a task may keep being throttled (429, or 503 with Retry-After) before it fails")
 	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
 	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
 	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
@@ -348,6 +358,8 @@ type applyReport struct {
 	Removed []string
 	// Pruned: the deletes of removed tasks (--prune).
 	Pruned *destroyReport
+	// Endpoints: per endpoint, the rate it settled at and its throttled answers.
+	Endpoints []rest.RateStats
 }
 
 func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, sb *sandboxRun) {
@@ -383,6 +395,9 @@ func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, s
 		fmt.Fprintf(w, "  in doubt     %d (reconciled on the next run)\n", res.InDoubt)
 	}
 	fmt.Fprintf(w, "  retries      %d\n", res.Retries)
+	if res.Throttled > 0 {
+		fmt.Fprintf(w, "  throttled    %d (retried; no attempt counted)\n", res.Throttled)
+	}
 	fmt.Fprintf(w, "  elapsed      %s (%.0f tasks/s)\n", res.Elapsed.Round(time.Millisecond), rate(applied, res.Elapsed))
 	fmt.Fprintf(w, "  state        %s\n", r.State)
 	if len(r.Removed) > 0 {
@@ -391,6 +406,7 @@ func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, s
 	if sb != nil {
 		fmt.Fprintf(w, "  sandbox      %s\n", sb.Summary())
 	}
+	writeRates(w, r.Endpoints)
 	writeFailures(w, res)
 	if r.Pruned != nil {
 		fmt.Fprintf(w, "prune (tasks no longer in the plan):\n")

@@ -8,6 +8,7 @@ package main
 import (
 	"time"
 
+	"provision/providers/rest"
 	"provision/runner"
 )
 
@@ -33,6 +34,8 @@ type runJSON struct {
 	NotStarted int `json:"not_started"`
 	InDoubt    int `json:"in_doubt"`
 	Retries    int `json:"retries"`
+	// Throttled: retries after throttled answers (they cost no attempt).
+	Throttled int `json:"throttled_retries"`
 	// Interrupted: a stop was requested (signal); Stopped: the failure budget ran out.
 	Interrupted    bool      `json:"interrupted"`
 	Stopped        bool      `json:"stopped"`
@@ -40,7 +43,6 @@ type runJSON struct {
 	TasksPerSecond float64   `json:"tasks_per_second"`
 	Failures       []failure `json:"failures"`
 	SkippedTasks   []skipped `json:"skipped_tasks"`
-	// Per-endpoint rates and throttling (branch rate) belong here.
 }
 
 // failure is a failed task, in a run's report or in status.
@@ -60,7 +62,7 @@ type skipped struct {
 
 func runOf(res *runner.Result) runJSON {
 	r := runJSON{Total: res.Total, UpToDate: res.UpToDate, Applied: res.Applied, Failed: res.Failed, Skipped: res.Skipped,
-		NotStarted: res.NotStarted, InDoubt: res.InDoubt, Retries: res.Retries, Interrupted: res.Interrupted, Stopped: res.Stopped,
+		NotStarted: res.NotStarted, InDoubt: res.InDoubt, Retries: res.Retries, Throttled: res.Throttled, Interrupted: res.Interrupted, Stopped: res.Stopped,
 		ElapsedMS: res.Elapsed.Milliseconds(), TasksPerSecond: rate(res.Applied+res.Failed, res.Elapsed),
 		Failures: []failure{}, SkippedTasks: []skipped{}}
 	for _, f := range res.Failures {
@@ -82,6 +84,8 @@ type applyJSON struct {
 	Removed []string `json:"removed"`
 	// Pruned: the deletes of removed tasks (--prune).
 	Pruned *deletesJSON `json:"pruned,omitempty"`
+	// Endpoints: per endpoint, the rate it settled at and its throttled answers.
+	Endpoints []rest.RateStats `json:"endpoints"`
 	// Sandbox: requests and injected faults of an in-process sandbox.
 	Sandbox *sandboxJSON `json:"sandbox,omitempty"`
 }
@@ -112,7 +116,7 @@ type sandboxJSON struct {
 }
 
 func applyJSONOf(r *applyReport, sb *sandboxRun) applyJSON {
-	out := applyJSON{SchemaVersion: jsonSchemaVersion, Plan: r.Plan, State: r.State, runJSON: runOf(r.Result), Removed: nonNil(r.Removed)}
+	out := applyJSON{SchemaVersion: jsonSchemaVersion, Plan: r.Plan, State: r.State, runJSON: runOf(r.Result), Removed: nonNil(r.Removed), Endpoints: nonNil(r.Endpoints)}
 	if r.Pruned != nil {
 		out.Pruned = &deletesJSON{runJSON: runOf(r.Pruned.Result), Kept: nonNil(r.Pruned.Kept)}
 	}

@@ -292,6 +292,9 @@ type progressView struct {
 	live *liveStats // per-section counts; nil: totals only
 	win  rateWindow
 	pal  palette
+	// endpoints, when set, tells the endpoints' rates in force and throttled
+	// answers (rateSuffix without its separator).
+	endpoints func() string
 }
 
 // rateSpan is the moving window of the rate and ETA.
@@ -308,15 +311,15 @@ func (v *progressView) sample(now time.Time) {
 
 // totals are the run's counts at one moment.
 type totals struct {
-	total, upToDate, done, failed, skipped, running, queued, retries, inDoubt int64
-	rate                                                                      float64
-	eta                                                                       string
+	total, upToDate, done, failed, skipped, running, queued, retries, inDoubt, throttled int64
+	rate                                                                                 float64
+	eta                                                                                  string
 }
 
 func (v *progressView) totals(sections []sectionStat) totals {
 	p := v.p
 	t := totals{total: p.Total.Load(), upToDate: p.UpToDate.Load(), done: p.Done.Load(), failed: p.Failed.Load(),
-		skipped: p.Skipped.Load(), running: p.Running.Load(), retries: p.Retries.Load()}
+		skipped: p.Skipped.Load(), running: p.Running.Load(), retries: p.Retries.Load(), throttled: p.Throttled.Load()}
 	t.queued = max(p.Queued.Load()-t.running, 0)
 	for _, s := range sections {
 		t.inDoubt += int64(s.inDoubt)
@@ -338,8 +341,12 @@ func (v *progressView) progressLine() string {
 	if t.total > 0 {
 		pct = 100 * float64(t.finished()) / float64(t.total)
 	}
-	return fmt.Sprintf("%d/%d (%.0f%%) done=%d up-to-date=%d running=%d queued=%d failed=%d in-doubt=%d skipped=%d retries=%d rate=%.0f/s eta=%s",
-		t.finished(), t.total, pct, t.done, t.upToDate, t.running, t.queued, t.failed, t.inDoubt, t.skipped, t.retries, t.rate, t.eta)
+	line := fmt.Sprintf("%d/%d (%.0f%%) done=%d up-to-date=%d running=%d queued=%d failed=%d in-doubt=%d skipped=%d retries=%d throttled=%d rate=%.0f/s eta=%s",
+		t.finished(), t.total, pct, t.done, t.upToDate, t.running, t.queued, t.failed, t.inDoubt, t.skipped, t.retries, t.throttled, t.rate, t.eta)
+	if e := v.endpointText(); e != "" {
+		line += " | " + e
+	}
+	return line
 }
 
 // wideColumns is the width from which each section gets its own line.
@@ -374,10 +381,20 @@ func (v *progressView) lines(width, height int) []string {
 			out = append(out, fmt.Sprintf("  %-*s  %s%s", nameW, fit(s.name, nameW), v.bar(s.finished(), s.total, barW), tail))
 		}
 	}
-	// Per-endpoint rates and throttling (runner.Progress, branch rate) belong here,
-	// between the sections and the totals.
+	// The endpoints' rates in force and throttled answers, between the sections and
+	// the totals.
+	if e := v.endpointText(); e != "" {
+		out = append(out, fit("  endpoints: "+e, width-1))
+	}
 	out = append(out, v.totalsLine(t, width-1))
 	return out
+}
+
+func (v *progressView) endpointText() string {
+	if v.endpoints == nil {
+		return ""
+	}
+	return v.endpoints()
 }
 
 func (v *progressView) count(n int, what string, colour func(string) string) string {
@@ -422,6 +439,7 @@ func (v *progressView) totalsLine(t totals, w int) string {
 		{fmt.Sprintf("running %d", t.running), 4},
 		{fmt.Sprintf("queued %d", t.queued), 2},
 		{fmt.Sprintf("retries %d", t.retries), 3},
+		{fmt.Sprintf("throttled %d", t.throttled), 2},
 		{fmt.Sprintf("%.1f/s", t.rate), 6},
 		{"eta " + t.eta, 6},
 	}

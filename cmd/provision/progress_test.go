@@ -119,6 +119,23 @@ func TestProgressView_Lines_AtGivenWidths(t *testing.T) {
 	if n := len(progressFixture(palette{}).lines(160, 6)); n != 4 {
 		t.Errorf("160x6: %d lines, want 2 sections, a '… more' line and the totals", n)
 	}
+	// The endpoints' rates (branch rate's rateSuffix) get their own line above the totals.
+	ve := progressFixture(palette{})
+	ve.endpoints = func() string { return "nxcloud 7.7/s throttled=3, edge unlimited throttled=0" }
+	for _, w := range []int{80, 160} {
+		ls := ve.lines(w, 24)
+		if len(ls) < 2 || !strings.HasPrefix(ls[len(ls)-2], "  endpoints: nxcloud 7.7/s") {
+			t.Errorf("width %d: no endpoints line above the totals: %q", w, ls)
+		}
+		for _, l := range ls {
+			if visibleLen(l) > w-1 {
+				t.Errorf("width %d: %q", w, l)
+			}
+		}
+	}
+	if !strings.HasSuffix(ve.progressLine(), " | nxcloud 7.7/s throttled=3, edge unlimited throttled=0") {
+		t.Errorf("plain line without the endpoints: %q", ve.progressLine())
+	}
 	for w := 20; w <= 200; w += 7 {
 		for _, l := range progressFixture(palette{on: true}).lines(w, 24) {
 			if visibleLen(l) > w-1 {

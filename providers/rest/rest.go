@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 
 	"provision/plan"
 	"provision/providers"
@@ -79,7 +78,7 @@ type Client struct {
 	base  *url.URL
 	hc    *http.Client
 	sem   chan struct{}
-	lim   *rate.Limiter
+	rate  *adaptive
 	pause pauser
 }
 
@@ -128,16 +127,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Limits.Concurrency > 0 {
 		c.sem = make(chan struct{}, cfg.Limits.Concurrency)
 	}
-	if cfg.Limits.RatePerSecond > 0 {
-		burst := cfg.Limits.Burst
-		if burst <= 0 {
-			burst = int(cfg.Limits.RatePerSecond + 0.999)
-			if burst < 1 {
-				burst = 1
-			}
-		}
-		c.lim = rate.NewLimiter(rate.Limit(cfg.Limits.RatePerSecond), burst)
-	}
+	// The plan's rate is a ceiling; without one the rate is found at run time
+	// (adaptive.go).
+	c.rate = newAdaptive(cfg.Name, cfg.Limits.RatePerSecond, cfg.Limits.Burst, nil)
 	return c, nil
 }
 
@@ -328,10 +320,8 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 	if err := c.pause.wait(ctx); err != nil {
 		return 0, nil, nil, err
 	}
-	if c.lim != nil {
-		if err := c.lim.Wait(ctx); err != nil {
-			return 0, nil, nil, err
-		}
+	if err := c.rate.wait(ctx); err != nil {
+		return 0, nil, nil, err
 	}
 	if c.sem != nil {
 		select {
@@ -341,7 +331,8 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 		}
 		defer func() { <-c.sem }()
 	}
-	start := time.Now()
+	c.rate.meter(metersFrom(ctx))
+	start := c.rate.sent()
 	resp, err := c.hc.Do(req)
 	// Each request is logged at debug level with the task's logger from the context
 	// (task, attempt): method, route (the URL path: no query string, which may
@@ -358,6 +349,7 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
 	}
+	c.rate.observe(start, Throttled(resp.StatusCode, resp.Header))
 	if int64(len(body)) > c.cfg.MaxBody {
 		return resp.StatusCode, resp.Header, nil, errBodyTooLarge{limit: c.cfg.MaxBody}
 	}
@@ -369,6 +361,13 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 		c.pause.until(time.Now().Add(d))
 	}
 	return resp.StatusCode, resp.Header, body, nil
+}
+
+// Throttled reports whether an answer says "too many requests": 429, or 503 with a
+// Retry-After header. Such a request was not processed; it slows the endpoint
+// (adaptive.go) and costs the task no attempt.
+func Throttled(status int, header http.Header) bool {
+	return status == http.StatusTooManyRequests || (status == http.StatusServiceUnavailable && header.Get("Retry-After") != "")
 }
 
 type errBodyTooLarge struct{ limit int64 }
@@ -410,7 +409,7 @@ func (c *Client) statusError(r *Request, status int, header http.Header, body []
 		dec = DefaultErrorDecoder
 	}
 	code, msg := dec(status, header, body)
-	e := &providers.Error{Op: r.Op, Status: status, Code: code, Message: msg}
+	e := &providers.Error{Op: r.Op, Status: status, Code: code, Message: msg, Throttled: Throttled(status, header)}
 	switch {
 	case status == http.StatusTooManyRequests:
 		e.Retryable = true
