@@ -284,6 +284,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	var page *uiServer
 	if uiListen != "" {
 		u := newUIState(l.plan.Name, o.Progress, live, red, time.Now())
+		u.rates = rates
 		if page, err = startUI(uiListen, u); err != nil {
 			return err
 		}

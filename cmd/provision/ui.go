@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"provision/plan"
+	"provision/providers/rest"
 	"provision/runner"
 )
 
@@ -35,6 +36,8 @@ type uiState struct {
 	history  []ratePoint
 	failures map[string]failure
 	lastErr  map[string]string // last error per task (for those in doubt)
+	// rates, when set, gives the endpoints' rates in force and throttled answers.
+	rates func() []rest.RateStats
 }
 
 type ratePoint struct {
@@ -44,25 +47,25 @@ type ratePoint struct {
 
 // uiSnapshot is the JSON the page receives (docs/json.md vocabulary).
 type uiSnapshot struct {
-	SchemaVersion int           `json:"schema_version"`
-	Plan          string        `json:"plan"`
-	StartedAt     time.Time     `json:"started_at,omitzero"`
-	ElapsedMS     int64         `json:"elapsed_ms"`
-	Total         int64         `json:"total"`
-	UpToDate      int64         `json:"up_to_date"`
-	Applied       int64         `json:"applied"`
-	Failed        int64         `json:"failed"`
-	Skipped       int64         `json:"skipped"`
-	Running       int64         `json:"running"`
-	Retries       int64         `json:"retries"`
-	InDoubt       int           `json:"in_doubt"`
-	Rate          float64       `json:"tasks_per_second"`
-	Sections      []uiSection   `json:"sections"`
-	RateHistory   []ratePoint   `json:"rate_history"`
-	Failures      []failure     `json:"failures"`
-	InDoubtTasks  []uiDoubtTask `json:"in_doubt_tasks"`
-	Endpoints     []uiEndpoint  `json:"endpoints"` // settled rates per endpoint: filled by branch rate
-	Done          bool          `json:"done"`
+	SchemaVersion int              `json:"schema_version"`
+	Plan          string           `json:"plan"`
+	StartedAt     time.Time        `json:"started_at,omitzero"`
+	ElapsedMS     int64            `json:"elapsed_ms"`
+	Total         int64            `json:"total"`
+	UpToDate      int64            `json:"up_to_date"`
+	Applied       int64            `json:"applied"`
+	Failed        int64            `json:"failed"`
+	Skipped       int64            `json:"skipped"`
+	Running       int64            `json:"running"`
+	Retries       int64            `json:"retries"`
+	InDoubt       int              `json:"in_doubt"`
+	Rate          float64          `json:"tasks_per_second"`
+	Sections      []uiSection      `json:"sections"`
+	RateHistory   []ratePoint      `json:"rate_history"`
+	Failures      []failure        `json:"failures"`
+	InDoubtTasks  []uiDoubtTask    `json:"in_doubt_tasks"`
+	Endpoints     []rest.RateStats `json:"endpoints"`
+	Done          bool             `json:"done"`
 }
 
 type uiSection struct {
@@ -76,12 +79,6 @@ type uiSection struct {
 type uiDoubtTask struct {
 	ID    string `json:"id"`
 	Error string `json:"error,omitempty"`
-}
-
-// uiEndpoint is an endpoint's settled rate (per-endpoint rates come with branch rate).
-type uiEndpoint struct {
-	Name string  `json:"name"`
-	Rate float64 `json:"rate"`
 }
 
 func newUIState(planName string, p *runner.Progress, live *liveStats, red *plan.Redactor, now time.Time) *uiState {
@@ -128,7 +125,10 @@ func (u *uiState) snapshot(now time.Time, done bool) uiSnapshot {
 		Total: u.p.Total.Load(), UpToDate: u.p.UpToDate.Load(), Applied: u.p.Done.Load(), Failed: u.p.Failed.Load(),
 		Skipped: u.p.Skipped.Load(), Running: u.p.Running.Load(), Retries: u.p.Retries.Load(), Rate: u.win.rate(),
 		Sections: []uiSection{}, RateHistory: append([]ratePoint{}, u.history...), Failures: []failure{}, InDoubtTasks: []uiDoubtTask{},
-		Endpoints: []uiEndpoint{}, Done: done}
+		Endpoints: []rest.RateStats{}, Done: done}
+	if u.rates != nil {
+		s.Endpoints = nonNil(u.rates())
+	}
 	for _, sc := range secs {
 		s.Sections = append(s.Sections, uiSection{Name: sc.name, Total: sc.total, Finished: sc.finished(), Failed: sc.failed, InDoubt: sc.inDoubt})
 		s.InDoubt += sc.inDoubt
