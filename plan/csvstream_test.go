@@ -3,6 +3,7 @@ package plan
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -43,14 +44,14 @@ func TestLoad_CSVStreamedEncodingChecks(t *testing.T) {
 	})
 	t.Run("bad byte deep in the file", func(t *testing.T) {
 		err := csvPlanWith(t, good+"xé,a\xe9b\n")
-		want := "rows.csv:" + itoa(lines+1) + ":5: byte 0xe9 is not UTF-8"
+		want := "rows.csv:" + strconv.Itoa(lines+1) + ":5: byte 0xe9 is not UTF-8"
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("err = %v, want %q", err, want)
 		}
 	})
 	t.Run("truncated sequence at the end", func(t *testing.T) {
 		err := csvPlanWith(t, good+"y,\xe2\x82")
-		want := "rows.csv:" + itoa(lines+1) + ":3: byte 0xe2 is not UTF-8"
+		want := "rows.csv:" + strconv.Itoa(lines+1) + ":3: byte 0xe2 is not UTF-8"
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("err = %v, want %q", err, want)
 		}
@@ -67,15 +68,4 @@ func TestLoad_CSVStreamedEncodingChecks(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-}
-
-func itoa(n int) string {
-	s := ""
-	if n == 0 {
-		return "0"
-	}
-	for ; n > 0; n /= 10 {
-		s = string(rune('0'+n%10)) + s
-	}
-	return s
 }

@@ -93,6 +93,7 @@ func (l *loader) compileInto(t *tmpl, tn *tnode, n *yaml.Node, p *fpath) {
 			t.ok = false
 			return
 		}
+		l.noteOrigin(pos, cs)
 		if cs.rowDep {
 			tn.dyn, tn.sc, tn.id, tn.path = true, cs, len(t.dyns), p
 			t.dyns = append(t.dyns, tn)
@@ -646,6 +647,7 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 		}
 		it := l.arena.item()
 		it.Section, it.Name, it.Pos, it.Origin = section, name, l.pos(e), origin
+		it.pol = l.pol
 		it.Fields = l.arena.instantiate(t.root, re.vals)
 		it.Hash = l.hashItem(t, section, name, &re)
 		it.Refs = joinRefs(t.refs, re.o.refs)

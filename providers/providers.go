@@ -401,9 +401,10 @@ func (r *Registry) Kind(section string) (Kind, bool) {
 }
 
 // Decode decodes item fields strictly into out (a pointer to a struct with yaml tags):
-// unknown fields, wrong types and missing required values are errors with positions.
+// unknown fields, wrong types and missing required values are errors with positions,
+// and secret fields must hold secret references (see plan.DecodeItem).
 func Decode(item *plan.Item, out any) error {
-	return plan.DecodeStrict(item.Pos.File, item.Fields, out)
+	return plan.DecodeItem(item, out)
 }
 
 var _ = yaml.Node{}
@@ -539,7 +540,7 @@ func SpecJSON(spec any, red *plan.Redactor) json.RawMessage {
 func jsonable(v any, red *plan.Redactor) any {
 	switch t := v.(type) {
 	case string:
-		return red.Redact(t)
+		return red.RedactValue(t)
 	case map[string]any:
 		for k, e := range t {
 			t[k] = jsonable(e, red)
@@ -548,7 +549,7 @@ func jsonable(v any, red *plan.Redactor) any {
 	case map[any]any:
 		m := make(map[string]any, len(t))
 		for k, e := range t {
-			m[red.Redact(fmt.Sprint(k))] = jsonable(e, red)
+			m[red.RedactValue(fmt.Sprint(k))] = jsonable(e, red)
 		}
 		return m
 	case []any:

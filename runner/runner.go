@@ -47,7 +47,8 @@ type Options struct {
 	// Now is the clock for the throttle budget (tests); nil means time.Now.
 	Now func() time.Time
 	// BackoffBase and BackoffMax shape the exponential backoff with full jitter
-	// (defaults 500ms and 30s). A server's Retry-After is honoured when longer.
+	// (defaults 500ms and 30s). A server's Retry-After is honoured when longer, up
+	// to BackoffMax: a longer request is capped and the retry's log line says so.
 	BackoffBase, BackoffMax time.Duration
 	// FailFast stops starting tasks after the first failure.
 	FailFast bool
@@ -171,6 +172,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	RegisterSecrets(o.Redactor, loaded)
 	sel, err := g.Select(o.Only)
 	if err != nil {
 		return nil, err
@@ -263,7 +265,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 		e := r.event(typ, i, attempts[i], now)
 		e.Took, e.RetryIn, e.MaybeApplied = now.Sub(sentAt[i]), retryIn, out.maybeApplied
 		if out.err != nil {
-			e.Error = o.Redactor.Redact(out.err.Error())
+			e.Error = o.Redactor.RedactValue(out.err.Error())
 		}
 		o.Events(e)
 	}
@@ -369,7 +371,14 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				retrying++
 				p.Throttled.Add(1)
 				d := backoff(o.BackoffBase, o.BackoffMax, 1, out.retryAfter)
-				o.Log.Debug().Str("task", t.ID).Int64("retry_in_ms", d.Milliseconds()).Str("error", o.Redactor.Redact(out.err.Error())).Msg("throttled")
+				if out.retryAfter > o.BackoffMax {
+					// Worth a line at info: the server asked for more than the cap.
+					o.Log.Info().Str("task", t.ID).Bool("throttled", true).Int64("retry_in_ms", d.Milliseconds()).Int64("retry_after_asked_ms", out.retryAfter.Milliseconds()).
+						Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that").
+						Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("retrying")
+				} else {
+					o.Log.Debug().Str("task", t.ID).Int64("retry_in_ms", d.Milliseconds()).Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("throttled")
+				}
 				ended(EventRetrying, i, out, d)
 				attempts[i]--
 				time.AfterFunc(d, func() {
@@ -383,7 +392,11 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				retrying++
 				p.Retries.Add(1)
 				d := backoff(o.BackoffBase, o.BackoffMax, attempts[i], out.retryAfter)
-				o.Log.Info().Str("task", t.ID).Int("attempt", attempts[i]).Int64("retry_in_ms", d.Milliseconds()).Str("error", o.Redactor.Redact(out.err.Error())).Msg("retrying")
+				ev := o.Log.Info().Str("task", t.ID).Int("attempt", attempts[i]).Int64("retry_in_ms", d.Milliseconds())
+				if out.retryAfter > o.BackoffMax {
+					ev = ev.Int64("retry_after_asked_ms", out.retryAfter.Milliseconds()).Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that")
+				}
+				ev.Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("retrying")
 				ended(EventRetrying, i, out, d)
 				time.AfterFunc(d, func() {
 					select {
@@ -395,7 +408,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				resolve(i)
 				res.Failed++
 				p.Failed.Add(1)
-				msg := o.Redactor.Redact(out.err.Error())
+				msg := o.Redactor.RedactValue(out.err.Error())
 				if out.throttled && !stopping {
 					msg = fmt.Sprintf("still throttled after %s (--throttle-timeout): %s", o.ThrottleTimeout, msg)
 				}
@@ -445,8 +458,9 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 }
 
 // backoff returns the delay before attempt n+1: full jitter over an exponential
-// ceiling, never shorter than the server's Retry-After.
+// ceiling, never shorter than the server's Retry-After, never longer than max.
 func backoff(base, max time.Duration, n int, retryAfter time.Duration) time.Duration {
+	retryAfter = min(retryAfter, max)
 	ceil := base << min(n-1, 20)
 	if ceil > max || ceil <= 0 {
 		ceil = max
@@ -520,7 +534,7 @@ func (r *run) attempt(i int32) outcome {
 	now := time.Now()
 	if err != nil {
 		rec.Status = state.Failed
-		rec.LastError = r.o.Redactor.Redact(err.Error())
+		rec.LastError = r.o.Redactor.RedactValue(err.Error())
 		// A failed attempt that was in doubt leaves the doubt unresolved (its lookup
 		// may be what failed): the next attempt looks the object up again.
 		rec.MaybeApplied = x.InDoubt || providers.MaybeApplied(err)
@@ -591,6 +605,19 @@ func (r *run) lookup(ref plan.Ref) (string, error) {
 func (r *run) event(typ EventType, i int32, attempt int, at time.Time) Event {
 	t := r.g.Tasks[i]
 	return Event{Time: at, Type: typ, Task: t.ID, Kind: t.Kind, Endpoint: t.Endpoint, Attempt: attempt}
+}
+
+// RegisterSecrets gives the redactor every secret output the records hold (the ones
+// decrypted from the state file), so that an answer echoing one of them back never
+// reaches a log, a report or the state in clear. Call it the moment records are loaded.
+func RegisterSecrets(red *plan.Redactor, recs map[string]*state.Record) {
+	for _, rec := range recs {
+		for _, v := range rec.Outputs {
+			if v.Secret {
+				red.Add(v.Value)
+			}
+		}
+	}
 }
 
 func cloneOutputs(o state.Outputs) state.Outputs {

@@ -232,6 +232,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
+	runner.RegisterSecrets(red, recs)
 	switch {
 	case saved != nil:
 		infos, err := st.Infos()
@@ -517,6 +518,12 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		rep.Plan = l.plan.Name
 	}
 	all := map[string]*state.Record{}
+	// Without its plan, status still knows the secret outputs the state holds (when
+	// the key is given) and masks them wherever they appear.
+	red := plan.NewRedactor()
+	if l != nil {
+		red = l.plan.Redactor
+	}
 	for _, sp := range states {
 		if _, err := os.Stat(sp); errors.Is(err, os.ErrNotExist) {
 			if l != nil && len(states) == 1 {
@@ -549,16 +556,17 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
 			}
 			all[r.ID] = r
+			for _, o := range r.Outputs {
+				if o.Secret {
+					red.Add(o.Value)
+				}
+			}
 			return nil
 		})
 		st.Close()
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
-	}
-	var red *plan.Redactor
-	if l != nil {
-		red = l.plan.Redactor
 	}
 	ids := sortedKeys(all)
 	for _, id := range ids {
@@ -567,7 +575,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		rep.Total++
 		switch r.Status {
 		case state.Failed:
-			rep.Failures = append(rep.Failures, failure{ID: id, Attempts: r.Attempts, Error: red.Redact(r.LastError), FinishedAt: r.FinishedAt.UTC()})
+			rep.Failures = append(rep.Failures, failure{ID: id, Attempts: r.Attempts, Error: red.RedactValue(r.LastError), FinishedAt: r.FinishedAt.UTC()})
 		case state.Started:
 			rep.InDoubtTasks = append(rep.InDoubtTasks, taskLine{ID: id, Attempts: r.Attempts, StartedAt: r.StartedAt.UTC()})
 		}
