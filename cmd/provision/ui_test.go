@@ -211,13 +211,21 @@ func TestCLI_ApplyUI_ServesDuringTheRun(t *testing.T) {
 	case code := <-done:
 		t.Fatalf("apply ended (exit %d) before serving the page", code)
 	}
-	res, err := http.Get(url + "snapshot.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The page is served before the run has counted its tasks: read it until it
+	// has (the labels wait at the gate, so the run cannot end meanwhile).
 	var s uiSnapshot
-	json.NewDecoder(res.Body).Decode(&s)
-	res.Body.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		res, err := http.Get(url + "snapshot.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s = uiSnapshot{}
+		json.NewDecoder(res.Body).Decode(&s)
+		res.Body.Close()
+		if s.Total == 6 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if s.Plan != "widgets" || s.Total != 6 || s.Done || len(s.Sections) != 1 {
 		t.Fatalf("snapshot during the run: %+v", s)
 	}
