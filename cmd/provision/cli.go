@@ -113,6 +113,7 @@ func (c *common) register(fs *flag.FlagSet, groups flagGroup) {
 	}
 	if groups&flagSandboxState != 0 {
 		fs.BoolVar(&c.sandboxState, "sandbox", false, "read the sandbox rehearsal's state file (.provision/<plan name>.sandbox.db)")
+		fs.StringVar(&c.sandboxURL, "sandbox-url", "", "read the state of a rehearsal against the sandbox at `URL` (.provision/<plan name>.sandbox.db, its target that sandbox); nothing is started or sent")
 	}
 	if groups&flagFaults != 0 {
 		c.faults.register(fs)

@@ -27,8 +27,10 @@ func TestCLI_Help_ListsOnlyTheCommandsOwnFlags(t *testing.T) {
 	}{
 		{[]string{"validate"}, []string{"--var NAME=VALUE"}, []string{"--state", "--shard", "--sandbox", "--fault-", "--log-level"}},
 		{[]string{"graph"}, []string{"--shard I/N"}, []string{"--state", "--sandbox", "--fault-"}},
-		{[]string{"status"}, []string{"--state FILE", "--sandbox "}, []string{"--sandbox-url", "--fault-", "--log-level"}},
-		{[]string{"state", "list"}, []string{"--status STATUS", "--state FILE"}, []string{"--fault-", "--sandbox-url"}},
+		// status and state read a rehearsal's state: --sandbox-url names which sandbox
+		// it was (the state's target), and starts nothing.
+		{[]string{"status"}, []string{"--state FILE", "--sandbox ", "--sandbox-url URL"}, []string{"--fault-", "--log-level"}},
+		{[]string{"state", "list"}, []string{"--status STATUS", "--state FILE", "--sandbox-url URL"}, []string{"--fault-"}},
 		{[]string{"plan"}, []string{"--sandbox-url URL", "Sandbox faults", "--fault-5xx FRACTION"}, nil},
 		{[]string{"apply"}, []string{"--sandbox-url URL", "--log-level LEVEL", "Sandbox faults", "--fault-latency DURATION"}, nil},
 		{[]string{"destroy"}, []string{"--sandbox-url URL", "Sandbox faults"}, nil},
