@@ -12,9 +12,10 @@
 //   - LostAnswer/<route>: for EACH create route, the answer to its first request is
 //     lost after the server applied it; the run still reaches done, with no
 //     duplicate and no orphan.
-//   - KillBetweenIntentAndResult: a create took effect and the state says only
-//     "started" (the process died between intent and result); a fresh run
-//     reconciles.
+//   - KillBetweenIntentAndResult/<route>: for EACH create route, the create takes
+//     effect and the run is stopped while its answer is awaited (the attempt is
+//     cancelled, its record stays "started", as a killed process leaves it); a
+//     fresh run reconciles with no duplicate and no orphan.
 //   - ProbeMakesNoWrite: every Prober, before and after the apply, writes nothing.
 //   - NoSecretLeaks: under faults, no secret canary (Target.Secrets, the state key)
 //     appears in any log line, error, result or the state file.
@@ -82,7 +83,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -171,6 +171,11 @@ type recorder struct {
 	writes   []string
 	lose     *Route
 	lost     int
+	// hang, when set, makes the next applied request on its route wait for the
+	// client to go away instead of answering (a process killed while it waits);
+	// hung is closed when that request has been applied.
+	hang *Route
+	hung chan struct{}
 }
 
 func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -185,8 +190,13 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.lose = nil
 		rc.lost++
 	}
+	hang := !lose && rc.hang != nil && rc.hang.matches(r)
+	var hung chan struct{}
+	if hang {
+		rc.hang, hung = nil, rc.hung
+	}
 	rc.mu.Unlock()
-	if !lose {
+	if !lose && !hang {
 		rc.h.ServeHTTP(w, r)
 		return
 	}
@@ -194,16 +204,27 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.h.ServeHTTP(rec, r) // applied ...
 	if rec.Code >= 300 {
 		// Not applied after all (a fault of the fake's own): send the answer and
-		// lose the next one instead.
+		// lose (or hang) the next one instead.
 		rc.mu.Lock()
 		route := routeOf(r)
-		rc.lose, rc.lost = &route, rc.lost-1
+		if hang {
+			rc.hang = &route
+		} else {
+			rc.lose, rc.lost = &route, rc.lost-1
+		}
 		rc.mu.Unlock()
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
 		}
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	if hang {
+		// ... and the process that sent it dies before the answer: the run is
+		// stopped (hung tells the test) and its request cancelled.
+		close(hung)
+		<-r.Context().Done()
 		return
 	}
 	hj, ok := w.(http.Hijacker) // ... and the answer is lost
@@ -233,6 +254,15 @@ func (rc *recorder) loseNext(r Route) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.lose, rc.lost = &r, 0
+}
+
+// hangNext makes the next applied request on r wait for its client to give up;
+// the returned channel is closed once the request has been applied.
+func (rc *recorder) hangNext(r Route) <-chan struct{} {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.hang, rc.hung = &r, make(chan struct{})
+	return rc.hung
 }
 
 func (rc *recorder) counts() (requests, writes []string, lost int) {
@@ -343,7 +373,15 @@ func (e *env) build() (*plan.Plan, []*providers.Task) {
 // checks what it wrote for canaries.
 func (e *env) run(maxAttempts int) *runner.Result {
 	e.t.Helper()
-	pl, tasks := e.build()
+	_, tasks := e.build()
+	return e.runTasks(context.Background(), tasks, maxAttempts)
+}
+
+// runTasks runs tasks (a plan's, or deletes) with the real runner against the env's
+// state file; a cancelled ctx stops the run as a signal does, with a short grace.
+func (e *env) runTasks(ctx context.Context, tasks []*providers.Task, maxAttempts int) *runner.Result {
+	e.t.Helper()
+	pl, _ := e.build()
 	g, err := runner.NewGraph(tasks)
 	if err != nil {
 		e.t.Fatal(err)
@@ -353,8 +391,12 @@ func (e *env) run(maxAttempts int) *runner.Result {
 		e.t.Fatal(err)
 	}
 	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
-	res, err := runner.Run(log.WithContext(context.Background()), g, st, runner.Options{Parallel: 8, MaxAttempts: maxAttempts,
-		BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, Grace: time.Minute, Log: log, Redactor: pl.Redactor})
+	grace := time.Minute
+	if ctx.Done() != nil {
+		grace = 10 * time.Millisecond
+	}
+	res, err := runner.Run(log.WithContext(ctx), g, st, runner.Options{Parallel: 8, MaxAttempts: maxAttempts,
+		BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, Grace: grace, Log: log, Redactor: pl.Redactor})
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -457,27 +499,27 @@ func Run(t *testing.T, tg Target) {
 			e.checkLeaks()
 		})
 	}
-	t.Run("KillBetweenIntentAndResult", func(t *testing.T) {
-		if len(tg.Creates) == 0 {
-			t.Skip("no create routes")
-		}
-		e := newEnv(t, &tg)
-		// The create takes effect, its answer never arrives, and the one attempt the
-		// run allows ends; then the record is put back to "started", as a process
-		// killed after recording its intent leaves it.
-		e.rec.loseNext(tg.Creates[0])
-		if res := e.run(1); res.OK() {
-			t.Fatal("the run with a lost create answer and one attempt reached done")
-		}
-		n := markStarted(t, e.state, e.stateKey())
-		if n == 0 {
-			t.Fatal("no failed record to turn into an interrupted one")
-		}
-		res := e.run(6)
-		mustOK(t, res, "fresh run after the kill")
-		e.check("after a kill between intent and result")
-		e.checkLeaks()
-	})
+	for _, route := range tg.Creates {
+		t.Run("KillBetweenIntentAndResult/"+strings.ReplaceAll(route.String(), "/", "_"), func(t *testing.T) {
+			e := newEnv(t, &tg)
+			// The create takes effect and the process dies before its answer: the
+			// run is stopped while the request waits, the attempt is cancelled and
+			// its record stays "started", as a killed process leaves it.
+			res := e.killedRun(route, func(ctx context.Context) *runner.Result {
+				_, tasks := e.build()
+				return e.runTasks(ctx, tasks, 1)
+			})
+			if !res.Interrupted {
+				t.Fatalf("the run with a hung create was not interrupted: %+v", res)
+			}
+			if n := e.started(); n == 0 {
+				t.Fatal("no record is left started after the kill")
+			}
+			mustOK(t, e.run(6), "fresh run after the kill")
+			e.check("after a kill between intent and result on " + route.String())
+			e.checkLeaks()
+		})
+	}
 	t.Run("ProbeMakesNoWrite", func(t *testing.T) {
 		e := newEnv(t, &tg)
 		probes := e.probe()
@@ -562,31 +604,52 @@ func anyMatch(lines []string, r Route) bool {
 	return false
 }
 
-// markStarted turns every failed record of the state file into a started one (an
-// attempt whose outcome is unknown) and returns how many it changed.
-func markStarted(t *testing.T, path, key string) int {
-	t.Helper()
-	st, err := state.Open(path, state.Options{Key: key})
+// killedRun runs run with a context that is cancelled once the next applied
+// request on route hangs (see recorder.hangNext), and returns its result.
+func (e *env) killedRun(route Route, run func(ctx context.Context) *runner.Result) *runner.Result {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hung := e.rec.hangNext(route)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-hung:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	res := run(ctx)
+	cancel()
+	<-done
+	select {
+	case <-hung:
+	default:
+		e.t.Fatalf("no request on %s was made (the plan does not reach it)", route)
+	}
+	return res
+}
+
+// started counts the records of the state file left "started".
+func (e *env) started() int {
+	e.t.Helper()
+	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	defer st.Close()
 	recs, err := st.Load()
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	var changed []*state.Record
+	n := 0
 	for _, r := range recs {
-		if r.Status == state.Failed {
-			r.Status, r.LastError, r.MaybeApplied, r.FinishedAt = state.Started, "", false, time.Time{}
-			changed = append(changed, r)
+		if r.Status == state.Started {
+			n++
 		}
 	}
-	sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
-	if err := st.Put(changed...); err != nil {
-		t.Fatal(err)
-	}
-	return len(changed)
+	return n
 }
 
 // probe calls every Prober with the outputs the state file holds and returns how
