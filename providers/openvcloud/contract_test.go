@@ -3,6 +3,7 @@ package openvcloud
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"testing"
 
 	"provision/providers/openvcloud/ovcfake"
@@ -33,6 +34,7 @@ func TestOpenvCloud_Contract(t *testing.T) {
 		Secrets: map[string]string{"OVC_CLIENT_SECRET": ovcContractSecret},
 		Creates: []providertest.Route{{Method: http.MethodPost, Path: "/cloudapi/cloudspaces/create"}},
 		Auth:    []providertest.Route{{Method: http.MethodPost, Path: "/v1/oauth/access_token"}},
+		Deletes: []providertest.Route{{Method: http.MethodPost, Path: "/cloudapi/cloudspaces/delete"}},
 		// Every OpenvCloud call is a POST: these only read.
 		Reads: []providertest.Route{{Path: "/cloudspaces/list"}, {Path: "/cloudspaces/get"},
 			{Path: "/accounts/list"}, {Path: "/system/task/get"}},
@@ -46,9 +48,23 @@ func TestOpenvCloud_Contract(t *testing.T) {
 				Injector: f.Faults,
 				Plan:     func(base string) string { return fmt.Sprintf(ovcContractPlan, base) },
 				Check:    func() error { return ovcContractCheck(f) },
+				Snapshot: func() []string { return ovcLive(f) },
 			}
 		},
 	})
+}
+
+// ovcLive lists the spaces that are neither DELETED nor DESTROYED (what a delete
+// removes), by account and name.
+func ovcLive(f *ovcfake.Server) []string {
+	var out []string
+	for _, sp := range f.Snapshot().Spaces {
+		if !gone(sp.Status) {
+			out = append(out, fmt.Sprintf("space %d/%s", sp.AccountID, sp.Name))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ovcContractCheck reads the fake's state: no duplicate, and both spaces live.

@@ -22,6 +22,18 @@
 //   - ThrottleStorm: with the fake's server-side rate limit on (a 429 storm: its
 //     bucket on a clock that moves per request, so about a third of the requests
 //     after the burst are throttled, on any machine), no task fails.
+//   - Destroy: after a clean apply, a destroy through the runner (one delete task
+//     per record, dependents first, intent before each delete, as cmd/provision's
+//     destroy) deletes every task's object: the fake's Snapshot equals that of a
+//     fresh fake on which only what must stay was applied (nothing, unless the
+//     Target declares CannotDelete sections: their deletes must fail with
+//     providers.ErrCannotDelete, and they and what they depend on stay). A second
+//     destroy sends no write.
+//   - Destroy/LostAnswer/<route>: for EACH delete route, the answer to its first
+//     request is lost after the server applied it; the destroy still ends the same.
+//   - Destroy/KillBetweenIntentAndResult/<route>: for EACH delete route, the destroy
+//     is stopped while a delete's answer is awaited (its record stays "started");
+//     a fresh destroy, in doubt for that task, ends the same.
 //
 // Wiring a provider takes one test function in its package. For OpenvCloud it would
 // read as below (the plan text and the route list are the provider's own; the
@@ -64,6 +76,9 @@
 //     orphans, missing objects), read from its state, never from the client's.
 //   - Fake.Injector: the fake's fault.Injector; set its throttle answer to the
 //     vendor's shape (SetThrottle) so that ThrottleStorm meets the real 429 body.
+//   - Deletes: every route the Removers send; CannotDelete: the sections the
+//     vendor API cannot delete (say why in the provider's docs); Fake.Snapshot:
+//     the fake's deletable objects by natural key.
 //
 // The plan must reference its secrets as ${env.NAME} with the names of
 // Target.Secrets, and should make every create route of the provider happen (so that
@@ -136,6 +151,15 @@ type Target struct {
 	Secrets map[string]string
 	// StateKey encrypts secret outputs in the state file (default: a fixed test key).
 	StateKey string
+	// Deletes are the routes the provider's Removers send (method and a path
+	// substring): the destroy checks lose an answer on each and kill a destroy
+	// while each is in flight.
+	Deletes []Route
+	// CannotDelete are the plan sections whose objects the vendor API offers no
+	// way to delete: their deletes must fail with providers.ErrCannotDelete (or be
+	// skipped because a dependent stays), and they and what they depend on stay.
+	// Every other kind must be a providers.Remover.
+	CannotDelete []string
 	// RateLimit and RateBurst are the server-side limit of ThrottleStorm (defaults
 	// 20 requests/s, bucket 2).
 	RateLimit float64
@@ -159,6 +183,10 @@ type Fake struct {
 	// Check reads the fake's own state and returns an error naming every
 	// duplicate, orphan or missing object.
 	Check func() error
+	// Snapshot lists the fake's objects that a destroy can remove, read from its
+	// state, one sorted line each by natural key (names, never generated ids), so
+	// that two fakes with the same objects give the same lines.
+	Snapshot func() []string
 }
 
 // recorder fronts a fake: it counts requests and writes and loses answers on demand.
@@ -335,6 +363,13 @@ func (e *env) stateKey() string {
 // build loads the plan and builds its tasks with fresh clients (one process).
 func (e *env) build() (*plan.Plan, []*providers.Task) {
 	e.t.Helper()
+	pl, _, tasks := e.buildAll()
+	return pl, tasks
+}
+
+// buildAll is build that also returns what the kinds got (endpoints and clients).
+func (e *env) buildAll() (*plan.Plan, *providers.Build, []*providers.Task) {
+	e.t.Helper()
 	var sections []string
 	for _, k := range e.target.Kinds {
 		sections = append(sections, k.Section())
@@ -366,7 +401,7 @@ func (e *env) build() (*plan.Plan, []*providers.Task) {
 	if err := errors.Join(errs...); err != nil {
 		e.t.Fatalf("build: %v", err)
 	}
-	return pl, tasks
+	return pl, b, tasks
 }
 
 // run applies the plan with the real runner against the env's state file and
@@ -592,6 +627,7 @@ func Run(t *testing.T, tg Target) {
 		e.check("after a 429 storm")
 		e.checkLeaks()
 	})
+	runDestroy(t, &tg)
 }
 
 func anyMatch(lines []string, r Route) bool {
