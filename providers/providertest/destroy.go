@@ -355,5 +355,3 @@ func runDestroy(t *testing.T, tg *Target) {
 		})
 	}
 }
-
-
