@@ -78,7 +78,7 @@
 //     vendor's shape (SetThrottle) so that ThrottleStorm meets the real 429 body.
 //   - Deletes: every route the Removers send; CannotDelete: the sections the
 //     vendor API cannot delete (say why in the provider's docs); Fake.Snapshot:
-//     the fake's deletable objects by natural key.
+//     the fake's objects by natural key.
 //
 // The plan must reference its secrets as ${env.NAME} with the names of
 // Target.Secrets, and should make every create route of the provider happen (so that
@@ -183,9 +183,9 @@ type Fake struct {
 	// Check reads the fake's own state and returns an error naming every
 	// duplicate, orphan or missing object.
 	Check func() error
-	// Snapshot lists the fake's objects that a destroy can remove, read from its
-	// state, one sorted line each by natural key (names, never generated ids), so
-	// that two fakes with the same objects give the same lines.
+	// Snapshot lists the fake's objects (at least those a destroy can remove),
+	// read from its state, one sorted line each by natural key (names, never
+	// generated ids), so that two fakes with the same objects give the same lines.
 	Snapshot func() []string
 }
 
