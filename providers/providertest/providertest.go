@@ -230,9 +230,10 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := httptest.NewRecorder()
 	rc.h.ServeHTTP(rec, r) // applied ...
-	if rec.Code >= 300 {
-		// Not applied after all (a fault of the fake's own): send the answer and
-		// lose (or hang) the next one instead.
+	if rec.Code >= 500 || rec.Code == http.StatusTooManyRequests {
+		// Not applied after all (a fault of the fake's own, or its rate limit):
+		// send the answer and lose (or hang) the next one instead. Other answers
+		// (an "already exists" or "already gone") are lost like a success.
 		rc.mu.Lock()
 		route := routeOf(r)
 		if hang {
