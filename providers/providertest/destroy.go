@@ -313,6 +313,11 @@ func runDestroy(t *testing.T, tg *Target) {
 				t.Errorf("the destroy never used delete route %s: its lost-answer check would prove nothing", r)
 			}
 		}
+		for _, w := range writes {
+			if !slices.ContainsFunc(tg.Deletes, func(r Route) bool { return anyMatch([]string{w}, r) }) {
+				t.Errorf("the destroy wrote %s, which is none of the Target's delete routes", w)
+			}
+		}
 		t.Logf("destroy: %d deleted, %d failed (cannot delete), %d skipped; %d writes", res.Applied, res.Failed, res.Skipped, len(writes))
 		// A second destroy finds nothing left to delete and sends no write.
 		e.rec.reset()

@@ -177,8 +177,8 @@ type Fake struct {
 	// ServerURL, when set, maps per-item server URLs (Nx servers) to the fake
 	// served at base, like the sandbox does.
 	ServerURL func(base, url string) string
-	// Injector is the fake's fault switches; ThrottleStorm sets its rate limit. Nil
-	// skips that check.
+	// Injector is the fake's fault switches (required); NoSecretLeaks switches its
+	// faults on, ThrottleStorm its rate limit.
 	Injector *fault.Injector
 	// Check reads the fake's own state and returns an error naming every
 	// duplicate, orphan or missing object.
@@ -483,8 +483,8 @@ func mustOK(t *testing.T, res *runner.Result, what string) {
 // Run checks the contract for one provider (see the package doc).
 func Run(t *testing.T, tg Target) {
 	t.Helper()
-	if tg.New == nil || len(tg.Kinds) == 0 {
-		t.Fatal("providertest: Target needs Kinds and New")
+	if tg.New == nil || len(tg.Kinds) == 0 || len(tg.Creates) == 0 {
+		t.Fatal("providertest: Target needs Kinds, New and Creates (the lost-answer and kill checks run per create route)")
 	}
 	t.Run("CleanApply", func(t *testing.T) {
 		e := newEnv(t, &tg)
@@ -587,7 +587,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("ThrottleStorm", func(t *testing.T) {
 		e := newEnv(t, &tg)
 		if e.fake.Injector == nil {
-			t.Skip("the fake has no injector")
+			t.Fatal("providertest: Fake.Injector is needed (the fake's server-side rate limit)")
 		}
 		rate, burst := tg.RateLimit, tg.RateBurst
 		if rate <= 0 {
