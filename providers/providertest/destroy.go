@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -143,9 +144,10 @@ func (e *env) destroy(ctx context.Context, maxAttempts int) (*runner.Result, *de
 }
 
 // kept returns the tasks a destroy must leave: those of the Target's CannotDelete
-// sections and, transitively, what they depend on (an object that stays keeps
-// what it uses, as the engine's destroy does).
-func (e *env) kept() map[string]bool {
+// sections (only those recorded is non-nil: those it holds) and, transitively, what
+// they depend on (an object that stays keeps what it uses, as the engine's destroy
+// does).
+func (e *env) kept(recorded map[string]bool) map[string]bool {
 	e.t.Helper()
 	_, tasks := e.build()
 	byID := map[string]*providers.Task{}
@@ -164,7 +166,7 @@ func (e *env) kept() map[string]bool {
 		}
 	}
 	for _, t := range tasks {
-		if slices.Contains(e.target.CannotDelete, t.Kind) {
+		if slices.Contains(e.target.CannotDelete, t.Kind) && (recorded == nil || recorded[t.ID]) {
 			add(t.ID)
 		}
 	}
@@ -194,9 +196,21 @@ func reference(t *testing.T, tg *Target, keep map[string]bool) []string {
 // gone) except the kept ones; every failure an ErrCannotDelete of a CannotDelete
 // section; every other kept task skipped or failed that way; the fake's objects
 // those of the reference (as before the apply, for what the API can delete).
-func (e *env) checkDestroyed(res *runner.Result, d *deletes, what string) {
+//
+// With partial (the apply before the destroy was killed), only the undeletable
+// tasks the state recorded stay, with what they use; as the kill may have left
+// them half made, they are applied again (a fresh state: lookups find them) before
+// the fake is compared with the reference.
+func (e *env) checkDestroyed(res *runner.Result, d *deletes, what string, partial bool) {
 	e.t.Helper()
-	keep := e.kept()
+	ran := map[string]bool{}
+	for _, task := range d.tasks {
+		ran[task.ID] = true
+	}
+	keep := e.kept(nil)
+	if partial {
+		keep = e.kept(ran)
+	}
 	failed := map[string]bool{}
 	for _, f := range res.Failures {
 		failed[f.ID] = true
@@ -211,7 +225,7 @@ func (e *env) checkDestroyed(res *runner.Result, d *deletes, what string) {
 	}
 	for id := range keep {
 		kind, _ := e.taskKind(id)
-		if slices.Contains(e.target.CannotDelete, kind) && !failed[id] && !skipped(res, id) {
+		if slices.Contains(e.target.CannotDelete, kind) && !failed[id] && !skipped(res, id) && (!partial || ran[id]) {
 			e.t.Errorf("%s: %s (%s, which the API cannot delete) was neither reported as ErrCannotDelete nor skipped", what, id, kind)
 		}
 	}
@@ -233,15 +247,35 @@ func (e *env) checkDestroyed(res *runner.Result, d *deletes, what string) {
 		}
 	}
 	for id := range keep {
-		if recs[id] == nil {
+		if recs[id] == nil && (!partial || ran[id]) {
 			e.t.Errorf("%s: %s, which must stay, lost its record", what, id)
 		}
+	}
+	if partial && len(keep) > 0 {
+		e.completeKept(keep)
 	}
 	got, want := e.fake.Snapshot(), reference(e.t, e.target, keep)
 	if !slices.Equal(got, want) {
 		e.t.Errorf("%s: the fake after the destroy differs from a fake with only the undeletable objects:\n  after destroy: %s\n  want:          %s",
 			what, strings.Join(got, "; "), strings.Join(want, "; "))
 	}
+}
+
+// completeKept applies the kept tasks again on the env's fake with a fresh state
+// file (the env's own is left as it is).
+func (e *env) completeKept(keep map[string]bool) {
+	e.t.Helper()
+	_, tasks := e.build()
+	var sel []*providers.Task
+	for _, task := range tasks {
+		if keep[task.ID] {
+			sel = append(sel, task)
+		}
+	}
+	saved := e.state
+	e.state = filepath.Join(e.t.TempDir(), "complete.db")
+	defer func() { e.state = saved }()
+	mustOK(e.t, e.runTasks(context.Background(), sel, 6), "apply of the undeletable objects left by a killed apply")
 }
 
 func skipped(res *runner.Result, id string) bool {
@@ -306,7 +340,7 @@ func runDestroy(t *testing.T, tg *Target) {
 		e.applyForDestroy()
 		e.rec.reset()
 		res, d := e.destroy(context.Background(), 6)
-		e.checkDestroyed(res, d, "destroy")
+		e.checkDestroyed(res, d, "destroy", false)
 		_, writes, _ := e.rec.counts()
 		for _, r := range tg.Deletes {
 			if !anyMatch(writes, r) {
@@ -322,12 +356,30 @@ func runDestroy(t *testing.T, tg *Target) {
 		// A second destroy finds nothing left to delete and sends no write.
 		e.rec.reset()
 		res, d = e.destroy(context.Background(), 6)
-		e.checkDestroyed(res, d, "second destroy")
+		e.checkDestroyed(res, d, "second destroy", false)
 		if _, writes, _ := e.rec.counts(); len(writes) != 0 {
 			t.Errorf("a second destroy wrote: %v", writes)
 		}
 		e.checkLeaks()
 	})
+	for _, route := range tg.Creates {
+		t.Run("Destroy/AfterKilledCreate/"+strings.ReplaceAll(route.String(), "/", "_"), func(t *testing.T) {
+			e := fresh(t)
+			// The apply dies while a create's answer is awaited (the create took
+			// effect, its record says "started"); the operator then destroys: the
+			// in-doubt task's object is found by its natural key and deleted too.
+			res := e.killedRun(route, func(ctx context.Context) *runner.Result {
+				_, tasks := e.build()
+				return e.runTasks(ctx, tasks, 1)
+			})
+			if !res.Interrupted || e.started() == 0 {
+				t.Fatalf("the apply with a hung create left nothing in doubt: %+v", res)
+			}
+			res, d := e.destroy(context.Background(), 6)
+			e.checkDestroyed(res, d, "destroy after a killed create on "+route.String(), true)
+			e.checkLeaks()
+		})
+	}
 	for _, route := range tg.Deletes {
 		name := strings.ReplaceAll(route.String(), "/", "_")
 		t.Run("Destroy/LostAnswer/"+name, func(t *testing.T) {
@@ -338,7 +390,7 @@ func runDestroy(t *testing.T, tg *Target) {
 			if _, _, lost := e.rec.counts(); lost != 1 {
 				t.Fatalf("no answer on %s was lost (the destroy does not reach it)", route)
 			}
-			e.checkDestroyed(res, d, "destroy with a lost answer on "+route.String())
+			e.checkDestroyed(res, d, "destroy with a lost answer on "+route.String(), false)
 			e.checkLeaks()
 		})
 		t.Run("Destroy/KillBetweenIntentAndResult/"+name, func(t *testing.T) {
@@ -355,7 +407,7 @@ func runDestroy(t *testing.T, tg *Target) {
 				t.Fatal("no record is left started after the kill")
 			}
 			res, d := e.destroy(context.Background(), 6)
-			e.checkDestroyed(res, d, "fresh destroy after a kill on "+route.String())
+			e.checkDestroyed(res, d, "fresh destroy after a kill on "+route.String(), false)
 			e.checkLeaks()
 		})
 	}

@@ -34,6 +34,10 @@
 //   - Destroy/KillBetweenIntentAndResult/<route>: for EACH delete route, the destroy
 //     is stopped while a delete's answer is awaited (its record stays "started");
 //     a fresh destroy, in doubt for that task, ends the same.
+//   - Destroy/AfterKilledCreate/<route>: for EACH create route, the apply is
+//     stopped while the create's answer is awaited, then the plan is destroyed:
+//     the in-doubt object is found and deleted too; nothing is left but what was
+//     there before and what must stay.
 //
 // Wiring a provider takes one test function in its package. For OpenvCloud it would
 // read as below (the plan text and the route list are the provider's own; the
