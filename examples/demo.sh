@@ -41,7 +41,7 @@ set -e
 echo "exit code: $rc (1 = some tasks failed)"
 
 say "5. the state says"
-"$BIN" status "$PLAN" --state "$STATE" > "$WORK/status.txt"; head -12 "$WORK/status.txt"
+"$BIN" status "$PLAN" "${COMMON[@]:0:4}" > "$WORK/status.txt"; head -12 "$WORK/status.txt"
 
 say "6. resume, killed with SIGKILL after 1 s"
 "$BIN" apply "$PLAN" "${COMMON[@]}" --log-level error > "$WORK/killed.log" 2>&1 &
@@ -50,7 +50,7 @@ sleep 1
 kill -9 $APPLY_PID 2>/dev/null || true
 wait $APPLY_PID 2>/dev/null || true
 echo "killed; the state says:"
-"$BIN" status "$PLAN" --state "$STATE" > "$WORK/status.txt"; head -8 "$WORK/status.txt"
+"$BIN" status "$PLAN" "${COMMON[@]:0:4}" > "$WORK/status.txt"; head -8 "$WORK/status.txt"
 
 # until_done CMD...: reruns a command while it exits 1 (some tasks failed under the
 # faults), as an operator would; any other failure ends the demo.
@@ -71,7 +71,7 @@ say "7. resume again: same command, retries on (an operator reruns until it says
 until_done "$BIN" apply "$PLAN" "${COMMON[@]}" --log-level error --max-attempts 10
 
 say "8. status"
-"$BIN" status "$PLAN" --state "$STATE"
+"$BIN" status "$PLAN" "${COMMON[@]:0:4}"
 
 say "9. what the fake vendors hold (duplicates and orphans must be empty)"
 if command -v curl >/dev/null; then curl -fsS "$URL/_sandbox/report"; else echo "(curl not installed: open $URL/_sandbox/report)"; fi

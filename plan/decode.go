@@ -161,6 +161,7 @@ const (
 
 type strictWalker struct {
 	file   string
+	pol    *secretPolicy // nil: secret fields are not checked
 	errs   []error
 	budget int
 	over   bool
@@ -190,6 +191,21 @@ func (w *strictWalker) spend(n *yaml.Node, depth int) bool {
 // decoded as a whole. All problems are returned at once, joined, each a *PosError; a
 // scalar tagged SecretTag is never quoted.
 func DecodeStrict(file string, n *yaml.Node, out any) error {
+	return decodeStrict(file, n, out, nil)
+}
+
+// DecodeItem is DecodeStrict on an item's fields that also checks where the value
+// of every Secret field comes from: a secret reference (${env.X}, ${file.P}) or an
+// output reference is accepted; a value from a foreach row (a CSV column) must have
+// MinSecretLen characters and is registered with the plan's redactor; a literal
+// (or a plan var) is refused with the remedy, except PublicDefaultPassword; a
+// --var value is refused (the command line is visible to every local user).
+// Items not made by Load are decoded without these checks.
+func DecodeItem(item *Item, out any) error {
+	return decodeStrict(item.Pos.File, item.Fields, out, item.pol)
+}
+
+func decodeStrict(file string, n *yaml.Node, out any, pol *secretPolicy) error {
 	rv := reflect.ValueOf(out)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("plan: DecodeStrict needs a non-nil pointer, got %T", out)
@@ -203,7 +219,7 @@ func DecodeStrict(file string, n *yaml.Node, out any) error {
 		}
 		n = n.Content[0]
 	}
-	w := &strictWalker{file: file, budget: walkBudget}
+	w := &strictWalker{file: file, budget: walkBudget, pol: pol}
 	t := rv.Type().Elem()
 	w.check(n, t, nil, 0)
 	if w.over {
@@ -281,6 +297,10 @@ func (w *strictWalker) check(n *yaml.Node, t reflect.Type, p *fpath, depth int) 
 	}
 	if n.Kind == yaml.ScalarNode {
 		w.checkLeadingZero(n, p, numericTarget(t) || idField(p))
+	}
+	if t == secretType && w.pol != nil {
+		w.secretField(n, p)
+		return
 	}
 	if leaf(t) {
 		if t == nodeType || t.Kind() == reflect.Interface && !t.Implements(unmarshalerType) {

@@ -93,6 +93,7 @@ func (l *loader) compileInto(t *tmpl, tn *tnode, n *yaml.Node, p *fpath) {
 			t.ok = false
 			return
 		}
+		l.noteOrigin(pos, cs)
 		if cs.rowDep {
 			tn.dyn, tn.sc, tn.id, tn.path = true, cs, len(t.dyns), p
 			t.dyns = append(t.dyns, tn)
@@ -466,8 +467,10 @@ func merge(base, over *yaml.Node) *yaml.Node {
 // metaKeys are the entry keys that are not fields.
 var metaKeys = map[string]bool{"name": true, "depends_on": true, "foreach": true}
 
+// nameInfo is where an item name was first given: the entry's name field (shared by
+// every row of the entry, so the map holds a pointer, not a copy) and the row.
 type nameInfo struct {
-	pos    Pos
+	at     *Pos
 	origin string
 }
 
@@ -554,7 +557,7 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 		if rows > 1 {
 			l.errf(namePos, "%s.name: %q is the same for all %.0f rows of the foreach: put a row reference such as ${%s.index} in it", where, constName, rows, srcs[0].as)
 			if _, dup := l.names[constName]; !dup && validItemName(constName) {
-				l.names[constName] = nameInfo{pos: namePos}
+				l.names[constName] = nameInfo{at: &namePos}
 			}
 			return
 		}
@@ -613,6 +616,7 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 	fsc := &scope{l: l, srcs: srcs, secrets: true, outputs: true, where: "item fields"}
 	t := l.compileTmpl(fields, fsc, where)
 
+	nameAt := &namePos
 	rc := newRowCtx(srcs)
 	var re rowEval
 	var no evalOut
@@ -634,15 +638,16 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 			continue
 		}
 		if prev, dup := l.names[name]; dup {
-			l.errf(namePos, "%s.name: duplicate item name %q%s, first at %s%s", where, name, inRow(origin), prev.pos, inRow(prev.origin))
+			l.errf(namePos, "%s.name: duplicate item name %q%s, first at %s%s", where, name, inRow(origin), *prev.at, inRow(prev.origin))
 			continue
 		}
-		l.names[name] = nameInfo{pos: namePos, origin: origin}
+		l.names[name] = nameInfo{at: nameAt, origin: origin}
 		if !t.ok || !l.evalRow(t, rc, &re) {
 			continue
 		}
 		it := l.arena.item()
 		it.Section, it.Name, it.Pos, it.Origin = section, name, l.pos(e), origin
+		it.pol = l.pol
 		it.Fields = l.arena.instantiate(t.root, re.vals)
 		it.Hash = l.hashItem(t, section, name, &re)
 		it.Refs = joinRefs(t.refs, re.o.refs)

@@ -1,12 +1,14 @@
 package plan
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -513,21 +515,140 @@ type csvCached struct {
 // maxCSVErrors caps the row errors reported for one CSV file.
 const maxCSVErrors = 10
 
+// readCSV streams a CSV file: rows are parsed as they are read, so the file's bytes
+// are never held whole (a 50 MB file costs its rows, not its rows plus its text).
 func (l *loader) readCSV(name string) (*source, error) {
-	data, err := readCapped(l.dir, name, MaxCSVBytes)
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(l.dir, p)
+	}
+	f, err := os.Open(p)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open %s: %w", name, bareErr(err))
 	}
-	if isUTF16(data) {
+	defer f.Close()
+	in := &csvInput{r: f, left: MaxCSVBytes, line: 1}
+	br := bufio.NewReaderSize(in, 64<<10)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		_, _ = br.Discard(3)
+	}
+	src, err := l.parseCSV(name, br)
+	if err != nil {
+		// A file over the size limit is reported as that, whatever its rows say
+		// before the limit: read on (without keeping anything) to find out.
+		_, _ = io.Copy(io.Discard, br)
+	}
+	// The file's own problems come first, each alone: they make its rows meaningless.
+	switch {
+	case in.over:
+		return nil, fmt.Errorf("%s is larger than %s", name, sizeText(MaxCSVBytes))
+	case in.err != nil:
+		return nil, fmt.Errorf("read %s: %w", name, bareErr(in.err))
+	case in.utf16:
 		return nil, fmt.Errorf("%s:1:1: the file is UTF-16 (a byte-order mark or NUL bytes): save it as UTF-8", name)
+	case in.bad:
+		return nil, fmt.Errorf("%s:%d:%d: byte 0x%02x is not UTF-8: the file must be UTF-8 (save it as UTF-8)", name, in.badLine, in.badCol, in.badByte)
 	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	return src, err
+}
+
+// csvInput reads a CSV file for the csv reader, at most left bytes, and checks its
+// encoding on the way: whether the file has more than the cap, looks like UTF-16 (a
+// byte-order mark, NUL bytes), or holds a byte that is not UTF-8 (the first one's line
+// and column in characters, a leading UTF-8 byte-order mark not counted), and any
+// read error (csv.Reader would report it without its kind).
+type csvInput struct {
+	r     io.Reader
+	left  int64
+	over  bool
+	err   error
+	utf16 bool
+
+	started bool
+	line    int    // line of the next byte
+	col     int    // characters since the line began
+	carry   []byte // the incomplete sequence a read ended with
+	bad     bool
+	badLine int
+	badCol  int
+	badByte byte
+}
+
+func (c *csvInput) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		if n, _ := c.r.Read(one[:]); n > 0 {
+			c.over = true
+		}
+		c.check(nil, true)
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	c.check(p[:n], err == io.EOF)
+	return n, err
+}
+
+// check scans the next bytes of the file (eof: there are no more).
+func (c *csvInput) check(b []byte, eof bool) {
+	if !c.started && len(b) > 0 {
+		c.started = true
+		if bytes.HasPrefix(b, []byte{0xff, 0xfe}) || bytes.HasPrefix(b, []byte{0xfe, 0xff}) {
+			c.utf16 = true
+		}
+		b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	}
+	if bytes.IndexByte(b, 0) >= 0 {
+		c.utf16 = true
+	}
+	if c.bad {
+		return
+	}
+	data := b
+	if len(c.carry) > 0 {
+		data = append(c.carry, b...)
+		c.carry = nil
+	}
+	cut := len(data)
+	if !eof {
+		// Keep an incomplete last sequence for the next read.
+		for k := 1; k <= 3 && k <= len(data); k++ {
+			if utf8.RuneStart(data[len(data)-k]) {
+				if !utf8.FullRune(data[len(data)-k:]) {
+					cut = len(data) - k
+				}
+				break
+			}
+		}
+		c.carry = append([]byte(nil), data[cut:]...)
+	}
+	data = data[:cut]
 	if !utf8.Valid(data) {
 		off := firstInvalidUTF8(data)
 		line, col := lineCol(data, off)
-		return nil, fmt.Errorf("%s:%d:%d: byte 0x%02x is not UTF-8: the file must be UTF-8 (save it as UTF-8)", name, line, col, data[off])
+		c.bad, c.badByte, c.badLine = true, data[off], c.line+line-1
+		c.badCol = col
+		if line == 1 {
+			c.badCol = c.col + col
+		}
+		return
 	}
-	r := csv.NewReader(bytes.NewReader(data))
+	if nl := bytes.Count(data, []byte("\n")); nl > 0 {
+		c.line += nl
+		c.col = utf8.RuneCount(data[bytes.LastIndexByte(data, '\n')+1:])
+	} else {
+		c.col += utf8.RuneCount(data)
+	}
+}
+
+func (l *loader) parseCSV(name string, in io.Reader) (*source, error) {
+	r := csv.NewReader(in)
 	r.FieldsPerRecord = 0 // the header fixes the number of fields
 	header, err := r.Read()
 	if err == io.EOF {
@@ -600,17 +721,6 @@ func (l *loader) readCSV(name string) (*source, error) {
 	return s, nil
 }
 
-func firstInvalidUTF8(b []byte) int {
-	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size <= 1 {
-			return i
-		}
-		i += size
-	}
-	return len(b)
-}
-
 func csvError(name string, err error, got, want int) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
@@ -640,4 +750,15 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return strconv.Itoa(n) + " " + what + "s"
+}
+
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }

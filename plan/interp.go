@@ -147,10 +147,11 @@ type seg struct {
 // scalarT is a compiled scalar.
 type scalarT struct {
 	segs    []seg
-	whole   bool // the scalar is exactly one reference
-	rowDep  bool // depends on the row
-	secret  bool // holds a secret (statically known)
-	keepEsc bool // holds an output reference: "${" in data stays escaped until run time
+	whole   bool     // the scalar is exactly one reference
+	rowDep  bool     // depends on the row
+	secret  bool     // holds a secret (statically known)
+	vars    []string // vars it names (secret fields refuse --var values)
+	keepEsc bool     // holds an output reference: "${" in data stays escaped until run time
 	refs    []Ref
 }
 
@@ -292,6 +293,9 @@ func (sc *scope) resolve(ns, name string, src int, t *scalarT, pos Pos) (seg, er
 		if !ok {
 			return seg{}, fmt.Errorf("${var.%s}: the plan declares no var %q%s", name, name, sc.l.declaredVars())
 		}
+		if t != nil {
+			t.vars = append(t.vars, name)
+		}
 		return seg{kind: segLit, text: v}, nil
 	case "env", "file":
 		v, err := sc.l.sec.value(ns, name)
@@ -413,12 +417,13 @@ func (r *secretResolver) value(ns, name string) (string, error) {
 		return c.v, c.err
 	}
 	v, err := r.read(ns, name)
-	if err == nil && len(v) < minSecretLen {
-		err = fmt.Errorf("${%s.%s}: the value has fewer than %d characters, too short to be kept out of logs", ns, name, minSecretLen)
+	if err == nil && len(v) < MinSecretLen && v != PublicDefaultPassword {
+		err = fmt.Errorf("${%s.%s}: the value has fewer than %d characters: too short for a secret, and too likely to occur in ordinary text to be kept out of logs", ns, name, MinSecretLen)
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		v = ""
-	} else {
+	case v != PublicDefaultPassword:
 		r.red.Add(v)
 	}
 	if r.cache == nil {

@@ -73,6 +73,7 @@ type loader struct {
 	o    LoadOptions
 	p    *Plan
 	sec  *secretResolver
+	pol  *secretPolicy
 
 	sections    map[string]bool
 	declared    []string // var names, sorted
@@ -113,6 +114,7 @@ func Parse(file string, data []byte, o LoadOptions) (*Plan, error) {
 		file: file, dir: dir, o: o,
 		p:        &Plan{File: file, Dir: dir, Vars: map[string]string{}, Endpoints: map[string]*Endpoint{}, Redactor: red},
 		sec:      &secretResolver{dir: dir, getenv: o.Getenv, red: red},
+		pol:      &secretPolicy{origins: map[Pos]valueOrigin{}, red: red},
 		sections: map[string]bool{}, names: map[string]nameInfo{},
 		seen: map[string]bool{}, perPos: map[Pos]int{}, dropped: map[Pos]int{},
 	}
@@ -372,7 +374,7 @@ func (l *loader) parseEndpoints(n *yaml.Node) {
 			continue
 		}
 		var e endpointYAML
-		if err := DecodeStrict(l.file, node, &e); err != nil {
+		if err := decodeStrict(l.file, node, &e, l.pol); err != nil {
 			l.report(prefixErrors(where, err)...)
 			continue
 		}
@@ -410,10 +412,10 @@ func (l *loader) checkEndpoint(ep *Endpoint, n *yaml.Node, where string) {
 	} else if err := checkBaseURL(ep.URL); err != nil {
 		l.errf(p("url"), "%s.url: %s %v", where, show(at(n, "url")), err)
 	}
-	// Literal secrets too (references were added when resolved). A literal shorter than
-	// minSecretLen is accepted but cannot be redacted.
-	for _, s := range []Secret{ep.Auth.Password, ep.Auth.Token, ep.Auth.ClientSecret, ep.Auth.APIKey} {
-		l.p.Redactor.Add(s.Reveal())
+	// Secret references were registered when resolved, literals are refused by the
+	// decoder; the pair of a Basic header is registered here.
+	if ep.Auth.Username != "" {
+		l.p.Redactor.AddCredentials(ep.Auth.Username, ep.Auth.Password.Reveal())
 	}
 	t := &ep.TLS
 	if t.Insecure && (t.CAFile != "" || t.Fingerprint != "") {
@@ -450,6 +452,9 @@ func (l *loader) checkEndpoint(ep *Endpoint, n *yaml.Node, where string) {
 	}
 	if lim.Burst < 0 {
 		l.errf(p("limits", "burst"), "%s.limits.burst: %d: want 0 (automatic) or more", where, lim.Burst)
+	}
+	if lim.MaxRetryAfter.D() < 0 {
+		l.errf(p("limits", "max_retry_after"), "%s.limits.max_retry_after: %s: want 0 (the default, 30s) or more", where, lim.MaxRetryAfter.D())
 	}
 }
 

@@ -17,7 +17,7 @@
 //	    url: ${var.cloud_url}       # absolute http(s) base URL, may end in a path prefix
 //	    auth: {username: ops@example.com, password: ${env.NX_CLOUD_PASSWORD}}
 //	    tls: {ca_file: ca.pem, fingerprint_sha256: "AB:CD:...", server_name: nx.local}
-//	    limits: {concurrency: 8, rate_per_second: 20, burst: 5}
+//	    limits: {concurrency: 8, rate_per_second: 20, burst: 5, max_retry_after: 30s}
 //	    timeout: 30s
 //	nx_systems:                     # an item section
 //	  defaults:                     # deep-merged under every entry of the section
@@ -75,10 +75,16 @@
 //     the type of its value: it fills an int field, and a string one. An explicit tag
 //     keeps a string where the type matters, as in a free-form body: id: !!str ${row.id}
 //     keeps "007" from becoming 7. Any other interpolated scalar is a string.
-//   - Secrets are resolved once, must have at least 4 characters (shorter values cannot be
-//     redacted), are added to Plan.Redactor, and always make a string tagged SecretTag.
-//     They may be used in item fields and endpoints, not in vars, names, depends_on or
-//     foreach.
+//   - Secrets are resolved once, must have at least MinSecretLen (8) characters (shorter
+//     values are guessable and too common in ordinary text to be redacted reliably), are
+//     added to Plan.Redactor, and always make a string tagged SecretTag. They may be used
+//     in item fields and endpoints, not in vars, names, depends_on or foreach.
+//   - A field of type Secret (endpoint auth, and the provider fields DecodeItem checks)
+//     must hold a secret reference, an output reference or a foreach row value (which
+//     is then registered with Plan.Redactor); a value written in the plan (literally or
+//     through a plan var) is refused, except PublicDefaultPassword ("admin", the
+//     factory default of a new Nx server), and so is a --var value (the command line is
+//     visible to every local user).
 //   - Vars cannot hold references. Output references are allowed in item fields only; a
 //     scalar that holds one keeps "$${" escaped until ResolveRefs unescapes it.
 //
@@ -197,6 +203,9 @@ type Limits struct {
 	Concurrency   int     `yaml:"concurrency"`     // 0: no cap beyond --parallel
 	RatePerSecond float64 `yaml:"rate_per_second"` // 0: unlimited
 	Burst         int     `yaml:"burst"`           // 0: max(1, ceil(rate))
+	// MaxRetryAfter caps the pause a 429's Retry-After imposes on the whole endpoint
+	// (0: the client's default, 30s); a hostile or broken server cannot stall a run.
+	MaxRetryAfter Duration `yaml:"max_retry_after"`
 }
 
 // Item is one expanded plan entry: a foreach entry yields one Item per row.
@@ -223,6 +232,8 @@ type Item struct {
 	// Hash identifies the item's spec: section, name and fields with secret references
 	// unresolved (so a hash never depends on, nor reveals, a secret value).
 	Hash [32]byte
+
+	pol *secretPolicy // what DecodeItem accepts in secret fields
 }
 
 // Ref is an output reference ${outputs.Item.Key}.

@@ -223,6 +223,9 @@ type Error struct {
 	Retryable bool
 	// RetryAfter is the server's requested delay (Retry-After), if any.
 	RetryAfter time.Duration
+	// Throttled: the server refused the request for its rate (429, or 503 with
+	// Retry-After) without processing it. Retryable, and costs no attempt.
+	Throttled bool
 	// MaybeApplied: the request reached the server and may have taken effect
 	// (connection lost after sending, timeout, 5xx on a create).
 	MaybeApplied bool
@@ -253,6 +256,12 @@ func (e *Error) Unwrap() error { return e.Err }
 func IsRetryable(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Retryable
+}
+
+// IsThrottled reports whether err is a rate refusal (Error.Throttled, or status 429).
+func IsThrottled(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Throttled || e.Status == 429)
 }
 
 // RetryAfter returns the delay the server asked for, or 0.
@@ -392,9 +401,10 @@ func (r *Registry) Kind(section string) (Kind, bool) {
 }
 
 // Decode decodes item fields strictly into out (a pointer to a struct with yaml tags):
-// unknown fields, wrong types and missing required values are errors with positions.
+// unknown fields, wrong types and missing required values are errors with positions,
+// and secret fields must hold secret references (see plan.DecodeItem).
 func Decode(item *plan.Item, out any) error {
-	return plan.DecodeStrict(item.Pos.File, item.Fields, out)
+	return plan.DecodeItem(item, out)
 }
 
 var _ = yaml.Node{}
@@ -530,7 +540,7 @@ func SpecJSON(spec any, red *plan.Redactor) json.RawMessage {
 func jsonable(v any, red *plan.Redactor) any {
 	switch t := v.(type) {
 	case string:
-		return red.Redact(t)
+		return red.RedactValue(t)
 	case map[string]any:
 		for k, e := range t {
 			t[k] = jsonable(e, red)
@@ -539,7 +549,7 @@ func jsonable(v any, red *plan.Redactor) any {
 	case map[any]any:
 		m := make(map[string]any, len(t))
 		for k, e := range t {
-			m[red.Redact(fmt.Sprint(k))] = jsonable(e, red)
+			m[red.RedactValue(fmt.Sprint(k))] = jsonable(e, red)
 		}
 		return m
 	case []any:

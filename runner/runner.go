@@ -39,9 +39,16 @@ type Options struct {
 	// Parallel bounds the tasks applied at once (default 16).
 	Parallel int
 	// MaxAttempts bounds attempts per task in this run, for retryable failures (default 5).
+	// Throttled answers (429, or 503 with Retry-After) cost no attempt.
 	MaxAttempts int
+	// ThrottleTimeout bounds how long a task keeps being retried after throttled
+	// answers, from its first attempt in this run (default 30m); then it fails.
+	ThrottleTimeout time.Duration
+	// Now is the clock for the throttle budget (tests); nil means time.Now.
+	Now func() time.Time
 	// BackoffBase and BackoffMax shape the exponential backoff with full jitter
-	// (defaults 500ms and 30s). A server's Retry-After is honoured when longer.
+	// (defaults 500ms and 30s). A server's Retry-After is honoured when longer, up
+	// to BackoffMax: a longer request is capped and the retry's log line says so.
 	BackoffBase, BackoffMax time.Duration
 	// FailFast stops starting tasks after the first failure.
 	FailFast bool
@@ -67,6 +74,12 @@ func (o *Options) defaults() {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
+	}
+	if o.ThrottleTimeout <= 0 {
+		o.ThrottleTimeout = 30 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.BackoffBase <= 0 {
 		o.BackoffBase = 500 * time.Millisecond
@@ -105,6 +118,8 @@ type Result struct {
 	NotStarted int `json:"not_started"`
 	InDoubt    int `json:"in_doubt"`
 	Retries    int `json:"retries"`
+	// Throttled counts retries after throttled answers (they cost no attempt).
+	Throttled int `json:"throttled_retries"`
 	// Interrupted: a stop was requested (signal); Stopped: the failure budget ran out.
 	Interrupted bool          `json:"interrupted"`
 	Stopped     bool          `json:"stopped"`
@@ -125,6 +140,7 @@ type outcome struct {
 	i            int32
 	err          error
 	retryable    bool
+	throttled    bool
 	retryAfter   time.Duration
 	maybeApplied bool
 	interrupted  bool
@@ -153,6 +169,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	RegisterSecrets(o.Redactor, loaded)
 	sel, err := g.Select(o.Only)
 	if err != nil {
 		return nil, err
@@ -232,6 +249,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 	}()
 
 	attempts := make([]int, len(g.Tasks)) // attempts in this run
+	var firstTry []time.Time              // when each task's first attempt in this run began
 	resolved := make([]bool, len(g.Tasks))
 	inflight, retrying := 0, 0
 	stopping := false
@@ -286,6 +304,12 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 			inflight++
 			p.Running.Add(1)
 			attempts[next]++
+			if firstTry == nil {
+				firstTry = make([]time.Time, len(g.Tasks))
+			}
+			if firstTry[next].IsZero() {
+				firstTry[next] = o.Now()
+			}
 		case out := <-results:
 			inflight--
 			p.Running.Add(-1)
@@ -310,12 +334,38 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 						queue = append(queue, u)
 					}
 				}
-			case out.retryable && attempts[i] < o.MaxAttempts && !stopping:
+			case out.throttled && !stopping && o.Now().Sub(firstTry[i]) < o.ThrottleTimeout:
+				// Throttling is not failure: the endpoint slows down (rest's
+				// adaptive rate and shared pause) and the attempt is given back.
+				attempts[i]--
+				res.Throttled++
+				retrying++
+				p.Throttled.Add(1)
+				d := backoff(o.BackoffBase, o.BackoffMax, 1, out.retryAfter)
+				if out.retryAfter > o.BackoffMax {
+					// Worth a line at info: the server asked for more than the cap.
+					o.Log.Info().Str("task", t.ID).Bool("throttled", true).Dur("retry_in", d).Dur("retry_after_asked", out.retryAfter).
+						Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that").
+						Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("retrying")
+				} else {
+					o.Log.Debug().Str("task", t.ID).Dur("retry_in", d).Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("throttled")
+				}
+				time.AfterFunc(d, func() {
+					select {
+					case retryCh <- i:
+					case <-quit:
+					}
+				})
+			case out.retryable && !out.throttled && attempts[i] < o.MaxAttempts && !stopping:
 				res.Retries++
 				retrying++
 				p.Retries.Add(1)
 				d := backoff(o.BackoffBase, o.BackoffMax, attempts[i], out.retryAfter)
-				o.Log.Info().Str("task", t.ID).Int("attempt", attempts[i]).Dur("retry_in", d).Str("error", o.Redactor.Redact(out.err.Error())).Msg("retrying")
+				ev := o.Log.Info().Str("task", t.ID).Int("attempt", attempts[i]).Dur("retry_in", d)
+				if out.retryAfter > o.BackoffMax {
+					ev = ev.Dur("retry_after_asked", out.retryAfter).Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that")
+				}
+				ev.Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("retrying")
 				time.AfterFunc(d, func() {
 					select {
 					case retryCh <- i:
@@ -326,7 +376,10 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				resolve(i)
 				res.Failed++
 				p.Failed.Add(1)
-				msg := o.Redactor.Redact(out.err.Error())
+				msg := o.Redactor.RedactValue(out.err.Error())
+				if out.throttled && !stopping {
+					msg = fmt.Sprintf("still throttled after %s (--throttle-timeout): %s", o.ThrottleTimeout, msg)
+				}
 				res.Failures = append(res.Failures, Failure{ID: t.ID, Attempts: r.recs[i].Attempts, Error: msg})
 				o.Log.Error().Str("task", t.ID).Int("attempts", r.recs[i].Attempts).Str("error", msg).Msg("failed")
 				skipUsers(i)
@@ -372,8 +425,9 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 }
 
 // backoff returns the delay before attempt n+1: full jitter over an exponential
-// ceiling, never shorter than the server's Retry-After.
+// ceiling, never shorter than the server's Retry-After, never longer than max.
 func backoff(base, max time.Duration, n int, retryAfter time.Duration) time.Duration {
+	retryAfter = min(retryAfter, max)
 	ceil := base << min(n-1, 20)
 	if ceil > max || ceil <= 0 {
 		ceil = max
@@ -444,7 +498,7 @@ func (r *run) attempt(i int32) outcome {
 	now := time.Now()
 	if err != nil {
 		rec.Status = state.Failed
-		rec.LastError = r.o.Redactor.Redact(err.Error())
+		rec.LastError = r.o.Redactor.RedactValue(err.Error())
 		// A failed attempt that was in doubt leaves the doubt unresolved (its lookup
 		// may be what failed): the next attempt looks the object up again.
 		rec.MaybeApplied = x.InDoubt || providers.MaybeApplied(err)
@@ -452,7 +506,7 @@ func (r *run) attempt(i int32) outcome {
 		if perr := r.st.Put(rec); perr != nil {
 			return outcome{i: i, fatal: fmt.Errorf("%w: record failure of %s: %v", ErrStateWrite, t.ID, perr)}
 		}
-		return outcome{i: i, err: err, retryable: providers.IsRetryable(err), retryAfter: providers.RetryAfter(err), maybeApplied: providers.MaybeApplied(err)}
+		return outcome{i: i, err: err, retryable: providers.IsRetryable(err), throttled: providers.IsThrottled(err), retryAfter: providers.RetryAfter(err), maybeApplied: providers.MaybeApplied(err)}
 	}
 	for k, v := range out {
 		if v.Secret {
@@ -511,6 +565,19 @@ func (r *run) lookup(ref plan.Ref) (string, error) {
 	return v.Value, nil
 }
 
+// RegisterSecrets gives the redactor every secret output the records hold (the ones
+// decrypted from the state file), so that an answer echoing one of them back never
+// reaches a log, a report or the state in clear. Call it the moment records are loaded.
+func RegisterSecrets(red *plan.Redactor, recs map[string]*state.Record) {
+	for _, rec := range recs {
+		for _, v := range rec.Outputs {
+			if v.Secret {
+				red.Add(v.Value)
+			}
+		}
+	}
+}
+
 func cloneOutputs(o state.Outputs) state.Outputs {
 	c := make(state.Outputs, len(o))
 	for k, v := range o {
@@ -522,4 +589,6 @@ func cloneOutputs(o state.Outputs) state.Outputs {
 // Progress holds live counters, updated by the runner and read by a renderer.
 type Progress struct {
 	Total, UpToDate, Queued, Running, Done, Failed, Skipped, Retries atomic.Int64
+	// Throttled counts retries after throttled answers.
+	Throttled atomic.Int64
 }

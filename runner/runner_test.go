@@ -583,3 +583,85 @@ func TestRunner_Run_MaybeAppliedFailureMakesNextAttemptInDoubt(t *testing.T) {
 		t.Errorf("record after success %+v", rec)
 	}
 }
+
+// A secret output checkpointed by an earlier run (sealed in the state file) must be
+// known to the redactor of a resumed run before any task runs: a server that echoes
+// it back in an error must not put it in clear into the report, the log or the
+// state file's last error.
+func TestRunner_Run_SecretOutputsFromStateAreRedactedOnResume(t *testing.T) {
+	const authKey = "resumed-auth-key-canary-5150"
+	path := filepath.Join(t.TempDir(), "s.db")
+	key := "a state passphrase for the test"
+	st, err := state.Open(path, state.Options{PlanName: "test", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustGraph(t,
+		task("bind", nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+			return state.Outputs{"auth_key": {Value: authKey, Secret: true}}, nil
+		}),
+		task("use", []string{"bind"}, func(context.Context, *providers.Exec) (state.Outputs, error) {
+			return nil, errors.New("first run fails early")
+		}))
+	if _, err := Run(context.Background(), g, st, opts()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	// Second run: a new process, a new redactor; the server echoes the key.
+	st, err = state.Open(path, state.Options{PlanName: "test", Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs strings.Builder
+	o := opts()
+	o.Log = zerolog.New(o.Redactor.Writer(&logs))
+	g = mustGraph(t,
+		task("bind", nil, ok()),
+		task("use", []string{"bind"}, func(context.Context, *providers.Exec) (state.Outputs, error) {
+			return nil, &providers.Error{Op: "POST /use", Status: 400, Message: `echo: {"authKey":"` + authKey + `"}`}
+		}))
+	res, err := Run(context.Background(), g, st, o)
+	if err != nil || res.Failed != 1 {
+		t.Fatalf("res=%+v err=%v", res, err)
+	}
+	if strings.Contains(res.Failures[0].Error, authKey) {
+		t.Errorf("report: %s", res.Failures[0].Error)
+	}
+	if strings.Contains(mustGet(t, st, "use").LastError, authKey) {
+		t.Errorf("state: %s", mustGet(t, st, "use").LastError)
+	}
+	if strings.Contains(logs.String(), authKey) {
+		t.Errorf("log: %s", logs.String())
+	}
+}
+
+// A server asking to wait 999999999 s is waited for --backoff-max at most, and the
+// retry's log line says that the server asked for longer.
+func TestRunner_Run_RetryAfterIsCappedByBackoffMax(t *testing.T) {
+	var calls atomic.Int64
+	g := mustGraph(t, task("a", nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
+		if calls.Add(1) == 1 {
+			return nil, &providers.Error{Op: "GET /x", Status: 429, Retryable: true, RetryAfter: 999999999 * time.Second}
+		}
+		return nil, nil
+	}))
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	var logs strings.Builder
+	o := opts()
+	o.Log = zerolog.New(&logs)
+	// A guard only: the run needs milliseconds; a wait for the server's value would
+	// be stopped here and reported as interrupted.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o.Grace = time.Millisecond
+	res, err := Run(ctx, g, st, o)
+	if err != nil || res.Interrupted || res.Applied != 1 {
+		t.Fatalf("res=%+v err=%v", res, err)
+	}
+	line := logs.String()
+	if !strings.Contains(line, `"message":"retrying"`) || !strings.Contains(line, `"retry_after_asked"`) || !strings.Contains(line, "asked to wait longer") {
+		t.Errorf("the retry's log line does not say the server asked for longer:\n%s", line)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -286,40 +285,63 @@ func TestOpen_EachPageZeroed(t *testing.T) {
 // Random damage: flipped bytes and bogus page numbers must never crash the process.
 func TestOpen_RandomDamageNeverCrashes(t *testing.T) {
 	_, valid := validFile(t, t.TempDir(), 400)
-	r := rand.New(rand.NewPCG(7, 11))
-	iterations := 240
-	if testing.Short() {
-		iterations = 50
-	}
-	for i := range iterations {
-		b := bytes.Clone(valid)
-		switch i % 3 {
-		case 0: // random bytes anywhere past the meta pages
-			for range 1 + r.IntN(20) {
-				b[2*4096+r.IntN(len(b)-2*4096)] = byte(r.Uint32())
-			}
-		case 1: // page headers: ids, flags, counts, overflow
-			p := 2 + r.IntN(len(b)/4096-2)
-			for range 1 + r.IntN(4) {
-				b[p*4096+r.IntN(16)] = byte(r.Uint32())
-			}
-		case 2: // large page numbers in branch and bucket elements
-			p := 2 + r.IntN(len(b)/4096-2)
-			off := p*4096 + 16 + r.IntN(4096-24)
-			binary.LittleEndian.PutUint64(b[off:], r.Uint64N(1<<40))
-		}
+	// A few seeds of each kind of damage in the unit run; FuzzOpen_RandomDamage
+	// runs the campaign (make fuzz).
+	for seed := range uint64(21) {
 		path := filepath.Join(t.TempDir(), "s.db")
-		os.WriteFile(path, b, 0o600)
-		t.Run(fmt.Sprintf("damage %d", i), func(t *testing.T) {
-			tryEverything(t, path)
-			before := fileSum(t, path)
-			if err := Check(path); err != nil && !errors.Is(err, ErrCorrupt) {
-				t.Errorf("Check: %v", err)
-			}
-			if fileSum(t, path) != before {
-				t.Fatal("Check modified the file")
-			}
-		})
+		os.WriteFile(path, damage(valid, seed), 0o600)
+		t.Run(fmt.Sprintf("damage %d", seed), func(t *testing.T) { checkDamaged(t, path) })
+	}
+}
+
+// FuzzOpen_RandomDamage damages a valid state file in one of three ways chosen by the
+// seed and requires every operation to fail cleanly (ErrCorrupt or a plain error),
+// never to crash, and never to modify the file.
+func FuzzOpen_RandomDamage(f *testing.F) {
+	for seed := range uint64(6) {
+		f.Add(seed)
+	}
+	_, valid := validFile(f, f.TempDir(), 400)
+	f.Fuzz(func(t *testing.T, seed uint64) {
+		path := filepath.Join(t.TempDir(), "s.db")
+		os.WriteFile(path, damage(valid, seed), 0o600)
+		checkDamaged(t, path)
+	})
+}
+
+// damage returns a copy of a valid file damaged in the way seed chooses: random
+// bytes past the meta pages, page headers (ids, flags, counts, overflow), or large
+// page numbers in branch and bucket elements.
+func damage(valid []byte, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 11))
+	b := bytes.Clone(valid)
+	switch seed % 3 {
+	case 0:
+		for range 1 + r.IntN(20) {
+			b[2*4096+r.IntN(len(b)-2*4096)] = byte(r.Uint32())
+		}
+	case 1:
+		p := 2 + r.IntN(len(b)/4096-2)
+		for range 1 + r.IntN(4) {
+			b[p*4096+r.IntN(16)] = byte(r.Uint32())
+		}
+	case 2:
+		p := 2 + r.IntN(len(b)/4096-2)
+		off := p*4096 + 16 + r.IntN(4096-24)
+		binary.LittleEndian.PutUint64(b[off:], r.Uint64N(1<<40))
+	}
+	return b
+}
+
+func checkDamaged(t *testing.T, path string) {
+	t.Helper()
+	tryEverything(t, path)
+	before := fileSum(t, path)
+	if err := Check(path); err != nil && !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Check: %v", err)
+	}
+	if fileSum(t, path) != before {
+		t.Fatal("Check modified the file")
 	}
 }
 
@@ -475,24 +497,31 @@ func hexKey(s string) ([]byte, error) {
 }
 
 // The freelist is stored: opening a large file does not walk it.
-func TestOpen_LargeFileOpensQuickly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large file")
+// BenchmarkOpen_100kRecords: opening (and checking) a state file of 100,000 records.
+func BenchmarkOpen_100kRecords(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "s.db")
+	s, err := Open(path, Options{PlanName: "bench"})
+	if err != nil {
+		b.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "s.db")
-	s := openT(t, path, Options{})
 	batch := make([]*Record, 0, 5000)
 	for i := range 100_000 {
 		batch = append(batch, &Record{ID: "task-" + strconv.Itoa(i), Status: Done, Hash: [32]byte{1}})
 		if len(batch) == cap(batch) {
 			if err := s.Put(batch...); err != nil {
-				t.Fatal(err)
+				b.Fatal(err)
 			}
 			batch = batch[:0]
 		}
 	}
-	closeT(t, s)
-	start := time.Now()
-	closeT(t, openT(t, path, Options{}))
-	t.Logf("open of 100,000 records took %v", time.Since(start))
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s, err := Open(path, Options{PlanName: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
 }

@@ -18,6 +18,8 @@ var cliSecrets = map[string]string{
 	"OVC_CLIENT_SECRET":     "canary-cli-ovc-2231",
 	"CLOUDNEETI_API_KEY":    "canary-cli-cnkey-2231",
 	"CLOUDNEETI_APP_SECRET": "canary-cli-cnapp-2231",
+	"EDGE_OPS_PASSWORD":     "GoodPass123canary",
+	"EDGE_NODIGIT_PASSWORD": "GoodPassword",
 }
 
 // TestCLI_BadPlans_Catalogue runs every broken plan of testdata/bad (provider-level

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,17 +18,27 @@ import (
 	"provision/providers/httpstep/httpfake"
 	"provision/providers/nx/nxfake"
 	"provision/providers/sandbox"
+	"provision/state"
 )
 
-// TestCanary_SecretsNeverLeak gives every secret of the rollout a unique canary
-// value, runs it with debug JSON logs, faults (so errors and retries are logged),
-// a kill and a resume, then searches stdout, stderr, the JSON reports, status and
-// dry-run output, and the raw bytes of the state file for every canary and for
-// every secret output (Nx Cloud auth keys): zero hits.
+// TestCanary_SecretsNeverLeak gives every secret a unique canary value and searches
+// every output for every form a secret travels in (leakForms: raw, base64, escaped):
+//   - sandbox: the rollout with debug JSON logs, faults (so errors and retries are
+//     logged), a kill and resumes; stdout, stderr, the JSON reports, status and
+//     dry-run output and the raw bytes of the state file, for every canary and every
+//     secret output (Nx Cloud auth keys);
+//   - hostile echo server: a server that echoes each request (headers, query, body)
+//     back into its errors, over two runs (the second resumes, with the secret
+//     output loaded from the state file), with status with and without the plan.
 func TestCanary_SecretsNeverLeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes")
 	}
+	t.Run("sandbox", canarySandbox)
+	t.Run("hostile echo server", canaryEcho)
+}
+
+func canarySandbox(t *testing.T) {
 	bin := provisionBinary(t)
 	stamp := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
 	canaries := map[string]string{
@@ -106,13 +119,147 @@ func TestCanary_SecretsNeverLeak(t *testing.T) {
 	if len(secrets) < len(canaries)+6 {
 		t.Fatalf("only %d secrets to look for", len(secrets))
 	}
+	searchLeaks(t, haystacks, secrets)
+}
+
+// searchLeaks reports every form of every secret found in a haystack.
+func searchLeaks(t *testing.T, haystacks, secrets map[string]string) {
+	t.Helper()
 	for where, text := range haystacks {
 		for name, v := range secrets {
-			if strings.Contains(text, v) {
-				t.Errorf("%s found in the %s", name, where)
+			for form, f := range leakForms(v) {
+				if strings.Contains(text, f) {
+					i := strings.Index(text, f)
+					t.Errorf("%s (%s) found in the %s: ...%s...", name, form, where, strings.ReplaceAll(text[max(0, i-60):min(len(text), i+len(f)+20)], f, "<HERE>"))
+				}
 			}
 		}
 	}
+}
+
+// leakForms lists the forms a secret travels in: raw, query- and path-escaped,
+// JSON-escaped (with and without HTML escaping, and twice), and each of these in
+// base64 (both alphabets, with and without padding, and the part of it that shows
+// inside a longer encoded text at each of the three alignments).
+func leakForms(v string) map[string]string {
+	jsonEsc := func(s string, html bool) string {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		enc.Encode(s)
+		out := strings.TrimSpace(b.String())
+		return out[1 : len(out)-1]
+	}
+	f := map[string]string{}
+	for name, e := range map[string]string{
+		"raw":                           v,
+		"query-escaped":                 url.QueryEscape(v),
+		"path-escaped":                  url.PathEscape(v),
+		"JSON-escaped":                  jsonEsc(v, true),
+		"JSON-escaped, no HTML escapes": jsonEsc(v, false),
+		"JSON-escaped twice":            jsonEsc(jsonEsc(v, true), true),
+	} {
+		f[name] = e
+		f[name+", base64"] = base64.StdEncoding.EncodeToString([]byte(e))
+		f[name+", base64 unpadded"] = base64.RawStdEncoding.EncodeToString([]byte(e))
+		f[name+", base64url"] = base64.URLEncoding.EncodeToString([]byte(e))
+		f[name+", base64url unpadded"] = base64.RawURLEncoding.EncodeToString([]byte(e))
+		for d := 0; d < 3 && d < len(e); d++ {
+			rest := []byte(e[d:])
+			n := len(rest) / 3 * 3
+			if n/3*4 < 8 {
+				continue
+			}
+			f[fmt.Sprintf("%s, base64 inside longer text (offset %d)", name, d)] = base64.RawStdEncoding.EncodeToString(rest[:n])
+			f[fmt.Sprintf("%s, base64url inside longer text (offset %d)", name, d)] = base64.RawURLEncoding.EncodeToString(rest[:n])
+		}
+	}
+	return f
+}
+
+func canaryEcho(t *testing.T) {
+	bin := provisionBinary(t)
+	stamp := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
+	env := map[string]string{
+		"ECHO_BASIC_PASSWORD": "Echo+Basic/Pw=" + stamp + "&<q>",
+		"ECHO_BODY_SECRET":    `Echo"Body\<` + stamp + `>&'`,
+		"ECHO_QUERY_SECRET":   "Echo Query+" + stamp + "&=?",
+		"ECHO_PATH_SECRET":    "EchoPath" + stamp + "~\u00e9",
+		"ECHO_HEADER_SECRET":  "EchoHeader" + stamp + "%41",
+		"ECHO_CLIENT_SECRET":  "EchoClient+" + stamp + "/=",
+		state.KeyEnv:          "EchoStateKey-" + stamp + "-passphrase",
+	}
+	srv := newEchoServer("EchoKey+"+stamp+"/k", "EchoToken"+stamp)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "hostile.yaml")
+	os.WriteFile(planPath, []byte(echoPlan), 0o600)
+	statePath := filepath.Join(dir, "hostile.db")
+	procEnv := os.Environ()
+	for k, v := range env {
+		procEnv = append(procEnv, k+"="+v)
+	}
+	var all strings.Builder
+	runCmd := func(args ...string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = procEnv
+		var o strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &o
+		_ = cmd.Run()
+		all.WriteString(o.String())
+	}
+	common := []string{"--var", "api=" + ts.URL, "--state", statePath}
+	retry := []string{"--max-attempts", "3", "--backoff", "5ms", "--backoff-max", "20ms"}
+	for run := 1; run <= 2; run++ {
+		runCmd(append([]string{"plan", planPath, "--json"}, common...)...)
+		runCmd(append(append([]string{"apply", planPath, "--log-level", "debug", "--log-format", "json", "--json"}, retry...), common...)...)
+		if run == 2 {
+			runCmd(append(append([]string{"apply", planPath, "--log-level", "debug", "--log-format", "console"}, retry...), common...)...)
+			runCmd(append([]string{"plan", planPath}, common...)...)
+		}
+		runCmd("status", planPath, "--var", "api="+ts.URL, "--state", statePath, "--json")
+		runCmd("status", planPath, "--var", "api="+ts.URL, "--state", statePath)
+		runCmd("status", "--state", statePath)
+		runCmd("status", "--state", statePath, "--json")
+	}
+	out := all.String()
+	// The runs must have gone through the error paths with the echoes, resumed with
+	// the key from the state, and retried (logged), or the search proves nothing.
+	if srv.Issued() != 1 {
+		t.Fatalf("the key was issued %d times, want once (the second run resumes)\n%s", srv.Issued(), tail(out, 3000))
+	}
+	for _, want := range []string{`"message":"retrying"`, `"message":"failed"`, "HTTP 400", "HTTP 422", "use-key-6", "oauth-call"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, tail(out, 3000))
+		}
+	}
+	secrets := map[string]string{}
+	for k, v := range env {
+		secrets[k] = v
+	}
+	secrets["Basic user:password"] = "ops@example.com:" + env["ECHO_BASIC_PASSWORD"]
+	secrets["issued key (secret output)"] = srv.key
+	secrets["OAuth2 access token"] = srv.token
+	// Every secret but the state key went to the server and came back in an echo.
+	echoed := srv.Echoed()
+	for name, v := range secrets {
+		if name == state.KeyEnv {
+			continue
+		}
+		found := false
+		for _, f := range leakForms(v) {
+			found = found || strings.Contains(echoed, f)
+		}
+		if !found {
+			t.Errorf("the server never echoed %s: the test would prove nothing about it", name)
+		}
+	}
+	raw, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	searchLeaks(t, map[string]string{"output": out, "state file": string(raw)}, secrets)
 }
 
 func tail(s string, n int) string {

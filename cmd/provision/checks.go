@@ -29,6 +29,8 @@ func checkRunFlags(cmd string, o runner.Options, progressEvery time.Duration) er
 		return cmdFlagErr(cmd, "--backoff-max %s: want at least --backoff (%s)", o.BackoffMax, o.BackoffBase)
 	case progressEvery <= 0:
 		return cmdFlagErr(cmd, "--progress-interval %s: want a duration above 0", progressEvery)
+	case o.ThrottleTimeout <= 0:
+		return cmdFlagErr(cmd, "--throttle-timeout %s: want a duration above 0", o.ThrottleTimeout)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"provision/plan"
 	"provision/providers"
+	"provision/providers/rest"
 	"provision/runner"
 	"provision/state"
 )
@@ -212,6 +213,10 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		log.Info().Str("urls", l.sandbox.Describe()).Msg("sandbox: fake vendor APIs started in-process")
 	}
 	log.Info().Str("plan", l.plan.Name).Int("tasks", l.graph.Len()).Str("state", sp).Int("parallel", o.Parallel).Msg("apply")
+	// Every endpoint client reports its rate and throttled answers here.
+	meters := rest.NewMeters()
+	ctx = rest.WithMeters(ctx, meters)
+	rates := func() []rest.RateStats { return endpointRates(meters, l.plan) }
 	if _, err := forgetDestroyed(st); err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
@@ -219,6 +224,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
+	runner.RegisterSecrets(red, recs)
 	switch {
 	case saved != nil:
 		infos, err := st.Infos()
@@ -254,7 +260,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if len(removed) > 0 && !prune {
 		log.Warn().Int("tasks", len(removed)).Str("ids", joinIDs(removed, 10)).Msg("removed from the plan: left alone (provision plan lists them; apply --prune deletes them)")
 	}
-	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery)
+	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery, func() string { return rateSuffix(rates()) })
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
 	var pruned *runner.Result
@@ -275,9 +281,11 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		if res == nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
+		rep.Endpoints = rates()
 		report(stdout, red, &rep, asJSON, l.sandbox)
 		return withCode(ExitFailed, err)
 	}
+	rep.Endpoints = rates()
 	report(stdout, red, &rep, asJSON, l.sandbox)
 	switch {
 	case res.Interrupted || (pruned != nil && pruned.Interrupted):
@@ -291,7 +299,8 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 // registerRunFlags registers the flags of commands that run tasks (apply, destroy).
 func registerRunFlags(fs *flag.FlagSet, o *runner.Options, progressEvery *time.Duration) {
 	fs.IntVar(&o.Parallel, "parallel", 16, "tasks run at once")
-	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, 429, network)")
+	fs.IntVar(&o.MaxAttempts, "max-attempts", 5, "attempts per task in one run, for retryable failures (5xx, network); throttled answers cost none")
+	fs.DurationVar(&o.ThrottleTimeout, "throttle-timeout", 30*time.Minute, "how long a task may keep being throttled (429, or 503 with Retry-After) before it fails")
 	fs.DurationVar(&o.BackoffBase, "backoff", 500*time.Millisecond, "first retry delay (doubles per attempt, with jitter; Retry-After honoured)")
 	fs.DurationVar(&o.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay")
 	fs.BoolVar(&o.FailFast, "fail-fast", false, "stop starting tasks after the first failure")
@@ -310,6 +319,8 @@ type applyReport struct {
 	Removed []string `json:"removed,omitempty"`
 	// Pruned: the deletes of removed tasks (--prune).
 	Pruned *destroyReport `json:"pruned,omitempty"`
+	// Endpoints: per endpoint, the rate it settled at and its throttled answers.
+	Endpoints []rest.RateStats `json:"endpoints"`
 }
 
 func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, sb *sandboxRun) {
@@ -319,6 +330,9 @@ func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, s
 	applied := res.Applied + res.Failed
 	if asJSON {
 		r.Rate = rate(applied, res.Elapsed)
+		if r.Endpoints == nil {
+			r.Endpoints = []rest.RateStats{}
+		}
 		if sb != nil {
 			r.Sandbox = sb.Stats()
 		}
@@ -349,6 +363,9 @@ func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, s
 		fmt.Fprintf(w, "  in doubt     %d (reconciled on the next run)\n", res.InDoubt)
 	}
 	fmt.Fprintf(w, "  retries      %d\n", res.Retries)
+	if res.Throttled > 0 {
+		fmt.Fprintf(w, "  throttled    %d (retried; no attempt counted)\n", res.Throttled)
+	}
 	fmt.Fprintf(w, "  elapsed      %s (%.0f tasks/s)\n", res.Elapsed.Round(time.Millisecond), rate(applied, res.Elapsed))
 	fmt.Fprintf(w, "  state        %s\n", r.State)
 	if len(r.Removed) > 0 {
@@ -357,6 +374,7 @@ func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, s
 	if sb != nil {
 		fmt.Fprintf(w, "  sandbox      %s\n", sb.Summary())
 	}
+	writeRates(w, r.Endpoints)
 	writeFailures(w, res)
 	if r.Pruned != nil {
 		fmt.Fprintf(w, "prune (tasks no longer in the plan):\n")
@@ -449,6 +467,12 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	}
 	rep := statusReport{States: states, Counts: map[string]int{}}
 	all := map[string]*state.Record{}
+	// Without its plan, status still knows the secret outputs the state holds (when
+	// the key is given) and masks them wherever they appear.
+	red := plan.NewRedactor()
+	if l != nil {
+		red = l.plan.Redactor
+	}
 	for _, sp := range states {
 		if _, err := os.Stat(sp); err != nil {
 			return withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
@@ -476,16 +500,17 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
 			}
 			all[r.ID] = r
+			for _, o := range r.Outputs {
+				if o.Secret {
+					red.Add(o.Value)
+				}
+			}
 			return nil
 		})
 		st.Close()
 		if err != nil {
 			return withCode(ExitBadInput, stateError(sp, err))
 		}
-	}
-	var red *plan.Redactor
-	if l != nil {
-		red = l.plan.Redactor
 	}
 	ids := sortedKeys(all)
 	for _, id := range ids {
@@ -494,7 +519,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		rep.Total++
 		switch r.Status {
 		case state.Failed:
-			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.Redact(r.LastError)})
+			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.RedactValue(r.LastError)})
 		case state.Started:
 			rep.InDoubt = append(rep.InDoubt, taskLine{ID: id, Attempts: r.Attempts, Started: r.StartedAt})
 		}

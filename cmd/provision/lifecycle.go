@@ -280,6 +280,7 @@ func runDeletes(ctx context.Context, l *loaded, st *state.Store, ids []string, i
 	if err != nil {
 		return nil, nil, err
 	}
+	runner.RegisterSecrets(l.plan.Redactor, recs)
 	infos, err := st.Infos()
 	if err != nil {
 		return nil, nil, err
@@ -433,6 +434,7 @@ Without a terminal to confirm on, --yes is required.`)
 	if err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
+	runner.RegisterSecrets(l.plan.Redactor, recs)
 	ids, err := destroyTargets(l, recs, splitList(only))
 	if err != nil {
 		return withCode(ExitBadInput, err)

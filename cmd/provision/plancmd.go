@@ -62,6 +62,7 @@ func (c *common) readState(l *loaded) (*stateRead, error) {
 	if err != nil {
 		return nil, withCode(ExitBadInput, stateError(sr.path, err))
 	}
+	runner.RegisterSecrets(l.plan.Redactor, sr.recs)
 	return sr, nil
 }
 
@@ -123,7 +124,7 @@ func (c *common) decideAll(ctx context.Context, l *loaded, sr *stateRead, only s
 				d.Reason += "; " + note
 			}
 		}
-		d.Reason = red.Redact(d.Reason)
+		d.Reason = red.RedactValue(d.Reason)
 		add(d)
 	}
 	if sel == nil {

@@ -10,9 +10,9 @@ import (
 )
 
 // startProgress renders the runner's counters: a live line redrawn on a terminal,
-// or a plain line every interval otherwise. The returned func stops it and clears
-// the live line.
-func startProgress(p *runner.Progress, w io.Writer, tty bool, every time.Duration) func() {
+// or a plain line every interval otherwise; extra, when given, adds to each line (the
+// endpoints' rates). The returned func stops it and clears the live line.
+func startProgress(p *runner.Progress, w io.Writer, tty bool, every time.Duration, extra ...func() string) func() {
 	tick := every
 	if tty {
 		tick = 250 * time.Millisecond
@@ -34,6 +34,9 @@ func startProgress(p *runner.Progress, w io.Writer, tty bool, every time.Duratio
 				return
 			case <-t.C:
 				line := progressLine(p, time.Since(start))
+				for _, f := range extra {
+					line += f()
+				}
 				if tty {
 					fmt.Fprint(w, "\r\033[K"+line)
 				} else {

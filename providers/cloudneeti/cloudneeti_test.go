@@ -41,6 +41,8 @@ func getenv(k string) (string, bool) {
 		return appSecret, true
 	case "AZ_SECRET":
 		return azureSecret, true
+	case "AZ_SECRET_ROTATED":
+		return "azure-secret-rotated-canary-4410", true
 	}
 	return "", false
 }
@@ -506,9 +508,9 @@ func TestAccount_Build_RejectsBadFields(t *testing.T) {
 		{name: "account name", fields: []string{awsFields, "account_name: 'a<b>'"}, want: []string{`account_name: "a<b>" must be 1-100 characters`}},
 		{name: "endpoint of another kind", fields: []string{awsFields, "endpoint: nope"}, want: []string{`endpoint "nope": no such endpoint`}},
 		{name: "missing credentials", auth: `{license_id: lic}`, want: []string{"endpoint cn: auth.api_key: required", "auth.client_id: required", "auth.client_secret: required"}},
-		{name: "auth type", auth: `{type: basic, api_key: "${env.CN_KEY}", license_id: l, client_id: c, client_secret: s}`, want: []string{`auth.type: "basic" is not supported`}},
-		{name: "license id", auth: `{api_key: "${env.CN_KEY}", license_id: "a/b", client_id: c, client_secret: s}`, want: []string{`auth.license_id: "a/b" is not a license id`}},
-		{name: "endpoint-wide account token", auth: `{api_key: "${env.CN_KEY}", license_id: l, client_id: c, client_secret: s, account_id: acc-1}`, want: []string{"auth.account_id: not allowed: the client asks for the license token and for one account token per account itself"}},
+		{name: "auth type", auth: `{type: basic, api_key: "${env.CN_KEY}", license_id: l, client_id: c, client_secret: "${env.CN_SECRET}"}`, want: []string{`auth.type: "basic" is not supported`}},
+		{name: "license id", auth: `{api_key: "${env.CN_KEY}", license_id: "a/b", client_id: c, client_secret: "${env.CN_SECRET}"}`, want: []string{`auth.license_id: "a/b" is not a license id`}},
+		{name: "endpoint-wide account token", auth: `{api_key: "${env.CN_KEY}", license_id: l, client_id: c, client_secret: "${env.CN_SECRET}", account_id: acc-1}`, want: []string{"auth.account_id: not allowed: the client asks for the license token and for one account token per account itself"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.auth == "" {
@@ -537,7 +539,7 @@ func TestAccount_Build_RejectsBadFields(t *testing.T) {
 
 func TestAccount_Build_HashIgnoresSecretValues(t *testing.T) {
 	a := mustBuild(t, "http://127.0.0.1:1", azFields)
-	b := mustBuild(t, "http://127.0.0.1:1", strings.Replace(azFields, `"${env.AZ_SECRET}"`, "another-secret-value", 1))
+	b := mustBuild(t, "http://127.0.0.1:1", strings.Replace(azFields, `"${env.AZ_SECRET}"`, `"${env.AZ_SECRET_ROTATED}"`, 1))
 	c := mustBuild(t, "http://127.0.0.1:1", azFields, "api_scope: true")
 	d := mustBuild(t, "http://127.0.0.1:1", azFields, "rescan: true")
 	if a.Hash != b.Hash || a.Hash != c.Hash || a.Hash == d.Hash {

@@ -24,8 +24,8 @@ var posRE = regexp.MustCompile(`plan\.yaml:\d+:\d+: `)
 
 func TestBuild_RejectsBadFields(t *testing.T) {
 	for _, tc := range []struct{ name, from, to, want string }{
-		{"weak password", "password: ${env.EDGE_RETAIL_ADMIN_PASSWORD}", "password: weakpass", "retail-admin: password: must be 8-20 characters"},
-		{"password too long", "password: ${env.EDGE_RETAIL_ADMIN_PASSWORD}", "password: Abcdefghij1234567890x", "password: must be 8-20 characters with at least one upper-case letter"},
+		{"weak password", "password: ${env.EDGE_RETAIL_ADMIN_PASSWORD}", "password: ${env.EDGE_WEAK_PASSWORD}", "retail-admin: password: must be 8-20 characters"},
+		{"password too long", "password: ${env.EDGE_RETAIL_ADMIN_PASSWORD}", "password: ${env.EDGE_LONG_PASSWORD}", "password: must be 8-20 characters with at least one upper-case letter"},
 		{"missing phone", `phone: "+31200000001"`, "", "retail-admin: phone: required"},
 		{"missing real name", "real_name: Retail Operations\n", "\n", "retail-admin: real_name: required"},
 		{"unknown parent", "parent: retail-admin", "parent: nobody", `retail-operator: parent: no edge_users item named "nobody"`},
@@ -38,7 +38,7 @@ func TestBuild_RejectsBadFields(t *testing.T) {
 		{"no clusters", "clusters: [cluster-a, cluster-b]", "clusters: []", "label-eu: clusters: required"},
 		{"duplicate node", "nodes: [edge-a1, edge-a2]", "nodes: [edge-a1, edge-a1]", `gw-a: nodes[1]: "edge-a1" appears twice`},
 		{"node label without cluster", "cluster: cluster-a, ", "", "gw-a: cluster: required"},
-		{"repository user weak password", `password: "${env.EDGE_OPERATOR_PASSWORD}"`, `password: "short1A"`, "ci-pusher: password: must be 8-20 characters"},
+		{"repository user weak password", `password: "${env.EDGE_OPERATOR_PASSWORD}"`, `password: "${env.EDGE_WEAK_PASSWORD}"`, "ci-pusher: password: must be 8-20 characters"},
 		{"bad project name", "name: retail-apps,", "name: Retail_Apps,", `Retail_Apps: project: "Retail_Apps": want lower-case letters and digits`},
 		{"registry without address", "address: registry.example.com, ", "", "retail-registry: address: required"},
 		{"registry without password", `, password: "${env.EDGE_REGISTRY_PASSWORD}"}`, "}", "retail-registry: password: required"},

@@ -37,6 +37,9 @@ var secrets = map[string]string{
 	"EDGE_RETAIL_ADMIN_PASSWORD": retailPW,
 	"EDGE_OPERATOR_PASSWORD":     operatorPW,
 	"EDGE_REGISTRY_PASSWORD":     registryPW,
+	// Values that break the platform's password rules (a plan gives them by reference).
+	"EDGE_WEAK_PASSWORD": "weakpass",
+	"EDGE_LONG_PASSWORD": "Abcdefghij1234567890x",
 }
 
 func sections() []string {

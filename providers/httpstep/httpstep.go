@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -42,7 +43,8 @@ func (Kind) Doc() string { return doc }
 const doc = `http: one REST call per item, against an endpoint of kind "http".
   endpoint       endpoint name (required)
   method         GET, POST, PUT, PATCH or DELETE (default POST)
-  path           path under the endpoint URL, may hold a query (required)
+  path           path under the endpoint URL, may hold a query (required); an
+                 absolute URL must be on the endpoint's scheme, host and port
   query          map of query parameters
   headers        map of extra headers (values may be secret references)
   body           any YAML value, sent as JSON
@@ -201,6 +203,27 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 	client, err := endpointClient(b, item.Pos, s.Endpoint)
 	if err != nil {
 		errs = append(errs, err)
+	} else {
+		// The endpoint's credentials go to its own host only: a literal absolute
+		// path elsewhere is refused here; one from a reference is refused by the
+		// client at run time, before anything is sent.
+		sameHost := func(field string, p string, path ...any) {
+			if !rest.IsAbsoluteURL(p) || providers.HasRef(p) {
+				return
+			}
+			u, perr := url.Parse(p)
+			base := client.BaseURL()
+			if perr != nil || !rest.SameOrigin(u, base) {
+				errs = append(errs, plan.Where(providers.FieldPos(item, path...), fmt.Errorf("%s: %s: an absolute URL to another host than endpoint %s (%s://%s): the endpoint's credentials are never sent to another host; write a path on the endpoint, or add an endpoint for that host", item.Name, field, s.Endpoint, base.Scheme, base.Host)))
+			}
+		}
+		sameHost("path", s.Path, "path")
+		if s.Lookup != nil {
+			sameHost("lookup.path", s.Lookup.Path, "lookup", "path")
+		}
+		if s.Delete != nil {
+			sameHost("delete.path", s.Delete.Path, "delete", "path")
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

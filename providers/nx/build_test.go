@@ -46,7 +46,7 @@ func TestBuild_RejectsBadFields(t *testing.T) {
 		{"no such endpoint", "cloud: nxcloud", "cloud: nope", `cloud: endpoint "nope": no such endpoint`},
 		{"no endpoint", "      cloud: nxcloud\n", "", `cloud: required`},
 		{"missing admin password", `admin: {password: "${env.NX_ADMIN_PASSWORD}"}`, "admin: {username: admin}", "admin.password: required"},
-		{"short local password", "local_password: ${env.NX_ADMIN_PASSWORD}", "local_password: short", "local_password: too short"},
+		{"literal local password", "local_password: ${env.NX_ADMIN_PASSWORD}", "local_password: short", "local_password: a secret field holds a value written in the plan"},
 		{"conflicting tls", "      url: https://10.0.0.1:7001", "      url: https://10.0.0.1:7001\n      tls: {insecure: true, fingerprint_sha256: " + strings.Repeat("ab", 32) + "}", "tls.insecure: conflicting TLS options"},
 		{"bad fingerprint", "      url: https://10.0.0.1:7001", "      url: https://10.0.0.1:7001\n      tls: {fingerprint_sha256: abc}", "tls.fingerprint_sha256: want"},
 		{"missing ca file", "      url: https://10.0.0.1:7001", "      url: https://10.0.0.1:7001\n      tls: {ca_file: nope.pem}", "tls.ca_file: "},

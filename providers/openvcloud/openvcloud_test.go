@@ -584,7 +584,7 @@ func TestCloudSpace_Build_RejectsBadFields(t *testing.T) {
 		{name: "session without password", auth: `{type: session, username: ops}`, want: []string{"endpoint ovc: auth.password: required for session auth"}},
 		{name: "itsyouonline without secret", auth: `{client_id: app}`, want: []string{"auth.client_secret: required"}},
 		{name: "no credentials", auth: `{}`, want: []string{"auth.client_id: required", "auth.client_secret: required"}},
-		{name: "auth type", auth: `{type: basic, username: a, password: b}`, want: []string{`auth.type: "basic" is not supported by openvcloud endpoints`}},
+		{name: "auth type", auth: `{type: basic, username: a, password: "${env.OVC_SECRET}"}`, want: []string{`auth.type: "basic" is not supported by openvcloud endpoints`}},
 		{name: "token url", auth: `{client_id: a, client_secret: "${env.OVC_SECRET}", token_url: "ftp://x"}`, want: []string{`auth.token_url: "ftp://x" is not an http(s) URL`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

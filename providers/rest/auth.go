@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -148,12 +149,40 @@ func (BearerAuth) Invalidate(*http.Request) {}
 
 // OAuth2 returns a TokenAuth for a standard OAuth2 token endpoint (RFC 6749 form
 // post): grant "password" or "client_credentials". tokenURL may be relative to the
-// endpoint's base URL.
+// endpoint's base URL. A token URL on the endpoint's own scheme, host and port is
+// asked through the endpoint's client (its TLS options, limits and timeout); one on
+// another host gets a client of its own with default TLS verification: the
+// endpoint's insecure, ca_file and fingerprint options never apply to it.
 func OAuth2(a plan.Auth, grant string, red *plan.Redactor) (*TokenAuth, error) {
 	if a.TokenURL == "" {
 		return nil, errors.New("auth: token_url is required for " + a.Type)
 	}
+	var (
+		once    sync.Once
+		foreign *Client
+		ferr    error
+	)
+	tokenClient := func(c *Client) (*Client, error) {
+		if !IsAbsoluteURL(a.TokenURL) {
+			return c, nil
+		}
+		u, err := url.Parse(a.TokenURL)
+		if err != nil || u.Host == "" {
+			return nil, errors.New("auth: token_url is not a valid URL")
+		}
+		if SameOrigin(u, c.base) {
+			return c, nil
+		}
+		once.Do(func() {
+			foreign, ferr = New(Config{Name: c.cfg.Name + " token", BaseURL: origin(u), Timeout: c.cfg.Timeout, UserAgent: c.cfg.UserAgent})
+		})
+		return foreign, ferr
+	}
 	return &TokenAuth{Redactor: red, Fetch: func(ctx context.Context, c *Client) (Token, error) {
+		c, err := tokenClient(c)
+		if err != nil {
+			return Token{}, err
+		}
 		form := map[string][]string{"grant_type": {grant}}
 		switch grant {
 		case "password":

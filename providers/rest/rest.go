@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 
 	"provision/plan"
 	"provision/providers"
@@ -34,6 +33,11 @@ import (
 
 // DefaultTimeout is the per-request timeout when the endpoint sets none.
 const DefaultTimeout = 30 * time.Second
+
+// DefaultMaxRetryAfter caps the pause a 429's Retry-After imposes on a whole
+// endpoint, unless the endpoint's limits.max_retry_after says otherwise. The
+// runner caps each task's own wait by --backoff-max.
+const DefaultMaxRetryAfter = 30 * time.Second
 
 // DefaultMaxBody caps how much of a response body is read.
 const DefaultMaxBody = 8 << 20
@@ -79,7 +83,7 @@ type Client struct {
 	base  *url.URL
 	hc    *http.Client
 	sem   chan struct{}
-	lim   *rate.Limiter
+	rate  *adaptive
 	pause pauser
 }
 
@@ -128,16 +132,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Limits.Concurrency > 0 {
 		c.sem = make(chan struct{}, cfg.Limits.Concurrency)
 	}
-	if cfg.Limits.RatePerSecond > 0 {
-		burst := cfg.Limits.Burst
-		if burst <= 0 {
-			burst = int(cfg.Limits.RatePerSecond + 0.999)
-			if burst < 1 {
-				burst = 1
-			}
-		}
-		c.lim = rate.NewLimiter(rate.Limit(cfg.Limits.RatePerSecond), burst)
-	}
+	// The plan's rate is a ceiling; without one the rate is found at run time
+	// (adaptive.go).
+	c.rate = newAdaptive(cfg.Name, cfg.Limits.RatePerSecond, cfg.Limits.Burst, nil)
 	return c, nil
 }
 
@@ -151,7 +148,8 @@ func (c *Client) BaseURL() *url.URL { u := *c.base; return &u }
 type Request struct {
 	Method string
 	// Path is joined to the base URL's path prefix; an absolute URL is used as is
-	// (same host only, else refused).
+	// when it has the base URL's scheme, host and port, and refused (nothing sent,
+	// a permanent error) otherwise.
 	Path  string
 	Query url.Values
 	// JSON is marshalled as the body (Content-Type application/json); Form is sent
@@ -294,10 +292,13 @@ func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, err
 }
 
 func (c *Client) resolve(p string) (*url.URL, error) {
-	if strings.HasPrefix(p, "http://") || strings.HasPrefix(p, "https://") {
+	if IsAbsoluteURL(p) {
 		u, err := url.Parse(p)
 		if err != nil {
-			return nil, err
+			return nil, errors.New("the path is an absolute URL that cannot be parsed")
+		}
+		if !SameOrigin(u, c.base) {
+			return nil, &OtherHostError{Endpoint: c.cfg.Name, Base: origin(c.base), Target: origin(u)}
 		}
 		return u, nil
 	}
@@ -312,16 +313,50 @@ func (c *Client) resolve(p string) (*url.URL, error) {
 	return &u, nil
 }
 
+// IsAbsoluteURL reports whether a request path is an absolute http(s) URL.
+func IsAbsoluteURL(p string) bool {
+	l := strings.ToLower(p[:min(len(p), 8)])
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+}
+
+// SameOrigin reports whether a and b have the same scheme, host and port (a
+// missing port is the scheme's default).
+func SameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
+// origin is scheme://host[:port], without credentials, path or query.
+func origin(u *url.URL) string { return strings.ToLower(u.Scheme) + "://" + u.Host }
+
+// OtherHostError is a request to an absolute URL on another scheme, host or port
+// than its endpoint: it is never sent, so the endpoint's credentials stay with it.
+type OtherHostError struct {
+	Endpoint     string
+	Base, Target string
+}
+
+func (e *OtherHostError) Error() string {
+	return fmt.Sprintf("refused: %s is another host than endpoint %s (%s); its credentials are never sent to another host", e.Target, e.Endpoint, e.Base)
+}
+
 // send waits for the endpoint (429 pause, rate, slot), sends, and reads the body.
 // The slot is held only for the request itself.
 func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header, []byte, error) {
 	if err := c.pause.wait(ctx); err != nil {
 		return 0, nil, nil, err
 	}
-	if c.lim != nil {
-		if err := c.lim.Wait(ctx); err != nil {
-			return 0, nil, nil, err
-		}
+	if err := c.rate.wait(ctx); err != nil {
+		return 0, nil, nil, err
 	}
 	if c.sem != nil {
 		select {
@@ -331,7 +366,8 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 		}
 		defer func() { <-c.sem }()
 	}
-	start := time.Now()
+	c.rate.meter(metersFrom(ctx))
+	start := c.rate.sent()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("path", req.URL.Path).Err(err).Msg("request failed")
@@ -344,6 +380,7 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
 	}
+	c.rate.observe(start, Throttled(resp.StatusCode, resp.Header))
 	if int64(len(body)) > c.cfg.MaxBody {
 		return resp.StatusCode, resp.Header, nil, errBodyTooLarge{limit: c.cfg.MaxBody}
 	}
@@ -352,9 +389,27 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 		if d <= 0 {
 			d = time.Second
 		}
+		if max := c.maxPause(); d > max {
+			zerolog.Ctx(ctx).Warn().Str("endpoint", c.cfg.Name).Dur("retry_after_asked", d).Dur("paused", max).Msg("the server asked to pause longer than the endpoint's max_retry_after; pausing for that")
+			d = max
+		}
 		c.pause.until(time.Now().Add(d))
 	}
 	return resp.StatusCode, resp.Header, body, nil
+}
+
+// Throttled reports whether an answer says "too many requests": 429, or 503 with a
+// Retry-After header. Such a request was not processed; it slows the endpoint
+// (adaptive.go) and costs the task no attempt.
+func Throttled(status int, header http.Header) bool {
+	return status == http.StatusTooManyRequests || (status == http.StatusServiceUnavailable && header.Get("Retry-After") != "")
+}
+
+func (c *Client) maxPause() time.Duration {
+	if d := c.cfg.Limits.MaxRetryAfter.D(); d > 0 {
+		return d
+	}
+	return DefaultMaxRetryAfter
 }
 
 type errBodyTooLarge struct{ limit int64 }
@@ -396,7 +451,7 @@ func (c *Client) statusError(r *Request, status int, header http.Header, body []
 		dec = DefaultErrorDecoder
 	}
 	code, msg := dec(status, header, body)
-	e := &providers.Error{Op: r.Op, Status: status, Code: code, Message: msg}
+	e := &providers.Error{Op: r.Op, Status: status, Code: code, Message: msg, Throttled: Throttled(status, header)}
 	switch {
 	case status == http.StatusTooManyRequests:
 		e.Retryable = true
@@ -428,7 +483,9 @@ func ok(status int, want []int) bool {
 }
 
 // ParseRetryAfter reads a Retry-After value (seconds or HTTP date); 0 if absent or bad.
-// Values are capped at 10 minutes.
+// Values are capped at a century only so that they fit a time.Duration: callers cap
+// the wait itself (the endpoint's pause, the task's backoff) and report what the
+// server asked for.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -436,8 +493,11 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	var d time.Duration
 	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n < 0 {
+		if n < 0 || n != n { // negative or NaN
 			return 0
+		}
+		if n >= maxRetryAfterParsed.Seconds() {
+			return maxRetryAfterParsed
 		}
 		d = time.Duration(n * float64(time.Second))
 	} else if t, err := http.ParseTime(v); err == nil {
@@ -446,11 +506,10 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 	if d < 0 {
 		return 0
 	}
-	if d > 10*time.Minute {
-		d = 10 * time.Minute
-	}
-	return d
+	return min(d, maxRetryAfterParsed)
 }
+
+const maxRetryAfterParsed = 100 * 365 * 24 * time.Hour
 
 var titleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
 

@@ -282,7 +282,7 @@ func TestParseRetryAfter(t *testing.T) {
 		want time.Duration
 	}{
 		{"", 0}, {"3", 3 * time.Second}, {"0.5", 500 * time.Millisecond}, {"-1", 0}, {"soon", 0},
-		{"99999", 10 * time.Minute}, {now.Add(7 * time.Second).Format(http.TimeFormat), 7 * time.Second},
+		{"99999", 99999 * time.Second}, {"1e300", 100 * 365 * 24 * time.Hour}, {"NaN", 0}, {now.Add(7 * time.Second).Format(http.TimeFormat), 7 * time.Second},
 	} {
 		if got := ParseRetryAfter(tc.in, now); got != tc.want {
 			t.Errorf("ParseRetryAfter(%q) = %v, want %v", tc.in, got, tc.want)
