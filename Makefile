@@ -10,7 +10,7 @@ TORTURE_STORES ?= 200
 FUZZTIME       ?= 30s
 
 build:
-	$(GO) build -o $(BIN) ./cmd/provision
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/provision
 
 # The test command README.md and .ci/run use.
 test:

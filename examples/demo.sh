@@ -35,7 +35,7 @@ say "3. dry run"
 
 say "4. apply with a one-attempt budget: faults make some tasks fail, their dependents are skipped"
 set +e
-"$BIN" apply "$PLAN" "${COMMON[@]}" --max-attempts 1 --log-level warn
+"$BIN" apply "$PLAN" "${COMMON[@]}" --max-attempts 1 --log-level warn --ui 127.0.0.1:0   # prints the URL of its live page; opens nothing
 rc=$?
 set -e
 echo "exit code: $rc (1 = some tasks failed)"
@@ -93,7 +93,7 @@ PLAN2=$PLANS/$(basename "$PLAN")
 gone=$(tail -n 1 "$PLANS/stores.csv" | cut -d, -f1)
 sed -i '$d' "$PLANS/stores.csv"
 echo "store $gone removed from the CSV"
-"$BIN" plan "$PLAN2" "${COMMON[@]:0:4}" | grep -E '^remove|to remove' || true
+"$BIN" plan "$PLAN2" "${COMMON[@]:0:4}" | grep -E '^  remove|to remove' || true
 until_done "$BIN" apply "$PLAN2" "${COMMON[@]}" --prune --log-level error --max-attempts 10
 
 site=$(tail -n 1 "$PLANS/stores.csv" | cut -d, -f1)

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -398,12 +400,46 @@ func (o *evalOut) appendData(v string, keepEsc bool) {
 	o.hsh = append(o.hsh, e...)
 }
 
+// SecretMode says how a load resolves ${env.X} and ${file.P}.
+type SecretMode int
+
+const (
+	// ReadSecrets reads every referenced value (plan, apply, destroy).
+	ReadSecrets SecretMode = iota
+	// CheckSecrets reads no value: each reference must be well formed and
+	// resolvable in kind (an environment variable name; a regular file within the
+	// size limit, which is looked at but not read), and stands for a placeholder
+	// (PlaceholderSecret). An unset variable is fine. For linting (validate,
+	// graph) and for commands that only read the state.
+	CheckSecrets
+)
+
+// PlaceholderSecret is the value that stands for an unread or unset secret
+// reference: the same for the same reference in every process, distinct per
+// reference, and shaped to pass the vendors' password rules (8-20 characters,
+// upper and lower case, a digit).
+func PlaceholderSecret(ns, name string) string {
+	h := sha256.Sum256([]byte(ns + "." + name))
+	return "Ph0-" + hex.EncodeToString(h[:5])
+}
+
+// validEnvName: a POSIX shell variable name.
+func validEnvName(s string) bool {
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // secretResolver reads ${env.X} and ${file.P}, once each.
 type secretResolver struct {
-	dir    string
-	getenv func(string) (string, bool)
-	red    *Redactor
-	cache  map[string]secretVal
+	dir       string
+	getenv    func(string) (string, bool)
+	red       *Redactor
+	checkOnly bool // CheckSecrets
+	cache     map[string]secretVal
 }
 
 type secretVal struct {
@@ -434,6 +470,17 @@ func (r *secretResolver) value(ns, name string) (string, error) {
 }
 
 func (r *secretResolver) read(ns, name string) (string, error) {
+	if ns == "env" && !validEnvName(name) {
+		return "", fmt.Errorf("${env.%s}: %q is not an environment variable name (letters, digits, _; not starting with a digit)", name, name)
+	}
+	if r.checkOnly {
+		if ns == "file" {
+			if err := statCapped(r.dir, name, MaxSecretFileBytes); err != nil {
+				return "", fmt.Errorf("${file.%s}: %w", name, err)
+			}
+		}
+		return PlaceholderSecret(ns, name), nil
+	}
 	if ns == "env" {
 		v, ok := r.getenv(name)
 		if !ok {
@@ -453,6 +500,27 @@ func (r *secretResolver) read(ns, name string) (string, error) {
 		return "", fmt.Errorf("${file.%s}: the file is empty", name)
 	}
 	return v, nil
+}
+
+// statCapped checks, without reading it, that a file (relative to dir) exists, is
+// a regular file and holds at most max bytes.
+func statCapped(dir, name string, max int64) error {
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		return fmt.Errorf("stat %s: %w", name, bareErr(err))
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", name)
+	case fi.Size() > max:
+		return fmt.Errorf("%s is larger than %s", name, sizeText(max))
+	case fi.Size() == 0:
+		return fmt.Errorf("the file is empty")
+	}
+	return nil
 }
 
 // readCapped reads a file (relative to dir) of at most max bytes. Its errors name the

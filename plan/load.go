@@ -26,6 +26,9 @@ type LoadOptions struct {
 	Vars map[string]string
 	// Getenv resolves ${env.X}; nil means os.LookupEnv.
 	Getenv func(string) (string, bool)
+	// Secrets says whether secret references are read (ReadSecrets, the default)
+	// or only checked (CheckSecrets).
+	Secrets SecretMode
 	// MaxItems caps the expanded plan; 0 means DefaultMaxItems.
 	MaxItems int
 }
@@ -113,7 +116,7 @@ func Parse(file string, data []byte, o LoadOptions) (*Plan, error) {
 	l := &loader{
 		file: file, dir: dir, o: o,
 		p:        &Plan{File: file, Dir: dir, Vars: map[string]string{}, Endpoints: map[string]*Endpoint{}, Redactor: red},
-		sec:      &secretResolver{dir: dir, getenv: o.Getenv, red: red},
+		sec:      &secretResolver{dir: dir, getenv: o.Getenv, red: red, checkOnly: o.Secrets == CheckSecrets},
 		pol:      &secretPolicy{origins: map[Pos]valueOrigin{}, red: red},
 		sections: map[string]bool{}, names: map[string]nameInfo{},
 		seen: map[string]bool{}, perPos: map[Pos]int{}, dropped: map[Pos]int{},
@@ -421,7 +424,10 @@ func (l *loader) checkEndpoint(ep *Endpoint, n *yaml.Node, where string) {
 	if t.Insecure && (t.CAFile != "" || t.Fingerprint != "") {
 		l.errf(p("tls", "insecure"), "%s.tls: conflicting TLS options: insecure: true turns verification off, ca_file and fingerprint_sha256 pin it", where)
 	}
-	if t.Fingerprint != "" {
+	unread := func(path ...string) bool { // a secret value not read (CheckSecrets): nothing to check
+		return l.o.Secrets == CheckSecrets && at(n, path...).Tag == SecretTag
+	}
+	if t.Fingerprint != "" && !unread("tls", "fingerprint_sha256") {
 		fp, err := NormalizeFingerprint(t.Fingerprint)
 		if err != nil {
 			if fn := at(n, "tls", "fingerprint_sha256"); fn.Tag == SecretTag {
@@ -432,7 +438,7 @@ func (l *loader) checkEndpoint(ep *Endpoint, n *yaml.Node, where string) {
 		}
 		t.Fingerprint = fp
 	}
-	if t.CAFile != "" {
+	if t.CAFile != "" && !unread("tls", "ca_file") {
 		pem, err := ReadCAFile(l.dir, t.CAFile)
 		if err != nil {
 			if cn := at(n, "tls", "ca_file"); cn.Tag == SecretTag {

@@ -691,3 +691,50 @@ func TestPlan_ConcurrentDecode(t *testing.T) {
 		}
 	}
 }
+
+func TestLoad_CheckSecrets_ReadsNoValue(t *testing.T) {
+	dir := t.TempDir()
+	// A value too short to be a secret: reading it is an error, so a load that
+	// succeeds did not read it.
+	os.WriteFile(filepath.Join(dir, "short.key"), []byte("ab\n"), 0o600)
+	text := "version: 1\nname: e\nendpoints:\n" +
+		"  api: {kind: http, url: 'https://a.example', auth: {token: '${env.NEVER_SET_TOKEN}'}}\n" +
+		"  b: {kind: http, url: 'https://b.example', auth: {token: '${file.short.key}'}}\n"
+	p := filepath.Join(dir, "p.yaml")
+	os.WriteFile(p, []byte(text), 0o600)
+	o := opts()
+	o.Getenv = func(k string) (string, bool) { t.Errorf("Getenv(%q) called under CheckSecrets", k); return "", false }
+	o.Secrets = CheckSecrets
+	pl, err := Load(p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pl.Endpoints["api"].Auth.Token.Reveal(), PlaceholderSecret("env", "NEVER_SET_TOKEN"); got != want {
+		t.Errorf("token = %q, want the placeholder %q", got, want)
+	}
+	if PlaceholderSecret("env", "A") == PlaceholderSecret("env", "B") || PlaceholderSecret("env", "A") != PlaceholderSecret("env", "A") {
+		t.Error("placeholders must be distinct per reference and stable")
+	}
+	// Reading the same plan fails on both references.
+	o.Secrets, o.Getenv = ReadSecrets, func(string) (string, bool) { return "", false }
+	if _, err := Load(p, o); err == nil || !strings.Contains(err.Error(), "NEVER_SET_TOKEN is not set") || !strings.Contains(err.Error(), "fewer than") {
+		t.Fatalf("read mode: %v", err)
+	}
+	// Checked in kind: a missing file, a directory, a malformed variable name.
+	os.Mkdir(filepath.Join(dir, "adir"), 0o700)
+	bad := "version: 1\nname: e\nendpoints:\n" +
+		"  a: {kind: http, url: 'https://a.example', auth: {token: '${file.missing.key}'}}\n" +
+		"  b: {kind: http, url: 'https://b.example', auth: {token: '${file.adir}'}}\n" +
+		"  c: {kind: http, url: 'https://c.example', auth: {token: '${env.1BAD-NAME}'}}\n"
+	os.WriteFile(p, []byte(bad), 0o600)
+	o.Secrets = CheckSecrets
+	_, err = Load(p, o)
+	if err == nil {
+		t.Fatal("bad references accepted")
+	}
+	for _, want := range []string{"p.yaml:4:", "missing.key", "p.yaml:5:", "adir is not a regular file", "p.yaml:6:", "not an environment variable name"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

@@ -22,6 +22,9 @@ const (
 	// Remove: in the state but no longer in the plan; apply leaves it, apply
 	// --prune deletes it.
 	Remove Verb = "remove"
+	// Adopt: never applied, but plan --probe found the object remotely: the run
+	// takes it over instead of creating it (dry run only; Decide never says it).
+	Adopt Verb = "adopt"
 )
 
 // Decision is the dry-run verdict for one task.
@@ -85,7 +88,13 @@ func stamp(t time.Time) string {
 
 // Totals counts decisions by verb.
 type Totals struct {
-	Create, Update, Skip, Retry, Remove, Total int
+	Create int `json:"create"`
+	Adopt  int `json:"adopt"`
+	Update int `json:"update"`
+	Skip   int `json:"skip"`
+	Retry  int `json:"retry"`
+	Remove int `json:"remove"`
+	Total  int `json:"total"`
 }
 
 // Add counts one decision.
@@ -94,6 +103,8 @@ func (t *Totals) Add(d Decision) {
 	switch d.Verb {
 	case Create:
 		t.Create++
+	case Adopt:
+		t.Adopt++
 	case Update:
 		t.Update++
 	case Skip:

@@ -66,6 +66,9 @@ type Options struct {
 	Redactor *plan.Redactor
 	// Progress, when set, is updated live.
 	Progress *Progress
+	// Events, when set, receives every task event. It is called from the run's
+	// coordinator goroutine, one event at a time, and must not block for long.
+	Events func(Event)
 }
 
 func (o *Options) defaults() {
@@ -249,7 +252,24 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 	}()
 
 	attempts := make([]int, len(g.Tasks)) // attempts in this run
-	var firstTry []time.Time              // when each task's first attempt in this run began
+	var sentAt []time.Time                // when each task's attempt was handed out (Events)
+	if o.Events != nil {
+		sentAt = make([]time.Time, len(g.Tasks))
+	}
+	// ended tells Events how an attempt ended.
+	ended := func(typ EventType, i int32, out outcome, retryIn time.Duration) {
+		if o.Events == nil {
+			return
+		}
+		now := o.Now()
+		e := r.event(typ, i, attempts[i], now)
+		e.Took, e.RetryIn, e.MaybeApplied = now.Sub(sentAt[i]), retryIn, out.maybeApplied
+		if out.err != nil {
+			e.Error = o.Redactor.RedactValue(out.err.Error())
+		}
+		o.Events(e)
+	}
+	var firstTry []time.Time // when each task's first attempt in this run began
 	resolved := make([]bool, len(g.Tasks))
 	inflight, retrying := 0, 0
 	stopping := false
@@ -276,6 +296,11 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				res.Skipped++
 				p.Skipped.Add(1)
 				res.SkippedBy = append(res.SkippedBy, Skipped{ID: g.Tasks[u].ID, Cause: cause})
+				if o.Events != nil {
+					e := r.event(EventSkipped, u, 0, o.Now())
+					e.Cause = cause
+					o.Events(e)
+				}
 				o.Log.Debug().Str("task", g.Tasks[u].ID).Str("failed_dependency", cause).Msg("skipped")
 				stack = append(stack, u)
 			}
@@ -310,6 +335,10 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 			if firstTry[next].IsZero() {
 				firstTry[next] = o.Now()
 			}
+			if o.Events != nil {
+				sentAt[next] = o.Now()
+				o.Events(r.event(EventStarted, next, attempts[next], sentAt[next]))
+			}
 		case out := <-results:
 			inflight--
 			p.Running.Add(-1)
@@ -325,6 +354,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				resolve(i)
 				res.Applied++
 				p.Done.Add(1)
+				ended(EventDone, i, out, 0)
 				for _, u := range g.users[i] {
 					if class[u] != stRun || resolved[u] {
 						continue
@@ -337,19 +367,20 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 			case out.throttled && !stopping && o.Now().Sub(firstTry[i]) < o.ThrottleTimeout:
 				// Throttling is not failure: the endpoint slows down (rest's
 				// adaptive rate and shared pause) and the attempt is given back.
-				attempts[i]--
 				res.Throttled++
 				retrying++
 				p.Throttled.Add(1)
 				d := backoff(o.BackoffBase, o.BackoffMax, 1, out.retryAfter)
 				if out.retryAfter > o.BackoffMax {
 					// Worth a line at info: the server asked for more than the cap.
-					o.Log.Info().Str("task", t.ID).Bool("throttled", true).Dur("retry_in", d).Dur("retry_after_asked", out.retryAfter).
+					o.Log.Info().Str("task", t.ID).Bool("throttled", true).Int64("retry_in_ms", d.Milliseconds()).Int64("retry_after_asked_ms", out.retryAfter.Milliseconds()).
 						Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that").
 						Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("retrying")
 				} else {
-					o.Log.Debug().Str("task", t.ID).Dur("retry_in", d).Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("throttled")
+					o.Log.Debug().Str("task", t.ID).Int64("retry_in_ms", d.Milliseconds()).Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("throttled")
 				}
+				ended(EventRetrying, i, out, d)
+				attempts[i]--
 				time.AfterFunc(d, func() {
 					select {
 					case retryCh <- i:
@@ -361,11 +392,12 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				retrying++
 				p.Retries.Add(1)
 				d := backoff(o.BackoffBase, o.BackoffMax, attempts[i], out.retryAfter)
-				ev := o.Log.Info().Str("task", t.ID).Int("attempt", attempts[i]).Dur("retry_in", d)
+				ev := o.Log.Info().Str("task", t.ID).Int("attempt", attempts[i]).Int64("retry_in_ms", d.Milliseconds())
 				if out.retryAfter > o.BackoffMax {
-					ev = ev.Dur("retry_after_asked", out.retryAfter).Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that")
+					ev = ev.Int64("retry_after_asked_ms", out.retryAfter.Milliseconds()).Str("note", "the server asked to wait longer than --backoff-max ("+o.BackoffMax.String()+"); waiting at most that")
 				}
 				ev.Str("error", o.Redactor.RedactValue(out.err.Error())).Msg("retrying")
+				ended(EventRetrying, i, out, d)
 				time.AfterFunc(d, func() {
 					select {
 					case retryCh <- i:
@@ -382,6 +414,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 				}
 				res.Failures = append(res.Failures, Failure{ID: t.ID, Attempts: r.recs[i].Attempts, Error: msg})
 				o.Log.Error().Str("task", t.ID).Int("attempts", r.recs[i].Attempts).Str("error", msg).Msg("failed")
+				ended(EventFailed, i, out, 0)
 				skipUsers(i)
 				if o.FailFast || (o.MaxFailures > 0 && res.Failed >= o.MaxFailures) {
 					res.Stopped = true
@@ -397,7 +430,7 @@ func Run(ctx context.Context, g *Graph, st Store, o Options) (*Result, error) {
 		case <-ctxDone:
 			ctxDone = nil
 			res.Interrupted = true
-			o.Log.Warn().Int("in_flight", inflight).Dur("grace", o.Grace).Msg("stop requested: no new tasks; waiting for in-flight tasks")
+			o.Log.Warn().Int("in_flight", inflight).Int64("grace_ms", o.Grace.Milliseconds()).Msg("stop requested: no new tasks; waiting for in-flight tasks")
 			stop()
 		case <-grace:
 			grace = nil
@@ -444,7 +477,6 @@ func backoff(base, max time.Duration, n int, retryAfter time.Duration) time.Dura
 // until the outcome comes back.
 func (r *run) attempt(i int32) outcome {
 	t := r.g.Tasks[i]
-	log := r.o.Log.With().Str("task", t.ID).Logger()
 	prev := r.recs[i]
 	rec := &state.Record{ID: t.ID, Outputs: state.Outputs{}}
 	inDoubt, changed := false, false
@@ -461,6 +493,10 @@ func (r *run) attempt(i int32) outcome {
 	}
 	rec.Status = state.Started
 	rec.Attempts++
+	// The task's logger, also in the context: the API clients log each request
+	// with it (zerolog.Ctx), under the task and attempt.
+	log := r.o.Log.With().Str("task", t.ID).Int("attempt", rec.Attempts).Logger()
+	applyCtx := log.WithContext(r.applyCtx)
 	rec.Hash = t.Hash
 	rec.StartedAt = time.Now()
 	if err := r.st.Put(rec); err != nil {
@@ -486,8 +522,8 @@ func (r *run) attempt(i int32) outcome {
 		}
 		return nil
 	}
-	log.Debug().Int("attempt", rec.Attempts).Bool("in_doubt", x.InDoubt).Bool("changed", changed).Msg("apply")
-	out, err := applySafely(r.applyCtx, t, x)
+	log.Debug().Bool("in_doubt", x.InDoubt).Bool("changed", changed).Msg("apply")
+	out, err := applySafely(applyCtx, t, x)
 	if err != nil && r.applyCtx.Err() != nil {
 		// Cancelled in flight: the outcome is unknown, the record stays "started".
 		return outcome{i: i, interrupted: true}
@@ -527,7 +563,7 @@ func (r *run) attempt(i int32) outcome {
 		r.outputs[i] = rec.Outputs
 		r.outMu.Unlock()
 	}
-	log.Debug().Dur("took", now.Sub(rec.StartedAt)).Msg("done")
+	log.Debug().Int64("took_ms", now.Sub(rec.StartedAt).Milliseconds()).Msg("done")
 	return outcome{i: i}
 }
 
@@ -563,6 +599,12 @@ func (r *run) lookup(ref plan.Ref) (string, error) {
 		return "", fmt.Errorf("%s: item %q has no output %q (it has: %s; secret outputs are kept only with %s set)", ref.Pos, ref.Item, ref.Key, strings.Join(names, ", "), state.KeyEnv)
 	}
 	return v.Value, nil
+}
+
+// event is task i's event of a type, without the outcome's fields.
+func (r *run) event(typ EventType, i int32, attempt int, at time.Time) Event {
+	t := r.g.Tasks[i]
+	return Event{Time: at, Type: typ, Task: t.ID, Kind: t.Kind, Endpoint: t.Endpoint, Attempt: attempt}
 }
 
 // RegisterSecrets gives the redactor every secret output the records hold (the ones

@@ -661,7 +661,7 @@ func TestRunner_Run_RetryAfterIsCappedByBackoffMax(t *testing.T) {
 		t.Fatalf("res=%+v err=%v", res, err)
 	}
 	line := logs.String()
-	if !strings.Contains(line, `"message":"retrying"`) || !strings.Contains(line, `"retry_after_asked"`) || !strings.Contains(line, "asked to wait longer") {
+	if !strings.Contains(line, `"message":"retrying"`) || !strings.Contains(line, `"retry_after_asked_ms"`) || !strings.Contains(line, "asked to wait longer") {
 		t.Errorf("the retry's log line does not say the server asked for longer:\n%s", line)
 	}
 }

@@ -57,7 +57,8 @@ nx_systems:
   defaults:
     cloud: nxcloud
     mode: auto
-    admin: {username: admin, password: "${env.NX_ADMIN_PASSWORD}"}
+    # Factory-new servers: the documented default login, then setup sets the password.
+    admin: {username: admin, password: admin}
     local_password: ${env.NX_ADMIN_PASSWORD}
     tls: {insecure: true}
   items:

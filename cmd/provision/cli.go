@@ -24,29 +24,6 @@ import (
 	"provision/state"
 )
 
-const usage = `provision runs a provisioning plan against vendor APIs: many systems, users and
-edge resources, expanded into a dependency-ordered task graph, run concurrently and
-checkpointed so that rerunning the same command resumes after a failure or a kill.
-
-Usage:
-  provision validate PLAN           check a plan; no remote call, no state
-  provision plan PLAN               dry run: what apply would do, per task, with totals
-  provision apply PLAN              run the plan (rerun to resume; --prune deletes removed items)
-  provision destroy PLAN            delete what the plan created (--only part of it; --dry-run)
-  provision status [PLAN]           what the state file says: counts, failures
-  provision state list|show|forget  tasks of the state, one task, mark tasks in doubt
-  provision graph PLAN              the task graph in Graphviz DOT
-  provision sandbox                 serve fake vendor APIs on localhost
-  provision help sections           every plan section and its fields
-  provision help exit-codes         exit codes
-  provision version
-
-Run "provision COMMAND --help" for the options of a command.
-
-Exit codes: 0 all done, 1 some tasks failed or were skipped, 2 bad plan, flags or
-state file (nothing changed), 3 interrupted (rerun the same command to resume).
-`
-
 const exitCodesHelp = `Exit codes:
   0  every selected task is done (or, for validate/plan/status, the command succeeded)
   1  some tasks failed, were skipped after a failed dependency, or are in doubt
@@ -64,56 +41,21 @@ var version = "dev"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return errQuiet(ExitBadInput)
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "validate":
-		return cmdValidate(ctx, rest, stdout, stderr)
-	case "plan":
-		return cmdPlan(ctx, rest, stdout, stderr)
-	case "apply":
-		return cmdApply(ctx, rest, stdout, stderr)
-	case "destroy":
-		return cmdDestroy(ctx, rest, stdout, stderr)
-	case "state":
-		return cmdState(ctx, rest, stdout, stderr)
-	case "status":
-		return cmdStatus(ctx, rest, stdout, stderr)
-	case "graph":
-		return cmdGraph(ctx, rest, stdout, stderr)
-	case "sandbox":
-		return cmdSandbox(ctx, rest, stdout, stderr)
-	case "help", "-h", "--help", "-help":
+	case "-h", "--help", "-help":
 		return cmdHelp(rest, stdout)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "provision", version)
-		return nil
+	case "--version", "-version":
+		return cmdVersion(ctx, rest, stdout, stderr)
 	}
-	fmt.Fprint(stderr, usage)
+	if c, ok := findCommand(cmd); ok {
+		return c.run(ctx, rest, stdout, stderr)
+	}
+	fmt.Fprint(stderr, usageText())
 	return withCode(ExitBadInput, fmt.Errorf("unknown command %q", cmd))
-}
-
-func cmdHelp(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	switch args[0] {
-	case "sections":
-		reg := registry()
-		for _, s := range reg.Sections() {
-			k, _ := reg.Kind(s)
-			fmt.Fprintln(stdout, strings.TrimSpace(k.Doc()))
-			fmt.Fprintln(stdout)
-		}
-		return nil
-	case "exit-codes":
-		fmt.Fprint(stdout, exitCodesHelp)
-		return nil
-	}
-	return withCode(ExitBadInput, fmt.Errorf("help %q: want sections or exit-codes", args[0]))
 }
 
 // common holds the flags shared by the plan commands.
@@ -124,26 +66,57 @@ type common struct {
 	logLevel   string
 	sandbox    bool
 	sandboxURL string
-	retarget   bool
-	shard      string
-	faults     faultFlags
-	probe      bool
-	cmd        string // the command's name, for flag errors
-	refresh    bool
+	// sandboxState: the command reads the sandbox rehearsal's state (status, state).
+	sandboxState bool
+	// secrets: validate, graph and the state readers check secret references
+	// without reading them (plan.CheckSecrets); plan, apply and destroy read them.
+	secrets  plan.SecretMode
+	retarget bool
+	shard    string
+	faults   faultFlags
+	probe    bool
+	cmd      string // the command's name, for flag errors
+	refresh  bool
 }
 
-func (c *common) register(fs *flag.FlagSet, withState bool) {
+// flagGroup selects which of the shared flags a command takes.
+type flagGroup uint8
+
+const (
+	flagState   flagGroup = 1 << iota // --state
+	flagShard                         // --shard
+	flagLog                           // --log-format, --log-level
+	flagSandbox                       // --sandbox, --sandbox-url
+	flagFaults                        // --fault-*: only where a sandbox starts
+	// flagSandboxState: --sandbox only picks the sandbox rehearsal's state file
+	// (commands that read a state and start no sandbox).
+	flagSandboxState
+)
+
+// register registers the shared flags of the groups a command takes (--var always).
+func (c *common) register(fs *flag.FlagSet, groups flagGroup) {
 	c.cmd = fs.Name()
-	fs.Var(&c.vars, "var", "set a plan var: NAME=VALUE (repeatable)")
-	if withState {
-		fs.StringVar(&c.statePath, "state", "", "state file (default: .provision/<plan name>.db next to the plan)")
+	fs.Var(&c.vars, "var", "set a plan var: `NAME=VALUE` (repeatable)")
+	if groups&flagState != 0 {
+		fs.StringVar(&c.statePath, "state", "", "state `FILE` (default: .provision/<plan name>.db next to the plan)")
+	}
+	if groups&flagShard != 0 {
 		fs.StringVar(&c.shard, "shard", "", "run shard `I/N` of the plan (connected components split into N shards; own state file)")
 	}
-	fs.StringVar(&c.logFormat, "log-format", "console", "log format: console or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.BoolVar(&c.sandbox, "sandbox", false, "start the fake vendor APIs in-process and point the plan's endpoints at them (own state file: .provision/<plan name>.sandbox.db)")
-	fs.StringVar(&c.sandboxURL, "sandbox-url", "", "point the plan's endpoints at a running `provision sandbox` at `URL` (its state outlives each run; own state file: .provision/<plan name>.sandbox.db)")
-	c.faults.register(fs)
+	if groups&flagLog != 0 {
+		fs.StringVar(&c.logFormat, "log-format", "console", "log `FORMAT`: console or json")
+		fs.StringVar(&c.logLevel, "log-level", "info", "log `LEVEL`: debug (every request), info, warn, error")
+	}
+	if groups&flagSandbox != 0 {
+		fs.BoolVar(&c.sandbox, "sandbox", false, "start the fake vendor APIs in-process and point the plan's endpoints at them (own state file: .provision/<plan name>.sandbox.db)")
+		fs.StringVar(&c.sandboxURL, "sandbox-url", "", "point the plan's endpoints at a running sandbox (provision sandbox) at `URL`; its state outlives each run; own state file: .provision/<plan name>.sandbox.db")
+	}
+	if groups&flagSandboxState != 0 {
+		fs.BoolVar(&c.sandboxState, "sandbox", false, "read the sandbox rehearsal's state file (.provision/<plan name>.sandbox.db)")
+	}
+	if groups&flagFaults != 0 {
+		c.faults.register(fs)
+	}
 }
 
 // varFlags collects --var NAME=VALUE.
@@ -206,8 +179,11 @@ func flagError(fs *flag.FlagSet, err error) error {
 func newFlagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: provision %s\n\n", synopsis)
-		fs.PrintDefaults()
+		if fc, ok := fs.Output().(*flagCapture); ok {
+			fc.fs = fs // flagsOf: the flag set itself, not its text
+			return
+		}
+		printUsage(fs.Output(), fs, synopsis)
 	}
 	return fs
 }
@@ -223,7 +199,7 @@ func (c *common) logger(stderr io.Writer, red *plan.Redactor) (zerolog.Logger, e
 	case "json":
 		return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 	case "console":
-		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !isTerminal(stderr)}
+		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !newPalette(stderr).on}
 		return zerolog.New(cw).Level(lvl).With().Timestamp().Logger(), nil
 	}
 	return zerolog.Nop(), c.flagErr("--log-format %q: want console or json", c.logFormat)
@@ -273,18 +249,28 @@ func targetOf(p *plan.Plan, sandboxMode string) map[string]string {
 // as a bad-input error.
 func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*loaded, error) {
 	reg := registry()
-	p, err := plan.Load(path, plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars})
+	o := plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars, Secrets: c.secrets}
+	var sp *sandboxSecrets
+	if c.sandbox || c.sandboxURL != "" {
+		sp = &sandboxSecrets{}
+		o.Getenv = sp.getenv
+	}
+	p, err := plan.Load(path, o)
 	if err != nil {
 		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(err)))
 	}
+	sp.tell(stderr)
 	l := &loaded{plan: p, items: len(p.Items)}
 	b := &providers.Build{Plan: p, Clients: &providers.Clients{}}
 	l.build = b
 	if c.sandbox && c.sandboxURL != "" {
 		return nil, c.flagErr("--sandbox and --sandbox-url exclude each other")
 	}
+	if !c.sandbox && c.faults.set() {
+		return nil, c.flagErr("the --fault-* flags need --sandbox (with --sandbox-url, give them to provision sandbox)")
+	}
 	switch {
-	case c.sandbox:
+	case c.sandbox || c.sandboxState:
 		l.target = targetOf(p, "sandbox (in-process fakes)")
 	case c.sandboxURL != "":
 		l.target = targetOf(p, "sandbox at "+strings.TrimRight(c.sandboxURL, "/"))
@@ -378,7 +364,7 @@ func (c *common) statePathFor(p *plan.Plan) string {
 		i, n, _ := parseShard(c.shard)
 		name = fmt.Sprintf("%s.shard-%d-of-%d", name, i, n)
 	}
-	if c.sandbox || c.sandboxURL != "" {
+	if c.sandbox || c.sandboxURL != "" || c.sandboxState {
 		name += ".sandbox"
 	}
 	return filepath.Join(p.Dir, ".provision", name+".db")

@@ -17,6 +17,7 @@ import (
 	"provision/plan"
 	"provision/providers/httpstep/httpfake"
 	"provision/providers/sandbox"
+	"provision/runner"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -332,6 +333,20 @@ func TestCLI_PlanProbe_ReportsWhatExistsRemotely(t *testing.T) {
 	}
 	if !strings.Contains(admin, "exists remotely") || !strings.Contains(app, "not found") {
 		t.Fatalf("probe lines:\n%s\n%s\nfull output:\n%s", admin, app, out)
+	}
+	// What exists is adopted, not created, and counted apart.
+	if !strings.HasPrefix(admin, "  adopt ") || !strings.HasPrefix(app, "  create ") || !strings.Contains(out, "; 1 to adopt (exist remotely, taken over)") || !strings.Contains(out, "adopt 1") {
+		t.Fatalf("adopt not shown:\n%s", out)
+	}
+	code, out, _ = cli(t, "plan", p, "--sandbox-url", sb.URL(), "--state", fresh, "--probe", "--json")
+	var dr dryRun
+	if code != ExitOK || json.Unmarshal([]byte(out), &dr) != nil || dr.Totals.Adopt != 1 || dr.ByKind["edge_users"] == nil || dr.ByKind["edge_users"].Adopt != 1 {
+		t.Fatalf("--probe --json: %d\n%s", code, out)
+	}
+	for _, d := range dr.Tasks {
+		if (d.ID == "retail-admin") != (d.Verb == runner.Adopt) {
+			t.Errorf("%s: %s", d.ID, d.Verb)
+		}
 	}
 	if _, err := os.Stat(fresh); err == nil {
 		t.Error("the dry run created a state file")

@@ -11,7 +11,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"provision/plan"
@@ -24,7 +23,8 @@ import (
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	fs := newFlagSet("validate", "validate [flags] PLAN\n\nChecks the plan (syntax, fields, references, cycles, expansion) without any remote call\nor state access. Every problem is listed with its position.")
-	c.register(fs, true)
+	c.register(fs, 0)
+	c.secrets = plan.CheckSecrets
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -41,7 +41,8 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func cmdGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	fs := newFlagSet("graph", "graph [flags] PLAN > plan.dot\n\nPrints the task graph in Graphviz DOT form (edges point from a task to what it depends on).")
-	c.register(fs, true)
+	c.register(fs, flagShard)
+	c.secrets = plan.CheckSecrets
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -66,11 +67,12 @@ type dryRun struct {
 	// Changes counts the tasks a run would change (create, update, retry, remove).
 	Changes int `json:"changes"`
 	// Drifted lists done tasks whose objects differ from the plan (--refresh).
-	Drifted []string `json:"drifted,omitempty"`
+	Drifted []string `json:"drifted"`
 }
 
 type counts struct {
 	Create int `json:"create"`
+	Adopt  int `json:"adopt"`
 	Update int `json:"update"`
 	Skip   int `json:"skip"`
 	Retry  int `json:"retry"`
@@ -80,13 +82,14 @@ type counts struct {
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	var po planOpts
-	var asJSON, summary, destroy, includeAdopted bool
+	var asJSON, summary, destroy, includeAdopted, showSkips bool
 	var only string
 	fs := newFlagSet("plan", "plan [flags] PLAN\n\nDry run: lists, per task, create / update / skip (done) / retry (failed or in doubt)\nwith the reason, and the totals. No remote change, nothing written to the state; with\n--probe, read-only calls report which objects already exist remotely.")
-	c.register(fs, true)
+	c.register(fs, flagState|flagShard|flagSandbox|flagFaults)
 	fs.BoolVar(&c.probe, "probe", false, "ask the APIs (read-only) whether each object to create or retry exists already")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.BoolVar(&summary, "summary", false, "print only the totals (and tasks that are not skipped are still counted)")
+	fs.BoolVar(&summary, "summary", false, "print only the totals")
+	fs.BoolVar(&showSkips, "show-skips", false, "list the tasks that are done and unchanged too (by default they are counted per section)")
 	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
 	fs.BoolVar(&destroy, "destroy", false, "preview provision destroy: what would be deleted and what stays")
 	fs.BoolVar(&includeAdopted, "include-adopted", false, "with --destroy: as destroy --include-adopted")
@@ -100,26 +103,27 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if destroy {
 		return previewDestroy(ctx, &c, pos[0], only, includeAdopted, asJSON, stdout, stderr)
 	}
-	po.only, po.asJSON, po.summary = only, asJSON, summary
+	po.only, po.asJSON, po.summary, po.showSkips = only, asJSON, summary, showSkips
 	return dryRunPlan(ctx, &c, pos[0], po, stdout, stderr)
 }
 
-// probe asks a task's provider, read-only, whether its object exists already.
-func probe(ctx context.Context, t *providers.Task, recs map[string]*state.Record, red *plan.Redactor) string {
+// probe asks a task's provider, read-only, whether its object exists already, and
+// says so in a note for the decision's reason.
+func probe(ctx context.Context, t *providers.Task, recs map[string]*state.Record, red *plan.Redactor) (exists bool, note string) {
 	p, ok := t.Action.(providers.Prober)
 	if !ok {
-		return ""
+		return false, ""
 	}
 	exists, detail, err := p.Probe(ctx, execFor(t, recs, red))
 	switch {
 	case err != nil:
-		return "; remote state unknown: " + err.Error()
+		return false, "; remote state unknown: " + err.Error()
 	case exists:
-		return "; exists remotely: " + detail
+		return true, "; exists remotely: " + detail
 	case detail != "":
-		return "; not found remotely (" + detail + ")"
+		return false, "; not found remotely (" + detail + ")"
 	}
-	return "; not found remotely"
+	return false, "; not found remotely"
 }
 
 func splitList(s string) []string {
@@ -136,7 +140,7 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var c common
 	var o runner.Options
 	var dry, asJSON, prune, yes bool
-	var only string
+	var only, eventsFile, uiListen string
 	var progressEvery time.Duration
 	fs := newFlagSet("apply", `apply [flags] PLAN
        provision apply [flags] SAVED-PLAN   (from provision plan --out: exactly that, or nothing)
@@ -150,7 +154,7 @@ changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones fin
 Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 (32 bytes base64/hex: head -c32 /dev/urandom | base64; or a passphrase of at least
 16 characters), and not stored otherwise.`)
-	c.register(fs, true)
+	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
 	registerRunFlags(fs, &o, &progressEvery)
 	fs.BoolVar(&c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
 	fs.StringVar(&only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
@@ -159,6 +163,8 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
 	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
+	fs.StringVar(&uiListen, "ui", "", "serve a read-only live page of the run at `ADDR` (a port alone, :8701, is served on loopback only)")
+	fs.StringVar(&eventsFile, "events", "", "append one JSON line per task event (started, retrying, done, failed, skipped) to `FILE` (docs/json.md)")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -191,8 +197,10 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	}
 	defer l.close()
 	red := l.plan.Redactor
-	// Logs (from every worker) and the progress line share stderr: one lock.
-	stderr = &lockedWriter{w: stderr}
+	// Logs (from every worker) and the progress block share stderr: the console
+	// owns both.
+	con := newConsole(stderr)
+	stderr = con
 	log, err := c.logger(stderr, red)
 	if err != nil {
 		return err
@@ -260,9 +268,44 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if len(removed) > 0 && !prune {
 		log.Warn().Int("tasks", len(removed)).Str("ids", joinIDs(removed, 10)).Msg("removed from the plan: left alone (provision plan lists them; apply --prune deletes them)")
 	}
-	stopProgress := startProgress(o.Progress, stderr, isTerminal(stderr), progressEvery, func() string { return rateSuffix(rates()) })
+	sel, err := l.graph.Select(o.Only)
+	if err != nil {
+		return withCode(ExitBadInput, err)
+	}
+	live := newLiveStats(l.graph, sel, recs, o.Force)
+	sinks := []func(runner.Event){live.observe}
+	if eventsFile != "" {
+		el, err := openEventLog(eventsFile, l.plan.Name, red, log)
+		if err != nil {
+			return err
+		}
+		defer el.Close()
+		sinks = append(sinks, el.write)
+	}
+	var page *uiServer
+	if uiListen != "" {
+		u := newUIState(l.plan.Name, o.Progress, live, red, time.Now())
+		u.rates = rates
+		if page, err = startUI(uiListen, u); err != nil {
+			return err
+		}
+		defer page.Close()
+		sinks = append(sinks, u.observe)
+		fmt.Fprintf(stderr, "ui: the live page of this run (read-only): %s\n", page.URL())
+	}
+	o.Events = func(e runner.Event) {
+		for _, f := range sinks {
+			f(e)
+		}
+	}
+	view := newProgressView(o.Progress, live, newPalette(con))
+	view.endpoints = func() string { return strings.TrimPrefix(rateSuffix(rates()), " | ") }
+	stopProgress := startProgress(view, con, progressEvery)
 	res, err := runner.Run(ctx, l.graph, st, o)
 	stopProgress()
+	if page != nil {
+		page.finish()
+	}
 	var pruned *runner.Result
 	var kept []keptLine
 	if err == nil && prune && len(removed) > 0 && !res.Interrupted {
@@ -309,18 +352,16 @@ func registerRunFlags(fs *flag.FlagSet, o *runner.Options, progressEvery *time.D
 	fs.DurationVar(progressEvery, "progress-interval", 10*time.Second, "how often to print a progress line when stderr is not a terminal")
 }
 
+// applyReport is what an apply did (printed as text, or as applyJSON).
 type applyReport struct {
-	Plan  string `json:"plan"`
-	State string `json:"state"`
-	*runner.Result
-	Rate    float64        `json:"tasks_per_second"`
-	Sandbox map[string]any `json:"sandbox,omitempty"`
+	Plan, State string
+	Result      *runner.Result
 	// Removed: tasks in the state the plan no longer lists, left alone (no --prune).
-	Removed []string `json:"removed,omitempty"`
+	Removed []string
 	// Pruned: the deletes of removed tasks (--prune).
-	Pruned *destroyReport `json:"pruned,omitempty"`
+	Pruned *destroyReport
 	// Endpoints: per endpoint, the rate it settled at and its throttled answers.
-	Endpoints []rest.RateStats `json:"endpoints"`
+	Endpoints []rest.RateStats
 }
 
 func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, sb *sandboxRun) {
@@ -329,16 +370,9 @@ func report(stdout io.Writer, red *plan.Redactor, r *applyReport, asJSON bool, s
 	res := r.Result
 	applied := res.Applied + res.Failed
 	if asJSON {
-		r.Rate = rate(applied, res.Elapsed)
-		if r.Endpoints == nil {
-			r.Endpoints = []rest.RateStats{}
-		}
-		if sb != nil {
-			r.Sandbox = sb.Stats()
-		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(r)
+		_ = enc.Encode(applyJSONOf(r, sb))
 		return
 	}
 	verdict := "done"
@@ -413,24 +447,37 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
+// statusReport is status --json (and what the text is printed from).
 type statusReport struct {
-	States   []string       `json:"states"`
-	Counts   map[string]int `json:"counts"`
-	Total    int            `json:"total"`
-	NotRun   int            `json:"not_started,omitempty"`
-	Failed   []taskLine     `json:"failed,omitempty"`
-	InDoubt  []taskLine     `json:"in_doubt,omitempty"`
-	Changed  int            `json:"changed_since_done,omitempty"`
-	Planned  int            `json:"planned,omitempty"`
-	Removed  []string       `json:"removed,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	SchemaVersion int      `json:"schema_version"`
+	Plan          string   `json:"plan,omitempty"`
+	States        []string `json:"states"`
+	// Total is the number of records; Counts splits them by status: done, failed,
+	// in_doubt, pending.
+	Total  int            `json:"total"`
+	Counts map[string]int `json:"counts"`
+	// With a plan: its tasks, those without a record, and those done with another spec.
+	Planned      int        `json:"planned,omitempty"`
+	NotStarted   int        `json:"not_started,omitempty"`
+	Changed      int        `json:"changed_since_done,omitempty"`
+	Failures     []failure  `json:"failures"`
+	InDoubtTasks []taskLine `json:"in_doubt_tasks"`
+	Removed      []string   `json:"removed"`
+	Warnings     []string   `json:"warnings"`
+	// NoRunYet: the plan's state file does not exist yet.
+	NoRunYet bool `json:"no_run_yet,omitempty"`
 }
 
+// taskLine is a task in doubt: its attempts and when the last one started.
 type taskLine struct {
-	ID       string    `json:"id"`
-	Attempts int       `json:"attempts"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"started,omitempty"`
+	ID        string    `json:"id"`
+	Attempts  int       `json:"attempts"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+}
+
+func newStatusReport(states []string) statusReport {
+	return statusReport{SchemaVersion: jsonSchemaVersion, States: nonNil(states), Counts: map[string]int{"done": 0, "failed": 0, "in_doubt": 0},
+		Failures: []failure{}, InDoubtTasks: []taskLine{}, Removed: []string{}, Warnings: []string{}}
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -442,8 +489,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 Reports what the state says: counts per status, failed tasks with their errors, tasks
 in doubt. With PLAN, also tasks not started yet and tasks changed since done. Several
 --state flags (one per shard) report the whole rollout.`)
-	c.register(fs, false)
-	fs.Var(&states, "state", "state file (repeatable: one per shard); default: the plan's")
+	c.register(fs, flagShard|flagSandboxState)
+	c.secrets = plan.CheckSecrets
+	fs.Var(&states, "state", "state `FILE` (repeatable: one per shard); default: the plan's")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	pos, err := parse(fs, args, stderr, "")
 	if err != nil {
@@ -465,7 +513,10 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	if len(states) == 0 {
 		return withCode(ExitBadInput, errors.New("status: give a PLAN or at least one --state file"))
 	}
-	rep := statusReport{States: states, Counts: map[string]int{}}
+	rep := newStatusReport(states)
+	if l != nil {
+		rep.Plan = l.plan.Name
+	}
 	all := map[string]*state.Record{}
 	// Without its plan, status still knows the secret outputs the state holds (when
 	// the key is given) and masks them wherever they appear.
@@ -474,7 +525,12 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		red = l.plan.Redactor
 	}
 	for _, sp := range states {
-		if _, err := os.Stat(sp); err != nil {
+		if _, err := os.Stat(sp); errors.Is(err, os.ErrNotExist) {
+			if l != nil && len(states) == 1 {
+				return noRunYet(stdout, sp, asJSON)
+			}
+			return withCode(ExitBadInput, fmt.Errorf("state %s: no such file (no run has written it yet?)", sp))
+		} else if err != nil {
 			return withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
 		}
 		name := ""
@@ -515,22 +571,22 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	ids := sortedKeys(all)
 	for _, id := range ids {
 		r := all[id]
-		rep.Counts[r.Status.String()]++
+		rep.Counts[statusKey(r.Status)]++
 		rep.Total++
 		switch r.Status {
 		case state.Failed:
-			rep.Failed = append(rep.Failed, taskLine{ID: id, Attempts: r.Attempts, Error: red.RedactValue(r.LastError)})
+			rep.Failures = append(rep.Failures, failure{ID: id, Attempts: r.Attempts, Error: red.RedactValue(r.LastError), FinishedAt: r.FinishedAt.UTC()})
 		case state.Started:
-			rep.InDoubt = append(rep.InDoubt, taskLine{ID: id, Attempts: r.Attempts, Started: r.StartedAt})
+			rep.InDoubtTasks = append(rep.InDoubtTasks, taskLine{ID: id, Attempts: r.Attempts, StartedAt: r.StartedAt.UTC()})
 		}
 	}
 	if l != nil {
-		rep.Removed = removedIDs(l.graph, all)
+		rep.Removed = nonNil(removedIDs(l.graph, all))
 		rep.Planned = l.graph.Len()
 		for _, t := range l.graph.Tasks {
 			r, ok := all[t.ID]
 			if !ok {
-				rep.NotRun++
+				rep.NotStarted++
 			} else if r.Status == state.Done && r.Hash != t.Hash {
 				rep.Changed++
 			}
@@ -548,14 +604,11 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	sort.SliceStable(keys, func(i, j int) bool { return statusOrder(keys[i]) < statusOrder(keys[j]) })
 	fmt.Fprintf(w, "  recorded     %d\n", rep.Total)
 	for _, k := range keys {
-		label := k
-		if k == "started" {
-			label = "in doubt"
-		}
+		label := strings.ReplaceAll(k, "_", " ")
 		fmt.Fprintf(w, "  %-12s %d\n", label, rep.Counts[k])
 	}
 	if l != nil {
-		fmt.Fprintf(w, "  planned      %d (not started: %d, changed since done: %d)\n", rep.Planned, rep.NotRun, rep.Changed)
+		fmt.Fprintf(w, "  planned      %d (not started: %d, changed since done: %d)\n", rep.Planned, rep.NotStarted, rep.Changed)
 	}
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
@@ -566,19 +619,41 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 			fmt.Fprintf(w, "  %s\n", id)
 		}
 	}
-	if len(rep.Failed) > 0 {
+	if len(rep.Failures) > 0 {
 		fmt.Fprintln(w, "failed:")
-		for _, f := range rep.Failed {
-			fmt.Fprintf(w, "  %s (%d attempts): %s\n", f.ID, f.Attempts, f.Error)
+		for _, f := range rep.Failures {
+			fmt.Fprintf(w, "  %s (%s): %s\n", f.ID, plural(f.Attempts, "attempt"), f.Error)
 		}
 	}
-	if len(rep.InDoubt) > 0 {
+	if len(rep.InDoubtTasks) > 0 {
 		fmt.Fprintln(w, "in doubt (reconciled on the next apply):")
-		for _, f := range rep.InDoubt {
-			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, f.Started.UTC().Format(time.RFC3339))
+		for _, f := range rep.InDoubtTasks {
+			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, stamp(f.StartedAt))
 		}
 	}
 	return nil
+}
+
+// noRunYet is status for a plan whose state file does not exist yet.
+func noRunYet(stdout io.Writer, sp string, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		rep := newStatusReport([]string{sp})
+		rep.NoRunYet, rep.Warnings = true, []string{"no run yet for this plan"}
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "no run yet for this plan (no state file at %s; provision apply writes it)\n", sp)
+	return nil
+}
+
+// statusKey is a record status's name in status counts: "in_doubt" for a started
+// record, as everywhere in the JSON.
+func statusKey(s state.Status) string {
+	if s == state.Started {
+		return "in_doubt"
+	}
+	return s.String()
 }
 
 func statusOrder(s string) int {
@@ -587,30 +662,10 @@ func statusOrder(s string) int {
 		return 0
 	case "failed":
 		return 1
-	case "started":
+	case "in_doubt":
 		return 2
 	}
 	return 3
-}
-
-// lockedWriter serialises writes from concurrent goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// Fd lets isTerminal see through the lock.
-func (l *lockedWriter) Fd() uintptr {
-	if f, ok := l.w.(interface{ Fd() uintptr }); ok {
-		return f.Fd()
-	}
-	return ^uintptr(0)
 }
 
 type stringList []string

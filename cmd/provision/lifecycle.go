@@ -212,8 +212,8 @@ func forgetDestroyed(st *state.Store) (int, error) {
 type deleteSummary struct {
 	Delete int            `json:"delete"`
 	Keep   int            `json:"keep"`
-	Kept   []keptLine     `json:"kept,omitempty"`
-	Lines  []deletionLine `json:"tasks,omitempty"`
+	Kept   []keptLine     `json:"kept"`
+	Lines  []deletionLine `json:"tasks"`
 }
 
 type keptLine struct {
@@ -267,10 +267,10 @@ func joinIDs(ids []string, max int) string {
 	return strings.Join(ids[:max], ", ") + fmt.Sprintf(" and %d more", len(ids)-max)
 }
 
-// destroyReport is the result of a run of deletes.
+// destroyReport is the result of a run of deletes (as JSON: deletesJSON).
 type destroyReport struct {
 	*runner.Result
-	Kept []keptLine `json:"kept,omitempty"`
+	Kept []keptLine
 }
 
 // runDeletes deletes the objects of the tasks ids (what planDeletes lets go), through
@@ -293,7 +293,19 @@ func runDeletes(ctx context.Context, l *loaded, st *state.Store, ids []string, i
 	}
 	o.Only = nil
 	o.Progress = &runner.Progress{}
-	stop := startProgress(o.Progress, stderr, isTerminal(stderr), every)
+	con, ok := stderr.(*console)
+	if !ok {
+		con = newConsole(stderr)
+	}
+	live := newLiveStats(g, nil, nil, nil)
+	prev := o.Events
+	o.Events = func(e runner.Event) {
+		live.observe(e)
+		if prev != nil {
+			prev(e)
+		}
+	}
+	stop := startProgress(newProgressView(o.Progress, live, newPalette(con)), con, every)
 	res, err := runner.Run(ctx, g, st, o)
 	stop()
 	if err != nil {
@@ -389,7 +401,7 @@ before the rollout) stay unless --include-adopted; objects an API cannot delete 
 listed. With --only, the matching tasks and everything that depends on them (not
 past a milestone, which only orders).
 Without a terminal to confirm on, --yes is required.`)
-	c.register(fs, true)
+	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
 	registerRunFlags(fs, &o, &every)
 	fs.StringVar(&only, "only", "", "delete only tasks matching `PATTERNS` (comma-separated globs) and everything that depends on them")
 	fs.BoolVar(&includeAdopted, "include-adopted", false, "also delete objects the plan adopted (found existing) rather than created")
@@ -412,7 +424,7 @@ Without a terminal to confirm on, --yes is required.`)
 	}
 	defer l.close()
 	red := l.plan.Redactor
-	stderr = &lockedWriter{w: stderr}
+	stderr = newConsole(stderr) // logs and progress share stderr
 	log, err := c.logger(stderr, red)
 	if err != nil {
 		return err
@@ -463,11 +475,8 @@ Without a terminal to confirm on, --yes is required.`)
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(struct {
-			Plan  string `json:"plan"`
-			State string `json:"state"`
-			*destroyReport
-		}{l.plan.Name, sp, rep})
+		_ = enc.Encode(destroyJSON{SchemaVersion: jsonSchemaVersion, Plan: l.plan.Name, State: sp,
+			deletesJSON: deletesJSON{runJSON: runOf(res), Kept: nonNil(kept)}})
 	} else {
 		verdict := "done"
 		switch {
@@ -525,11 +534,13 @@ func previewDestroy(ctx context.Context, c *common, path, only string, includeAd
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		sum.Kept, sum.Lines = nonNil(sum.Kept), nonNil(sum.Lines)
 		return enc.Encode(struct {
-			Plan  string `json:"plan"`
-			State string `json:"state"`
+			SchemaVersion int    `json:"schema_version"`
+			Plan          string `json:"plan"`
+			State         string `json:"state"`
 			deleteSummary
-		}{l.plan.Name, sp, sum})
+		}{jsonSchemaVersion, l.plan.Name, sp, sum})
 	}
 	width := 4
 	for _, d := range sum.Lines {

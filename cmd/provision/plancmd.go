@@ -33,6 +33,7 @@ const ExitChanges = 4
 type planOpts struct {
 	only             string
 	asJSON, summary  bool
+	showSkips        bool
 	exitCode         bool
 	out              string // save the decided actions here
 	includeUnchanged bool
@@ -74,7 +75,7 @@ func (c *common) decideAll(ctx context.Context, l *loaded, sr *stateRead, only s
 	if err != nil {
 		return dryRun{}, withCode(ExitBadInput, err)
 	}
-	out := dryRun{SchemaVersion: 1, Plan: l.plan.Name, State: sr.path, ByKind: map[string]*counts{}, Tasks: []runner.Decision{}}
+	out := dryRun{SchemaVersion: jsonSchemaVersion, Plan: l.plan.Name, State: sr.path, ByKind: map[string]*counts{}, Tasks: []runner.Decision{}, Drifted: []string{}}
 	red := l.plan.Redactor
 	add := func(d runner.Decision) {
 		out.Totals.Add(d)
@@ -86,6 +87,8 @@ func (c *common) decideAll(ctx context.Context, l *loaded, sr *stateRead, only s
 		switch d.Verb {
 		case runner.Create:
 			k.Create++
+		case runner.Adopt:
+			k.Adopt++
 		case runner.Update:
 			k.Update++
 		case runner.Skip:
@@ -107,7 +110,11 @@ func (c *common) decideAll(ctx context.Context, l *loaded, sr *stateRead, only s
 		d := runner.Decide(t.ID, t.Kind, t.Hash, rec)
 		switch {
 		case c.probe && (d.Verb == runner.Create || d.Verb == runner.Retry):
-			d.Reason += probe(ctx, t, sr.recs, red)
+			exists, note := probe(ctx, t, sr.recs, red)
+			d.Reason += note
+			if exists && d.Verb == runner.Create {
+				d.Verb, d.Reason = runner.Adopt, "exists remotely, will be taken over"+strings.TrimPrefix(note, "; exists remotely")
+			}
 		case d.Verb == runner.Update:
 			d.Changes = specChanges(sr.infos[t.ID], providers.SpecJSON(t.Spec, red))
 		case d.Verb == runner.Skip && c.refresh:
@@ -136,7 +143,7 @@ func (c *common) decideAll(ctx context.Context, l *loaded, sr *stateRead, only s
 			add(d)
 		}
 	}
-	out.Changes = out.Totals.Create + out.Totals.Update + out.Totals.Retry + out.Totals.Remove
+	out.Changes = out.Totals.Create + out.Totals.Adopt + out.Totals.Update + out.Totals.Retry + out.Totals.Remove
 	return out, nil
 }
 
@@ -267,12 +274,12 @@ func dryRunPlan(ctx context.Context, c *common, path string, po planOpts, stdout
 	for _, m := range sr.warnings {
 		fmt.Fprintf(stderr, "provision: warning: %s\n", m)
 	}
-	out, err := c.decideAll(ctx, l, sr, po.only, !po.summary)
+	out, err := c.decideAll(ctx, l, sr, po.only, true)
 	if err != nil {
 		return err
 	}
 	if po.summary {
-		out.Tasks = nil
+		out.Tasks = []runner.Decision{}
 	}
 	if po.out != "" {
 		if err := savePlan(po.out, c, l, sr, po.only, &out); err != nil {
@@ -285,7 +292,7 @@ func dryRunPlan(ctx context.Context, c *common, path string, po planOpts, stdout
 		enc.SetIndent("", "  ")
 		err = enc.Encode(out)
 	} else {
-		printDryRun(w, &out)
+		printDryRun(w, &out, po.showSkips, newPalette(stdout))
 		if po.out != "" {
 			fmt.Fprintf(w, "saved to %s: provision apply %s applies exactly this, or refuses if anything changed\n", po.out, po.out)
 		}
@@ -302,36 +309,86 @@ func dryRunPlan(ctx context.Context, c *common, path string, po planOpts, stdout
 	return nil
 }
 
-func printDryRun(w io.Writer, out *dryRun) {
+// verbOrder is the order of the blocks within a section of the dry run.
+var verbOrder = []runner.Verb{runner.Create, runner.Adopt, runner.Update, runner.Retry, runner.Remove, runner.Skip}
+
+// printDryRun writes the dry run grouped by section (in plan order): each section's
+// counts, then its creates, adoptions, updates, retries and removals, one line each
+// with the reason (and an update's fields); done tasks are a count unless showSkips.
+// Then the totals.
+func printDryRun(w io.Writer, out *dryRun, showSkips bool, pal palette) {
+	type section struct {
+		kind  string
+		tasks map[runner.Verb][]runner.Decision
+	}
+	var order []*section
+	byKind := map[string]*section{}
 	width := 4
 	for _, d := range out.Tasks {
-		width = max(width, len(d.ID))
-	}
-	width = min(width, 60)
-	for _, d := range out.Tasks {
-		fmt.Fprintf(w, "%-6s  %-*s  %s\n", d.Verb, width, d.ID, d.Reason)
-		for _, ch := range d.Changes {
-			fmt.Fprintf(w, "%-6s  %-*s    %s: %s -> %s\n", "", width, "", ch.Field, ch.Old, ch.New)
+		s := byKind[d.Kind]
+		if s == nil {
+			s = &section{kind: d.Kind, tasks: map[runner.Verb][]runner.Decision{}}
+			byKind[d.Kind] = s
+			order = append(order, s)
+		}
+		s.tasks[d.Verb] = append(s.tasks[d.Verb], d)
+		if d.Verb != runner.Skip || showSkips {
+			width = max(width, len(d.ID))
 		}
 	}
-	if len(out.Tasks) > 0 {
+	width = min(width, 60)
+	for _, s := range order {
+		kind := s.kind
+		if kind == "" {
+			kind = "(unknown section)"
+		}
+		fmt.Fprintf(w, "%s: %s\n", pal.bold(kind), sectionCounts(out.ByKind[s.kind]))
+		for _, v := range verbOrder {
+			ds := s.tasks[v]
+			if v == runner.Skip && !showSkips {
+				if len(ds) > 0 {
+					fmt.Fprintf(w, "  %s  %d done and unchanged (--show-skips lists them)\n", pal.verb(v, fmt.Sprintf("%-6s", v)), len(ds))
+				}
+				continue
+			}
+			for _, d := range ds {
+				fmt.Fprintf(w, "  %s  %-*s  %s\n", pal.verb(d.Verb, fmt.Sprintf("%-6s", d.Verb)), width, d.ID, d.Reason)
+				for _, ch := range d.Changes {
+					fmt.Fprintf(w, "  %-6s  %-*s    %s: %s -> %s\n", "", width, "", ch.Field, ch.Old, ch.New)
+				}
+			}
+		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "plan %s (state %s)\n", out.Plan, out.State)
 	for _, k := range sortedKeys(out.ByKind) {
-		n := out.ByKind[k]
-		line := fmt.Sprintf("  %-22s create %d, update %d, skip %d, retry %d", k, n.Create, n.Update, n.Skip, n.Retry)
-		if n.Remove > 0 {
-			line += fmt.Sprintf(", remove %d", n.Remove)
-		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintf(w, "  %-22s %s\n", k, sectionCounts(out.ByKind[k]))
 	}
 	t := out.Totals
 	line := fmt.Sprintf("total: %d tasks: %d to create, %d to update, %d to retry, %d done (skip)", t.Total, t.Create, t.Update, t.Retry, t.Skip)
+	if t.Adopt > 0 {
+		line += fmt.Sprintf("; %d to adopt (exist remotely, taken over)", t.Adopt)
+	}
 	if t.Remove > 0 {
 		line += fmt.Sprintf("; %d to remove (no longer in the plan; apply --prune deletes them)", t.Remove)
 	}
 	fmt.Fprintln(w, line)
+}
+
+// sectionCounts is one section's counts: create, update, skip and retry always,
+// adopt and remove when there are any.
+func sectionCounts(n *counts) string {
+	if n == nil {
+		return ""
+	}
+	line := fmt.Sprintf("create %d, update %d, skip %d, retry %d", n.Create, n.Update, n.Skip, n.Retry)
+	if n.Adopt > 0 {
+		line += fmt.Sprintf(", adopt %d", n.Adopt)
+	}
+	if n.Remove > 0 {
+		line += fmt.Sprintf(", remove %d", n.Remove)
+	}
+	return line
 }
 
 // savedPlan is the file plan --out writes and apply FILE reads. It holds no value
@@ -468,7 +525,7 @@ func confirmApply(out *dryRun, stderr io.Writer) error {
 	for _, p := range []struct {
 		n    int
 		what string
-	}{{t.Create, "to create"}, {t.Update, "to update"}, {t.Retry, "to retry"}} {
+	}{{t.Create, "to create"}, {t.Adopt, "to adopt"}, {t.Update, "to update"}, {t.Retry, "to retry"}} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}

@@ -181,7 +181,8 @@ func TestCLI_FlagErrorsNameTheFlagInOneLine(t *testing.T) {
 		{[]string{"apply"}, "want exactly one PLAN file, got 0"},
 		{[]string{"plan", p, p}, "want exactly one PLAN file, got 2"},
 		{[]string{"status", "--jsn"}, "flag provided but not defined: -jsn"},
-		{[]string{"validate", p, "--state"}, "flag needs an argument: -state"},
+		{[]string{"plan", p, "--state"}, "flag needs an argument: -state"}, // validate has no --state
+		{[]string{"validate", p, "--state", "x.db"}, "flag provided but not defined: -state"},
 	} {
 		t.Run(strings.ReplaceAll(strings.Join(tc.args, " "), p, "PLAN"), func(t *testing.T) {
 			code, out, errs := cli(t, tc.args...)

@@ -43,11 +43,12 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var asJSON bool
 	var status string
 	fs := newFlagSet("state "+sub, strings.TrimPrefix(stateUsage, "Usage:\n"))
-	c.register(fs, true)
+	c.register(fs, flagState|flagShard|flagSandboxState)
+	c.secrets = plan.CheckSecrets
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	switch sub {
 	case "list":
-		fs.StringVar(&status, "status", "", "only tasks with this `STATUS`: done, failed, in-doubt (or started), pending")
+		fs.StringVar(&status, "status", "", "only tasks with this `STATUS`: done, failed, in_doubt (or in-doubt, started), pending")
 	case "show", "forget":
 	default:
 		return withCode(ExitBadInput, fmt.Errorf("state %q: want list, show or forget (see provision state --help)", sub))
@@ -118,7 +119,7 @@ type taskView struct {
 // statusName is the name the state commands use for a record's status.
 func statusName(r *state.Record) string {
 	if r.Status == state.Started || (r.Status == state.Failed && r.MaybeApplied) {
-		return "in-doubt"
+		return "in_doubt"
 	}
 	return r.Status.String()
 }
@@ -154,11 +155,11 @@ func viewOf(r *state.Record, ti *state.TaskInfo, full bool) taskView {
 
 func stateList(sp, status string, patterns []string, asJSON bool, w io.Writer) error {
 	switch status {
-	case "", "done", "failed", "in-doubt", "pending":
-	case "started":
-		status = "in-doubt"
+	case "", "done", "failed", "in_doubt", "pending":
+	case "started", "in-doubt":
+		status = "in_doubt"
 	default:
-		return withCode(ExitBadInput, fmt.Errorf("state list --status %q: want done, failed, in-doubt or pending", status))
+		return withCode(ExitBadInput, fmt.Errorf("state list --status %q: want done, failed, in_doubt or pending", status))
 	}
 	st, err := openStateFile(sp, true)
 	if err != nil {
@@ -192,7 +193,7 @@ func stateList(sp, status string, patterns []string, asJSON bool, w io.Writer) e
 			SchemaVersion int        `json:"schema_version"`
 			State         string     `json:"state"`
 			Tasks         []taskView `json:"tasks"`
-		}{1, sp, views})
+		}{jsonSchemaVersion, sp, nonNil(views)})
 	}
 	width := 4
 	for _, v := range views {
@@ -249,7 +250,7 @@ func stateShow(sp, id string, asJSON bool, w io.Writer) error {
 		return enc.Encode(struct {
 			SchemaVersion int `json:"schema_version"`
 			taskView
-		}{1, v})
+		}{jsonSchemaVersion, v})
 	}
 	fmt.Fprintf(w, "task       %s\n", v.ID)
 	fmt.Fprintf(w, "status     %s\n", v.Status)
@@ -333,7 +334,7 @@ func stateForget(sp string, ids []string, asJSON bool, w io.Writer) error {
 			SchemaVersion int      `json:"schema_version"`
 			State         string   `json:"state"`
 			Forgotten     []string `json:"forgotten"`
-		}{1, sp, ids})
+		}{jsonSchemaVersion, sp, nonNil(ids)})
 	}
 	for _, id := range ids {
 		fmt.Fprintf(w, "forgot %s: marked in doubt; the next apply looks its object up again and reconciles it\n", id)

@@ -38,7 +38,7 @@ func TestCLI_StateCommands_ListShowForget(t *testing.T) {
 		SchemaVersion int        `json:"schema_version"`
 		Tasks         []taskView `json:"tasks"`
 	}
-	if code != ExitOK || json.Unmarshal([]byte(out), &list) != nil || list.SchemaVersion != 1 || len(list.Tasks) != 3 || list.Tasks[0].ID != "widget-1" || list.Tasks[0].Kind != "http" {
+	if code != ExitOK || json.Unmarshal([]byte(out), &list) != nil || list.SchemaVersion != jsonSchemaVersion || len(list.Tasks) != 3 || list.Tasks[0].ID != "widget-1" || list.Tasks[0].Kind != "http" {
 		t.Fatalf("state list --json widget-*: code %d\n%s", code, out)
 	}
 	if code, _, errs = cli(t, "state", "list", "--state", sp, "--status", "bogus"); code != ExitBadInput || !strings.Contains(errs, "--status") {

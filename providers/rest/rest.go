@@ -291,6 +291,16 @@ func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, err
 	return req, nil
 }
 
+// transportText is a transport error without the request URL (*url.Error quotes
+// it whole, query string included).
+func transportText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
 func (c *Client) resolve(p string) (*url.URL, error) {
 	if IsAbsoluteURL(p) {
 		u, err := url.Parse(p)
@@ -369,14 +379,18 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 	c.rate.meter(metersFrom(ctx))
 	start := c.rate.sent()
 	resp, err := c.hc.Do(req)
+	// Each request is logged at debug level with the task's logger from the context
+	// (task, attempt): method, route (the URL path: no query string, which may
+	// carry a session key), status and duration; never a header or a body.
 	if err != nil {
-		zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("path", req.URL.Path).Err(err).Msg("request failed")
+		zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("route", req.URL.Path).
+			Int64("took_ms", time.Since(start).Milliseconds()).Str("error", transportText(err)).Msg("request failed")
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBody+1))
-	zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("path", req.URL.Path).
-		Int("status", resp.StatusCode).Dur("took", time.Since(start)).Msg("request")
+	zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("method", req.Method).Str("route", req.URL.Path).
+		Int("status", resp.StatusCode).Int64("took_ms", time.Since(start).Milliseconds()).Msg("request")
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
 	}
@@ -390,7 +404,7 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 			d = time.Second
 		}
 		if max := c.maxPause(); d > max {
-			zerolog.Ctx(ctx).Warn().Str("endpoint", c.cfg.Name).Dur("retry_after_asked", d).Dur("paused", max).Msg("the server asked to pause longer than the endpoint's max_retry_after; pausing for that")
+			zerolog.Ctx(ctx).Warn().Str("endpoint", c.cfg.Name).Int64("retry_after_asked_ms", d.Milliseconds()).Int64("paused_ms", max.Milliseconds()).Msg("the server asked to pause longer than the endpoint's max_retry_after; pausing for that")
 			d = max
 		}
 		c.pause.until(time.Now().Add(d))
