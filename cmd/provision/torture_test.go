@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,7 +36,13 @@ func demoEnv(t testing.TB) map[string]string {
 	return env
 }
 
-// smallRollout copies the rollout plan next to a stores.csv holding its first n stores.
+// tortureOrganization is the Nx organization smallRollout binds every third store
+// through (partners API create, paged organization lists).
+const tortureOrganization = "retail-org"
+
+// smallRollout copies the rollout plan next to its first n stores: every third one
+// (the 3rd, 6th, ...) in org-stores.csv, bound through tortureOrganization by a second
+// nx_systems item (and audited by a second nx_shares item), the others in stores.csv.
 func smallRollout(t testing.TB, n int) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -51,9 +58,66 @@ func smallRollout(t testing.TB, n int) string {
 	if n+1 < len(lines) {
 		lines = lines[:n+1]
 	}
-	os.WriteFile(filepath.Join(dir, "stores.csv"), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "rollout.yaml"), p, 0o600)
+	personal, org := []string{lines[0]}, []string{lines[0]}
+	for i, l := range lines[1:] {
+		if i%3 == 2 {
+			org = append(org, l)
+		} else {
+			personal = append(personal, l)
+		}
+	}
+	text := string(p)
+	for _, r := range []struct{ after, add string }{
+		{"        - {email: \"${var.noc}\", role: viewer}\n", `    - name: store-${row.store}
+      foreach: {csv: org-stores.csv}
+      organization: ` + tortureOrganization + `
+      system_name: Store ${row.store}
+      url: https://${row.host}
+      users:
+        - {email: "${row.manager}", role: advancedViewer}
+        - {email: "${var.noc}", role: viewer}
+`},
+		{"      email: ${auditor.value}@example.com\n", `    - name: audit-${row.store}-${auditor.value}
+      foreach: [{csv: org-stores.csv}, {as: auditor, list: [audit-eu, audit-us]}]
+      system: store-${row.store}
+      email: ${auditor.value}@example.com
+`},
+	} {
+		if strings.Count(text, r.after) != 1 {
+			t.Fatalf("rollout.yaml: %q is not there once: the organization stores cannot be added", r.after)
+		}
+		text = strings.Replace(text, r.after, r.after+r.add, 1)
+	}
+	for name, rows := range map[string][]string{"stores.csv": personal, "org-stores.csv": org} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(rows, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rollout.yaml"), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return filepath.Join(dir, "rollout.yaml")
+}
+
+// rolloutStores reads smallRollout's CSV files: system name -> server key, and the
+// names of the organization stores.
+func rolloutStores(t testing.TB, planPath string) (want map[string]string, org map[string]bool) {
+	t.Helper()
+	want, org = map[string]string{}, map[string]bool{}
+	for _, name := range []string{"stores.csv", "org-stores.csv"} {
+		csv, err := os.ReadFile(filepath.Join(filepath.Dir(planPath), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(csv)), "\n")[1:] {
+			f := strings.Split(l, ",")
+			want["Store "+f[0]] = f[1]
+			if name == "org-stores.csv" {
+				org["Store "+f[0]] = true
+			}
+		}
+	}
+	return want, org
 }
 
 // TestTorture_RolloutUnderFaultsAndKills runs the rollout plan as a real child
@@ -72,7 +136,9 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 	planPath := smallRollout(t, stores)
 
 	faults := fault.Config{ErrorRate: 0.05, TooManyRate: 0.05, RetryAfter: time.Second, DropRate: 0.01, LostRate: 0.02}
-	nxExt := &nxfake.Extension{}
+	// Pages of 3 systems, so that the organization lists an in-doubt lookup reads
+	// span pages.
+	nxExt := &nxfake.Extension{PageSize: 3}
 	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Faults: faults, TokenLifetime: 30 * time.Second}, append([]sandbox.Extension{nxExt}, sandboxExtensions()[1:]...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +150,16 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 	}
 	if err := sb.Attach(p); err != nil {
 		t.Fatal(err)
+	}
+	want, org := rolloutStores(t, planPath)
+	// Every other organization store runs VMS 6.1, whose setup and cloud/bind
+	// carry organizationId; the others run 6.0 (the fake's default).
+	var v61 []string
+	for name := range org {
+		if n, _ := strconv.Atoi(strings.TrimPrefix(name, "Store ")); n%2 == 0 {
+			nxExt.World.SetServerVersion(want[name], "6.1.0.40000")
+			v61 = append(v61, name)
+		}
 	}
 	statePath := filepath.Join(t.TempDir(), "torture.db")
 	args := []string{"apply", planPath, "--sandbox-url", sb.URL(), "--state", statePath, "--parallel", "16",
@@ -134,14 +210,24 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 		t.Fatalf("rollout never completed after %d runs", runs)
 	}
 	// The fakes' own account.
-	want := map[string]string{}
-	csv, _ := os.ReadFile(filepath.Join(filepath.Dir(planPath), "stores.csv"))
-	for _, l := range strings.Split(strings.TrimSpace(string(csv)), "\n")[1:] {
-		f := strings.Split(l, ",")
-		want["Store "+f[0]] = f[1]
-	}
 	dups, orphans, missing := nxExt.World.Check(want)
 	snap := nxExt.World.Snapshot()
+	orgSystems := 0
+	for _, cs := range snap.Systems {
+		switch {
+		case org[cs.Name] && cs.Organization != tortureOrganization:
+			missing = append(missing, fmt.Sprintf("%s is not in organization %s (%q)", cs.Name, tortureOrganization, cs.Organization))
+		case !org[cs.Name] && cs.Organization != "":
+			dups = append(dups, fmt.Sprintf("%s is a personal store but is in organization %q", cs.Name, cs.Organization))
+		case org[cs.Name]:
+			orgSystems++
+		}
+	}
+	for _, name := range v61 {
+		if srv, _ := snap.Server(want[name]); srv.CloudOrganization != tortureOrganization {
+			missing = append(missing, fmt.Sprintf("the 6.1 server of %s got organizationId %q", name, srv.CloudOrganization))
+		}
+	}
 	shares := 0
 	for _, l := range snap.Shares {
 		shares += len(l)
@@ -156,8 +242,8 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 		}
 	}
 	c := sb.Counts()
-	t.Logf("torture: stores=%d kills mid-run=%d runs=%d requests=%d faults: 5xx=%d 429=%d dropped=%d lost=%d | cloud systems=%d shares=%d duplicates=%d orphans=%d missing=%d other duplicates=%d",
-		stores, killed, runs, c.Requests, c.Errors, c.TooMany, c.Dropped, c.Lost, len(snap.Systems), shares, len(dups), len(orphans), len(missing), len(otherDups))
+	t.Logf("torture: stores=%d (organization %d, on 6.1 %d) kills mid-run=%d runs=%d requests=%d faults: 5xx=%d 429=%d dropped=%d lost=%d | cloud systems=%d shares=%d duplicates=%d orphans=%d missing=%d other duplicates=%d",
+		stores, orgSystems, len(v61), killed, runs, c.Requests, c.Errors, c.TooMany, c.Dropped, c.Lost, len(snap.Systems), shares, len(dups), len(orphans), len(missing), len(otherDups))
 	if len(dups)+len(orphans)+len(missing)+len(otherDups) > 0 {
 		t.Fatalf("duplicates %v orphans %v missing %v others %v", dups, orphans, missing, otherDups)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"testing"
 
@@ -51,6 +52,13 @@ func TestNx_Contract(t *testing.T) {
 			{Method: http.MethodPost, Path: "/rest/v3/system/cloud/bind"},
 		},
 		Auth: []providertest.Route{{Method: http.MethodPost, Path: "/cdb/oauth2/token"}, {Method: http.MethodPost, Path: "/rest/v3/login/sessions"}},
+		Deletes: []providertest.Route{
+			{Method: http.MethodPost, Path: "/users"}, // a share removed: the upsert with accessRole none
+			{Method: http.MethodPost, Path: "/rest/v3/system/cloud/unbind"},
+			// The fake's unbind removes the cloud system (an inference, nxfake
+			// farm.go), so in this plan the DELETE meets an "already gone" 403.
+			{Method: http.MethodDelete, Path: "/cdb/systems/"},
+		},
 		New: func(t *testing.T) *providertest.Fake {
 			w := nxfake.New(nxfake.Options{Accounts: map[string]string{account: cloudPW}, Organizations: []string{"org-7"},
 				PreSetUp: []string{"10.9.0.2:7001"}, ServerAdminPassword: serverPW, PageSize: 2})
@@ -61,9 +69,32 @@ func TestNx_Contract(t *testing.T) {
 				ServerURL: w.ServerURLFor,
 				Injector:  w.Faults,
 				Check:     func() error { return contractCheck(w) },
+				Snapshot:  func() []string { return contractObjects(w) },
 			}
 		},
 	})
+}
+
+// contractObjects lists the cloud systems, shares and server bindings by name (a
+// server stays set up after a destroy: setup has no undo, so it is not listed).
+func contractObjects(w *nxfake.World) []string {
+	snap := w.Snapshot()
+	names := map[string]string{}
+	var out []string
+	for _, cs := range snap.Systems {
+		names[cs.ID] = cs.Name
+		out = append(out, fmt.Sprintf("system %s %s organization %q server %q", cs.Name, cs.Status, cs.Organization, cs.Server))
+		for _, sh := range snap.Shares[cs.ID] {
+			out = append(out, fmt.Sprintf("share %s %s %s", cs.Name, sh.Email, sh.AccessRole))
+		}
+	}
+	for _, srv := range snap.Servers {
+		if srv.CloudID != "" {
+			out = append(out, fmt.Sprintf("server %s bound to %q", srv.Key, names[srv.CloudID]))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // contractCheck reads the fake's state: no duplicate, no orphan, every store bound

@@ -12,15 +12,32 @@
 //   - LostAnswer/<route>: for EACH create route, the answer to its first request is
 //     lost after the server applied it; the run still reaches done, with no
 //     duplicate and no orphan.
-//   - KillBetweenIntentAndResult: a create took effect and the state says only
-//     "started" (the process died between intent and result); a fresh run
-//     reconciles.
+//   - KillBetweenIntentAndResult/<route>: for EACH create route, the create takes
+//     effect and the run is stopped while its answer is awaited (the attempt is
+//     cancelled, its record stays "started", as a killed process leaves it); a
+//     fresh run reconciles with no duplicate and no orphan.
 //   - ProbeMakesNoWrite: every Prober, before and after the apply, writes nothing.
 //   - NoSecretLeaks: under faults, no secret canary (Target.Secrets, the state key)
 //     appears in any log line, error, result or the state file.
 //   - ThrottleStorm: with the fake's server-side rate limit on (a 429 storm: its
 //     bucket on a clock that moves per request, so about a third of the requests
 //     after the burst are throttled, on any machine), no task fails.
+//   - Destroy: after a clean apply, a destroy through the runner (one delete task
+//     per record, dependents first, intent before each delete, as cmd/provision's
+//     destroy) deletes every task's object: the fake's Snapshot equals that of a
+//     fresh fake on which only what must stay was applied (nothing, unless the
+//     Target declares CannotDelete sections: their deletes must fail with
+//     providers.ErrCannotDelete, and they and what they depend on stay). A second
+//     destroy sends no write.
+//   - Destroy/LostAnswer/<route>: for EACH delete route, the answer to its first
+//     request is lost after the server applied it; the destroy still ends the same.
+//   - Destroy/KillBetweenIntentAndResult/<route>: for EACH delete route, the destroy
+//     is stopped while a delete's answer is awaited (its record stays "started");
+//     a fresh destroy, in doubt for that task, ends the same.
+//   - Destroy/AfterKilledCreate/<route>: for EACH create route, the apply is
+//     stopped while the create's answer is awaited, then the plan is destroyed:
+//     the in-doubt object is found and deleted too; nothing is left but what was
+//     there before and what must stay.
 //
 // Wiring a provider takes one test function in its package. For OpenvCloud it would
 // read as below (the plan text and the route list are the provider's own; the
@@ -63,6 +80,9 @@
 //     orphans, missing objects), read from its state, never from the client's.
 //   - Fake.Injector: the fake's fault.Injector; set its throttle answer to the
 //     vendor's shape (SetThrottle) so that ThrottleStorm meets the real 429 body.
+//   - Deletes: every route the Removers send; CannotDelete: the sections the
+//     vendor API cannot delete (say why in the provider's docs); Fake.Snapshot:
+//     the fake's objects by natural key.
 //
 // The plan must reference its secrets as ${env.NAME} with the names of
 // Target.Secrets, and should make every create route of the provider happen (so that
@@ -82,7 +102,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -136,6 +155,15 @@ type Target struct {
 	Secrets map[string]string
 	// StateKey encrypts secret outputs in the state file (default: a fixed test key).
 	StateKey string
+	// Deletes are the routes the provider's Removers send (method and a path
+	// substring): the destroy checks lose an answer on each and kill a destroy
+	// while each is in flight.
+	Deletes []Route
+	// CannotDelete are the plan sections whose objects the vendor API offers no
+	// way to delete: their deletes must fail with providers.ErrCannotDelete (or be
+	// skipped because a dependent stays), and they and what they depend on stay.
+	// Every other kind must be a providers.Remover.
+	CannotDelete []string
 	// RateLimit and RateBurst are the server-side limit of ThrottleStorm (defaults
 	// 20 requests/s, bucket 2).
 	RateLimit float64
@@ -153,12 +181,16 @@ type Fake struct {
 	// ServerURL, when set, maps per-item server URLs (Nx servers) to the fake
 	// served at base, like the sandbox does.
 	ServerURL func(base, url string) string
-	// Injector is the fake's fault switches; ThrottleStorm sets its rate limit. Nil
-	// skips that check.
+	// Injector is the fake's fault switches (required); NoSecretLeaks switches its
+	// faults on, ThrottleStorm its rate limit.
 	Injector *fault.Injector
 	// Check reads the fake's own state and returns an error naming every
 	// duplicate, orphan or missing object.
 	Check func() error
+	// Snapshot lists the fake's objects (at least those a destroy can remove),
+	// read from its state, one sorted line each by natural key (names, never
+	// generated ids), so that two fakes with the same objects give the same lines.
+	Snapshot func() []string
 }
 
 // recorder fronts a fake: it counts requests and writes and loses answers on demand.
@@ -171,6 +203,11 @@ type recorder struct {
 	writes   []string
 	lose     *Route
 	lost     int
+	// hang, when set, makes the next applied request on its route wait for the
+	// client to go away instead of answering (a process killed while it waits);
+	// hung is closed when that request has been applied.
+	hang *Route
+	hung chan struct{}
 }
 
 func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -185,25 +222,42 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.lose = nil
 		rc.lost++
 	}
+	hang := !lose && rc.hang != nil && rc.hang.matches(r)
+	var hung chan struct{}
+	if hang {
+		rc.hang, hung = nil, rc.hung
+	}
 	rc.mu.Unlock()
-	if !lose {
+	if !lose && !hang {
 		rc.h.ServeHTTP(w, r)
 		return
 	}
 	rec := httptest.NewRecorder()
 	rc.h.ServeHTTP(rec, r) // applied ...
-	if rec.Code >= 300 {
-		// Not applied after all (a fault of the fake's own): send the answer and
-		// lose the next one instead.
+	if rec.Code >= 500 || rec.Code == http.StatusTooManyRequests {
+		// Not applied after all (a fault of the fake's own, or its rate limit):
+		// send the answer and lose (or hang) the next one instead. Other answers
+		// (an "already exists" or "already gone") are lost like a success.
 		rc.mu.Lock()
 		route := routeOf(r)
-		rc.lose, rc.lost = &route, rc.lost-1
+		if hang {
+			rc.hang = &route
+		} else {
+			rc.lose, rc.lost = &route, rc.lost-1
+		}
 		rc.mu.Unlock()
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
 		}
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	if hang {
+		// ... and the process that sent it dies before the answer: the run is
+		// stopped (hung tells the test) and its request cancelled.
+		close(hung)
+		<-r.Context().Done()
 		return
 	}
 	hj, ok := w.(http.Hijacker) // ... and the answer is lost
@@ -233,6 +287,15 @@ func (rc *recorder) loseNext(r Route) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.lose, rc.lost = &r, 0
+}
+
+// hangNext makes the next applied request on r wait for its client to give up;
+// the returned channel is closed once the request has been applied.
+func (rc *recorder) hangNext(r Route) <-chan struct{} {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.hang, rc.hung = &r, make(chan struct{})
+	return rc.hung
 }
 
 func (rc *recorder) counts() (requests, writes []string, lost int) {
@@ -305,6 +368,13 @@ func (e *env) stateKey() string {
 // build loads the plan and builds its tasks with fresh clients (one process).
 func (e *env) build() (*plan.Plan, []*providers.Task) {
 	e.t.Helper()
+	pl, _, tasks := e.buildAll()
+	return pl, tasks
+}
+
+// buildAll is build that also returns what the kinds got (endpoints and clients).
+func (e *env) buildAll() (*plan.Plan, *providers.Build, []*providers.Task) {
+	e.t.Helper()
 	var sections []string
 	for _, k := range e.target.Kinds {
 		sections = append(sections, k.Section())
@@ -336,14 +406,22 @@ func (e *env) build() (*plan.Plan, []*providers.Task) {
 	if err := errors.Join(errs...); err != nil {
 		e.t.Fatalf("build: %v", err)
 	}
-	return pl, tasks
+	return pl, b, tasks
 }
 
 // run applies the plan with the real runner against the env's state file and
 // checks what it wrote for canaries.
 func (e *env) run(maxAttempts int) *runner.Result {
 	e.t.Helper()
-	pl, tasks := e.build()
+	_, tasks := e.build()
+	return e.runTasks(context.Background(), tasks, maxAttempts)
+}
+
+// runTasks runs tasks (a plan's, or deletes) with the real runner against the env's
+// state file; a cancelled ctx stops the run as a signal does, with a short grace.
+func (e *env) runTasks(ctx context.Context, tasks []*providers.Task, maxAttempts int) *runner.Result {
+	e.t.Helper()
+	pl, _ := e.build()
 	g, err := runner.NewGraph(tasks)
 	if err != nil {
 		e.t.Fatal(err)
@@ -353,8 +431,12 @@ func (e *env) run(maxAttempts int) *runner.Result {
 		e.t.Fatal(err)
 	}
 	log := zerolog.New(e.logs).Level(zerolog.DebugLevel)
-	res, err := runner.Run(log.WithContext(context.Background()), g, st, runner.Options{Parallel: 8, MaxAttempts: maxAttempts,
-		BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, Grace: time.Minute, Log: log, Redactor: pl.Redactor})
+	grace := time.Minute
+	if ctx.Done() != nil {
+		grace = 10 * time.Millisecond
+	}
+	res, err := runner.Run(log.WithContext(ctx), g, st, runner.Options{Parallel: 8, MaxAttempts: maxAttempts,
+		BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, Grace: grace, Log: log, Redactor: pl.Redactor})
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
@@ -405,8 +487,8 @@ func mustOK(t *testing.T, res *runner.Result, what string) {
 // Run checks the contract for one provider (see the package doc).
 func Run(t *testing.T, tg Target) {
 	t.Helper()
-	if tg.New == nil || len(tg.Kinds) == 0 {
-		t.Fatal("providertest: Target needs Kinds and New")
+	if tg.New == nil || len(tg.Kinds) == 0 || len(tg.Creates) == 0 {
+		t.Fatal("providertest: Target needs Kinds, New and Creates (the lost-answer and kill checks run per create route)")
 	}
 	t.Run("CleanApply", func(t *testing.T) {
 		e := newEnv(t, &tg)
@@ -457,27 +539,27 @@ func Run(t *testing.T, tg Target) {
 			e.checkLeaks()
 		})
 	}
-	t.Run("KillBetweenIntentAndResult", func(t *testing.T) {
-		if len(tg.Creates) == 0 {
-			t.Skip("no create routes")
-		}
-		e := newEnv(t, &tg)
-		// The create takes effect, its answer never arrives, and the one attempt the
-		// run allows ends; then the record is put back to "started", as a process
-		// killed after recording its intent leaves it.
-		e.rec.loseNext(tg.Creates[0])
-		if res := e.run(1); res.OK() {
-			t.Fatal("the run with a lost create answer and one attempt reached done")
-		}
-		n := markStarted(t, e.state, e.stateKey())
-		if n == 0 {
-			t.Fatal("no failed record to turn into an interrupted one")
-		}
-		res := e.run(6)
-		mustOK(t, res, "fresh run after the kill")
-		e.check("after a kill between intent and result")
-		e.checkLeaks()
-	})
+	for _, route := range tg.Creates {
+		t.Run("KillBetweenIntentAndResult/"+strings.ReplaceAll(route.String(), "/", "_"), func(t *testing.T) {
+			e := newEnv(t, &tg)
+			// The create takes effect and the process dies before its answer: the
+			// run is stopped while the request waits, the attempt is cancelled and
+			// its record stays "started", as a killed process leaves it.
+			res := e.killedRun(route, func(ctx context.Context) *runner.Result {
+				_, tasks := e.build()
+				return e.runTasks(ctx, tasks, 1)
+			})
+			if !res.Interrupted {
+				t.Fatalf("the run with a hung create was not interrupted: %+v", res)
+			}
+			if n := e.started(); n == 0 {
+				t.Fatal("no record is left started after the kill")
+			}
+			mustOK(t, e.run(6), "fresh run after the kill")
+			e.check("after a kill between intent and result on " + route.String())
+			e.checkLeaks()
+		})
+	}
 	t.Run("ProbeMakesNoWrite", func(t *testing.T) {
 		e := newEnv(t, &tg)
 		probes := e.probe()
@@ -509,7 +591,7 @@ func Run(t *testing.T, tg Target) {
 	t.Run("ThrottleStorm", func(t *testing.T) {
 		e := newEnv(t, &tg)
 		if e.fake.Injector == nil {
-			t.Skip("the fake has no injector")
+			t.Fatal("providertest: Fake.Injector is needed (the fake's server-side rate limit)")
 		}
 		rate, burst := tg.RateLimit, tg.RateBurst
 		if rate <= 0 {
@@ -550,6 +632,7 @@ func Run(t *testing.T, tg Target) {
 		e.check("after a 429 storm")
 		e.checkLeaks()
 	})
+	runDestroy(t, &tg)
 }
 
 func anyMatch(lines []string, r Route) bool {
@@ -562,31 +645,52 @@ func anyMatch(lines []string, r Route) bool {
 	return false
 }
 
-// markStarted turns every failed record of the state file into a started one (an
-// attempt whose outcome is unknown) and returns how many it changed.
-func markStarted(t *testing.T, path, key string) int {
-	t.Helper()
-	st, err := state.Open(path, state.Options{Key: key})
+// killedRun runs run with a context that is cancelled once the next applied
+// request on route hangs (see recorder.hangNext), and returns its result.
+func (e *env) killedRun(route Route, run func(ctx context.Context) *runner.Result) *runner.Result {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hung := e.rec.hangNext(route)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-hung:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	res := run(ctx)
+	cancel()
+	<-done
+	select {
+	case <-hung:
+	default:
+		e.t.Fatalf("no request on %s was made (the plan does not reach it)", route)
+	}
+	return res
+}
+
+// started counts the records of the state file left "started".
+func (e *env) started() int {
+	e.t.Helper()
+	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	defer st.Close()
 	recs, err := st.Load()
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	var changed []*state.Record
+	n := 0
 	for _, r := range recs {
-		if r.Status == state.Failed {
-			r.Status, r.LastError, r.MaybeApplied, r.FinishedAt = state.Started, "", false, time.Time{}
-			changed = append(changed, r)
+		if r.Status == state.Started {
+			n++
 		}
 	}
-	sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
-	if err := st.Put(changed...); err != nil {
-		t.Fatal(err)
-	}
-	return len(changed)
+	return n
 }
 
 // probe calls every Prober with the outputs the state file holds and returns how

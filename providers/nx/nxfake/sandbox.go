@@ -14,6 +14,9 @@ import (
 // mounted at sandbox.ServersPrefix (the farm sees /{serverKey}/rest/v3/...). Every
 // endpoint's account is added to the cloud with the password the plan gives.
 type Extension struct {
+	// PageSize, when set, is the page size of the partners API's lists (Options.PageSize).
+	PageSize int
+
 	once  sync.Once
 	World *World
 }
@@ -27,7 +30,7 @@ func (e *Extension) Kinds() []string { return []string{"nx-cloud"} }
 func (e *Extension) Mount(s *sandbox.Sandbox, ep *plan.Endpoint, _ string) (sandbox.Fake, error) {
 	e.once.Do(func() {
 		o := s.Options()
-		e.World = New(Options{Faults: o.Faults, TokenLifetime: o.TokenLifetime, SessionLifetime: o.TokenLifetime})
+		e.World = New(Options{Faults: o.Faults, TokenLifetime: o.TokenLifetime, SessionLifetime: o.TokenLifetime, PageSize: e.PageSize})
 		s.Handle(sandbox.ServersPrefix, e.World.Farm())
 	})
 	e.World.AddAccount(ep.Auth.Username, ep.Auth.Password.Reveal())
