@@ -1,22 +1,14 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"provision/providers"
 	"provision/providers/edge/edgefake"
-	"provision/providers/fault"
-	"provision/runner"
-	"provision/state"
 )
 
 // The application lookup (GET /v1/app, GET /v1/app/{id}) is an inference. On a
@@ -133,50 +125,5 @@ func TestRegistry_Apply_BusinessAdminCreatesIt(t *testing.T) {
 	}
 	if err := w.tryBuild(strings.Replace(testPlan, "{name: retail-registry, endpoint: edge,", "{name: retail-registry, endpoint: edge, business: nope,", 1)); err == nil || !strings.Contains(err.Error(), "business") {
 		t.Fatalf("unknown business: %v", err)
-	}
-}
-
-// A 429 storm within the server's limit fails no task: the fake's token bucket (10/s,
-// bursts of 6) throttles the whole test plan run by the runner; every task ends
-// done, nothing is duplicated, and a rerun is up to date.
-func TestEdge_Apply_RidesRateLimitStorm(t *testing.T) {
-	w := newWorld(t, edgefake.Options{Faults: fault.Config{RateLimit: 10, RateBurst: 6}})
-	w.build(testPlan)
-	var tasks []*providers.Task
-	for _, tk := range w.tasks {
-		tasks = append(tasks, tk)
-	}
-	g, err := runner.NewGraph(tasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp := filepath.Join(t.TempDir(), "state.db")
-	for round := 0; round < 2; round++ {
-		st, err := state.Open(sp, state.Options{PlanName: w.plan.Name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		// A generous attempt budget: a throttled attempt may still count as one.
-		res, err := runner.Run(ctx, g, st, runner.Options{Parallel: 4, MaxAttempts: 200, BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond,
-			Log: zerolog.Nop(), Redactor: w.plan.Redactor})
-		cancel()
-		st.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res.OK() || (round == 1 && res.UpToDate != len(tasks)) {
-			t.Fatalf("round %d: %+v", round, res)
-		}
-	}
-	w.noDuplicates()
-	snap := w.srv.Snapshot()
-	if len(snap.Apps) != 1 || len(snap.Registries) != 1 || len(snap.Businesses) != 1 {
-		t.Fatalf("snapshot %+v", snap)
-	}
-	if n := w.srv.Faults.Counts().Throttled; n == 0 {
-		t.Fatal("the fake never throttled: the test proves nothing")
-	} else {
-		t.Logf("throttled %d of %d requests", n, w.srv.Faults.Counts().Requests)
 	}
 }
