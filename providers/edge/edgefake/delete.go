@@ -2,6 +2,7 @@ package edgefake
 
 import (
 	"net/http"
+	"slices"
 )
 
 // deleteProjects is DELETE /v1/repository/project {projectId: [ids]} (seed
@@ -21,26 +22,17 @@ func (s *Server) deleteProjects(w http.ResponseWriter, r *http.Request, u *User)
 		return
 	}
 	for _, p := range s.projects {
-		if containsInt(req.ProjectID, p.ID) && !isSysadmin(u) && p.Owner != u.ID {
+		if slices.Contains(req.ProjectID, p.ID) && !isSysadmin(u) && p.Owner != u.ID {
 			s.fail(w, http.StatusForbidden, "not allowed to delete project "+p.Name)
 			return
 		}
 	}
 	kept := s.projects[:0]
 	for _, p := range s.projects {
-		if !containsInt(req.ProjectID, p.ID) {
+		if !slices.Contains(req.ProjectID, p.ID) {
 			kept = append(kept, p)
 		}
 	}
 	s.projects = kept
 	s.reply(w, http.StatusOK, nil)
-}
-
-func containsInt(l []int, v int) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

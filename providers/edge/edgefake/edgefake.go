@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1344,21 +1345,12 @@ func (s *Server) deleteRegistries(w http.ResponseWriter, r *http.Request, _ *Use
 	}
 	kept := s.registries[:0]
 	for _, g := range s.registries {
-		if !contains(req.RepositoryID, g.ID) {
+		if !slices.Contains(req.RepositoryID, g.ID) {
 			kept = append(kept, g)
 		}
 	}
 	s.registries = kept
 	s.reply(w, http.StatusOK, nil)
-}
-
-func contains(l []string, s string) bool {
-	for _, v := range l {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // --- applications ------------------------------------------------------------------
