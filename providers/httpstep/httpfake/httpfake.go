@@ -54,6 +54,9 @@ func New(o Options) *Server {
 	}
 	s := &Server{Faults: fault.New(o.Faults), opts: o, objects: map[string]*Object{}, creates: map[string]int{}, tokens: map[string]time.Time{}}
 	mux := http.NewServeMux()
+	// No vendor API: the generic http section's own test server. Token: RFC 6749
+	// section 4.4 (client credentials); the collection routes are plain REST
+	// (POST creates, GET lists with ?name=, GET/PUT/DELETE one object).
 	mux.HandleFunc("POST /oauth/token", s.token)
 	mux.HandleFunc("POST /v1/{coll}", s.auth(s.create))
 	mux.HandleFunc("GET /v1/{coll}", s.auth(s.list))
