@@ -173,7 +173,6 @@ type dval struct {
 type rowEval struct {
 	vals []dval
 	o    evalOut
-	refs []Ref
 }
 
 // evalRow evaluates every dynamic scalar of t for the current row.

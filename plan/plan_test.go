@@ -712,7 +712,8 @@ func TestLoad_CheckSecrets_ReadsNoValue(t *testing.T) {
 	if got, want := pl.Endpoints["api"].Auth.Token.Reveal(), PlaceholderSecret("env", "NEVER_SET_TOKEN"); got != want {
 		t.Errorf("token = %q, want the placeholder %q", got, want)
 	}
-	if PlaceholderSecret("env", "A") == PlaceholderSecret("env", "B") || PlaceholderSecret("env", "A") != PlaceholderSecret("env", "A") {
+	a1, a2 := PlaceholderSecret("env", "A"), PlaceholderSecret("env", "A")
+	if a1 == PlaceholderSecret("env", "B") || a1 != a2 {
 		t.Error("placeholders must be distinct per reference and stable")
 	}
 	// Reading the same plan fails on both references.

@@ -32,8 +32,7 @@ func ShardOf(g *Graph, n int) []int {
 	for k := range parent {
 		parent[k] = int32(k)
 	}
-	var find func(int32) int32
-	find = func(x int32) int32 {
+	find := func(x int32) int32 {
 		for parent[x] != x {
 			parent[x] = parent[parent[x]]
 			x = parent[x]

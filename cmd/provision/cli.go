@@ -394,7 +394,7 @@ func stateError(path string, err error) error {
 	case errors.Is(err, state.ErrOtherPlan):
 		return fmt.Errorf("%w\n  use --state to choose another file for this plan", err)
 	case errors.Is(err, state.ErrOtherTarget):
-		return fmt.Errorf("%w\n  nothing was sent. If this run is meant for other systems (a sandbox rehearsal and the real\n  rollout, staging and production), give it its own file with --state (sandbox runs default to\n  .provision/<plan name>.sandbox.db). If these are the same systems under a new address, rerun\n  apply with --retarget to record the new identity.", err)
+		return fmt.Errorf("%w\n  nothing was sent. If this run is meant for other systems (a sandbox rehearsal and the real\n  rollout, staging and production), give it its own file with --state (sandbox runs default to\n  .provision/<plan name>.sandbox.db). If these are the same systems under a new address, rerun\n  apply with --retarget to record the new identity", err)
 	case errors.Is(err, state.ErrWrongKey):
 		return fmt.Errorf("%w\n  set %s to the key used when the file was written", err, state.KeyEnv)
 	}

@@ -31,12 +31,11 @@ const ExitChanges = 4
 
 // planOpts are the options of one dry run.
 type planOpts struct {
-	only             string
-	asJSON, summary  bool
-	showSkips        bool
-	exitCode         bool
-	out              string // save the decided actions here
-	includeUnchanged bool
+	only            string
+	asJSON, summary bool
+	showSkips       bool
+	exitCode        bool
+	out             string // save the decided actions here
 }
 
 // stateRead is what a command read from a state file (maybe none).

@@ -161,18 +161,6 @@ func apply(t *testing.T, task *providers.Task, c call) (state.Outputs, state.Out
 	return out, saved, err
 }
 
-// merge copies outputs (state record after a run).
-func merge(a, b state.Outputs) state.Outputs {
-	out := state.Outputs{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
-	return out
-}
-
 // runPlan runs a whole plan through the runner against the env.
 func (e *env) runPlan(text, statePath, key string) *runner.Result {
 	e.t.Helper()
