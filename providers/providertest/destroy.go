@@ -121,7 +121,7 @@ func (e *env) destroy(ctx context.Context, maxAttempts int) (*runner.Result, *de
 	e.t.Helper()
 	d := e.deleteTasks()
 	res := e.runTasks(ctx, d.tasks, maxAttempts)
-	st, err := state.Open(e.state, state.Options{Key: e.stateKey()})
+	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), KDFIterations: state.MinKDFIterations})
 	if err != nil {
 		e.t.Fatal(err)
 	}
