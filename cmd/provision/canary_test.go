@@ -67,6 +67,7 @@ func canarySandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	statePath := filepath.Join(t.TempDir(), "canary.db")
+	seedState(t, planPath, statePath, canaries[state.KeyEnv])
 	env := os.Environ()
 	for k, v := range canaries {
 		env = append(env, k+"="+v)
@@ -196,6 +197,7 @@ func canaryEcho(t *testing.T) {
 	planPath := filepath.Join(dir, "hostile.yaml")
 	os.WriteFile(planPath, []byte(echoPlan), 0o600)
 	statePath := filepath.Join(dir, "hostile.db")
+	seedState(t, planPath, statePath, env[state.KeyEnv])
 	procEnv := os.Environ()
 	for k, v := range env {
 		procEnv = append(procEnv, k+"="+v)

@@ -18,6 +18,7 @@ import (
 	"provision/providers/fault"
 	"provision/providers/nx/nxfake"
 	"provision/providers/sandbox"
+	"provision/state"
 )
 
 // demoEnv reads examples/demo.env (the sandbox's demo secrets).
@@ -162,6 +163,7 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 		}
 	}
 	statePath := filepath.Join(t.TempDir(), "torture.db")
+	seedState(t, planPath, statePath, env[state.KeyEnv])
 	args := []string{"apply", planPath, "--sandbox-url", sb.URL(), "--state", statePath, "--parallel", "16",
 		"--backoff", "50ms", "--backoff-max", "2s", "--max-attempts", "8", "--log-format", "json", "--log-level", "debug"}
 	cmdEnv := os.Environ()
