@@ -30,7 +30,7 @@ func freshShell(t *testing.T, dir string, args ...string) (int, string, string) 
 	t.Helper()
 	cmd := exec.Command(provisionBinary(t), args...)
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, raceEnv()...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
