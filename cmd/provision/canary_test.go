@@ -34,6 +34,7 @@ func TestCanary_SecretsNeverLeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes")
 	}
+	t.Parallel() // waits on child processes
 	t.Run("sandbox", canarySandbox)
 	t.Run("hostile echo server", canaryEcho)
 }
@@ -279,6 +280,7 @@ func TestShards_FourProcessesCoverEveryTaskOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes")
 	}
+	t.Parallel() // waits on child processes
 	bin := provisionBinary(t)
 	const n = 150 // widgets; each has a label: 300 tasks (the split itself: TestShardOf_*)
 	srv := httpfake.New(httpfake.Options{ClientID: "crash-test", ClientSecret: "crash-secret-canary-71"})

@@ -130,6 +130,7 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("torture runs real processes")
 	}
+	t.Parallel() // waits on child processes
 	kills := envInt("PROVISION_TORTURE_KILLS", 4)
 	stores := envInt("PROVISION_TORTURE_STORES", 12)
 	bin := provisionBinary(t)
