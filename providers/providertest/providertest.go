@@ -83,6 +83,9 @@
 //   - Deletes: every route the Removers send; CannotDelete: the sections the
 //     vendor API cannot delete (say why in the provider's docs); Fake.Snapshot:
 //     the fake's objects by natural key.
+//   - Fake.Settle: for a fake that accepts work it does later (OpenvCloud's _async
+//     calls), finishes it between a killed run and the next, as the time before
+//     an operator runs again does.
 //
 // The plan must reference its secrets as ${env.NAME} with the names of
 // Target.Secrets, and should make every create route of the provider happen (so that
@@ -187,6 +190,10 @@ type Fake struct {
 	// Check reads the fake's own state and returns an error naming every
 	// duplicate, orphan or missing object.
 	Check func() error
+	// Settle, when set, lets what the fake accepted before a kill take effect (an
+	// _async call still queued on the server), as the time an operator takes to
+	// run again does: the kill checks call it between the killed run and the next.
+	Settle func()
 	// Snapshot lists the fake's objects (at least those a destroy can remove),
 	// read from its state, one sorted line each by natural key (names, never
 	// generated ids), so that two fakes with the same objects give the same lines.
@@ -565,6 +572,7 @@ func Run(t *testing.T, tg Target) {
 			if n := e.started(); n == 0 {
 				t.Fatal("no record is left started after the kill")
 			}
+			e.settle()
 			mustOK(t, e.run(6), "fresh run after the kill")
 			e.check("after a kill between intent and result on " + route.String())
 			e.checkLeaks()
@@ -652,6 +660,13 @@ func Run(t *testing.T, tg Target) {
 		e.checkLeaks()
 	})
 	runDestroy(t, &tg)
+}
+
+// settle calls Fake.Settle, if any.
+func (e *env) settle() {
+	if e.fake.Settle != nil {
+		e.fake.Settle()
+	}
 }
 
 func anyMatch(lines []string, r Route) bool {
