@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,5 +101,42 @@ func TestCheck_BboltCheckAloneCrashesOnAPageTheWalkRefuses(t *testing.T) {
 	err = Check(damaged)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "page 1073741824") {
 		t.Fatalf("Check: %v, want ErrCorrupt naming the page", err)
+	}
+}
+
+// dropLastFreePage removes the last id from the file's current freelist page: that
+// page is then neither reachable nor free. It returns the page's id.
+func dropLastFreePage(t *testing.T, path string) uint64 {
+	t.Helper()
+	b := must(os.ReadFile(path))
+	le := binary.LittleEndian
+	ps := uint64(le.Uint32(b[pageHeaderSize+8:]))
+	// meta (after the page header): magic, version, page size, flags (u32 each),
+	// root bucket (16 bytes), freelist, high-water mark, txid (u64 each).
+	meta := b[:ps]
+	if m1 := b[ps : 2*ps]; le.Uint64(m1[64:]) > le.Uint64(meta[64:]) {
+		meta = m1
+	}
+	fl := b[le.Uint64(meta[48:])*ps:]
+	n := uint64(le.Uint16(fl[10:]))
+	if n == 0 || n == 0xFFFF {
+		t.Fatalf("freelist of %d ids: want a short, non-empty one", n)
+	}
+	id := le.Uint64(fl[pageHeaderSize+(n-1)*8:])
+	le.PutUint16(fl[10:], uint16(n-1))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// A page that is neither in use nor free (a leak, not a danger to the process) is
+// found by bbolt's tx.Check after the walk.
+func TestCheck_UnreachablePageIsReportedByBboltsCheck(t *testing.T) {
+	path, _ := validFile(t, t.TempDir(), 400)
+	id := dropLastFreePage(t, path)
+	err := Check(path)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("page %d: unreachable unfreed", id)) {
+		t.Fatalf("Check: %v, want ErrCorrupt naming page %d unreachable", err, id)
 	}
 }
