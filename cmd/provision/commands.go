@@ -225,7 +225,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	meters := rest.NewMeters()
 	ctx = rest.WithMeters(ctx, meters)
 	rates := func() []rest.RateStats { return endpointRates(meters, l.plan) }
-	if _, err := forgetDestroyed(st); err != nil {
+	if _, err := runner.ForgetDestroyed(st); err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
 	recs, err := st.Load()
