@@ -95,35 +95,36 @@ func (o *Options) defaults() {
 
 // Failure is a task that failed in this run.
 type Failure struct {
-	ID       string `json:"id"`
-	Attempts int    `json:"attempts"`
-	Error    string `json:"error"`
+	ID       string
+	Attempts int
+	Error    string
 }
 
 // Skipped is a task not run because a dependency failed.
 type Skipped struct {
-	ID    string `json:"id"`
-	Cause string `json:"failed_dependency"`
+	ID    string
+	Cause string
 }
 
-// Result summarises a run.
+// Result summarises a run. It has no JSON form of its own: the commands print
+// theirs (cmd/provision jsonview.go, docs/json.md).
 type Result struct {
-	Total      int `json:"total"`
-	UpToDate   int `json:"up_to_date"`
-	Applied    int `json:"applied"`
-	Failed     int `json:"failed"`
-	Skipped    int `json:"skipped"`
-	NotStarted int `json:"not_started"`
-	InDoubt    int `json:"in_doubt"`
-	Retries    int `json:"retries"`
+	Total      int
+	UpToDate   int
+	Applied    int
+	Failed     int
+	Skipped    int
+	NotStarted int
+	InDoubt    int
+	Retries    int
 	// Throttled counts retries after throttled answers (they cost no attempt).
-	Throttled int `json:"throttled_retries"`
+	Throttled int
 	// Interrupted: a stop was requested (signal); Stopped: the failure budget ran out.
-	Interrupted bool          `json:"interrupted"`
-	Stopped     bool          `json:"stopped"`
-	Elapsed     time.Duration `json:"elapsed_ns"`
-	Failures    []Failure     `json:"failures,omitempty"`
-	SkippedBy   []Skipped     `json:"skipped_tasks,omitempty"`
+	Interrupted bool
+	Stopped     bool
+	Elapsed     time.Duration
+	Failures    []Failure
+	SkippedBy   []Skipped
 }
 
 // OK reports whether every selected task is done.
