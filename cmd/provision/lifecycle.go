@@ -298,14 +298,18 @@ func destroyTargets(l *loaded, recs map[string]*state.Record, patterns []string)
 	var errs []error
 	var planned []string
 	for _, p := range patterns {
+		if err := runner.CheckPattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("--only %w", err))
+			continue
+		}
 		n := 0
 		for _, t := range l.graph.Tasks {
-			if runner.Match(p, t.ID) || strings.HasPrefix(t.ID, p+"/") {
+			if runner.Match(p, t.ID) {
 				n++
 			}
 		}
 		for _, id := range removed {
-			if runner.Match(p, id) || strings.HasPrefix(id, p+"/") {
+			if runner.Match(p, id) {
 				ids = append(ids, id)
 				n++
 			}
@@ -346,7 +350,7 @@ past a milestone, which only orders).
 Without a terminal to confirm on, --yes is required.`)
 	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
 	registerRunFlags(fs, &o, &every)
-	fs.StringVar(&only, "only", "", "delete only tasks matching `PATTERNS` (comma-separated globs) and everything that depends on them")
+	fs.StringVar(&only, "only", "", "delete only tasks matching `PATTERNS` (comma-separated globs as in depends_on: * and ? stop at a slash, [abc] a class; an item's pattern also selects its sub-tasks) and everything that depends on them")
 	fs.BoolVar(&includeAdopted, "include-adopted", false, "also delete objects the plan adopted (found existing) rather than created")
 	fs.BoolVar(&dry, "dry-run", false, "list what would be deleted and what stays; nothing is deleted (same as plan --destroy)")
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")

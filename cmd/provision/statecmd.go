@@ -161,6 +161,11 @@ func stateList(sp, status string, patterns []string, asJSON bool, w io.Writer) e
 	default:
 		return withCode(ExitBadInput, fmt.Errorf("state list --status %q: want done, failed, in_doubt or pending", status))
 	}
+	for _, p := range patterns {
+		if err := runner.CheckPattern(p); err != nil {
+			return withCode(ExitBadInput, fmt.Errorf("state list: pattern %w", err))
+		}
+	}
 	st, err := openStateFile(sp, true)
 	if err != nil {
 		return err
@@ -219,7 +224,7 @@ func stateList(sp, status string, patterns []string, asJSON bool, w io.Writer) e
 
 func matchAny(patterns []string, id string) bool {
 	for _, p := range patterns {
-		if runner.Match(p, id) || strings.HasPrefix(id, p+"/") {
+		if runner.Match(p, id) {
 			return true
 		}
 	}
