@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"path"
@@ -277,4 +278,46 @@ func (g *Graph) DOT(name string) string {
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// Order returns the task IDs in dependency order: every task after the tasks it
+// depends on, ties in ID order (for a delete graph, runner.DeleteTasks: every task
+// before the tasks it depended on). It is deterministic: the same graph, the same
+// order.
+func (g *Graph) Order() []string {
+	waiting := make([]int, len(g.Tasks))
+	ready := &idHeap{g: g}
+	for i := range g.Tasks {
+		waiting[i] = len(g.deps[i])
+		if waiting[i] == 0 {
+			heap.Push(ready, int32(i))
+		}
+	}
+	out := make([]string, 0, len(g.Tasks))
+	for ready.Len() > 0 {
+		i := heap.Pop(ready).(int32)
+		out = append(out, g.Tasks[i].ID)
+		for _, u := range g.users[i] {
+			if waiting[u]--; waiting[u] == 0 {
+				heap.Push(ready, u)
+			}
+		}
+	}
+	return out
+}
+
+// idHeap is a min-heap of task indexes by ID.
+type idHeap struct {
+	g  *Graph
+	is []int32
+}
+
+func (h *idHeap) Len() int           { return len(h.is) }
+func (h *idHeap) Less(a, b int) bool { return h.g.Tasks[h.is[a]].ID < h.g.Tasks[h.is[b]].ID }
+func (h *idHeap) Swap(a, b int)      { h.is[a], h.is[b] = h.is[b], h.is[a] }
+func (h *idHeap) Push(x any)         { h.is = append(h.is, x.(int32)) }
+func (h *idHeap) Pop() any {
+	x := h.is[len(h.is)-1]
+	h.is = h.is[:len(h.is)-1]
+	return x
 }

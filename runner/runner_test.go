@@ -719,3 +719,25 @@ func TestRunner_Run_RetryAfterIsCappedByBackoffMax(t *testing.T) {
 		t.Errorf("the retry's log line does not say the server asked for longer:\n%s", line)
 	}
 }
+
+func TestGraph_Order_DependenciesFirstTiesByID(t *testing.T) {
+	g := mustGraph(t,
+		task("c", nil, ok()),
+		task("b/x", []string{"c"}, ok()),
+		task("a", []string{"b/x", "d"}, ok()),
+		task("d", nil, ok()),
+		task("e", nil, ok()),
+	)
+	if got := strings.Join(g.Order(), ","); got != "c,b/x,d,a,e" {
+		t.Errorf("order %s", got)
+	}
+	// The delete graph runs the other way: a task's delete before its dependencies'.
+	var dels []Delete
+	for _, tk := range g.Tasks {
+		dels = append(dels, Delete{ID: tk.ID, Record: &state.Record{Hash: tk.Hash}, Deps: tk.Deps})
+	}
+	dg := mustGraph(t, DeleteTasks(dels)...)
+	if got := strings.Join(dg.Order(), ","); got != "a,b/x,c,d,e" {
+		t.Errorf("delete order %s", got)
+	}
+}
