@@ -136,12 +136,17 @@ func splitList(s string) []string {
 	return out
 }
 
+// applyFlags are apply's flags.
+type applyFlags struct {
+	c                          common
+	o                          runner.Options
+	dry, asJSON, prune, yes    bool
+	only, eventsFile, uiListen string
+	progressEvery              time.Duration
+}
+
 func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c common
-	var o runner.Options
-	var dry, asJSON, prune, yes bool
-	var only, eventsFile, uiListen string
-	var progressEvery time.Duration
+	var a applyFlags
 	fs := newFlagSet("apply", `apply [flags] PLAN
        provision apply [flags] SAVED-PLAN   (from provision plan --out: exactly that, or nothing)
 
@@ -154,17 +159,17 @@ changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones fin
 Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 (32 bytes base64/hex: head -c32 /dev/urandom | base64; or a passphrase of at least
 16 characters), and not stored otherwise.`)
-	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
-	registerRunFlags(fs, &o, &progressEvery)
-	fs.BoolVar(&c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
-	fs.StringVar(&only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs as in depends_on: * and ? stop at a slash, [abc] a class; an item's pattern also selects its sub-tasks) and what they depend on")
-	fs.BoolVar(&prune, "prune", false, "also delete the objects of tasks the plan no longer lists (reverse dependency order; adopted objects stay)")
-	fs.BoolVar(&dry, "dry-run", false, "same as `provision plan`")
-	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
-	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
-	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
-	fs.StringVar(&uiListen, "ui", "", "serve a read-only live page of the run at `ADDR` (a port alone, :8701, is served on loopback only)")
-	fs.StringVar(&eventsFile, "events", "", "append one JSON line per task event (started, retrying, done, failed, skipped) to `FILE` (docs/json.md)")
+	a.c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
+	registerRunFlags(fs, &a.o, &a.progressEvery)
+	fs.BoolVar(&a.c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
+	fs.StringVar(&a.only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs as in depends_on: * and ? stop at a slash, [abc] a class; an item's pattern also selects its sub-tasks) and what they depend on")
+	fs.BoolVar(&a.prune, "prune", false, "also delete the objects of tasks the plan no longer lists (reverse dependency order; adopted objects stay)")
+	fs.BoolVar(&a.dry, "dry-run", false, "same as `provision plan`")
+	fs.BoolVar(&a.asJSON, "json", false, "print the final report (or the dry run) as JSON")
+	fs.BoolVar(&a.c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
+	fs.BoolVar(&a.yes, "yes", false, "do not ask for confirmation on a terminal")
+	fs.StringVar(&a.uiListen, "ui", "", "serve a read-only live page of the run at `ADDR` (a port alone, :8701, is served on loopback only)")
+	fs.StringVar(&a.eventsFile, "events", "", "append one JSON line per task event (started, retrying, done, failed, skipped) to `FILE` (docs/json.md)")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -173,25 +178,32 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if err != nil {
 		return err
 	}
-	savedPath := ""
+	planPath, savedPath := pos[0], ""
 	if saved != nil {
-		if only != "" || c.refresh || dry {
+		if a.only != "" || a.c.refresh || a.dry {
 			return withCode(ExitBadInput, fmt.Errorf("apply %s: a saved plan fixes --only and --refresh; give them to plan --out instead (--dry-run: provision plan)", pos[0]))
 		}
 		savedPath = pos[0]
-		pos[0], only = saved.PlanFile, saved.Only
+		planPath, a.only = saved.PlanFile, saved.Only
 	}
-	if dry {
-		return dryRunPlan(ctx, &c, pos[0], planOpts{only: only, asJSON: asJSON}, stdout, stderr)
+	if a.dry {
+		return dryRunPlan(ctx, &a.c, planPath, planOpts{only: a.only, asJSON: a.asJSON}, stdout, stderr)
 	}
-	if err := checkRunFlags("apply", o, progressEvery); err != nil {
+	if err := checkRunFlags("apply", a.o, a.progressEvery); err != nil {
 		return err
 	}
-	if err := c.checkStateFlag(); err != nil {
+	if err := a.c.checkStateFlag(); err != nil {
 		return err
 	}
-	o.Only = splitList(only)
-	l, err := c.load(ctx, pos[0], stderr)
+	return a.run(ctx, planPath, saved, savedPath, stdout, stderr)
+}
+
+// run is an apply after its flags are checked: load the plan and the state, decide
+// what to force and confirm, run, prune, report.
+func (a *applyFlags) run(ctx context.Context, planPath string, saved *savedPlan, savedPath string, stdout, stderr io.Writer) error {
+	c, o := &a.c, &a.o
+	o.Only = splitList(a.only)
+	l, err := c.load(ctx, planPath, stderr)
 	if err != nil {
 		return err
 	}
@@ -233,39 +245,11 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
 	runner.RegisterSecrets(red, recs)
-	switch {
-	case saved != nil:
-		infos, err := st.Infos()
-		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-		if err := checkSavedPlan(savedPath, saved, &c, l, &stateRead{path: sp, recs: recs, infos: infos}); err != nil {
-			return err
-		}
-		o.Force = forceSet(saved.Force)
-	case c.refresh || (!yes && interactive(stderr)):
-		infos, err := st.Infos()
-		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-		dr, err := c.decideAll(ctx, l, &stateRead{path: sp, recs: recs, infos: infos}, only, false)
-		if err != nil {
-			return err
-		}
-		if c.refresh {
-			o.Force = forceSet(dr.Drifted)
-			if len(dr.Drifted) > 0 {
-				log.Info().Int("tasks", len(dr.Drifted)).Str("ids", joinIDs(dr.Drifted, 10)).Msg("drift: putting back what changed outside provision")
-			}
-		}
-		if !yes {
-			if err := confirmApply(&dr, stderr); err != nil {
-				return err
-			}
-		}
+	if o.Force, err = a.preflight(ctx, l, st, sp, recs, saved, savedPath, stderr); err != nil {
+		return err
 	}
 	removed := removedIDs(l.graph, recs)
-	if len(removed) > 0 && !prune {
+	if len(removed) > 0 && !a.prune {
 		log.Warn().Int("tasks", len(removed)).Str("ids", joinIDs(removed, 10)).Msg("removed from the plan: left alone (provision plan lists them; apply --prune deletes them)")
 	}
 	sel, err := l.graph.Select(o.Only)
@@ -273,70 +257,135 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		return withCode(ExitBadInput, err)
 	}
 	live := newLiveStats(l.graph, sel, recs, o.Force)
-	sinks := []func(runner.Event){live.observe}
-	if eventsFile != "" {
-		el, err := openEventLog(eventsFile, l.plan.Name, red, log)
-		if err != nil {
-			return err
-		}
-		defer el.Close()
-		sinks = append(sinks, el.write)
+	events, page, closeEvents, err := a.eventSinks(l, o.Progress, live, rates, stderr)
+	defer closeEvents()
+	if err != nil {
+		return err
 	}
-	var page *uiServer
-	if uiListen != "" {
-		u := newUIState(l.plan.Name, o.Progress, live, red, time.Now())
-		u.rates = rates
-		if page, err = startUI(uiListen, u); err != nil {
-			return err
-		}
-		defer page.Close()
-		sinks = append(sinks, u.observe)
-		fmt.Fprintf(stderr, "ui: the live page of this run (read-only): %s\n", page.URL())
-	}
-	o.Events = func(e runner.Event) {
-		for _, f := range sinks {
-			f(e)
-		}
-	}
+	o.Events = events
 	view := newProgressView(o.Progress, live, newPalette(con))
 	view.endpoints = func() string { return strings.TrimPrefix(rateSuffix(rates()), " | ") }
-	stopProgress := startProgress(view, con, progressEvery)
-	res, err := runner.Run(ctx, l.graph, st, o)
+	stopProgress := startProgress(view, con, a.progressEvery)
+	res, err := runner.Run(ctx, l.graph, st, *o)
 	stopProgress()
 	if page != nil {
 		page.finish()
 	}
 	var pruned *runner.Result
 	var kept []keptLine
-	if err == nil && prune && len(removed) > 0 && !res.Interrupted {
-		pruned, kept, err = runDeletes(ctx, l, st, removed, false, true, o, stderr, progressEvery)
+	if err == nil && a.prune && len(removed) > 0 && !res.Interrupted {
+		pruned, kept, err = runDeletes(ctx, l, st, removed, false, true, *o, stderr, a.progressEvery)
 	}
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close state: %w", cerr)
 	}
 	rep := applyReport{Plan: l.plan.Name, State: sp, Result: res}
-	if !prune {
+	if !a.prune {
 		rep.Removed = removed
 	} else if pruned != nil {
 		rep.Pruned = &destroyReport{Result: pruned, Kept: kept}
 	}
-	if err != nil {
-		if res == nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-		rep.Endpoints = rates()
-		report(stdout, red, &rep, asJSON, l.sandbox)
-		return withCode(ExitFailed, err)
+	return a.report(stdout, l, &rep, rates, err)
+}
+
+// report prints an apply's report and returns its exit: 1 with the error that
+// stopped the run, 3 when interrupted, 1 when something is not done.
+func (a *applyFlags) report(stdout io.Writer, l *loaded, rep *applyReport, rates func() []rest.RateStats, err error) error {
+	res, pruned := rep.Result, (*runner.Result)(nil)
+	if rep.Pruned != nil {
+		pruned = rep.Pruned.Result
+	}
+	if err != nil && res == nil {
+		return withCode(ExitBadInput, stateError(rep.State, err))
 	}
 	rep.Endpoints = rates()
-	report(stdout, red, &rep, asJSON, l.sandbox)
+	report(stdout, l.plan.Redactor, rep, a.asJSON, l.sandbox)
 	switch {
+	case err != nil:
+		return withCode(ExitFailed, err)
 	case res.Interrupted || (pruned != nil && pruned.Interrupted):
 		return errQuiet(ExitInterrupted)
 	case !res.OK() || (pruned != nil && !pruned.OK()):
 		return errQuiet(ExitFailed)
 	}
 	return nil
+}
+
+// preflight is what an apply checks before it runs: a saved plan must still hold
+// (its drifted tasks are forced); with --refresh, the dry run's drifted tasks are
+// forced; on a terminal without --yes, the operator confirms the dry run's changes.
+// It returns the tasks to force (runner.Options.Force). a.o.Log is the run's logger.
+func (a *applyFlags) preflight(ctx context.Context, l *loaded, st *state.Store, sp string, recs map[string]*state.Record, saved *savedPlan, savedPath string, stderr io.Writer) (map[string]bool, error) {
+	c := &a.c
+	if saved == nil && !c.refresh && (a.yes || !interactive(stderr)) {
+		return nil, nil
+	}
+	infos, err := st.Infos()
+	if err != nil {
+		return nil, withCode(ExitBadInput, stateError(sp, err))
+	}
+	sr := &stateRead{path: sp, recs: recs, infos: infos}
+	if saved != nil {
+		if err := checkSavedPlan(savedPath, saved, c, l, sr); err != nil {
+			return nil, err
+		}
+		return forceSet(saved.Force), nil
+	}
+	dr, err := c.decideAll(ctx, l, sr, a.only, false)
+	if err != nil {
+		return nil, err
+	}
+	var force map[string]bool
+	if c.refresh {
+		force = forceSet(dr.Drifted)
+		if len(dr.Drifted) > 0 {
+			a.o.Log.Info().Int("tasks", len(dr.Drifted)).Str("ids", joinIDs(dr.Drifted, 10)).Msg("drift: putting back what changed outside provision")
+		}
+	}
+	if !a.yes {
+		if err := confirmApply(&dr, stderr); err != nil {
+			return nil, err
+		}
+	}
+	return force, nil
+}
+
+// eventSinks fans the run's events out to the live section counts, the --events
+// file and the --ui page (started here; the caller finishes it after the run).
+// closeAll ends the events file and the page (call it even on an error).
+func (a *applyFlags) eventSinks(l *loaded, p *runner.Progress, live *liveStats, rates func() []rest.RateStats, stderr io.Writer) (events func(runner.Event), page *uiServer, closeAll func(), err error) {
+	red := l.plan.Redactor
+	sinks := []func(runner.Event){live.observe}
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if a.eventsFile != "" {
+		el, err := openEventLog(a.eventsFile, l.plan.Name, red, a.o.Log)
+		if err != nil {
+			return nil, nil, closeAll, err
+		}
+		closers = append(closers, func() { el.Close() })
+		sinks = append(sinks, el.write)
+	}
+	if a.uiListen != "" {
+		u := newUIState(l.plan.Name, p, live, red, time.Now())
+		u.rates = rates
+		if page, err = startUI(a.uiListen, u); err != nil {
+			return nil, nil, closeAll, err
+		}
+		closers = append(closers, func() { page.Close() })
+		sinks = append(sinks, u.observe)
+		fmt.Fprintf(stderr, "ui: the live page of this run (read-only): %s\n", page.URL())
+	}
+	events = func(e runner.Event) {
+		for _, f := range sinks {
+			f(e)
+		}
+	}
+	return events, page, closeAll, nil
 }
 
 // registerRunFlags registers the flags of commands that run tasks (apply, destroy).
