@@ -566,21 +566,49 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	if l != nil {
 		rep.Plan = l.plan.Name
 	}
-	all := map[string]*state.Record{}
 	// Without its plan, status still knows the secret outputs the state holds (when
 	// the key is given) and masks them wherever they appear.
 	red := plan.NewRedactor()
 	if l != nil {
 		red = l.plan.Redactor
 	}
+	all, err := readStatusStates(states, l, red, &rep)
+	if errors.Is(err, errNoRunYet) {
+		return noRunYet(stdout, states[0], asJSON)
+	}
+	if err != nil {
+		return err
+	}
+	rep.count(all, red)
+	if l != nil {
+		rep.comparePlan(l, all)
+	}
+	w := bufio.NewWriter(red.Writer(stdout))
+	defer w.Flush()
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	writeStatus(w, &rep, states, l != nil)
+	return nil
+}
+
+// errNoRunYet: status of a plan whose one state file does not exist yet.
+var errNoRunYet = errors.New("no run yet")
+
+// readStatusStates reads the records of every state file (one per shard), gives
+// the redactor their secret outputs and adds their warnings to rep.
+func readStatusStates(states []string, l *loaded, red *plan.Redactor, rep *statusReport) (map[string]*state.Record, error) {
+	all := map[string]*state.Record{}
 	for _, sp := range states {
 		if _, err := os.Stat(sp); errors.Is(err, os.ErrNotExist) {
 			if l != nil && len(states) == 1 {
-				return noRunYet(stdout, sp, asJSON)
+				return nil, errNoRunYet
 			}
-			return withCode(ExitBadInput, fmt.Errorf("state %s: no such file (no run has written it yet?)", sp))
+			return nil, withCode(ExitBadInput, fmt.Errorf("state %s: no such file (no run has written it yet?)", sp))
 		} else if err != nil {
-			return withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
+			return nil, withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
 		}
 		name := ""
 		if l != nil {
@@ -592,7 +620,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 			continue
 		}
 		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
+			return nil, withCode(ExitBadInput, stateError(sp, err))
 		}
 		rep.Warnings = append(rep.Warnings, st.Warnings()...)
 		if l != nil {
@@ -614,11 +642,15 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		})
 		st.Close()
 		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
+			return nil, withCode(ExitBadInput, stateError(sp, err))
 		}
 	}
-	ids := sortedKeys(all)
-	for _, id := range ids {
+	return all, nil
+}
+
+// count adds the records' counts per status, failures and tasks in doubt.
+func (rep *statusReport) count(all map[string]*state.Record, red *plan.Redactor) {
+	for _, id := range sortedKeys(all) {
 		r := all[id]
 		rep.Counts[statusKey(r.Status)]++
 		rep.Total++
@@ -629,25 +661,25 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 			rep.InDoubtTasks = append(rep.InDoubtTasks, taskLine{ID: id, Attempts: r.Attempts, StartedAt: r.StartedAt.UTC()})
 		}
 	}
-	if l != nil {
-		rep.Removed = nonNil(removedIDs(l.graph, all))
-		rep.Planned = l.graph.Len()
-		for _, t := range l.graph.Tasks {
-			r, ok := all[t.ID]
-			if !ok {
-				rep.NotStarted++
-			} else if r.Status == state.Done && r.Hash != t.Hash {
-				rep.Changed++
-			}
+}
+
+// comparePlan adds what the plan says of the records: removed tasks, tasks not
+// started, tasks changed since done (an update, as runner.Decide says).
+func (rep *statusReport) comparePlan(l *loaded, all map[string]*state.Record) {
+	rep.Removed = nonNil(removedIDs(l.graph, all))
+	rep.Planned = l.graph.Len()
+	for _, t := range l.graph.Tasks {
+		r, ok := all[t.ID]
+		if !ok {
+			rep.NotStarted++
+		} else if runner.Decide(t.ID, t.Kind, t.Hash, r).Verb == runner.Update {
+			rep.Changed++
 		}
 	}
-	w := bufio.NewWriter(red.Writer(stdout))
-	defer w.Flush()
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
+}
+
+// writeStatus prints status as text.
+func writeStatus(w io.Writer, rep *statusReport, states []string, planned bool) {
 	fmt.Fprintf(w, "state: %s\n", strings.Join(states, ", "))
 	keys := sortedKeys(rep.Counts)
 	sort.SliceStable(keys, func(i, j int) bool { return statusOrder(keys[i]) < statusOrder(keys[j]) })
@@ -656,7 +688,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 		label := strings.ReplaceAll(k, "_", " ")
 		fmt.Fprintf(w, "  %-12s %d\n", label, rep.Counts[k])
 	}
-	if l != nil {
+	if planned {
 		fmt.Fprintf(w, "  planned      %d (not started: %d, changed since done: %d)\n", rep.Planned, rep.NotStarted, rep.Changed)
 	}
 	for _, warn := range rep.Warnings {
@@ -680,7 +712,6 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, stamp(f.StartedAt))
 		}
 	}
-	return nil
 }
 
 // noRunYet is status for a plan whose state file does not exist yet.
