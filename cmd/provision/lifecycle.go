@@ -386,23 +386,10 @@ Without a terminal to confirm on, --yes is required.`)
 		return err
 	}
 	defer st.Close()
-	if _, err := runner.ForgetDestroyed(st); err != nil {
-		return withCode(ExitBadInput, stateError(sp, err))
-	}
-	recs, err := st.Load()
+	ids, sum, err := destroyTargetsOf(l, st, sp, only, includeAdopted)
 	if err != nil {
-		return withCode(ExitBadInput, stateError(sp, err))
+		return err
 	}
-	runner.RegisterSecrets(l.plan.Redactor, recs)
-	ids, err := destroyTargets(l, recs, splitList(only))
-	if err != nil {
-		return withCode(ExitBadInput, err)
-	}
-	infos, err := st.Infos()
-	if err != nil {
-		return withCode(ExitBadInput, stateError(sp, err))
-	}
-	sum := summarizeDeletes(planDeletes(l, recs, infos, ids, includeAdopted, false))
 	if !yes {
 		q := fmt.Sprintf("destroy %s: %d objects will be deleted, %d kept (state %s).", l.plan.Name, sum.Delete, sum.Keep, sp)
 		if err := confirm(q, stderr); err != nil {
@@ -417,25 +404,8 @@ Without a terminal to confirm on, --yes is required.`)
 	if res == nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
-	rep := &destroyReport{Result: res, Kept: kept}
 	w := bufio.NewWriter(red.Writer(stdout))
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(destroyJSON{SchemaVersion: jsonSchemaVersion, Plan: l.plan.Name, State: sp,
-			deletesJSON: deletesJSON{runJSON: runOf(res), Kept: nonNil(kept)}})
-	} else {
-		verdict := "done"
-		switch {
-		case res.Interrupted:
-			verdict = "interrupted: rerun the same command to resume"
-		case !res.OK():
-			verdict = "incomplete: fix the failures and rerun the same command"
-		}
-		fmt.Fprintf(w, "\nprovision destroy %s: %s\n", l.plan.Name, verdict)
-		writeDeletes(w, rep, "  ")
-		fmt.Fprintf(w, "  state        %s\n", sp)
-	}
+	writeDestroy(w, l.plan.Name, sp, &destroyReport{Result: res, Kept: kept}, asJSON)
 	w.Flush()
 	switch {
 	case err != nil:
@@ -446,6 +416,50 @@ Without a terminal to confirm on, --yes is required.`)
 		return errQuiet(ExitFailed)
 	}
 	return nil
+}
+
+// destroyTargetsOf forgets the records of finished deletes, then returns the tasks
+// a destroy considers (destroyTargets) and what it would delete and keep.
+func destroyTargetsOf(l *loaded, st *state.Store, sp, only string, includeAdopted bool) ([]string, deleteSummary, error) {
+	if _, err := runner.ForgetDestroyed(st); err != nil {
+		return nil, deleteSummary{}, withCode(ExitBadInput, stateError(sp, err))
+	}
+	recs, err := st.Load()
+	if err != nil {
+		return nil, deleteSummary{}, withCode(ExitBadInput, stateError(sp, err))
+	}
+	runner.RegisterSecrets(l.plan.Redactor, recs)
+	ids, err := destroyTargets(l, recs, splitList(only))
+	if err != nil {
+		return nil, deleteSummary{}, withCode(ExitBadInput, err)
+	}
+	infos, err := st.Infos()
+	if err != nil {
+		return nil, deleteSummary{}, withCode(ExitBadInput, stateError(sp, err))
+	}
+	return ids, summarizeDeletes(planDeletes(l, recs, infos, ids, includeAdopted, false)), nil
+}
+
+// writeDestroy prints a destroy's report, as text or as JSON (destroyJSON).
+func writeDestroy(w io.Writer, planName, sp string, rep *destroyReport, asJSON bool) {
+	res := rep.Result
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(destroyJSON{SchemaVersion: jsonSchemaVersion, Plan: planName, State: sp,
+			deletesJSON: deletesJSON{runJSON: runOf(res), Kept: nonNil(rep.Kept)}})
+		return
+	}
+	verdict := "done"
+	switch {
+	case res.Interrupted:
+		verdict = "interrupted: rerun the same command to resume"
+	case !res.OK():
+		verdict = "incomplete: fix the failures and rerun the same command"
+	}
+	fmt.Fprintf(w, "\nprovision destroy %s: %s\n", planName, verdict)
+	writeDeletes(w, rep, "  ")
+	fmt.Fprintf(w, "  state        %s\n", sp)
 }
 
 // previewDestroy prints what a destroy would delete and keep; read-only.
