@@ -22,6 +22,12 @@ import (
 //     throttled); after a backoff the task is ready again;
 //   - failed: no more attempts; everything downstream is skipped.
 //
+// Unlike terraform's dag.Walker, which runs a goroutine per vertex and one more per
+// vertex's dependency wait, a single coordinator and a fixed pool of workers carry
+// any number of tasks (100,000 and more); the step names are the same ideas: a
+// task is walked once its dependencies are, and an upstream failure skips it
+// without a diagnostic of its own.
+//
 // Only the coordinator goroutine (walk) touches the scheduler's fields. Workers
 // get a task index and send back an outcome; while an attempt is out, its task's
 // record (run.recs[i]) belongs to the worker.
