@@ -49,7 +49,9 @@ type Change struct {
 }
 
 // Decide returns what a run would do with a task given its record (nil: none).
-// It is the single source of truth for both the dry run and the runner.
+// It is the single source of truth for both the dry run (provision plan) and the
+// runner: Run applies the tasks whose Decision Runs, and tells each attempt
+// whether it is InDoubt and Changed from the Decision on its record.
 func Decide(id, kind string, hash [32]byte, rec *state.Record) Decision {
 	d := Decision{ID: id, Kind: kind}
 	if rec == nil {
@@ -78,6 +80,15 @@ func Decide(id, kind string, hash [32]byte, rec *state.Record) Decision {
 	}
 	return d
 }
+
+// Runs reports whether a run applies the task: every verb but Skip, and Skip when
+// the run is told to force it (apply --refresh puts drift back).
+func (d Decision) Runs(force bool) bool { return d.Verb != Skip || force }
+
+// Changed reports whether the task was done before and a run applies it again: its
+// spec changed (Update), or it is done and forced. Providers then update rather
+// than create.
+func (d Decision) Changed(force bool) bool { return d.Verb == Update || d.Verb == Skip && force }
 
 func stamp(t time.Time) string {
 	if t.IsZero() {

@@ -1,8 +1,10 @@
 package runner
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -157,10 +159,10 @@ func (g *Graph) cycle() []string {
 }
 
 // Select returns the tasks matching any of the patterns, plus everything they
-// depend on (transitively), like Ansible's --limit. A pattern is a glob where *
-// matches any characters (including "/"); a pattern that names an item also selects
-// its sub-tasks ("store-1" selects "store-1/share/a@example.com"). It is an error
-// when a pattern matches nothing.
+// depend on (transitively), like Ansible's --limit. Patterns are globs in the
+// dialect of depends_on (Match): * stops at "/", and a pattern that matches an
+// item also selects its sub-tasks ("store-1" selects "store-1/share/a@example.com").
+// It is an error when a pattern is malformed or matches nothing.
 func (g *Graph) Select(patterns []string) (map[int32]bool, error) {
 	return g.closure(patterns, g.deps, nil)
 }
@@ -184,9 +186,13 @@ func (g *Graph) closure(patterns []string, edges [][]int32, through ...func(*pro
 	var stack []int32
 	var errs []error
 	for _, p := range patterns {
+		if err := CheckPattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("--only %w", err))
+			continue
+		}
 		n := 0
 		for i, t := range g.Tasks {
-			if Match(p, t.ID) || strings.HasPrefix(t.ID, p+"/") {
+			if Match(p, t.ID) {
 				n++
 				if !sel[int32(i)] {
 					sel[int32(i)] = true
@@ -217,32 +223,32 @@ func (g *Graph) closure(patterns []string, edges [][]int32, through ...func(*pro
 	return sel, nil
 }
 
-// Match reports whether name matches a glob where * is any run of characters and ?
-// one character.
-func Match(pattern, name string) bool {
-	// Iterative wildcard matching with backtracking to the last star.
-	p, n := 0, 0
-	star, mark := -1, 0
-	for n < len(name) {
-		switch {
-		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == name[n]):
-			p++
-			n++
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, n
-			p++
-		case star >= 0:
-			p = star + 1
-			mark++
-			n = mark
-		default:
-			return false
+// Match reports whether a task ID matches a pattern in the plan's one glob dialect,
+// the one depends_on uses: path.Match's, where * is any run of characters but "/",
+// ? one character but "/", [...] a class and \ escapes the next character. The
+// pattern matches the whole ID or the ID up to one of its "/", so that an item's
+// name or pattern also selects the item's sub-tasks ("store-1" and "store-1*" both
+// select "store-1/share/a@example.com"; "*@example.com" does not: "*/share/*@example.com"
+// does). A malformed pattern matches nothing (CheckPattern tells why).
+func Match(pattern, id string) bool {
+	for j := 0; j < len(id); j++ {
+		if id[j] == '/' {
+			if ok, _ := path.Match(pattern, id[:j]); ok {
+				return true
+			}
 		}
 	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
+	ok, _ := path.Match(pattern, id)
+	return ok
+}
+
+// CheckPattern returns path.ErrBadPattern, wrapped with the pattern, when pattern
+// is malformed (an unclosed "[", a trailing backslash).
+func CheckPattern(pattern string) error {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return fmt.Errorf("%q: %w", pattern, err)
 	}
-	return p == len(pattern)
+	return nil
 }
 
 // DOT writes the graph in Graphviz DOT form, edges from a task to its dependencies.
@@ -272,4 +278,46 @@ func (g *Graph) DOT(name string) string {
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// Order returns the task IDs in dependency order: every task after the tasks it
+// depends on, ties in ID order (for a delete graph, runner.DeleteTasks: every task
+// before the tasks it depended on). It is deterministic: the same graph, the same
+// order.
+func (g *Graph) Order() []string {
+	waiting := make([]int, len(g.Tasks))
+	ready := &idHeap{g: g}
+	for i := range g.Tasks {
+		waiting[i] = len(g.deps[i])
+		if waiting[i] == 0 {
+			heap.Push(ready, int32(i))
+		}
+	}
+	out := make([]string, 0, len(g.Tasks))
+	for ready.Len() > 0 {
+		i := heap.Pop(ready).(int32)
+		out = append(out, g.Tasks[i].ID)
+		for _, u := range g.users[i] {
+			if waiting[u]--; waiting[u] == 0 {
+				heap.Push(ready, u)
+			}
+		}
+	}
+	return out
+}
+
+// idHeap is a min-heap of task indexes by ID.
+type idHeap struct {
+	g  *Graph
+	is []int32
+}
+
+func (h *idHeap) Len() int           { return len(h.is) }
+func (h *idHeap) Less(a, b int) bool { return h.g.Tasks[h.is[a]].ID < h.g.Tasks[h.is[b]].ID }
+func (h *idHeap) Swap(a, b int)      { h.is[a], h.is[b] = h.is[b], h.is[a] }
+func (h *idHeap) Push(x any)         { h.is = append(h.is, x.(int32)) }
+func (h *idHeap) Pop() any {
+	x := h.is[len(h.is)-1]
+	h.is = h.is[:len(h.is)-1]
+	return x
 }

@@ -489,17 +489,71 @@ func TestGraph_Select_IncludesDependencies(t *testing.T) {
 	}
 }
 
-func TestMatch(t *testing.T) {
+// Match is depends_on's dialect (path.Match: * and ? stop at "/", [...] classes),
+// applied to the whole ID and to the ID up to each "/" (an item's sub-tasks).
+func TestMatch_IsTheDependsOnDialect(t *testing.T) {
 	for _, tc := range []struct {
 		p, s string
 		want bool
 	}{
-		{"*", "a/b", true}, {"store-*", "store-17/share/x", true}, {"store-?", "store-1", true},
-		{"store-?", "store-12", false}, {"a*b*c", "axxbyyc", true}, {"a*b*c", "axxbyy", false}, {"", "", true},
+		{"*", "a", true},
+		{"*", "a/b", true}, // through the item "a"
+		{"store-*", "store-17/share/x", true},
+		{"store-1", "store-1/share/x", true},
+		{"store-1", "store-12", false},
+		{"store-1", "store-12/share/x", false},
+		{"*@x.io", "store-1/share/a@x.io", false}, // * stops at "/"
+		{"*/share/*@x.io", "store-1/share/a@x.io", true},
+		{"store-?", "store-1", true}, {"store-?", "store-12", false},
+		{"a?b", "a/b", false}, // ? stops at "/" too
+		{"store-[12]", "store-2", true}, {"store-[12]", "store-3", false},
+		{"a*b*c", "axxbyyc", true}, {"a*b*c", "axxbyy", false}, {"", "", true},
+		{"[", "[", false}, // malformed: matches nothing
 	} {
 		if got := Match(tc.p, tc.s); got != tc.want {
-			t.Errorf("Match(%q, %q) = %v", tc.p, tc.s, got)
+			t.Errorf("Match(%q, %q) = %v, want %v", tc.p, tc.s, got, tc.want)
 		}
+	}
+	if err := CheckPattern("store-[1"); err == nil {
+		t.Error("CheckPattern accepts an unclosed [")
+	}
+	if err := CheckPattern("store-[12]*"); err != nil {
+		t.Errorf("CheckPattern: %v", err)
+	}
+}
+
+func TestGraph_Select_StarStopsAtSlash(t *testing.T) {
+	g := mustGraph(t,
+		task("store-1", nil, ok()),
+		task("store-1/share/a@x.io", []string{"store-1"}, ok()),
+		task("store-1/share/b@y.io", []string{"store-1"}, ok()),
+		task("hq/share/a@x.io", nil, ok()),
+	)
+	selected := func(patterns ...string) string {
+		t.Helper()
+		sel, err := g.Select(patterns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, tk := range g.Tasks {
+			if sel[int32(i)] {
+				got = append(got, tk.ID)
+			}
+		}
+		return strings.Join(got, ",")
+	}
+	if got := selected("*/share/a@x.io"); got != "store-1,store-1/share/a@x.io,hq/share/a@x.io" {
+		t.Errorf("*/share/a@x.io selected %s", got)
+	}
+	if got := selected("store-*"); got != "store-1,store-1/share/a@x.io,store-1/share/b@y.io" {
+		t.Errorf("store-* selected %s", got)
+	}
+	if _, err := g.Select([]string{"*a@x.io"}); err == nil || !strings.Contains(err.Error(), "matches no task") {
+		t.Errorf("*a@x.io (a star does not cross /): err %v, want matches no task", err)
+	}
+	if _, err := g.Select([]string{"store-[1"}); err == nil || !strings.Contains(err.Error(), "--only \"store-[1\"") {
+		t.Errorf("a malformed pattern: err %v", err)
 	}
 }
 
@@ -663,5 +717,27 @@ func TestRunner_Run_RetryAfterIsCappedByBackoffMax(t *testing.T) {
 	line := logs.String()
 	if !strings.Contains(line, `"message":"retrying"`) || !strings.Contains(line, `"retry_after_asked_ms"`) || !strings.Contains(line, "asked to wait longer") {
 		t.Errorf("the retry's log line does not say the server asked for longer:\n%s", line)
+	}
+}
+
+func TestGraph_Order_DependenciesFirstTiesByID(t *testing.T) {
+	g := mustGraph(t,
+		task("c", nil, ok()),
+		task("b/x", []string{"c"}, ok()),
+		task("a", []string{"b/x", "d"}, ok()),
+		task("d", nil, ok()),
+		task("e", nil, ok()),
+	)
+	if got := strings.Join(g.Order(), ","); got != "c,b/x,d,a,e" {
+		t.Errorf("order %s", got)
+	}
+	// The delete graph runs the other way: a task's delete before its dependencies'.
+	var dels []Delete
+	for _, tk := range g.Tasks {
+		dels = append(dels, Delete{ID: tk.ID, Record: &state.Record{Hash: tk.Hash}, Deps: tk.Deps})
+	}
+	dg := mustGraph(t, DeleteTasks(dels)...)
+	if got := strings.Join(dg.Order(), ","); got != "a,b/x,c,d,e" {
+		t.Errorf("delete order %s", got)
 	}
 }

@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -90,7 +87,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.BoolVar(&summary, "summary", false, "print only the totals")
 	fs.BoolVar(&showSkips, "show-skips", false, "list the tasks that are done and unchanged too (by default they are counted per section)")
-	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
+	fs.StringVar(&only, "only", "", "limit to tasks matching `PATTERNS` (comma-separated globs as in depends_on: * and ? stop at a slash, [abc] a class; an item's pattern also selects its sub-tasks) and what they depend on")
 	fs.BoolVar(&destroy, "destroy", false, "preview provision destroy: what would be deleted and what stays")
 	fs.BoolVar(&includeAdopted, "include-adopted", false, "with --destroy: as destroy --include-adopted")
 	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects (read-only) and show what differs from the plan, field by field")
@@ -136,12 +133,17 @@ func splitList(s string) []string {
 	return out
 }
 
+// applyFlags are apply's flags.
+type applyFlags struct {
+	c                          common
+	o                          runner.Options
+	dry, asJSON, prune, yes    bool
+	only, eventsFile, uiListen string
+	progressEvery              time.Duration
+}
+
 func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c common
-	var o runner.Options
-	var dry, asJSON, prune, yes bool
-	var only, eventsFile, uiListen string
-	var progressEvery time.Duration
+	var a applyFlags
 	fs := newFlagSet("apply", `apply [flags] PLAN
        provision apply [flags] SAVED-PLAN   (from provision plan --out: exactly that, or nothing)
 
@@ -154,17 +156,17 @@ changed ones are updated. First SIGINT/SIGTERM: no new tasks, in-flight ones fin
 Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 (32 bytes base64/hex: head -c32 /dev/urandom | base64; or a passphrase of at least
 16 characters), and not stored otherwise.`)
-	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
-	registerRunFlags(fs, &o, &progressEvery)
-	fs.BoolVar(&c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
-	fs.StringVar(&only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs) and what they depend on")
-	fs.BoolVar(&prune, "prune", false, "also delete the objects of tasks the plan no longer lists (reverse dependency order; adopted objects stay)")
-	fs.BoolVar(&dry, "dry-run", false, "same as `provision plan`")
-	fs.BoolVar(&asJSON, "json", false, "print the final report (or the dry run) as JSON")
-	fs.BoolVar(&c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
-	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
-	fs.StringVar(&uiListen, "ui", "", "serve a read-only live page of the run at `ADDR` (a port alone, :8701, is served on loopback only)")
-	fs.StringVar(&eventsFile, "events", "", "append one JSON line per task event (started, retrying, done, failed, skipped) to `FILE` (docs/json.md)")
+	a.c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
+	registerRunFlags(fs, &a.o, &a.progressEvery)
+	fs.BoolVar(&a.c.retarget, "retarget", false, "record the plan's endpoints as this state's target where they differ from the recorded ones (the same systems under a new address)")
+	fs.StringVar(&a.only, "only", "", "run only tasks matching `PATTERNS` (comma-separated globs as in depends_on: * and ? stop at a slash, [abc] a class; an item's pattern also selects its sub-tasks) and what they depend on")
+	fs.BoolVar(&a.prune, "prune", false, "also delete the objects of tasks the plan no longer lists (reverse dependency order; adopted objects stay)")
+	fs.BoolVar(&a.dry, "dry-run", false, "same as `provision plan`")
+	fs.BoolVar(&a.asJSON, "json", false, "print the final report (or the dry run) as JSON")
+	fs.BoolVar(&a.c.refresh, "refresh", false, "re-read done objects first and put back what changed outside provision (drift)")
+	fs.BoolVar(&a.yes, "yes", false, "do not ask for confirmation on a terminal")
+	fs.StringVar(&a.uiListen, "ui", "", "serve a read-only live page of the run at `ADDR` (a port alone, :8701, is served on loopback only)")
+	fs.StringVar(&a.eventsFile, "events", "", "append one JSON line per task event (started, retrying, done, failed, skipped) to `FILE` (docs/json.md)")
 	pos, err := parse(fs, args, stderr, "plan")
 	if err != nil {
 		return err
@@ -173,25 +175,32 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	if err != nil {
 		return err
 	}
-	savedPath := ""
+	planPath, savedPath := pos[0], ""
 	if saved != nil {
-		if only != "" || c.refresh || dry {
+		if a.only != "" || a.c.refresh || a.dry {
 			return withCode(ExitBadInput, fmt.Errorf("apply %s: a saved plan fixes --only and --refresh; give them to plan --out instead (--dry-run: provision plan)", pos[0]))
 		}
 		savedPath = pos[0]
-		pos[0], only = saved.PlanFile, saved.Only
+		planPath, a.only = saved.PlanFile, saved.Only
 	}
-	if dry {
-		return dryRunPlan(ctx, &c, pos[0], planOpts{only: only, asJSON: asJSON}, stdout, stderr)
+	if a.dry {
+		return dryRunPlan(ctx, &a.c, planPath, planOpts{only: a.only, asJSON: a.asJSON}, stdout, stderr)
 	}
-	if err := checkRunFlags("apply", o, progressEvery); err != nil {
+	if err := checkRunFlags("apply", a.o, a.progressEvery); err != nil {
 		return err
 	}
-	if err := c.checkStateFlag(); err != nil {
+	if err := a.c.checkStateFlag(); err != nil {
 		return err
 	}
-	o.Only = splitList(only)
-	l, err := c.load(ctx, pos[0], stderr)
+	return a.run(ctx, planPath, saved, savedPath, stdout, stderr)
+}
+
+// run is an apply after its flags are checked: load the plan and the state, decide
+// what to force and confirm, run, prune, report.
+func (a *applyFlags) run(ctx context.Context, planPath string, saved *savedPlan, savedPath string, stdout, stderr io.Writer) error {
+	c, o := &a.c, &a.o
+	o.Only = splitList(a.only)
+	l, err := c.load(ctx, planPath, stderr)
 	if err != nil {
 		return err
 	}
@@ -225,7 +234,7 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 	meters := rest.NewMeters()
 	ctx = rest.WithMeters(ctx, meters)
 	rates := func() []rest.RateStats { return endpointRates(meters, l.plan) }
-	if _, err := forgetDestroyed(st); err != nil {
+	if _, err := runner.ForgetDestroyed(st); err != nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
 	recs, err := st.Load()
@@ -233,39 +242,11 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
 	runner.RegisterSecrets(red, recs)
-	switch {
-	case saved != nil:
-		infos, err := st.Infos()
-		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-		if err := checkSavedPlan(savedPath, saved, &c, l, &stateRead{path: sp, recs: recs, infos: infos}); err != nil {
-			return err
-		}
-		o.Force = forceSet(saved.Force)
-	case c.refresh || (!yes && interactive(stderr)):
-		infos, err := st.Infos()
-		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-		dr, err := c.decideAll(ctx, l, &stateRead{path: sp, recs: recs, infos: infos}, only, false)
-		if err != nil {
-			return err
-		}
-		if c.refresh {
-			o.Force = forceSet(dr.Drifted)
-			if len(dr.Drifted) > 0 {
-				log.Info().Int("tasks", len(dr.Drifted)).Str("ids", joinIDs(dr.Drifted, 10)).Msg("drift: putting back what changed outside provision")
-			}
-		}
-		if !yes {
-			if err := confirmApply(&dr, stderr); err != nil {
-				return err
-			}
-		}
+	if o.Force, err = a.preflight(ctx, l, st, sp, recs, saved, savedPath, stderr); err != nil {
+		return err
 	}
 	removed := removedIDs(l.graph, recs)
-	if len(removed) > 0 && !prune {
+	if len(removed) > 0 && !a.prune {
 		log.Warn().Int("tasks", len(removed)).Str("ids", joinIDs(removed, 10)).Msg("removed from the plan: left alone (provision plan lists them; apply --prune deletes them)")
 	}
 	sel, err := l.graph.Select(o.Only)
@@ -273,70 +254,135 @@ Secret outputs (auth keys) are stored encrypted when PROVISION_STATE_KEY is set
 		return withCode(ExitBadInput, err)
 	}
 	live := newLiveStats(l.graph, sel, recs, o.Force)
-	sinks := []func(runner.Event){live.observe}
-	if eventsFile != "" {
-		el, err := openEventLog(eventsFile, l.plan.Name, red, log)
-		if err != nil {
-			return err
-		}
-		defer el.Close()
-		sinks = append(sinks, el.write)
+	events, page, closeEvents, err := a.eventSinks(l, o.Progress, live, rates, stderr)
+	defer closeEvents()
+	if err != nil {
+		return err
 	}
-	var page *uiServer
-	if uiListen != "" {
-		u := newUIState(l.plan.Name, o.Progress, live, red, time.Now())
-		u.rates = rates
-		if page, err = startUI(uiListen, u); err != nil {
-			return err
-		}
-		defer page.Close()
-		sinks = append(sinks, u.observe)
-		fmt.Fprintf(stderr, "ui: the live page of this run (read-only): %s\n", page.URL())
-	}
-	o.Events = func(e runner.Event) {
-		for _, f := range sinks {
-			f(e)
-		}
-	}
+	o.Events = events
 	view := newProgressView(o.Progress, live, newPalette(con))
 	view.endpoints = func() string { return strings.TrimPrefix(rateSuffix(rates()), " | ") }
-	stopProgress := startProgress(view, con, progressEvery)
-	res, err := runner.Run(ctx, l.graph, st, o)
+	stopProgress := startProgress(view, con, a.progressEvery)
+	res, err := runner.Run(ctx, l.graph, st, *o)
 	stopProgress()
 	if page != nil {
 		page.finish()
 	}
 	var pruned *runner.Result
 	var kept []keptLine
-	if err == nil && prune && len(removed) > 0 && !res.Interrupted {
-		pruned, kept, err = runDeletes(ctx, l, st, removed, false, true, o, stderr, progressEvery)
+	if err == nil && a.prune && len(removed) > 0 && !res.Interrupted {
+		pruned, kept, err = runDeletes(ctx, l, st, removed, false, true, *o, stderr, a.progressEvery)
 	}
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close state: %w", cerr)
 	}
 	rep := applyReport{Plan: l.plan.Name, State: sp, Result: res}
-	if !prune {
+	if !a.prune {
 		rep.Removed = removed
 	} else if pruned != nil {
 		rep.Pruned = &destroyReport{Result: pruned, Kept: kept}
 	}
-	if err != nil {
-		if res == nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-		rep.Endpoints = rates()
-		report(stdout, red, &rep, asJSON, l.sandbox)
-		return withCode(ExitFailed, err)
+	return a.report(stdout, l, &rep, rates, err)
+}
+
+// report prints an apply's report and returns its exit: 1 with the error that
+// stopped the run, 3 when interrupted, 1 when something is not done.
+func (a *applyFlags) report(stdout io.Writer, l *loaded, rep *applyReport, rates func() []rest.RateStats, err error) error {
+	res, pruned := rep.Result, (*runner.Result)(nil)
+	if rep.Pruned != nil {
+		pruned = rep.Pruned.Result
+	}
+	if err != nil && res == nil {
+		return withCode(ExitBadInput, stateError(rep.State, err))
 	}
 	rep.Endpoints = rates()
-	report(stdout, red, &rep, asJSON, l.sandbox)
+	report(stdout, l.plan.Redactor, rep, a.asJSON, l.sandbox)
 	switch {
+	case err != nil:
+		return withCode(ExitFailed, err)
 	case res.Interrupted || (pruned != nil && pruned.Interrupted):
 		return errQuiet(ExitInterrupted)
 	case !res.OK() || (pruned != nil && !pruned.OK()):
 		return errQuiet(ExitFailed)
 	}
 	return nil
+}
+
+// preflight is what an apply checks before it runs: a saved plan must still hold
+// (its drifted tasks are forced); with --refresh, the dry run's drifted tasks are
+// forced; on a terminal without --yes, the operator confirms the dry run's changes.
+// It returns the tasks to force (runner.Options.Force). a.o.Log is the run's logger.
+func (a *applyFlags) preflight(ctx context.Context, l *loaded, st *state.Store, sp string, recs map[string]*state.Record, saved *savedPlan, savedPath string, stderr io.Writer) (map[string]bool, error) {
+	c := &a.c
+	if saved == nil && !c.refresh && (a.yes || !interactive(stderr)) {
+		return nil, nil
+	}
+	infos, err := st.Infos()
+	if err != nil {
+		return nil, withCode(ExitBadInput, stateError(sp, err))
+	}
+	sr := &stateRead{path: sp, recs: recs, infos: infos}
+	if saved != nil {
+		if err := checkSavedPlan(savedPath, saved, c, l, sr); err != nil {
+			return nil, err
+		}
+		return forceSet(saved.Force), nil
+	}
+	dr, err := c.decideAll(ctx, l, sr, a.only, false)
+	if err != nil {
+		return nil, err
+	}
+	var force map[string]bool
+	if c.refresh {
+		force = forceSet(dr.Drifted)
+		if len(dr.Drifted) > 0 {
+			a.o.Log.Info().Int("tasks", len(dr.Drifted)).Str("ids", joinIDs(dr.Drifted, 10)).Msg("drift: putting back what changed outside provision")
+		}
+	}
+	if !a.yes {
+		if err := confirmApply(&dr, stderr); err != nil {
+			return nil, err
+		}
+	}
+	return force, nil
+}
+
+// eventSinks fans the run's events out to the live section counts, the --events
+// file and the --ui page (started here; the caller finishes it after the run).
+// closeAll ends the events file and the page (call it even on an error).
+func (a *applyFlags) eventSinks(l *loaded, p *runner.Progress, live *liveStats, rates func() []rest.RateStats, stderr io.Writer) (events func(runner.Event), page *uiServer, closeAll func(), err error) {
+	red := l.plan.Redactor
+	sinks := []func(runner.Event){live.observe}
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if a.eventsFile != "" {
+		el, err := openEventLog(a.eventsFile, l.plan.Name, red, a.o.Log)
+		if err != nil {
+			return nil, nil, closeAll, err
+		}
+		closers = append(closers, func() { el.Close() })
+		sinks = append(sinks, el.write)
+	}
+	if a.uiListen != "" {
+		u := newUIState(l.plan.Name, p, live, red, time.Now())
+		u.rates = rates
+		if page, err = startUI(a.uiListen, u); err != nil {
+			return nil, nil, closeAll, err
+		}
+		closers = append(closers, func() { page.Close() })
+		sinks = append(sinks, u.observe)
+		fmt.Fprintf(stderr, "ui: the live page of this run (read-only): %s\n", page.URL())
+	}
+	events = func(e runner.Event) {
+		for _, f := range sinks {
+			f(e)
+		}
+	}
+	return events, page, closeAll, nil
 }
 
 // registerRunFlags registers the flags of commands that run tasks (apply, destroy).
@@ -445,231 +491,6 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
-}
-
-// statusReport is status --json (and what the text is printed from).
-type statusReport struct {
-	SchemaVersion int      `json:"schema_version"`
-	Plan          string   `json:"plan,omitempty"`
-	States        []string `json:"states"`
-	// Total is the number of records; Counts splits them by status: done, failed,
-	// in_doubt, pending.
-	Total  int            `json:"total"`
-	Counts map[string]int `json:"counts"`
-	// With a plan: its tasks, those without a record, and those done with another spec.
-	Planned      int        `json:"planned,omitempty"`
-	NotStarted   int        `json:"not_started,omitempty"`
-	Changed      int        `json:"changed_since_done,omitempty"`
-	Failures     []failure  `json:"failures"`
-	InDoubtTasks []taskLine `json:"in_doubt_tasks"`
-	Removed      []string   `json:"removed"`
-	Warnings     []string   `json:"warnings"`
-	// NoRunYet: the plan's state file does not exist yet.
-	NoRunYet bool `json:"no_run_yet,omitempty"`
-}
-
-// taskLine is a task in doubt: its attempts and when the last one started.
-type taskLine struct {
-	ID        string    `json:"id"`
-	Attempts  int       `json:"attempts"`
-	StartedAt time.Time `json:"started_at,omitzero"`
-}
-
-func newStatusReport(states []string) statusReport {
-	return statusReport{SchemaVersion: jsonSchemaVersion, States: nonNil(states), Counts: map[string]int{"done": 0, "failed": 0, "in_doubt": 0},
-		Failures: []failure{}, InDoubtTasks: []taskLine{}, Removed: []string{}, Warnings: []string{}}
-}
-
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c common
-	var asJSON bool
-	var states stringList
-	fs := newFlagSet("status", `status [flags] [PLAN]
-
-Reports what the state says: counts per status, failed tasks with their errors, tasks
-in doubt. With PLAN, also tasks not started yet and tasks changed since done. Several
---state flags (one per shard) report the whole rollout.`)
-	c.register(fs, flagShard|flagSandboxState)
-	c.secrets = plan.CheckSecrets
-	fs.Var(&states, "state", "state `FILE` (repeatable: one per shard); default: the plan's")
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	check := statusCheckFlag(fs)
-	pos, err := parse(fs, args, stderr, "")
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 {
-		return withCode(ExitBadInput, fmt.Errorf("status: want at most one PLAN, got %d", len(pos)))
-	}
-	var l *loaded
-	if len(pos) == 1 {
-		if l, err = c.load(ctx, pos[0], stderr); err != nil {
-			return err
-		}
-		defer l.close()
-		if len(states) == 0 {
-			states = append(states, c.statePathFor(l.plan))
-		}
-	}
-	if len(states) == 0 {
-		return withCode(ExitBadInput, errors.New("status: give a PLAN or at least one --state file"))
-	}
-	if *check {
-		return checkStates(states, stdout)
-	}
-	rep := newStatusReport(states)
-	if l != nil {
-		rep.Plan = l.plan.Name
-	}
-	all := map[string]*state.Record{}
-	// Without its plan, status still knows the secret outputs the state holds (when
-	// the key is given) and masks them wherever they appear.
-	red := plan.NewRedactor()
-	if l != nil {
-		red = l.plan.Redactor
-	}
-	for _, sp := range states {
-		if _, err := os.Stat(sp); errors.Is(err, os.ErrNotExist) {
-			if l != nil && len(states) == 1 {
-				return noRunYet(stdout, sp, asJSON)
-			}
-			return withCode(ExitBadInput, fmt.Errorf("state %s: no such file (no run has written it yet?)", sp))
-		} else if err != nil {
-			return withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
-		}
-		name := ""
-		if l != nil {
-			name = l.plan.Name
-		}
-		st, err := state.Open(sp, state.Options{PlanName: name, Key: os.Getenv(state.KeyEnv), ReadOnly: true})
-		if errors.Is(err, os.ErrNotExist) {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s holds no records yet", sp))
-			continue
-		}
-		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-		rep.Warnings = append(rep.Warnings, st.Warnings()...)
-		if l != nil {
-			for _, d := range state.TargetDiff(st.Meta().Target, l.target) {
-				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s (its records say nothing about the plan's endpoints)", sp, d))
-			}
-		}
-		err = st.ForEach(func(r *state.Record) error {
-			if _, dup := all[r.ID]; dup {
-				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
-			}
-			all[r.ID] = r
-			for _, o := range r.Outputs {
-				if o.Secret {
-					red.Add(o.Value)
-				}
-			}
-			return nil
-		})
-		st.Close()
-		if err != nil {
-			return withCode(ExitBadInput, stateError(sp, err))
-		}
-	}
-	ids := sortedKeys(all)
-	for _, id := range ids {
-		r := all[id]
-		rep.Counts[statusKey(r.Status)]++
-		rep.Total++
-		switch r.Status {
-		case state.Failed:
-			rep.Failures = append(rep.Failures, failure{ID: id, Attempts: r.Attempts, Error: red.RedactValue(r.LastError), FinishedAt: r.FinishedAt.UTC()})
-		case state.Started:
-			rep.InDoubtTasks = append(rep.InDoubtTasks, taskLine{ID: id, Attempts: r.Attempts, StartedAt: r.StartedAt.UTC()})
-		}
-	}
-	if l != nil {
-		rep.Removed = nonNil(removedIDs(l.graph, all))
-		rep.Planned = l.graph.Len()
-		for _, t := range l.graph.Tasks {
-			r, ok := all[t.ID]
-			if !ok {
-				rep.NotStarted++
-			} else if r.Status == state.Done && r.Hash != t.Hash {
-				rep.Changed++
-			}
-		}
-	}
-	w := bufio.NewWriter(red.Writer(stdout))
-	defer w.Flush()
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	fmt.Fprintf(w, "state: %s\n", strings.Join(states, ", "))
-	keys := sortedKeys(rep.Counts)
-	sort.SliceStable(keys, func(i, j int) bool { return statusOrder(keys[i]) < statusOrder(keys[j]) })
-	fmt.Fprintf(w, "  recorded     %d\n", rep.Total)
-	for _, k := range keys {
-		label := strings.ReplaceAll(k, "_", " ")
-		fmt.Fprintf(w, "  %-12s %d\n", label, rep.Counts[k])
-	}
-	if l != nil {
-		fmt.Fprintf(w, "  planned      %d (not started: %d, changed since done: %d)\n", rep.Planned, rep.NotStarted, rep.Changed)
-	}
-	for _, warn := range rep.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
-	if len(rep.Removed) > 0 {
-		fmt.Fprintf(w, "no longer in the plan (%d; apply --prune deletes them, destroy too):\n", len(rep.Removed))
-		for _, id := range rep.Removed {
-			fmt.Fprintf(w, "  %s\n", id)
-		}
-	}
-	if len(rep.Failures) > 0 {
-		fmt.Fprintln(w, "failed:")
-		for _, f := range rep.Failures {
-			fmt.Fprintf(w, "  %s (%s): %s\n", f.ID, plural(f.Attempts, "attempt"), f.Error)
-		}
-	}
-	if len(rep.InDoubtTasks) > 0 {
-		fmt.Fprintln(w, "in doubt (reconciled on the next apply):")
-		for _, f := range rep.InDoubtTasks {
-			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, stamp(f.StartedAt))
-		}
-	}
-	return nil
-}
-
-// noRunYet is status for a plan whose state file does not exist yet.
-func noRunYet(stdout io.Writer, sp string, asJSON bool) error {
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		rep := newStatusReport([]string{sp})
-		rep.NoRunYet, rep.Warnings = true, []string{"no run yet for this plan"}
-		return enc.Encode(rep)
-	}
-	fmt.Fprintf(stdout, "no run yet for this plan (no state file at %s; provision apply writes it)\n", sp)
-	return nil
-}
-
-// statusKey is a record status's name in status counts: "in_doubt" for a started
-// record, as everywhere in the JSON.
-func statusKey(s state.Status) string {
-	if s == state.Started {
-		return "in_doubt"
-	}
-	return s.String()
-}
-
-func statusOrder(s string) int {
-	switch s {
-	case "done":
-		return 0
-	case "failed":
-		return 1
-	case "in_doubt":
-		return 2
-	}
-	return 3
 }
 
 type stringList []string

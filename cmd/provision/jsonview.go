@@ -24,7 +24,8 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// runJSON is a run of the runner (apply, destroy, apply --prune's deletes).
+// runJSON is a run of the runner (apply, destroy, apply --prune's deletes): the
+// only JSON form of a runner.Result, which has none of its own.
 type runJSON struct {
 	Total      int `json:"total"`
 	UpToDate   int `json:"up_to_date"`

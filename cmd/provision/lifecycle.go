@@ -7,13 +7,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,17 +24,6 @@ import (
 	"provision/state"
 )
 
-// destroyedOutput marks a record whose object a delete task removed: the record is
-// deleted right after the run, or by the next command that opens the state for
-// writing (a kill in between leaves the mark, never a record that looks done).
-const destroyedOutput = "_destroyed"
-
-// destroyHash is the spec hash of the delete task of a task with hash h: a record
-// done with it says the delete is done.
-func destroyHash(h [32]byte) [32]byte {
-	return sha256.Sum256(append([]byte("provision destroy\x00"), h[:]...))
-}
-
 // removedIDs lists, in ID order, the tasks the state has records of that the plan
 // (before --only) no longer builds. Records of finished deletes are not counted.
 func removedIDs(g *runner.Graph, recs map[string]*state.Record) []string {
@@ -45,7 +32,7 @@ func removedIDs(g *runner.Graph, recs map[string]*state.Record) []string {
 		if _, ok := g.Task(id); ok {
 			continue
 		}
-		if _, gone := r.Outputs[destroyedOutput]; gone {
+		if runner.Destroyed(r) {
 			continue
 		}
 		out = append(out, id)
@@ -75,10 +62,7 @@ func planDeletes(l *loaded, recs map[string]*state.Record, infos map[string]*sta
 	byID := map[string]*delItem{}
 	for _, id := range ids {
 		rec := recs[id]
-		if rec == nil || (rec.Status == state.Pending && len(rec.Outputs) == 0) {
-			continue
-		}
-		if _, gone := rec.Outputs[destroyedOutput]; gone {
+		if !runner.Deletable(rec) {
 			continue
 		}
 		it := &delItem{ID: id, Rec: rec, Info: infos[id]}
@@ -141,71 +125,30 @@ func planDeletes(l *loaded, recs map[string]*state.Record, infos map[string]*sta
 	return items
 }
 
-// deleteGraph turns the items to delete into tasks whose edges run the other way:
-// a task's delete waits for the deletes of everything that depended on it.
+// deleteGraph is the graph of the deletes of the items to delete, in reverse
+// dependency order (runner.DeleteTasks).
 func deleteGraph(l *loaded, items []*delItem) (*runner.Graph, error) {
 	reg := registry()
-	del := map[string]bool{}
-	for _, it := range items {
-		if it.Keep == "" {
-			del[it.ID] = true
-		}
-	}
-	users := map[string][]string{}
-	for _, it := range items {
-		if it.Keep != "" {
-			continue
-		}
-		for _, d := range it.deps {
-			if del[d] {
-				users[d] = append(users[d], it.ID)
-			}
-		}
-	}
-	var tasks []*providers.Task
+	var dels []runner.Delete
 	for _, it := range items {
 		if it.Keep != "" {
 			continue
 		}
 		k, _ := reg.Kind(it.Kind)
 		rm := k.(providers.Remover)
-		it := it
 		endpoint := ""
 		if it.Planned != nil {
 			endpoint = it.Planned.Endpoint
 		} else if it.Info != nil {
 			endpoint = it.Info.Endpoint
 		}
-		deps := users[it.ID]
-		slices.Sort(deps)
-		tasks = append(tasks, &providers.Task{
-			ID: it.ID, Kind: it.Kind, Endpoint: endpoint, Deps: deps,
-			Hash: destroyHash(it.Rec.Hash),
-			Action: providers.ActionFunc(func(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
-				if err := rm.Delete(ctx, l.build, &providers.Deletion{Exec: x, Info: it.Info, Planned: it.Planned}); err != nil {
-					return nil, err
-				}
-				return state.Outputs{destroyedOutput: state.Plain(time.Now().UTC().Format(time.RFC3339))}, nil
-			}),
-		})
+		info, planned := it.Info, it.Planned
+		dels = append(dels, runner.Delete{ID: it.ID, Kind: it.Kind, Endpoint: endpoint, Record: it.Rec, Deps: it.deps,
+			Remove: func(ctx context.Context, x *providers.Exec) error {
+				return rm.Delete(ctx, l.build, &providers.Deletion{Exec: x, Info: info, Planned: planned})
+			}})
 	}
-	return runner.NewGraph(tasks)
-}
-
-// forgetDestroyed deletes the records of finished deletes (see destroyedOutput).
-func forgetDestroyed(st *state.Store) (int, error) {
-	recs, err := st.Load()
-	if err != nil {
-		return 0, err
-	}
-	var ids []string
-	for id, r := range recs {
-		if _, gone := r.Outputs[destroyedOutput]; gone && r.Status == state.Done {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return len(ids), st.Delete(ids...)
+	return runner.NewGraph(runner.DeleteTasks(dels))
 }
 
 // deleteSummary counts a deletion plan.
@@ -311,7 +254,7 @@ func runDeletes(ctx context.Context, l *loaded, st *state.Store, ids []string, i
 	if err != nil {
 		return res, sum.Kept, err
 	}
-	if _, err := forgetDestroyed(st); err != nil {
+	if _, err := runner.ForgetDestroyed(st); err != nil {
 		return res, sum.Kept, err
 	}
 	return res, sum.Kept, nil
@@ -355,14 +298,18 @@ func destroyTargets(l *loaded, recs map[string]*state.Record, patterns []string)
 	var errs []error
 	var planned []string
 	for _, p := range patterns {
+		if err := runner.CheckPattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("--only %w", err))
+			continue
+		}
 		n := 0
 		for _, t := range l.graph.Tasks {
-			if runner.Match(p, t.ID) || strings.HasPrefix(t.ID, p+"/") {
+			if runner.Match(p, t.ID) {
 				n++
 			}
 		}
 		for _, id := range removed {
-			if runner.Match(p, id) || strings.HasPrefix(id, p+"/") {
+			if runner.Match(p, id) {
 				ids = append(ids, id)
 				n++
 			}
@@ -403,7 +350,7 @@ past a milestone, which only orders).
 Without a terminal to confirm on, --yes is required.`)
 	c.register(fs, flagState|flagShard|flagLog|flagSandbox|flagFaults)
 	registerRunFlags(fs, &o, &every)
-	fs.StringVar(&only, "only", "", "delete only tasks matching `PATTERNS` (comma-separated globs) and everything that depends on them")
+	fs.StringVar(&only, "only", "", "delete only tasks matching `PATTERNS` (comma-separated globs as in depends_on: * and ? stop at a slash, [abc] a class; an item's pattern also selects its sub-tasks) and everything that depends on them")
 	fs.BoolVar(&includeAdopted, "include-adopted", false, "also delete objects the plan adopted (found existing) rather than created")
 	fs.BoolVar(&dry, "dry-run", false, "list what would be deleted and what stays; nothing is deleted (same as plan --destroy)")
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
@@ -439,23 +386,10 @@ Without a terminal to confirm on, --yes is required.`)
 		return err
 	}
 	defer st.Close()
-	if _, err := forgetDestroyed(st); err != nil {
-		return withCode(ExitBadInput, stateError(sp, err))
-	}
-	recs, err := st.Load()
+	ids, sum, err := destroyTargetsOf(l, st, sp, only, includeAdopted)
 	if err != nil {
-		return withCode(ExitBadInput, stateError(sp, err))
+		return err
 	}
-	runner.RegisterSecrets(l.plan.Redactor, recs)
-	ids, err := destroyTargets(l, recs, splitList(only))
-	if err != nil {
-		return withCode(ExitBadInput, err)
-	}
-	infos, err := st.Infos()
-	if err != nil {
-		return withCode(ExitBadInput, stateError(sp, err))
-	}
-	sum := summarizeDeletes(planDeletes(l, recs, infos, ids, includeAdopted, false))
 	if !yes {
 		q := fmt.Sprintf("destroy %s: %d objects will be deleted, %d kept (state %s).", l.plan.Name, sum.Delete, sum.Keep, sp)
 		if err := confirm(q, stderr); err != nil {
@@ -470,25 +404,8 @@ Without a terminal to confirm on, --yes is required.`)
 	if res == nil {
 		return withCode(ExitBadInput, stateError(sp, err))
 	}
-	rep := &destroyReport{Result: res, Kept: kept}
 	w := bufio.NewWriter(red.Writer(stdout))
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(destroyJSON{SchemaVersion: jsonSchemaVersion, Plan: l.plan.Name, State: sp,
-			deletesJSON: deletesJSON{runJSON: runOf(res), Kept: nonNil(kept)}})
-	} else {
-		verdict := "done"
-		switch {
-		case res.Interrupted:
-			verdict = "interrupted: rerun the same command to resume"
-		case !res.OK():
-			verdict = "incomplete: fix the failures and rerun the same command"
-		}
-		fmt.Fprintf(w, "\nprovision destroy %s: %s\n", l.plan.Name, verdict)
-		writeDeletes(w, rep, "  ")
-		fmt.Fprintf(w, "  state        %s\n", sp)
-	}
+	writeDestroy(w, l.plan.Name, sp, &destroyReport{Result: res, Kept: kept}, asJSON)
 	w.Flush()
 	switch {
 	case err != nil:
@@ -499,6 +416,50 @@ Without a terminal to confirm on, --yes is required.`)
 		return errQuiet(ExitFailed)
 	}
 	return nil
+}
+
+// destroyTargetsOf forgets the records of finished deletes, then returns the tasks
+// a destroy considers (destroyTargets) and what it would delete and keep.
+func destroyTargetsOf(l *loaded, st *state.Store, sp, only string, includeAdopted bool) ([]string, deleteSummary, error) {
+	if _, err := runner.ForgetDestroyed(st); err != nil {
+		return nil, deleteSummary{}, withCode(ExitBadInput, stateError(sp, err))
+	}
+	recs, err := st.Load()
+	if err != nil {
+		return nil, deleteSummary{}, withCode(ExitBadInput, stateError(sp, err))
+	}
+	runner.RegisterSecrets(l.plan.Redactor, recs)
+	ids, err := destroyTargets(l, recs, splitList(only))
+	if err != nil {
+		return nil, deleteSummary{}, withCode(ExitBadInput, err)
+	}
+	infos, err := st.Infos()
+	if err != nil {
+		return nil, deleteSummary{}, withCode(ExitBadInput, stateError(sp, err))
+	}
+	return ids, summarizeDeletes(planDeletes(l, recs, infos, ids, includeAdopted, false)), nil
+}
+
+// writeDestroy prints a destroy's report, as text or as JSON (destroyJSON).
+func writeDestroy(w io.Writer, planName, sp string, rep *destroyReport, asJSON bool) {
+	res := rep.Result
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(destroyJSON{SchemaVersion: jsonSchemaVersion, Plan: planName, State: sp,
+			deletesJSON: deletesJSON{runJSON: runOf(res), Kept: nonNil(rep.Kept)}})
+		return
+	}
+	verdict := "done"
+	switch {
+	case res.Interrupted:
+		verdict = "interrupted: rerun the same command to resume"
+	case !res.OK():
+		verdict = "incomplete: fix the failures and rerun the same command"
+	}
+	fmt.Fprintf(w, "\nprovision destroy %s: %s\n", planName, verdict)
+	writeDeletes(w, rep, "  ")
+	fmt.Fprintf(w, "  state        %s\n", sp)
 }
 
 // previewDestroy prints what a destroy would delete and keep; read-only.

@@ -192,12 +192,11 @@ func newLiveStats(g *runner.Graph, sel map[int32]bool, recs map[string]*state.Re
 		}
 		s.total++
 		ls.task[t.ID] = s
-		rec := recs[t.ID]
-		switch {
-		case rec == nil:
-		case rec.Status == state.Done && rec.Hash == t.Hash && !force[t.ID]:
+		// The runner decides the same way (runner.Decide): the counts match the run.
+		switch d := runner.Decide(t.ID, t.Kind, t.Hash, recs[t.ID]); {
+		case !d.Runs(force[t.ID]):
 			s.upToDate++
-		case rec.Status == state.Started || (rec.Status == state.Failed && rec.MaybeApplied):
+		case d.InDoubt:
 			ls.doubt[t.ID] = true
 			s.inDoubt++
 		}

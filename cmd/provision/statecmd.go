@@ -1,5 +1,6 @@
 package main
 
+// provision status (what the state files say, with or without the plan) and
 // provision state list|show|forget: read and mend a state file task by task.
 
 import (
@@ -161,6 +162,11 @@ func stateList(sp, status string, patterns []string, asJSON bool, w io.Writer) e
 	default:
 		return withCode(ExitBadInput, fmt.Errorf("state list --status %q: want done, failed, in_doubt or pending", status))
 	}
+	for _, p := range patterns {
+		if err := runner.CheckPattern(p); err != nil {
+			return withCode(ExitBadInput, fmt.Errorf("state list: pattern %w", err))
+		}
+	}
 	st, err := openStateFile(sp, true)
 	if err != nil {
 		return err
@@ -219,7 +225,7 @@ func stateList(sp, status string, patterns []string, asJSON bool, w io.Writer) e
 
 func matchAny(patterns []string, id string) bool {
 	for _, p := range patterns {
-		if runner.Match(p, id) || strings.HasPrefix(id, p+"/") {
+		if runner.Match(p, id) {
 			return true
 		}
 	}
@@ -340,4 +346,260 @@ func stateForget(sp string, ids []string, asJSON bool, w io.Writer) error {
 		fmt.Fprintf(w, "forgot %s: marked in doubt; the next apply looks its object up again and reconciles it\n", id)
 	}
 	return nil
+}
+
+// statusReport is status --json (and what the text is printed from).
+type statusReport struct {
+	SchemaVersion int      `json:"schema_version"`
+	Plan          string   `json:"plan,omitempty"`
+	States        []string `json:"states"`
+	// Total is the number of records; Counts splits them by status: done, failed,
+	// in_doubt, pending.
+	Total  int            `json:"total"`
+	Counts map[string]int `json:"counts"`
+	// With a plan: its tasks, those without a record, and those done with another spec.
+	Planned      int        `json:"planned,omitempty"`
+	NotStarted   int        `json:"not_started,omitempty"`
+	Changed      int        `json:"changed_since_done,omitempty"`
+	Failures     []failure  `json:"failures"`
+	InDoubtTasks []taskLine `json:"in_doubt_tasks"`
+	Removed      []string   `json:"removed"`
+	Warnings     []string   `json:"warnings"`
+	// NoRunYet: the plan's state file does not exist yet.
+	NoRunYet bool `json:"no_run_yet,omitempty"`
+}
+
+// taskLine is a task in doubt: its attempts and when the last one started.
+type taskLine struct {
+	ID        string    `json:"id"`
+	Attempts  int       `json:"attempts"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+}
+
+func newStatusReport(states []string) statusReport {
+	return statusReport{SchemaVersion: jsonSchemaVersion, States: nonNil(states), Counts: map[string]int{"done": 0, "failed": 0, "in_doubt": 0},
+		Failures: []failure{}, InDoubtTasks: []taskLine{}, Removed: []string{}, Warnings: []string{}}
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	var asJSON bool
+	var states stringList
+	fs := newFlagSet("status", `status [flags] [PLAN]
+
+Reports what the state says: counts per status, failed tasks with their errors, tasks
+in doubt. With PLAN, also tasks not started yet and tasks changed since done. Several
+--state flags (one per shard) report the whole rollout.`)
+	c.register(fs, flagShard|flagSandboxState)
+	c.secrets = plan.CheckSecrets
+	fs.Var(&states, "state", "state `FILE` (repeatable: one per shard); default: the plan's")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	check := statusCheckFlag(fs)
+	pos, err := parse(fs, args, stderr, "")
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return withCode(ExitBadInput, fmt.Errorf("status: want at most one PLAN, got %d", len(pos)))
+	}
+	var l *loaded
+	if len(pos) == 1 {
+		if l, err = c.load(ctx, pos[0], stderr); err != nil {
+			return err
+		}
+		defer l.close()
+		if len(states) == 0 {
+			states = append(states, c.statePathFor(l.plan))
+		}
+	}
+	if len(states) == 0 {
+		return withCode(ExitBadInput, errors.New("status: give a PLAN or at least one --state file"))
+	}
+	if *check {
+		return checkStates(states, stdout)
+	}
+	rep := newStatusReport(states)
+	if l != nil {
+		rep.Plan = l.plan.Name
+	}
+	// Without its plan, status still knows the secret outputs the state holds (when
+	// the key is given) and masks them wherever they appear.
+	red := plan.NewRedactor()
+	if l != nil {
+		red = l.plan.Redactor
+	}
+	all, err := readStatusStates(states, l, red, &rep)
+	if errors.Is(err, errNoRunYet) {
+		return noRunYet(stdout, states[0], asJSON)
+	}
+	if err != nil {
+		return err
+	}
+	rep.count(all, red)
+	if l != nil {
+		rep.comparePlan(l, all)
+	}
+	w := bufio.NewWriter(red.Writer(stdout))
+	defer w.Flush()
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	writeStatus(w, &rep, states, l != nil)
+	return nil
+}
+
+// errNoRunYet: status of a plan whose one state file does not exist yet.
+var errNoRunYet = errors.New("no run yet")
+
+// readStatusStates reads the records of every state file (one per shard), gives
+// the redactor their secret outputs and adds their warnings to rep.
+func readStatusStates(states []string, l *loaded, red *plan.Redactor, rep *statusReport) (map[string]*state.Record, error) {
+	all := map[string]*state.Record{}
+	for _, sp := range states {
+		if _, err := os.Stat(sp); errors.Is(err, os.ErrNotExist) {
+			if l != nil && len(states) == 1 {
+				return nil, errNoRunYet
+			}
+			return nil, withCode(ExitBadInput, fmt.Errorf("state %s: no such file (no run has written it yet?)", sp))
+		} else if err != nil {
+			return nil, withCode(ExitBadInput, fmt.Errorf("state %s: %w", sp, err))
+		}
+		name := ""
+		if l != nil {
+			name = l.plan.Name
+		}
+		st, err := state.Open(sp, state.Options{PlanName: name, Key: os.Getenv(state.KeyEnv), ReadOnly: true})
+		if errors.Is(err, os.ErrNotExist) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s holds no records yet", sp))
+			continue
+		}
+		if err != nil {
+			return nil, withCode(ExitBadInput, stateError(sp, err))
+		}
+		rep.Warnings = append(rep.Warnings, st.Warnings()...)
+		if l != nil {
+			for _, d := range state.TargetDiff(st.Meta().Target, l.target) {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: %s (its records say nothing about the plan's endpoints)", sp, d))
+			}
+		}
+		err = st.ForEach(func(r *state.Record) error {
+			if _, dup := all[r.ID]; dup {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("task %s is in more than one state file", r.ID))
+			}
+			all[r.ID] = r
+			for _, o := range r.Outputs {
+				if o.Secret {
+					red.Add(o.Value)
+				}
+			}
+			return nil
+		})
+		st.Close()
+		if err != nil {
+			return nil, withCode(ExitBadInput, stateError(sp, err))
+		}
+	}
+	return all, nil
+}
+
+// count adds the records' counts per status, failures and tasks in doubt.
+func (rep *statusReport) count(all map[string]*state.Record, red *plan.Redactor) {
+	for _, id := range sortedKeys(all) {
+		r := all[id]
+		rep.Counts[statusKey(r.Status)]++
+		rep.Total++
+		switch r.Status {
+		case state.Failed:
+			rep.Failures = append(rep.Failures, failure{ID: id, Attempts: r.Attempts, Error: red.RedactValue(r.LastError), FinishedAt: r.FinishedAt.UTC()})
+		case state.Started:
+			rep.InDoubtTasks = append(rep.InDoubtTasks, taskLine{ID: id, Attempts: r.Attempts, StartedAt: r.StartedAt.UTC()})
+		}
+	}
+}
+
+// comparePlan adds what the plan says of the records: removed tasks, tasks not
+// started, tasks changed since done (an update, as runner.Decide says).
+func (rep *statusReport) comparePlan(l *loaded, all map[string]*state.Record) {
+	rep.Removed = nonNil(removedIDs(l.graph, all))
+	rep.Planned = l.graph.Len()
+	for _, t := range l.graph.Tasks {
+		r, ok := all[t.ID]
+		if !ok {
+			rep.NotStarted++
+		} else if runner.Decide(t.ID, t.Kind, t.Hash, r).Verb == runner.Update {
+			rep.Changed++
+		}
+	}
+}
+
+// writeStatus prints status as text.
+func writeStatus(w io.Writer, rep *statusReport, states []string, planned bool) {
+	fmt.Fprintf(w, "state: %s\n", strings.Join(states, ", "))
+	keys := sortedKeys(rep.Counts)
+	sort.SliceStable(keys, func(i, j int) bool { return statusOrder(keys[i]) < statusOrder(keys[j]) })
+	fmt.Fprintf(w, "  recorded     %d\n", rep.Total)
+	for _, k := range keys {
+		label := strings.ReplaceAll(k, "_", " ")
+		fmt.Fprintf(w, "  %-12s %d\n", label, rep.Counts[k])
+	}
+	if planned {
+		fmt.Fprintf(w, "  planned      %d (not started: %d, changed since done: %d)\n", rep.Planned, rep.NotStarted, rep.Changed)
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if len(rep.Removed) > 0 {
+		fmt.Fprintf(w, "no longer in the plan (%d; apply --prune deletes them, destroy too):\n", len(rep.Removed))
+		for _, id := range rep.Removed {
+			fmt.Fprintf(w, "  %s\n", id)
+		}
+	}
+	if len(rep.Failures) > 0 {
+		fmt.Fprintln(w, "failed:")
+		for _, f := range rep.Failures {
+			fmt.Fprintf(w, "  %s (%s): %s\n", f.ID, plural(f.Attempts, "attempt"), f.Error)
+		}
+	}
+	if len(rep.InDoubtTasks) > 0 {
+		fmt.Fprintln(w, "in doubt (reconciled on the next apply):")
+		for _, f := range rep.InDoubtTasks {
+			fmt.Fprintf(w, "  %s (attempt %d started %s)\n", f.ID, f.Attempts, stamp(f.StartedAt))
+		}
+	}
+}
+
+// noRunYet is status for a plan whose state file does not exist yet.
+func noRunYet(stdout io.Writer, sp string, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		rep := newStatusReport([]string{sp})
+		rep.NoRunYet, rep.Warnings = true, []string{"no run yet for this plan"}
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "no run yet for this plan (no state file at %s; provision apply writes it)\n", sp)
+	return nil
+}
+
+// statusKey is a record status's name in status counts: "in_doubt" for a started
+// record, as everywhere in the JSON.
+func statusKey(s state.Status) string {
+	if s == state.Started {
+		return "in_doubt"
+	}
+	return s.String()
+}
+
+func statusOrder(s string) int {
+	switch s {
+	case "done":
+		return 0
+	case "failed":
+		return 1
+	case "in_doubt":
+		return 2
+	}
+	return 3
 }

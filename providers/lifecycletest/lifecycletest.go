@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"testing"
 	"time"
 
@@ -77,51 +76,29 @@ type Outcome struct {
 	Skipped bool
 }
 
-// Order returns the recorded task IDs in reverse dependency order: every task
-// comes before the tasks it depended on. Ties are in ID order.
-func Order(infos map[string]*state.TaskInfo, ids []string) []string {
-	in := map[string]bool{}
+// order returns the recorded task IDs in the order of the engine's delete graph
+// (runner.DeleteTasks, from the recorded dependencies): every task before the
+// tasks it depended on, ties in ID order.
+func order(t testing.TB, recs map[string]*state.Record, infos map[string]*state.TaskInfo, ids []string) []string {
+	t.Helper()
+	dels := make([]runner.Delete, 0, len(ids))
 	for _, id := range ids {
-		in[id] = true
-	}
-	dependents := map[string]int{}
-	for _, id := range ids {
+		d := runner.Delete{ID: id, Record: recs[id]}
 		if ti := infos[id]; ti != nil {
-			for _, d := range ti.Deps {
-				if in[d] {
-					dependents[d]++
-				}
-			}
+			d.Deps = ti.Deps
 		}
+		dels = append(dels, d)
 	}
-	var ready, out []string
-	for _, id := range ids {
-		if dependents[id] == 0 {
-			ready = append(ready, id)
-		}
+	g, err := runner.NewGraph(runner.DeleteTasks(dels))
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.Strings(ready)
-	for len(ready) > 0 {
-		id := ready[0]
-		ready = ready[1:]
-		out = append(out, id)
-		if ti := infos[id]; ti != nil {
-			var next []string
-			for _, d := range ti.Deps {
-				if in[d] {
-					if dependents[d]--; dependents[d] == 0 {
-						next = append(next, d)
-					}
-				}
-			}
-			ready = append(ready, next...)
-			sort.Strings(ready)
-		}
-	}
-	return out
+	return g.Order()
 }
 
-// Destroy deletes what the state at path records, dependents first. A task whose
+// Destroy deletes what the state at path records, dependents first (in the order
+// of the engine's delete graph), one at a time. Unlike the engine's destroy it goes
+// on past a failed delete: the tasks it depended on are still deleted. A task whose
 // delete succeeded loses its record; one that failed keeps it. The returned
 // outcomes are in deletion order.
 func Destroy(t testing.TB, path string, o Options) []Outcome {
@@ -161,7 +138,7 @@ func Destroy(t testing.TB, path string, o Options) []Outcome {
 		return rec.Outputs[r.Key].Value, nil
 	}
 	var out []Outcome
-	for _, id := range Order(infos, ids) {
+	for _, id := range order(t, recs, infos, ids) {
 		rec, info := recs[id], infos[id]
 		if rec.Status != state.Done {
 			info = nil // a task that never finished left no info

@@ -2,7 +2,6 @@ package providertest
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -10,16 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"provision/providers"
 	"provision/runner"
 	"provision/state"
 )
-
-// destroyedOutput marks a record whose delete finished; such records are forgotten
-// after the run (the engine's destroy does the same).
-const destroyedOutput = "_destroyed"
 
 // deletes are the delete tasks of one destroy run and the errors their Deletes
 // returned, by task ID.
@@ -69,24 +63,15 @@ func (e *env) deleteTasks() *deletes {
 }
 
 func (e *env) addDeletes(d *deletes, b *providers.Build, recs map[string]*state.Record, infos map[string]*state.TaskInfo, byID map[string]*providers.Task, kinds map[string]providers.Kind) {
-	ids := map[string]bool{}
+	var ids []string
 	for id, r := range recs {
-		if _, gone := r.Outputs[destroyedOutput]; gone || (r.Status == state.Pending && len(r.Outputs) == 0) {
-			continue
-		}
-		ids[id] = true
-	}
-	users := map[string][]string{}
-	for id := range ids {
-		if p := byID[id]; p != nil {
-			for _, dep := range p.Deps {
-				if ids[dep] {
-					users[dep] = append(users[dep], id)
-				}
-			}
+		if runner.Deletable(r) {
+			ids = append(ids, id)
 		}
 	}
-	for id := range ids {
+	sort.Strings(ids)
+	var dels []runner.Delete
+	for _, id := range ids {
 		p := byID[id]
 		if p == nil {
 			e.t.Fatalf("the state records %s, which the plan does not build", id)
@@ -95,23 +80,17 @@ func (e *env) addDeletes(d *deletes, b *providers.Build, recs map[string]*state.
 		if !ok {
 			e.t.Fatalf("kind %s is not a providers.Remover: list its section in Target.CannotDelete", p.Kind)
 		}
-		info, rec := infos[id], recs[id]
-		deps := users[id]
-		slices.Sort(deps)
-		h := sha256.Sum256(append([]byte("providertest destroy\x00"), rec.Hash[:]...))
-		d.tasks = append(d.tasks, &providers.Task{ID: id, Kind: p.Kind, Endpoint: p.Endpoint, Deps: deps, Hash: h,
-			Action: providers.ActionFunc(func(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
+		info := infos[id]
+		dels = append(dels, runner.Delete{ID: id, Kind: p.Kind, Endpoint: p.Endpoint, Record: recs[id], Deps: p.Deps,
+			Remove: func(ctx context.Context, x *providers.Exec) error {
 				err := rm.Delete(ctx, b, &providers.Deletion{Exec: x, Info: info, Planned: p})
 				d.mu.Lock()
 				d.errs[id] = err
 				d.mu.Unlock()
-				if err != nil {
-					return nil, err
-				}
-				return state.Outputs{destroyedOutput: state.Plain(time.Now().UTC().Format(time.RFC3339))}, nil
-			})})
+				return err
+			}})
 	}
-	sort.Slice(d.tasks, func(i, j int) bool { return d.tasks[i].ID < d.tasks[j].ID })
+	d.tasks = runner.DeleteTasks(dels)
 }
 
 // destroy deletes what the state file records through the runner (intent before
@@ -126,18 +105,7 @@ func (e *env) destroy(ctx context.Context, maxAttempts int) (*runner.Result, *de
 		e.t.Fatal(err)
 	}
 	defer st.Close()
-	recs, err := st.Load()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var gone []string
-	for id, r := range recs {
-		if _, ok := r.Outputs[destroyedOutput]; ok && r.Status == state.Done {
-			gone = append(gone, id)
-		}
-	}
-	sort.Strings(gone)
-	if err := st.Delete(gone...); err != nil {
+	if _, err := runner.ForgetDestroyed(st); err != nil {
 		e.t.Fatal(err)
 	}
 	return res, d

@@ -1,0 +1,208 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"provision/plan"
+	"provision/providers"
+	"provision/state"
+)
+
+// outcome is how one attempt ended, sent from a worker to the coordinator.
+type outcome struct {
+	i            int32
+	err          error
+	retryable    bool
+	throttled    bool
+	retryAfter   time.Duration
+	maybeApplied bool
+	interrupted  bool
+	fatal        error
+}
+
+// run is what the workers share: the graph, the store, the records and the
+// outputs that flow along edges.
+type run struct {
+	g    *Graph
+	st   Store
+	o    Options
+	recs []*state.Record // owned by the coordinator, lent to one worker at a time
+
+	outMu   sync.RWMutex
+	outputs map[int32]state.Outputs // outputs of referenced tasks
+
+	applyCtx context.Context
+}
+
+// attempt runs one attempt of task i: resolve references, record intent, apply,
+// record the result. It runs on a worker; the coordinator does not touch r.recs[i]
+// until the outcome comes back.
+func (r *run) attempt(i int32) outcome {
+	t := r.g.Tasks[i]
+	prev := r.recs[i]
+	// Decide on the record as it is now (this run's failed attempts included):
+	// in doubt, or done before and applied again.
+	d := Decide(t.ID, t.Kind, t.Hash, prev)
+	changed := d.Changed(r.o.Force[t.ID])
+	if len(t.Refs) > 0 && t.Spec != nil {
+		if err := plan.ResolveRefs(t.Spec, r.lookup); err != nil {
+			return outcome{i: i, err: fmt.Errorf("resolve references: %w", err)}
+		}
+	}
+	rec, err := r.recordIntent(i, prev)
+	if err != nil {
+		return outcome{i: i, fatal: err}
+	}
+	// The task's logger, also in the context: the API clients log each request
+	// with it (zerolog.Ctx), under the task and attempt.
+	log := r.o.Log.With().Str("task", t.ID).Int("attempt", rec.Attempts).Logger()
+	x := r.exec(t, rec, log, d.InDoubt, changed)
+	log.Debug().Bool("in_doubt", x.InDoubt).Bool("changed", changed).Msg("apply")
+	out, err := applySafely(log.WithContext(r.applyCtx), t, x)
+	switch {
+	case err != nil && r.applyCtx.Err() != nil:
+		// Cancelled in flight: the outcome is unknown, the record stays "started".
+		return outcome{i: i, interrupted: true}
+	case errors.Is(err, ErrStateWrite):
+		return outcome{i: i, fatal: err}
+	case err != nil:
+		return r.recordFailure(i, rec, x, err)
+	}
+	return r.recordDone(i, rec, x, out, log)
+}
+
+// recordIntent durably records that an attempt of task i starts (intent before
+// effect) and lends the new record to the worker.
+func (r *run) recordIntent(i int32, prev *state.Record) (*state.Record, error) {
+	t := r.g.Tasks[i]
+	rec := &state.Record{ID: t.ID, Outputs: state.Outputs{}}
+	if prev != nil {
+		*rec = *prev
+		rec.Outputs = cloneOutputs(prev.Outputs)
+	}
+	rec.Status = state.Started
+	rec.Attempts++
+	rec.Hash = t.Hash
+	rec.StartedAt = time.Now()
+	if err := r.st.Put(rec); err != nil {
+		return nil, fmt.Errorf("%w: record intent of %s: %v", ErrStateWrite, t.ID, err)
+	}
+	r.recs[i] = rec
+	return rec, nil
+}
+
+// exec is what the provider gets for one attempt; its checkpoints go to rec.
+func (r *run) exec(t *providers.Task, rec *state.Record, log zerolog.Logger, inDoubt, changed bool) *providers.Exec {
+	x := &providers.Exec{
+		Task:     t,
+		Attempt:  rec.Attempts,
+		InDoubt:  inDoubt,
+		Changed:  changed,
+		Prior:    cloneOutputs(rec.Outputs),
+		Log:      log,
+		Redactor: r.o.Redactor,
+		Lookup:   r.lookup,
+	}
+	x.CheckpointFunc = func(o state.Outputs) error {
+		for k, v := range o {
+			rec.Outputs[k] = v
+		}
+		if err := r.st.Put(rec); err != nil {
+			return fmt.Errorf("%w: checkpoint %s: %v", ErrStateWrite, t.ID, err)
+		}
+		return nil
+	}
+	return x
+}
+
+// recordFailure records a failed attempt and classifies its error.
+func (r *run) recordFailure(i int32, rec *state.Record, x *providers.Exec, err error) outcome {
+	rec.Status = state.Failed
+	rec.LastError = r.o.Redactor.RedactValue(err.Error())
+	// A failed attempt that was in doubt leaves the doubt unresolved (its lookup
+	// may be what failed): the next attempt looks the object up again.
+	rec.MaybeApplied = x.InDoubt || providers.MaybeApplied(err)
+	rec.FinishedAt = time.Now()
+	if perr := r.st.Put(rec); perr != nil {
+		return outcome{i: i, fatal: fmt.Errorf("%w: record failure of %s: %v", ErrStateWrite, rec.ID, perr)}
+	}
+	return outcome{i: i, err: err, retryable: providers.IsRetryable(err), throttled: providers.IsThrottled(err),
+		retryAfter: providers.RetryAfter(err), maybeApplied: providers.MaybeApplied(err)}
+}
+
+// recordDone records a done attempt with its outputs (secret ones registered with
+// the redactor) and keeps the outputs other tasks reference.
+func (r *run) recordDone(i int32, rec *state.Record, x *providers.Exec, out state.Outputs, log zerolog.Logger) outcome {
+	t := r.g.Tasks[i]
+	for k, v := range out {
+		if v.Secret {
+			r.o.Redactor.Add(v.Value)
+		}
+		rec.Outputs[k] = v
+	}
+	now := time.Now()
+	rec.Status = state.Done
+	rec.LastError = ""
+	rec.MaybeApplied = false
+	rec.FinishedAt = now
+	rec.Info = &state.TaskInfo{Kind: t.Kind, Endpoint: t.Endpoint, Spec: providers.SpecJSON(t.Spec, r.o.Redactor), Deps: t.Deps, Adopted: x.Adopted}
+	if err := r.st.Put(rec); err != nil {
+		return outcome{i: i, fatal: fmt.Errorf("%w: record result of %s: %v", ErrStateWrite, t.ID, err)}
+	}
+	if r.g.referenced[i] {
+		r.outMu.Lock()
+		r.outputs[i] = rec.Outputs
+		r.outMu.Unlock()
+	}
+	log.Debug().Int64("took_ms", now.Sub(rec.StartedAt).Milliseconds()).Msg("done")
+	return outcome{i: i}
+}
+
+// applySafely turns a provider panic into a task error instead of killing the run
+// (and leaving every in-flight task in doubt).
+func applySafely(ctx context.Context, t *providers.Task, x *providers.Exec) (out state.Outputs, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error in %s provider: %v", t.Kind, p)
+		}
+	}()
+	return t.Action.Apply(ctx, x)
+}
+
+// lookup resolves an output reference from the outputs of done tasks.
+func (r *run) lookup(ref plan.Ref) (string, error) {
+	j, ok := r.g.index[ref.Item]
+	if !ok {
+		return "", fmt.Errorf("%s: unknown item %q", ref.Pos, ref.Item)
+	}
+	r.outMu.RLock()
+	outs, done := r.outputs[j]
+	r.outMu.RUnlock()
+	if !done {
+		return "", fmt.Errorf("%s: item %q has no outputs yet", ref.Pos, ref.Item)
+	}
+	v, ok := outs[ref.Key]
+	if !ok {
+		names := make([]string, 0, len(outs))
+		for k := range outs {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return "", fmt.Errorf("%s: item %q has no output %q (it has: %s; secret outputs are kept only with %s set)", ref.Pos, ref.Item, ref.Key, strings.Join(names, ", "), state.KeyEnv)
+	}
+	return v.Value, nil
+}
+
+// event is task i's event of a type, without the outcome's fields.
+func (r *run) event(typ EventType, i int32, attempt int, at time.Time) Event {
+	t := r.g.Tasks[i]
+	return Event{Time: at, Type: typ, Task: t.ID, Kind: t.Kind, Endpoint: t.Endpoint, Attempt: attempt}
+}
