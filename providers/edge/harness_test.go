@@ -256,11 +256,11 @@ func (w *world) noDuplicates() {
 // session returns the shared token source of a user (as the tasks use it).
 func (w *world) session(user string) *Session {
 	w.t.Helper()
-	v, err := w.b.Clients.Get("edge:edge/user:"+user, func() (any, error) { return nil, errors.New("no session") })
+	v, err := stateOf(w.b).sessions.Get("edge/"+user, func() (*Session, error) { return nil, errors.New("no session") })
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return v.(*Session)
+	return v
 }
 
 // conn acts on the fake as the system administrator, outside any task.
