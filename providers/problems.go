@@ -99,3 +99,14 @@ func (p *Problems) Len() int { return len(p.errs) }
 
 // Err joins the problems (nil when there are none).
 func (p *Problems) Err() error { return errors.Join(p.errs...) }
+
+// ItemTask is the task of an item that makes one task: ID and position of the item,
+// its dependencies (ItemDeps with extra), references, spec and the spec's hash
+// (SpecHash under the item's section), the endpoint it talks to and its action.
+func ItemTask(item *plan.Item, endpoint string, spec any, a Action, extraDeps ...string) *Task {
+	return &Task{
+		ID: item.Name, Kind: item.Section, Pos: item.Pos, Deps: ItemDeps(item, extraDeps...), Refs: item.Refs, Spec: spec, Endpoint: endpoint,
+		Hash:   SpecHash(item.Section, item.Name, spec),
+		Action: a,
+	}
+}

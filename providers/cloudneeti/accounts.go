@@ -74,82 +74,77 @@ func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 	if err := providers.Decode(item, s); err != nil {
 		return nil, err
 	}
-	var errs []error
-	bad := func(err error, path ...string) {
-		at := make([]any, len(path))
-		for i, k := range path {
-			at[i] = k
-		}
-		errs = append(errs, plan.Where(providers.FieldPos(item, at...), fmt.Errorf("%s: %s: %w", item.Name, strings.Join(path, "."), err)))
-	}
 	if s.AccountName == "" {
 		s.AccountName = item.Name
-	}
-	if !providers.HasRef(s.AccountName) && (!accNameRE.MatchString(s.AccountName) || strings.TrimSpace(s.AccountName) != s.AccountName) {
-		bad(fmt.Errorf("%q must be 1-100 characters without <, >, %%, &, \\ or surrounding spaces", s.AccountName), "account_name")
-	}
-	switch s.Cloud {
-	case "aws":
-		if s.AWS == nil {
-			bad(errors.New("required with cloud: aws ({account_id, role_name})"), "aws")
-		} else {
-			if !providers.HasRef(s.AWS.AccountID) && !awsIDRE.MatchString(s.AWS.AccountID) {
-				bad(fmt.Errorf("%q is not a 12-digit AWS account id (quote it in YAML to keep leading zeros)", s.AWS.AccountID), "aws", "account_id")
-			}
-			if !providers.HasRef(s.AWS.RoleName) && !roleRE.MatchString(s.AWS.RoleName) {
-				bad(fmt.Errorf("%q is not an IAM role name (1-64 letters, digits and +=,.@_-)", s.AWS.RoleName), "aws", "role_name")
-			}
-		}
-		if s.Azure != nil {
-			bad(errors.New("not allowed with cloud: aws"), "azure")
-		}
-	case "azure":
-		if s.Azure == nil {
-			bad(errors.New("required with cloud: azure ({domain_name, tenant_id, application_client_id, application_client_secret, subscription_id})"), "azure")
-		} else {
-			z := s.Azure
-			if !providers.HasRef(z.DomainName) && !domainRE.MatchString(z.DomainName) {
-				bad(fmt.Errorf("%q is not a domain name like contoso.onmicrosoft.com", z.DomainName), "azure", "domain_name")
-			}
-			for _, f := range []struct{ name, v string }{{"tenant_id", z.TenantID}, {"application_client_id", z.ApplicationClientID}, {"subscription_id", z.SubscriptionID}} {
-				if !providers.HasRef(f.v) && !uuidRE.MatchString(f.v) {
-					bad(fmt.Errorf("%q is not a UUID like 0f0e0d0c-0b0a-4909-8807-060504030201", f.v), "azure", f.name)
-				}
-			}
-			if z.ApplicationClientSecret.IsZero() {
-				bad(errors.New("required (a secret: use ${env.NAME} or ${file.PATH})"), "azure", "application_client_secret")
-			}
-		}
-		if s.AWS != nil {
-			bad(errors.New("not allowed with cloud: azure"), "aws")
-		}
-	case "":
-		bad(errors.New("required: aws or azure"), "cloud")
-	default:
-		bad(fmt.Errorf("%q must be aws or azure", s.Cloud), "cloud")
 	}
 	if s.APIScope == nil {
 		t := true
 		s.APIScope = &t
 	}
-	client, err := providers.EndpointClient(b, providers.FieldPos(item, "endpoint"), s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
-		if err := checkAuth(ep.Auth); err != nil {
-			return nil, err
-		}
+	p := providers.NewProblems(item)
+	s.check(p)
+	client, _ := providers.FieldClient(b, p, providers.Path{"endpoint"}, s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
 		return NewClient(ep, b.Plan.Redactor)
 	})
-	if err != nil {
-		errs = append(errs, err)
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return []*providers.Task{providers.ItemTask(item, s.Endpoint, s, &account{s: s, c: client})}, nil
+}
+
+// check validates the fields (defaults filled): the account name and the onboarding
+// fields of its cloud, and only those.
+func (s *Spec) check(p *providers.Problems) {
+	if !providers.HasRef(s.AccountName) && (!accNameRE.MatchString(s.AccountName) || strings.TrimSpace(s.AccountName) != s.AccountName) {
+		p.Add(providers.Path{"account_name"}, "%q must be 1-100 characters without <, >, %%, &, \\ or surrounding spaces", s.AccountName)
 	}
-	deps := providers.ItemDeps(item)
-	return []*providers.Task{{
-		ID: item.Name, Kind: Section, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: s, Endpoint: s.Endpoint,
-		Hash:   providers.SpecHash(Section, item.Name, s),
-		Action: &account{s: s, c: client},
-	}}, nil
+	switch s.Cloud {
+	case "aws":
+		if s.AWS == nil {
+			p.Add(providers.Path{"aws"}, "required with cloud: aws ({account_id, role_name})")
+		} else {
+			s.AWS.check(p)
+		}
+		if s.Azure != nil {
+			p.Add(providers.Path{"azure"}, "not allowed with cloud: aws")
+		}
+	case "azure":
+		if s.Azure == nil {
+			p.Add(providers.Path{"azure"}, "required with cloud: azure ({domain_name, tenant_id, application_client_id, application_client_secret, subscription_id})")
+		} else {
+			s.Azure.check(p)
+		}
+		if s.AWS != nil {
+			p.Add(providers.Path{"aws"}, "not allowed with cloud: azure")
+		}
+	case "":
+		p.Add(providers.Path{"cloud"}, "required: aws or azure")
+	default:
+		p.Add(providers.Path{"cloud"}, "%q must be aws or azure", s.Cloud)
+	}
+}
+
+func (a *AWS) check(p *providers.Problems) {
+	if !providers.HasRef(a.AccountID) && !awsIDRE.MatchString(a.AccountID) {
+		p.Add(providers.Path{"aws", "account_id"}, "%q is not a 12-digit AWS account id (quote it in YAML to keep leading zeros)", a.AccountID)
+	}
+	if !providers.HasRef(a.RoleName) && !roleRE.MatchString(a.RoleName) {
+		p.Add(providers.Path{"aws", "role_name"}, "%q is not an IAM role name (1-64 letters, digits and +=,.@_-)", a.RoleName)
+	}
+}
+
+func (z *Azure) check(p *providers.Problems) {
+	if !providers.HasRef(z.DomainName) && !domainRE.MatchString(z.DomainName) {
+		p.Add(providers.Path{"azure", "domain_name"}, "%q is not a domain name like contoso.onmicrosoft.com", z.DomainName)
+	}
+	for _, f := range []struct{ name, v string }{{"tenant_id", z.TenantID}, {"application_client_id", z.ApplicationClientID}, {"subscription_id", z.SubscriptionID}} {
+		if !providers.HasRef(f.v) && !uuidRE.MatchString(f.v) {
+			p.Add(providers.Path{"azure", f.name}, "%q is not a UUID like 0f0e0d0c-0b0a-4909-8807-060504030201", f.v)
+		}
+	}
+	if z.ApplicationClientSecret.IsZero() {
+		p.Add(providers.Path{"azure", "application_client_secret"}, "required (a secret: use ${env.NAME} or ${file.PATH})")
+	}
 }
 
 // Outputs of an account task.

@@ -96,12 +96,9 @@ func (k *Kind[T, P]) Build(b *providers.Build, item *plan.Item) ([]*providers.Ta
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	deps := providers.ItemDeps(item, sp.deps()...)
-	return []*providers.Task{{
-		ID: item.Name, Kind: k.section, Pos: item.Pos, Deps: uniq(deps), Refs: item.Refs, Spec: sp, Endpoint: e.ep.Name,
-		Hash:   providers.SpecHash(k.section, item.Name, sp),
-		Action: &action[T, P]{spec: sp, env: e},
-	}}, nil
+	t := providers.ItemTask(item, e.ep.Name, sp, &action[T, P]{spec: sp, env: e}, sp.deps()...)
+	t.Deps = uniq(t.Deps)
+	return []*providers.Task{t}, nil
 }
 
 // action runs one spec.
