@@ -1586,37 +1586,30 @@ func (sn Snapshot) User(name string) (User, bool) {
 // leave none, whatever faults it met.
 func (s *Server) Check() []string {
 	snap := s.Snapshot()
-	count := map[string]int{}
+	count := fault.Tally{}
 	for _, u := range snap.Users {
-		count["user "+u.Name]++
+		count.Add("user " + u.Name)
 	}
 	for _, b := range snap.Businesses {
 		if b.Status != 3 {
-			count["business "+b.Name]++
+			count.Add("business " + b.Name)
 		}
 	}
 	for _, c := range snap.Clusters {
 		for _, ns := range c.Namespaces {
-			count["namespace "+ns+" in cluster "+c.Name]++
+			count.Add("namespace " + ns + " in cluster " + c.Name)
 		}
 	}
 	for _, p := range snap.Projects {
-		count["repository project "+p.Name]++
+		count.Add("repository project " + p.Name)
 	}
 	for _, g := range snap.Registries {
-		count["external registry "+g.ID]++
+		count.Add("external registry " + g.ID)
 	}
 	for _, a := range snap.Apps {
-		count["application "+a.Name+" in namespace "+a.Namespace]++
+		count.Add("application " + a.Name + " in namespace " + a.Namespace)
 	}
-	out := []string{}
-	for k, n := range count {
-		if n > 1 {
-			out = append(out, fmt.Sprintf("%s (%d)", k, n))
-		}
-	}
-	sort.Strings(out)
-	return out
+	return count.Duplicates()
 }
 
 // Report summarises the fake for the sandbox's report page.
