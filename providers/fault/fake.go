@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 )
 
 // Helpers the vendor fakes share: answers, identifiers and the duplicate count
@@ -53,6 +54,36 @@ func (t Tally) Duplicates() []string {
 		if n > 1 {
 			out = append(out, fmt.Sprintf("%s (%d)", k, n))
 		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// DuplicatesError is nil for no duplicates, else an error listing them after what
+// ("duplicate accounts: a (2), b (3)").
+func DuplicatesError(what string, duplicates []string) error {
+	if len(duplicates) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %s", what, strings.Join(duplicates, ", "))
+}
+
+// Find returns the first element of l that match accepts.
+func Find[T any](l []T, match func(T) bool) (T, bool) {
+	for _, v := range l {
+		if match(v) {
+			return v, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// SortedKeys returns the keys of m in order (an empty list, not nil, for none).
+func SortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out

@@ -412,12 +412,8 @@ func (s *Server) replyLocked(w http.ResponseWriter, status int, result any, msg 
 }
 
 func (l *license) find(id string) *Account {
-	for _, a := range l.accounts {
-		if a.ID == id {
-			return a
-		}
-	}
-	return nil
+	a, _ := fault.Find(l.accounts, func(a *Account) bool { return a.ID == id })
+	return a
 }
 
 var (
@@ -608,12 +604,7 @@ func (s *Server) Duplicates() []string {
 }
 
 // Check reports duplicate accounts (by name); nil means none.
-func (s *Server) Check() error {
-	if d := s.Duplicates(); len(d) > 0 {
-		return fmt.Errorf("duplicate accounts: %s", strings.Join(d, ", "))
-	}
-	return nil
-}
+func (s *Server) Check() error { return fault.DuplicatesError("duplicate accounts", s.Duplicates()) }
 
 // Report summarises the fake for the sandbox report.
 func (s *Server) Report() any {

@@ -433,7 +433,7 @@ func (w *World) listShares(rw http.ResponseWriter, r *http.Request, email string
 	}
 	// The owner is listed first, like the real cloud does.
 	out := []map[string]any{{"accountEmail": s.Owner, "accessRole": "owner", "userRoleId": "", "customPermissions": "", "isEnabled": true, "vmsUserId": ""}}
-	for _, e := range sortedKeys(w.shares[s.ID]) {
+	for _, e := range fault.SortedKeys(w.shares[s.ID]) {
 		out = append(out, shareJSON(w.shares[s.ID][e]))
 	}
 	w.answers++

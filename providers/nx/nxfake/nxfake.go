@@ -413,22 +413,12 @@ type Snapshot struct {
 
 // System returns the snapshot's cloud system with this id.
 func (s Snapshot) System(id string) (CloudSystem, bool) {
-	for _, cs := range s.Systems {
-		if cs.ID == id {
-			return cs, true
-		}
-	}
-	return CloudSystem{}, false
+	return fault.Find(s.Systems, func(cs CloudSystem) bool { return cs.ID == id })
 }
 
 // Server returns the snapshot's server with this key.
 func (s Snapshot) Server(key string) (Server, bool) {
-	for _, srv := range s.Servers {
-		if srv.Key == key {
-			return srv, true
-		}
-	}
-	return Server{}, false
+	return fault.Find(s.Servers, func(srv Server) bool { return srv.Key == key })
 }
 
 // Snapshot returns a deep copy of the world.
@@ -442,11 +432,11 @@ func (w *World) Snapshot() Snapshot {
 		}
 	}
 	for id, m := range w.shares {
-		for _, e := range sortedKeys(m) {
+		for _, e := range fault.SortedKeys(m) {
 			s.Shares[id] = append(s.Shares[id], *m[e])
 		}
 	}
-	for _, k := range sortedKeys(w.servers) {
+	for _, k := range fault.SortedKeys(w.servers) {
 		srv := *w.servers[k]
 		srv.sessions = nil
 		srv.Settings = make(map[string]any, len(w.servers[k].Settings))
@@ -512,13 +502,4 @@ func (w *World) Report() any {
 	}
 	return map[string]any{"cloud_systems": len(snap.Systems), "servers": len(snap.Servers), "servers_set_up": setUp,
 		"servers_bound": bound, "shares": shares, "duplicates": dups, "orphans": orphans, "counters": snap.Counters}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

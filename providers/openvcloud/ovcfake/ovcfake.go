@@ -918,10 +918,7 @@ func (s *Server) Duplicates() []string {
 // Check reports duplicates (by account and name among spaces that are not
 // DESTROYED); nil means none.
 func (s *Server) Check() error {
-	if d := s.Duplicates(); len(d) > 0 {
-		return fmt.Errorf("duplicate cloud spaces: %s", strings.Join(d, ", "))
-	}
-	return nil
+	return fault.DuplicatesError("duplicate cloud spaces", s.Duplicates())
 }
 
 // Report summarises the fake for the sandbox report.
