@@ -110,3 +110,25 @@ func ItemTask(item *plan.Item, endpoint string, spec any, a Action, extraDeps ..
 		Action: a,
 	}
 }
+
+// BuildOne is the Build of a kind whose items make one task on one endpoint:
+// decode the item strictly into a new S, let prepare fill its defaults, record its
+// problems and name its endpoint, get that endpoint's shared client (made by
+// mk(endpoint, plan redactor) on first use) and return the task with the action
+// act makes, or all the problems at once.
+func BuildOne[S, C any](b *Build, item *plan.Item, endpointKind string,
+	prepare func(s *S, p *Problems) (endpoint string),
+	mk func(*plan.Endpoint, *plan.Redactor) (C, error),
+	act func(s *S, c C) Action) ([]*Task, error) {
+	s := new(S)
+	if err := Decode(item, s); err != nil {
+		return nil, err
+	}
+	p := NewProblems(item)
+	endpoint := prepare(s, p)
+	c, _ := FieldClient(b, p, Path{"endpoint"}, endpoint, endpointKind, func(ep *plan.Endpoint) (C, error) { return mk(ep, b.Plan.Redactor) })
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return []*Task{ItemTask(item, endpoint, s, act(s, c))}, nil
+}

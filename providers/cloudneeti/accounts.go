@@ -70,26 +70,22 @@ var (
 
 // Build implements providers.Kind.
 func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error) {
-	s := &Spec{}
-	if err := providers.Decode(item, s); err != nil {
-		return nil, err
-	}
+	return providers.BuildOne(b, item, EndpointKind, func(s *Spec, p *providers.Problems) string {
+		s.setDefaults(item.Name)
+		s.check(p)
+		return s.Endpoint
+	}, NewClient, func(s *Spec, c *Client) providers.Action { return &account{s: s, c: c} })
+}
+
+// setDefaults fills the fields an item may leave out.
+func (s *Spec) setDefaults(itemName string) {
 	if s.AccountName == "" {
-		s.AccountName = item.Name
+		s.AccountName = itemName
 	}
 	if s.APIScope == nil {
 		t := true
 		s.APIScope = &t
 	}
-	p := providers.NewProblems(item)
-	s.check(p)
-	client, _ := providers.FieldClient(b, p, providers.Path{"endpoint"}, s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
-		return NewClient(ep, b.Plan.Redactor)
-	})
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	return []*providers.Task{providers.ItemTask(item, s.Endpoint, s, &account{s: s, c: client})}, nil
 }
 
 // check validates the fields (defaults filled): the account name and the onboarding

@@ -86,20 +86,11 @@ func checkPrivateNetwork(v string) error {
 
 // Build implements providers.Kind.
 func (CloudSpaceKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error) {
-	s := &Spec{}
-	if err := providers.Decode(item, s); err != nil {
-		return nil, err
-	}
-	s.setDefaults(item.Name)
-	p := providers.NewProblems(item)
-	s.check(p)
-	client, _ := providers.FieldClient(b, p, providers.Path{"endpoint"}, s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
-		return NewClient(ep, b.Plan.Redactor)
-	})
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	return []*providers.Task{providers.ItemTask(item, s.Endpoint, s, &cloudSpace{s: s, c: client})}, nil
+	return providers.BuildOne(b, item, EndpointKind, func(s *Spec, p *providers.Problems) string {
+		s.setDefaults(item.Name)
+		s.check(p)
+		return s.Endpoint
+	}, NewClient, func(s *Spec, c *Client) providers.Action { return &cloudSpace{s: s, c: c} })
 }
 
 // unlimited is the API's value of a limit that is not set.
