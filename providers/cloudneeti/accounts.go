@@ -222,50 +222,9 @@ func (a *account) onboardBody() map[string]string {
 func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
 	x.Adopted = x.AdoptedBefore()
 	s := a.s
-	acc, err := a.find(ctx, x)
+	acc, err := a.findOrOnboard(ctx, x)
 	if err != nil {
 		return nil, err
-	}
-	if acc != nil && x.PriorValue(OutAccountID) != acc.ID {
-		if aerr := x.Adopt(x.PriorValue(OutAccountID) == "" && x.FirstLook()); aerr != nil {
-			return nil, aerr
-		}
-		if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
-			return nil, err
-		}
-		if x.Changed {
-			x.Log.Debug().Str("account_id", acc.ID).Msg("account exists; its onboarding details cannot be changed through the API")
-		}
-	}
-	if acc == nil {
-		r, err := a.c.Onboard(ctx, s.Cloud, s.AccountName, a.onboardBody())
-		switch {
-		case providers.StatusOf(err) == http.StatusConflict:
-			conflict := err
-			found, err := a.find(ctx, x)
-			if err != nil {
-				return nil, err
-			}
-			if found == nil {
-				return nil, fmt.Errorf("%w (no account of this name is listed: is the cloud account onboarded under another name?)", conflict)
-			}
-			acc = found
-			if aerr := x.Adopt(x.FirstLook()); aerr != nil { // refused as a duplicate on the first try: it was there before
-				return nil, aerr
-			}
-			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
-				return nil, err
-			}
-			x.Log.Debug().Str("account_id", acc.ID).Msg("onboarding says the account exists: adopted")
-		case err != nil:
-			return nil, err
-		default:
-			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(r.AccountID), OutJobID: state.Plain(r.JobID)}); err != nil {
-				return nil, err
-			}
-			x.Log.Debug().Str("account_id", r.AccountID).Str("job_id", r.JobID).Msg("account onboarded")
-			acc = &Account{ID: r.AccountID, Name: s.AccountName}
-		}
 	}
 	if *s.APIScope && !acc.InScope {
 		if err := a.c.AddToScope(ctx, acc.ID); err != nil {
@@ -282,20 +241,82 @@ func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, 
 	if !s.Rescan {
 		return out, nil
 	}
-	// A checkpointed rescan job (running, or finished in an earlier attempt) is
-	// polled instead of starting another one.
-	job := x.PriorValue(OutRescanJobID)
-	for attempt := 0; ; attempt++ {
-		if job == "" {
-			if job, err = a.c.Rescan(ctx, acc.ID); err != nil {
+	job, st, err := a.rescan(ctx, x, acc.ID)
+	if err != nil {
+		return nil, err
+	}
+	out[OutRescanJobID], out[OutRescanStatus] = state.Plain(job), state.Plain(st)
+	return out, nil
+}
+
+// findOrOnboard returns the item's account: the one found (adopted when it was there
+// before), else a new one, its id and job checkpointed at once. Onboarding refused
+// as a duplicate (409) adopts the account of that name.
+func (a *account) findOrOnboard(ctx context.Context, x *providers.Exec) (*Account, error) {
+	s := a.s
+	acc, err := a.find(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if acc != nil {
+		if x.PriorValue(OutAccountID) != acc.ID {
+			if aerr := x.Adopt(x.PriorValue(OutAccountID) == "" && x.FirstLook()); aerr != nil {
+				return nil, aerr
+			}
+			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
 				return nil, err
 			}
+			if x.Changed {
+				x.Log.Debug().Str("account_id", acc.ID).Msg("account exists; its onboarding details cannot be changed through the API")
+			}
+		}
+		return acc, nil
+	}
+	r, err := a.c.Onboard(ctx, s.Cloud, s.AccountName, a.onboardBody())
+	switch {
+	case providers.StatusOf(err) == http.StatusConflict:
+		conflict := err
+		found, err := a.find(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		if found == nil {
+			return nil, fmt.Errorf("%w (no account of this name is listed: is the cloud account onboarded under another name?)", conflict)
+		}
+		if aerr := x.Adopt(x.FirstLook()); aerr != nil { // refused as a duplicate on the first try: it was there before
+			return nil, aerr
+		}
+		if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(found.ID)}); err != nil {
+			return nil, err
+		}
+		x.Log.Debug().Str("account_id", found.ID).Msg("onboarding says the account exists: adopted")
+		return found, nil
+	case err != nil:
+		return nil, err
+	}
+	if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(r.AccountID), OutJobID: state.Plain(r.JobID)}); err != nil {
+		return nil, err
+	}
+	x.Log.Debug().Str("account_id", r.AccountID).Str("job_id", r.JobID).Msg("account onboarded")
+	return &Account{ID: r.AccountID, Name: s.AccountName}, nil
+}
+
+// rescan rescans the account and waits for the job's end state. A checkpointed
+// rescan job (running, or finished in an earlier attempt) is polled instead of
+// starting another one; a job the API no longer knows is started again once.
+func (a *account) rescan(ctx context.Context, x *providers.Exec, accountID string) (job, status string, err error) {
+	job = x.PriorValue(OutRescanJobID)
+	for attempt := 0; ; attempt++ {
+		if job == "" {
+			if job, err = a.c.Rescan(ctx, accountID); err != nil {
+				return "", "", err
+			}
 			if err := x.Checkpoint(state.Outputs{OutRescanJobID: state.Plain(job), OutRescanStatus: state.Plain("")}); err != nil {
-				return nil, err
+				return "", "", err
 			}
 			x.Log.Debug().Str("rescan_job_id", job).Msg("rescan started")
 		}
-		st, err := a.c.Wait(ctx, acc.ID, job)
+		st, err := a.c.Wait(ctx, accountID, job)
 		switch {
 		case errors.Is(err, ErrJobGone) && attempt == 0:
 			// The checkpointed job is unknown (expired): start a new rescan.
@@ -304,13 +325,12 @@ func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, 
 		case errors.Is(err, ErrJobFailed):
 			// Forget the failed job so that a rerun starts a new rescan.
 			if cerr := x.Checkpoint(state.Outputs{OutRescanJobID: state.Plain(""), OutRescanStatus: state.Plain("")}); cerr != nil {
-				return nil, cerr
+				return "", "", cerr
 			}
-			return nil, &providers.Error{Op: "rescan account " + acc.ID, Message: fmt.Sprintf("rescan job %s ended %s", job, st), Err: ErrJobFailed}
+			return "", "", &providers.Error{Op: "rescan account " + accountID, Message: fmt.Sprintf("rescan job %s ended %s", job, st), Err: ErrJobFailed}
 		case err != nil:
-			return nil, err
+			return "", "", err
 		}
-		out[OutRescanJobID], out[OutRescanStatus] = state.Plain(job), state.Plain(st)
-		return out, nil
+		return job, st, nil
 	}
 }

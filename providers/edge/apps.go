@@ -59,6 +59,13 @@ func (s *AppSpec) check(c *checker) {
 	if c.quiet {
 		return
 	}
+	s.checkRefs(c)
+	s.checkFields(c)
+}
+
+// checkRefs checks the items the app names (business, registry, repository_id)
+// and takes the repositoryId from a registry item.
+func (s *AppSpec) checkRefs(c *checker) {
 	ix := planIndex(c.b)
 	if s.Business != "" && !providers.HasRef(s.Business) {
 		if bs, err := ix.business(s.Business); err != nil {
@@ -86,6 +93,10 @@ func (s *AppSpec) check(c *checker) {
 			}
 		}
 	}
+}
+
+// checkFields checks the app's own fields.
+func (s *AppSpec) checkFields(c *checker) {
 	switch {
 	case s.Image == "":
 		c.Add(providers.Path{"image"}, "required (an image with its tag, e.g. registry.example.com/team/app:1.4)")
