@@ -20,6 +20,7 @@ import (
 	"provision/providers"
 	"provision/providers/cloudneeti/cnfake"
 	"provision/providers/fault"
+	"provision/providers/lifecycletest"
 	"provision/runner"
 	"provision/state"
 )
@@ -124,45 +125,14 @@ func mustBuild(t *testing.T, url string, fields ...string) *providers.Task {
 	return task
 }
 
-type runOpts struct {
-	attempt int
-	inDoubt bool
-	changed bool
-	prior   state.Outputs
-	log     zerolog.Logger
-	ctx     context.Context
-	onSave  func(state.Outputs)
-}
+// runOpts says how the runner calls one Apply.
+type runOpts = lifecycletest.Attempt
 
 // apply is one Apply with a fresh Exec; it returns the outputs, the merged
 // checkpoints (prior + saved) and the error.
 func apply(t *testing.T, task *providers.Task, o runOpts) (state.Outputs, state.Outputs, error) {
 	t.Helper()
-	saved, prior := state.Outputs{}, state.Outputs{}
-	for k, v := range o.prior {
-		saved[k], prior[k] = v, v
-	}
-	if o.attempt == 0 {
-		o.attempt = 1
-	}
-	if o.ctx == nil {
-		o.ctx = context.Background()
-	}
-	var mu sync.Mutex
-	x := &providers.Exec{Task: task, Attempt: o.attempt, InDoubt: o.inDoubt, Changed: o.changed, Prior: prior, Log: o.log, Redactor: plan.NewRedactor(),
-		CheckpointFunc: func(out state.Outputs) error {
-			mu.Lock()
-			for k, v := range out {
-				saved[k] = v
-			}
-			mu.Unlock()
-			if o.onSave != nil {
-				o.onSave(out)
-			}
-			return nil
-		}}
-	out, err := task.Action.Apply(o.ctx, x)
-	return out, saved, err
+	return lifecycletest.ApplyOnce(t, task, o)
 }
 
 func checkFake(t *testing.T, srv *cnfake.Server, accounts, onboarded int) cnfake.Snapshot {
@@ -227,10 +197,10 @@ func TestAccount_Apply_RerunIsNoOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, o := range []runOpts{
-		{attempt: 2, prior: saved},
-		{attempt: 2, inDoubt: true, prior: saved},
-		{attempt: 3, changed: true, prior: saved},
-		{attempt: 2, inDoubt: true, prior: state.Outputs{OutAccountID: saved[OutAccountID]}},
+		{Attempt: 2, Prior: saved},
+		{Attempt: 2, InDoubt: true, Prior: saved},
+		{Attempt: 3, Changed: true, Prior: saved},
+		{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutAccountID: saved[OutAccountID]}},
 	} {
 		again, _, err := apply(t, task, o)
 		if err != nil {
@@ -288,7 +258,7 @@ func TestAccount_Apply_AdoptsInDoubtOnboarding(t *testing.T) {
 			t.Fatalf("lost onboarding: err = %v, want retryable and maybe applied", err)
 		}
 		srv.Faults.Set(fault.Config{})
-		out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+		out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,7 +303,7 @@ func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
 	task := mustBuild(t, url, awsFields, "rescan: true")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, saved, err := apply(t, task, runOpts{ctx: ctx, onSave: func(o state.Outputs) {
+	_, saved, err := apply(t, task, runOpts{Ctx: ctx, OnSave: func(o state.Outputs) {
 		if o[OutRescanJobID].Value != "" {
 			cancel()
 		}
@@ -341,7 +311,7 @@ func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || saved[OutRescanJobID].Value == "" || saved[OutAccountID].Value == "" {
 		t.Fatalf("err = %v, checkpoints %v", err, saved)
 	}
-	out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+	out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +341,7 @@ func TestAccount_Apply_RescanJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 		saved[OutRescanJobID] = state.Plain("job-that-expired")
-		out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+		out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
 		if err != nil || out[OutRescanStatus].Value != "Success" || srv.Snapshot().Counters.Rescans != 2 {
 			t.Fatalf("out %v err %v", out, err)
 		}
@@ -387,7 +357,7 @@ func TestAccount_Apply_RescanJobs(t *testing.T) {
 		}
 		clk.Jump(time.Hour)
 		task.Action.(*account).c.PollFor = 5 * time.Second
-		if _, _, err := apply(t, task, runOpts{attempt: 2, prior: saved}); err != nil {
+		if _, _, err := apply(t, task, runOpts{Attempt: 2, Prior: saved}); err != nil {
 			t.Fatal(err)
 		}
 		if c := srv.Snapshot().Counters; c.Rescans != 1 || c.Onboarded != 1 {
@@ -418,7 +388,7 @@ func TestAccount_Apply_RenewsExpiredToken(t *testing.T) {
 			} else {
 				time.Sleep(400 * time.Millisecond)
 			}
-			if _, _, err := apply(t, task, runOpts{attempt: 2, prior: saved}); err != nil {
+			if _, _, err := apply(t, task, runOpts{Attempt: 2, Prior: saved}); err != nil {
 				t.Fatalf("after expiry: %v", err)
 			}
 			if c := srv.Snapshot().Counters; c.Tokens < 2 {
@@ -469,7 +439,7 @@ func TestAccount_Apply_ErrorAnswers(t *testing.T) {
 				tc.spec(task.Spec.(*Spec))
 			}
 			var logs bytes.Buffer
-			_, _, err = apply(t, task, runOpts{log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+			_, _, err = apply(t, task, runOpts{Log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -663,7 +633,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 	}
 	// A second rescan of the same account reuses both tokens.
 	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
-	if _, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+	if _, _, err := apply(t, task, runOpts{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 1 || c.Fetches(acc) != 1 {
@@ -671,7 +641,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 	}
 	// Revoked tokens: each kind is renewed once, and the rescan still goes through.
 	srv.RevokeTokens()
-	if _, _, err := apply(t, task, runOpts{attempt: 3, changed: true, prior: saved}); err != nil {
+	if _, _, err := apply(t, task, runOpts{Attempt: 3, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 2 || c.Fetches(acc) != 2 {
@@ -708,7 +678,7 @@ func TestAccount_Apply_RenewsTokensOnExpiry(t *testing.T) {
 	acc := out[OutAccountID].Value
 	clk.Jump(2 * time.Hour)
 	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
-	if _, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+	if _, _, err := apply(t, task, runOpts{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 2 || c.Fetches(acc) != 2 || unauthorized.Load() != 0 {

@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"provision/plan"
 	"provision/providers"
 	"provision/providers/cloudneeti/cnfake"
 	"provision/providers/lifecycletest"
@@ -59,9 +56,9 @@ func TestLifecycle_Adoption_FirstLookAdoptsInDoubtDoesNot(t *testing.T) {
 		adopted bool
 	}{
 		{"first look", runOpts{}, true},
-		{"in doubt", runOpts{attempt: 2, inDoubt: true}, false},
-		{"second attempt", runOpts{attempt: 2}, false},
-		{"own checkpointed account", runOpts{prior: state.Outputs{OutAccountID: state.Plain("acc-existing")}}, false},
+		{"in doubt", runOpts{Attempt: 2, InDoubt: true}, false},
+		{"second attempt", runOpts{Attempt: 2}, false},
+		{"own checkpointed account", runOpts{Prior: state.Outputs{OutAccountID: state.Plain("acc-existing")}}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, url := newFake(t, func(o *cnfake.Options) {
@@ -123,13 +120,5 @@ func TestLifecycle_Drift_ReportsChangesMadeInThePortal(t *testing.T) {
 	}
 }
 
-func execFor(task *providers.Task, o runOpts) *providers.Exec {
-	if o.attempt == 0 {
-		o.attempt = 1
-	}
-	prior := state.Outputs{}
-	for k, v := range o.prior {
-		prior[k] = v
-	}
-	return &providers.Exec{Task: task, Attempt: o.attempt, InDoubt: o.inDoubt, Prior: prior, Log: zerolog.Nop(), Redactor: plan.NewRedactor()}
-}
+// execFor is one Exec as the runner makes it.
+func execFor(task *providers.Task, o runOpts) *providers.Exec { return lifecycletest.Exec(task, o) }

@@ -20,6 +20,7 @@ import (
 	"provision/plan"
 	"provision/providers"
 	"provision/providers/fault"
+	"provision/providers/lifecycletest"
 	"provision/providers/openvcloud/ovcfake"
 	"provision/runner"
 	"provision/state"
@@ -130,46 +131,14 @@ func mustBuild(t *testing.T, url, auth string, fields ...string) *providers.Task
 	return task
 }
 
-// run is one Apply with a fresh Exec; it returns the outputs, the merged checkpoints
-// (prior + saved) and the error.
-type runOpts struct {
-	attempt int
-	inDoubt bool
-	changed bool
-	prior   state.Outputs
-	log     zerolog.Logger
-	ctx     context.Context
-	onSave  func(state.Outputs)
-}
+// runOpts says how the runner calls one Apply.
+type runOpts = lifecycletest.Attempt
 
+// apply is one Apply with a fresh Exec; it returns the outputs, the merged
+// checkpoints (prior + saved) and the error.
 func apply(t *testing.T, task *providers.Task, o runOpts) (state.Outputs, state.Outputs, error) {
 	t.Helper()
-	saved := state.Outputs{}
-	prior := state.Outputs{}
-	for k, v := range o.prior {
-		saved[k], prior[k] = v, v
-	}
-	if o.attempt == 0 {
-		o.attempt = 1
-	}
-	if o.ctx == nil {
-		o.ctx = context.Background()
-	}
-	var mu sync.Mutex
-	x := &providers.Exec{Task: task, Attempt: o.attempt, InDoubt: o.inDoubt, Changed: o.changed, Prior: prior, Log: o.log, Redactor: plan.NewRedactor(),
-		CheckpointFunc: func(out state.Outputs) error {
-			mu.Lock()
-			for k, v := range out {
-				saved[k] = v
-			}
-			mu.Unlock()
-			if o.onSave != nil {
-				o.onSave(out)
-			}
-			return nil
-		}}
-	out, err := task.Action.Apply(o.ctx, x)
-	return out, saved, err
+	return lifecycletest.ApplyOnce(t, task, o)
 }
 
 func checkFake(t *testing.T, srv *ovcfake.Server, spaces, creates int) ovcfake.Snapshot {
@@ -253,10 +222,10 @@ func TestCloudSpace_Apply_RerunIsNoOp(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, o := range []runOpts{
-				{attempt: 2, prior: saved},                                          // done before, rerun
-				{attempt: 2, inDoubt: true, prior: saved},                           // crashed after the id checkpoint
-				{attempt: 3, inDoubt: true},                                         // state lost: lookup by name
-				{attempt: 2, prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}, // only the GUID survived
+				{Attempt: 2, Prior: saved},                                          // done before, rerun
+				{Attempt: 2, InDoubt: true, Prior: saved},                           // crashed after the id checkpoint
+				{Attempt: 3, InDoubt: true},                                         // state lost: lookup by name
+				{Attempt: 2, Prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}, // only the GUID survived
 			} {
 				again, _, err := apply(t, task, o)
 				if err != nil {
@@ -295,7 +264,7 @@ func TestCloudSpace_Apply_AdoptsExistingByName(t *testing.T) {
 }
 
 func TestCloudSpace_Apply_RefusesSpaceInOtherLocation(t *testing.T) {
-	for _, o := range []runOpts{{}, {attempt: 2, inDoubt: true}} {
+	for _, o := range []runOpts{{}, {Attempt: 2, InDoubt: true}} {
 		srv, url := newFake(t, nil)
 		if _, _, err := apply(t, mustBuild(t, url, jwtAuth, "location: nl-ams-1"), runOpts{}); err != nil {
 			t.Fatal(err)
@@ -333,7 +302,7 @@ func TestCloudSpace_Apply_AdoptsInDoubtCreate(t *testing.T) {
 			if srv.Snapshot().Counters.Creates+srv.Snapshot().RunningTasks != 1 {
 				t.Fatalf("the lost create was not applied: %+v", srv.Snapshot())
 			}
-			out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+			out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,7 +323,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 	task := mustBuild(t, url, jwtAuth)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, saved, err := apply(t, task, runOpts{ctx: ctx, onSave: func(o state.Outputs) {
+	_, saved, err := apply(t, task, runOpts{Ctx: ctx, OnSave: func(o state.Outputs) {
 		if o[OutTaskGUID].Value != "" {
 			cancel() // "crash" right after the checkpoint
 		}
@@ -362,7 +331,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || saved[OutTaskGUID].Value == "" {
 		t.Fatalf("err = %v, checkpoints %v", err, saved)
 	}
-	out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+	out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +344,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 func TestCloudSpace_Apply_UnknownOrExpiredTask(t *testing.T) {
 	t.Run("unknown GUID and no space: creates", func(t *testing.T) {
 		srv, url := newFake(t, nil)
-		out, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{attempt: 2, inDoubt: true, prior: state.Outputs{OutTaskGUID: state.Plain("0a0b0c0d-0000-4000-8000-000000000000")}})
+		out, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutTaskGUID: state.Plain("0a0b0c0d-0000-4000-8000-000000000000")}})
 		if err != nil || out[OutCloudSpaceID].Value == "" {
 			t.Fatalf("out %v err %v", out, err)
 		}
@@ -391,7 +360,7 @@ func TestCloudSpace_Apply_UnknownOrExpiredTask(t *testing.T) {
 		}
 		clk.Jump(2 * time.Hour)
 		srv.RevokeCredentials() // the JWT's exp claim is from before the jump
-		if _, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}); err != nil {
+		if _, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}); err != nil {
 			t.Fatal(err)
 		}
 		checkFake(t, srv, 1, 1)
@@ -422,7 +391,7 @@ func TestCloudSpace_Apply_PollTimeoutIsRetryableAndResumes(t *testing.T) {
 	}
 	clk.Jump(time.Hour)
 	task.Action.(*cloudSpace).c.PollFor = 5 * time.Second
-	if _, _, err := apply(t, task, runOpts{attempt: 2, prior: saved}); err != nil {
+	if _, _, err := apply(t, task, runOpts{Attempt: 2, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if snap := checkFake(t, srv, 1, 1); snap.Counters.AsyncCalls != 1 {
@@ -452,7 +421,7 @@ func TestCloudSpace_Apply_RenewsExpiredCredentials(t *testing.T) {
 			} else {
 				time.Sleep(time.Second)
 			}
-			again, _, err := apply(t, task, runOpts{attempt: 2, prior: saved})
+			again, _, err := apply(t, task, runOpts{Attempt: 2, Prior: saved})
 			if err != nil {
 				t.Fatalf("after expiry: %v", err)
 			}
@@ -497,7 +466,7 @@ func TestCloudSpace_Apply_ErrorAnswers(t *testing.T) {
 				tc.auth = jwtAuth
 			}
 			var logs bytes.Buffer
-			_, _, err := apply(t, mustBuild(t, url, tc.auth, tc.fields...), runOpts{log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+			_, _, err := apply(t, mustBuild(t, url, tc.auth, tc.fields...), runOpts{Log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -526,7 +495,7 @@ func TestCloudSpace_Apply_UpdatesChangedLimitsAndRefusesNewLocation(t *testing.T
 		t.Fatal(err)
 	}
 	changed := mustBuild(t, url, jwtAuth, "max_cpu_capacity: 8", "allowed_vm_sizes: [3]")
-	if _, _, err := apply(t, changed, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+	if _, _, err := apply(t, changed, runOpts{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	snap := checkFake(t, srv, 1, 1)
@@ -534,7 +503,7 @@ func TestCloudSpace_Apply_UpdatesChangedLimitsAndRefusesNewLocation(t *testing.T
 		t.Fatalf("updates %d, space %+v", snap.Counters.Updates, sp)
 	}
 	moved := mustBuild(t, url, jwtAuth, "location: nl-ams-1")
-	_, _, err = apply(t, moved, runOpts{attempt: 3, changed: true, prior: saved})
+	_, _, err = apply(t, moved, runOpts{Attempt: 3, Changed: true, Prior: saved})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "cannot be changed on an existing space") {
 		t.Fatalf("err = %v", err)
 	}
@@ -553,7 +522,7 @@ func TestCloudSpace_Apply_RecreatesDestroyedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved})
+	out, _, err := apply(t, task, runOpts{Attempt: 2, Changed: true, Prior: saved})
 	if err != nil || out[OutCloudSpaceID].Value == id {
 		t.Fatalf("out %v err %v", out, err)
 	}
@@ -758,7 +727,7 @@ func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []runOpts{{attempt: 2, changed: true, prior: saved}, {attempt: 2, inDoubt: true}} {
+	for _, o := range []runOpts{{Attempt: 2, Changed: true, Prior: saved}, {Attempt: 2, InDoubt: true}} {
 		out, _, err := apply(t, task, o)
 		if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "a DELETED cloud space of that name (id "+id+")") {
 			t.Fatalf("out %v err %v: want a permanent error naming the DELETED space", out, err)
@@ -768,7 +737,7 @@ func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := apply(t, task, runOpts{attempt: 3, prior: saved})
+	out, _, err := apply(t, task, runOpts{Attempt: 3, Prior: saved})
 	if err != nil || out[OutCloudSpaceID].Value == id {
 		t.Fatalf("out %v err %v", out, err)
 	}
@@ -793,7 +762,7 @@ func TestCloudSpace_Apply_WaitDeployedStopsOnDeletedSpace(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, _, err := apply(t, task, runOpts{ctx: ctx})
+	_, _, err := apply(t, task, runOpts{Ctx: ctx})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "status is DELETED, it will not deploy") {
 		t.Fatalf("err = %v", err)
 	}
