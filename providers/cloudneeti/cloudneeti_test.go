@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -249,7 +248,7 @@ func TestAccount_Apply_AdoptsInDoubtOnboarding(t *testing.T) {
 	for _, fields := range []string{awsFields, azFields} {
 		srv, url := newFake(t, nil)
 		task := mustBuild(t, url, fields)
-		if _, _, err := task.Action.(prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
+		if _, _, err := task.Action.(providers.Prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
 			t.Fatal(err) // fetches the token first, so that the lost answer is the onboarding's
 		}
 		srv.Faults.Set(fault.Config{LostRate: 1, OnlyMutating: true})
@@ -597,23 +596,8 @@ func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	}
 }
 
-// prober is the read-only lookup the actions offer.
-type prober interface {
-	Probe(ctx context.Context, x *providers.Exec) (bool, string, error)
-}
-
-// clock runs with real time; Jump moves it forward (the fake's view only).
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
-func (c *clock) Jump(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
+// clock is the fakes' clock (real time; Jump moves it forward).
+type clock = lifecycletest.Clock
 
 // Rescan and job status take the account's token, everything else the license
 // token (Cloudneeti_SaaS_Docs tokenAPI.md, initiateScanAPI.md): the fake refuses the

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -290,7 +289,7 @@ func TestCloudSpace_Apply_AdoptsInDoubtCreate(t *testing.T) {
 			srv, url := newFake(t, nil)
 			task := mustBuild(t, url, tc.auth, tc.async)
 			// Fetch the credential first, so that the lost answer is the create's.
-			if _, _, err := task.Action.(prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
+			if _, _, err := task.Action.(providers.Prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
 				t.Fatal(err)
 			}
 			srv.Faults.Set(fault.Config{LostRate: 1})
@@ -669,23 +668,8 @@ func TestCloudSpace_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	}
 }
 
-// prober is the read-only lookup the actions offer.
-type prober interface {
-	Probe(ctx context.Context, x *providers.Exec) (bool, string, error)
-}
-
-// clock runs with real time; Jump moves it forward (the fake's view only).
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
-func (c *clock) Jump(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
+// clock is the fakes' clock (real time; Jump moves it forward).
+type clock = lifecycletest.Clock
 
 // cloudspaces/create requires access: without one in the plan the client sends the
 // authenticated user, <username>@itsyouonline from the JWT's username claim, or the
