@@ -124,16 +124,6 @@ func mustBuild(t *testing.T, url string, fields ...string) *providers.Task {
 	return task
 }
 
-// runOpts says how the runner calls one Apply.
-type runOpts = lifecycletest.Attempt
-
-// apply is one Apply with a fresh Exec; it returns the outputs, the merged
-// checkpoints (prior + saved) and the error.
-func apply(t *testing.T, task *providers.Task, o runOpts) (state.Outputs, state.Outputs, error) {
-	t.Helper()
-	return lifecycletest.ApplyOnce(t, task, o)
-}
-
 func checkFake(t *testing.T, srv *cnfake.Server, accounts, onboarded int) cnfake.Snapshot {
 	t.Helper()
 	if err := srv.Check(); err != nil {
@@ -165,7 +155,7 @@ func TestAccount_Apply_OnboardsAccount(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, url := newFake(t, tc.mut)
-			out, saved, err := apply(t, mustBuild(t, url, tc.fields...), runOpts{})
+			out, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, tc.fields...), lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,17 +181,17 @@ func TestAccount_Apply_OnboardsAccount(t *testing.T) {
 func TestAccount_Apply_RerunIsNoOp(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, awsFields, "rescan: true")
-	out, saved, err := apply(t, task, runOpts{})
+	out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []runOpts{
+	for _, o := range []lifecycletest.Attempt{
 		{Attempt: 2, Prior: saved},
 		{Attempt: 2, InDoubt: true, Prior: saved},
 		{Attempt: 3, Changed: true, Prior: saved},
 		{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutAccountID: saved[OutAccountID]}},
 	} {
-		again, _, err := apply(t, task, o)
+		again, _, err := lifecycletest.ApplyOnce(t, task, o)
 		if err != nil {
 			t.Fatalf("%+v: %v", o, err)
 		}
@@ -221,7 +211,7 @@ func TestAccount_Apply_AdoptsExistingAccount(t *testing.T) {
 	srv, url := newFake(t, func(o *cnfake.Options) {
 		o.Licenses[0].Accounts = []cnfake.Account{{ID: "acc-existing", Name: "acct-1", Connector: "AWS", CloudID: "123456789012"}}
 	})
-	out, saved, err := apply(t, mustBuild(t, url), runOpts{})
+	out, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url), lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +225,7 @@ func TestAccount_Apply_RefusesAccountOfOtherCloud(t *testing.T) {
 	srv, url := newFake(t, func(o *cnfake.Options) {
 		o.Licenses[0].Accounts = []cnfake.Account{{ID: "acc-az", Name: "acct-1", Connector: "Azure", CloudID: "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"}}
 	})
-	_, _, err := apply(t, mustBuild(t, url), runOpts{})
+	_, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url), lifecycletest.Attempt{})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "exists with connector Azure, not aws: refusing to adopt it") {
 		t.Fatalf("err = %v", err)
 	}
@@ -252,12 +242,12 @@ func TestAccount_Apply_AdoptsInDoubtOnboarding(t *testing.T) {
 			t.Fatal(err) // fetches the token first, so that the lost answer is the onboarding's
 		}
 		srv.Faults.Set(fault.Config{LostRate: 1, OnlyMutating: true})
-		_, saved, err := apply(t, task, runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if !providers.IsRetryable(err) || !providers.MaybeApplied(err) {
 			t.Fatalf("lost onboarding: err = %v, want retryable and maybe applied", err)
 		}
 		srv.Faults.Set(fault.Config{})
-		out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
+		out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,10 +272,10 @@ func TestAccount_Apply_ConflictAdoptsAccount(t *testing.T) {
 		srv.ServeHTTP(w, r)
 	}))
 	defer ts.Close()
-	if _, _, err := apply(t, mustBuild(t, ts.URL), runOpts{}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, ts.URL), lifecycletest.Attempt{}); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := apply(t, mustBuild(t, ts.URL), runOpts{})
+	out, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, ts.URL), lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +292,7 @@ func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
 	task := mustBuild(t, url, awsFields, "rescan: true")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, saved, err := apply(t, task, runOpts{Ctx: ctx, OnSave: func(o state.Outputs) {
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Ctx: ctx, OnSave: func(o state.Outputs) {
 		if o[OutRescanJobID].Value != "" {
 			cancel()
 		}
@@ -310,7 +300,7 @@ func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || saved[OutRescanJobID].Value == "" || saved[OutAccountID].Value == "" {
 		t.Fatalf("err = %v, checkpoints %v", err, saved)
 	}
-	out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
+	out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +313,7 @@ func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
 func TestAccount_Apply_RescanJobs(t *testing.T) {
 	t.Run("failed rescan is permanent and forgotten", func(t *testing.T) {
 		srv, url := newFake(t, func(o *cnfake.Options) { o.FailRescans = true })
-		_, saved, err := apply(t, mustBuild(t, url, awsFields, "rescan: true"), runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, awsFields, "rescan: true"), lifecycletest.Attempt{})
 		if err == nil || providers.IsRetryable(err) || !errors.Is(err, ErrJobFailed) || !strings.Contains(err.Error(), "ended Failed") {
 			t.Fatalf("err = %v", err)
 		}
@@ -335,12 +325,12 @@ func TestAccount_Apply_RescanJobs(t *testing.T) {
 	t.Run("unknown checkpointed job starts a new rescan", func(t *testing.T) {
 		srv, url := newFake(t, nil)
 		task := mustBuild(t, url, awsFields, "rescan: true")
-		_, saved, err := apply(t, task, runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		saved[OutRescanJobID] = state.Plain("job-that-expired")
-		out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
+		out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 		if err != nil || out[OutRescanStatus].Value != "Success" || srv.Snapshot().Counters.Rescans != 2 {
 			t.Fatalf("out %v err %v", out, err)
 		}
@@ -350,13 +340,13 @@ func TestAccount_Apply_RescanJobs(t *testing.T) {
 		srv, url := newFake(t, func(o *cnfake.Options) { o.JobDelay, o.Now = time.Hour, clk.Now })
 		task := mustBuild(t, url, awsFields, "rescan: true")
 		task.Action.(*account).c.PollFor = 50 * time.Millisecond
-		_, saved, err := apply(t, task, runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if !providers.IsRetryable(err) || !strings.Contains(err.Error(), "a rerun keeps waiting") {
 			t.Fatalf("err = %v", err)
 		}
 		clk.Jump(time.Hour)
 		task.Action.(*account).c.PollFor = 5 * time.Second
-		if _, _, err := apply(t, task, runOpts{Attempt: 2, Prior: saved}); err != nil {
+		if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Prior: saved}); err != nil {
 			t.Fatal(err)
 		}
 		if c := srv.Snapshot().Counters; c.Rescans != 1 || c.Onboarded != 1 {
@@ -378,7 +368,7 @@ func TestAccount_Apply_RenewsExpiredToken(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, url := newFake(t, tc.mut)
 			task := mustBuild(t, url)
-			_, saved, err := apply(t, task, runOpts{})
+			_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,7 +377,7 @@ func TestAccount_Apply_RenewsExpiredToken(t *testing.T) {
 			} else {
 				time.Sleep(400 * time.Millisecond)
 			}
-			if _, _, err := apply(t, task, runOpts{Attempt: 2, Prior: saved}); err != nil {
+			if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Prior: saved}); err != nil {
 				t.Fatalf("after expiry: %v", err)
 			}
 			if c := srv.Snapshot().Counters; c.Tokens < 2 {
@@ -438,7 +428,7 @@ func TestAccount_Apply_ErrorAnswers(t *testing.T) {
 				tc.spec(task.Spec.(*Spec))
 			}
 			var logs bytes.Buffer
-			_, _, err = apply(t, task, runOpts{Log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+			_, _, err = lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -607,7 +597,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, awsFields, "rescan: true")
 	c := task.Action.(*account).c
-	out, saved, err := apply(t, task, runOpts{})
+	out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil || out[OutRescanStatus].Value != "Success" {
 		t.Fatalf("out %v err %v", out, err)
 	}
@@ -617,7 +607,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 	}
 	// A second rescan of the same account reuses both tokens.
 	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
-	if _, _, err := apply(t, task, runOpts{Attempt: 2, Changed: true, Prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 1 || c.Fetches(acc) != 1 {
@@ -625,7 +615,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 	}
 	// Revoked tokens: each kind is renewed once, and the rescan still goes through.
 	srv.RevokeTokens()
-	if _, _, err := apply(t, task, runOpts{Attempt: 3, Changed: true, Prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 3, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 2 || c.Fetches(acc) != 2 {
@@ -655,14 +645,14 @@ func TestAccount_Apply_RenewsTokensOnExpiry(t *testing.T) {
 	task := mustBuild(t, ts.URL, awsFields, "rescan: true")
 	c := task.Action.(*account).c
 	c.tokens.now = clk.Now
-	out, saved, err := apply(t, task, runOpts{})
+	out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	acc := out[OutAccountID].Value
 	clk.Jump(2 * time.Hour)
 	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
-	if _, _, err := apply(t, task, runOpts{Attempt: 2, Changed: true, Prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 2 || c.Fetches(acc) != 2 || unauthorized.Load() != 0 {

@@ -152,11 +152,11 @@ func TestLifecycle_Destroy_InDoubtCreateIsFoundByName(t *testing.T) {
 	srv, url := newFake(t, nil)
 	b, byID, _ := buildAll(t, url)
 	task := byID["space-b"]
-	if _, _, err := apply(t, task, runOpts{}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{}); err != nil {
 		t.Fatal(err)
 	}
 	mk := func(inDoubt bool) *providers.Deletion {
-		x := execFor(task, runOpts{Attempt: 2, InDoubt: inDoubt})
+		x := lifecycletest.Exec(task, lifecycletest.Attempt{Attempt: 2, InDoubt: inDoubt})
 		x.Task = &providers.Task{ID: task.ID, Kind: Section, Endpoint: "ovc"}
 		return &providers.Deletion{Exec: x, Planned: task}
 	}
@@ -180,7 +180,7 @@ func TestLifecycle_Adoption_OnlyWhenTheFirstCreateSaysItExists(t *testing.T) {
 	_, byID, _ := buildAll(t, url)
 	for _, name := range []string{"space-a", "space-b"} {
 		task := byID[name]
-		x := execFor(task, runOpts{})
+		x := lifecycletest.Exec(task, lifecycletest.Attempt{})
 		if _, err := task.Action.Apply(context.Background(), x); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestLifecycle_Adoption_OnlyWhenTheFirstCreateSaysItExists(t *testing.T) {
 			t.Errorf("%s: a space the task created is marked adopted", name)
 		}
 		// The state is lost: the first attempt of a new run finds it (409).
-		x = execFor(task, runOpts{})
+		x = lifecycletest.Exec(task, lifecycletest.Attempt{})
 		if _, err := task.Action.Apply(context.Background(), x); err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +196,7 @@ func TestLifecycle_Adoption_OnlyWhenTheFirstCreateSaysItExists(t *testing.T) {
 			t.Errorf("%s: an existing space taken over on the first attempt is not marked adopted", name)
 		}
 		// In doubt, the space found is the task's own.
-		x = execFor(task, runOpts{Attempt: 2, InDoubt: true})
+		x = lifecycletest.Exec(task, lifecycletest.Attempt{Attempt: 2, InDoubt: true})
 		if _, err := task.Action.Apply(context.Background(), x); err != nil {
 			t.Fatal(err)
 		}
@@ -252,6 +252,3 @@ func TestLifecycle_Drift_ReportsChangesMadeInTheCloud(t *testing.T) {
 		t.Errorf("space-a: %+v, want missing", d)
 	}
 }
-
-// execFor is one Exec as the runner makes it.
-func execFor(task *providers.Task, o runOpts) *providers.Exec { return lifecycletest.Exec(task, o) }

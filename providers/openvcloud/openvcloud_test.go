@@ -130,16 +130,6 @@ func mustBuild(t *testing.T, url, auth string, fields ...string) *providers.Task
 	return task
 }
 
-// runOpts says how the runner calls one Apply.
-type runOpts = lifecycletest.Attempt
-
-// apply is one Apply with a fresh Exec; it returns the outputs, the merged
-// checkpoints (prior + saved) and the error.
-func apply(t *testing.T, task *providers.Task, o runOpts) (state.Outputs, state.Outputs, error) {
-	t.Helper()
-	return lifecycletest.ApplyOnce(t, task, o)
-}
-
 func checkFake(t *testing.T, srv *ovcfake.Server, spaces, creates int) ovcfake.Snapshot {
 	t.Helper()
 	if err := srv.Check(); err != nil {
@@ -180,7 +170,7 @@ func TestCloudSpace_Apply_CreatesSpace(t *testing.T) {
 				}
 			})
 			task := mustBuild(t, url, tc.auth, tc.fields...)
-			out, saved, err := apply(t, task, runOpts{})
+			out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,17 +206,17 @@ func TestCloudSpace_Apply_RerunIsNoOp(t *testing.T) {
 		t.Run(async, func(t *testing.T) {
 			srv, url := newFake(t, nil)
 			task := mustBuild(t, url, jwtAuth, async)
-			out, saved, err := apply(t, task, runOpts{})
+			out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, o := range []runOpts{
+			for _, o := range []lifecycletest.Attempt{
 				{Attempt: 2, Prior: saved},                                          // done before, rerun
 				{Attempt: 2, InDoubt: true, Prior: saved},                           // crashed after the id checkpoint
 				{Attempt: 3, InDoubt: true},                                         // state lost: lookup by name
 				{Attempt: 2, Prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}, // only the GUID survived
 			} {
-				again, _, err := apply(t, task, o)
+				again, _, err := lifecycletest.ApplyOnce(t, task, o)
 				if err != nil {
 					t.Fatalf("%+v: %v", o, err)
 				}
@@ -247,10 +237,10 @@ func TestCloudSpace_Apply_AdoptsExistingByName(t *testing.T) {
 		t.Run(async, func(t *testing.T) {
 			srv, url := newFake(t, nil)
 			// Another run (or a person) created the space already.
-			if _, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{}); err != nil {
+			if _, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), lifecycletest.Attempt{}); err != nil {
 				t.Fatal(err)
 			}
-			out, _, err := apply(t, mustBuild(t, url, sessionAuth, async), runOpts{})
+			out, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, sessionAuth, async), lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -263,12 +253,12 @@ func TestCloudSpace_Apply_AdoptsExistingByName(t *testing.T) {
 }
 
 func TestCloudSpace_Apply_RefusesSpaceInOtherLocation(t *testing.T) {
-	for _, o := range []runOpts{{}, {Attempt: 2, InDoubt: true}} {
+	for _, o := range []lifecycletest.Attempt{{}, {Attempt: 2, InDoubt: true}} {
 		srv, url := newFake(t, nil)
-		if _, _, err := apply(t, mustBuild(t, url, jwtAuth, "location: nl-ams-1"), runOpts{}); err != nil {
+		if _, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth, "location: nl-ams-1"), lifecycletest.Attempt{}); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := apply(t, mustBuild(t, url, jwtAuth), o)
+		_, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), o)
 		if err == nil || !strings.Contains(err.Error(), "refusing to adopt") || providers.IsRetryable(err) {
 			t.Fatalf("err = %v, want a permanent refusal", err)
 		}
@@ -293,7 +283,7 @@ func TestCloudSpace_Apply_AdoptsInDoubtCreate(t *testing.T) {
 				t.Fatal(err)
 			}
 			srv.Faults.Set(fault.Config{LostRate: 1})
-			_, saved, err := apply(t, task, runOpts{})
+			_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if !providers.IsRetryable(err) || !providers.MaybeApplied(err) {
 				t.Fatalf("lost create: err = %v, want retryable and maybe applied", err)
 			}
@@ -301,7 +291,7 @@ func TestCloudSpace_Apply_AdoptsInDoubtCreate(t *testing.T) {
 			if srv.Snapshot().Counters.Creates+srv.Snapshot().RunningTasks != 1 {
 				t.Fatalf("the lost create was not applied: %+v", srv.Snapshot())
 			}
-			out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
+			out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -322,7 +312,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 	task := mustBuild(t, url, jwtAuth)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, saved, err := apply(t, task, runOpts{Ctx: ctx, OnSave: func(o state.Outputs) {
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Ctx: ctx, OnSave: func(o state.Outputs) {
 		if o[OutTaskGUID].Value != "" {
 			cancel() // "crash" right after the checkpoint
 		}
@@ -330,7 +320,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || saved[OutTaskGUID].Value == "" {
 		t.Fatalf("err = %v, checkpoints %v", err, saved)
 	}
-	out, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: saved})
+	out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +333,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 func TestCloudSpace_Apply_UnknownOrExpiredTask(t *testing.T) {
 	t.Run("unknown GUID and no space: creates", func(t *testing.T) {
 		srv, url := newFake(t, nil)
-		out, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutTaskGUID: state.Plain("0a0b0c0d-0000-4000-8000-000000000000")}})
+		out, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutTaskGUID: state.Plain("0a0b0c0d-0000-4000-8000-000000000000")}})
 		if err != nil || out[OutCloudSpaceID].Value == "" {
 			t.Fatalf("out %v err %v", out, err)
 		}
@@ -353,13 +343,13 @@ func TestCloudSpace_Apply_UnknownOrExpiredTask(t *testing.T) {
 		clk := &clock{}
 		srv, url := newFake(t, func(o *ovcfake.Options) { o.ResultTTL, o.Now = time.Hour, clk.Now })
 		task := mustBuild(t, url, jwtAuth)
-		_, saved, err := apply(t, task, runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		clk.Jump(2 * time.Hour)
 		srv.RevokeCredentials() // the JWT's exp claim is from before the jump
-		if _, _, err := apply(t, task, runOpts{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}); err != nil {
+		if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}); err != nil {
 			t.Fatal(err)
 		}
 		checkFake(t, srv, 1, 1)
@@ -369,7 +359,7 @@ func TestCloudSpace_Apply_UnknownOrExpiredTask(t *testing.T) {
 func TestCloudSpace_Apply_FailedTaskIsPermanentAndForgotten(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, jwtAuth, "location: mars-1")
-	_, saved, err := apply(t, task, runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "Location mars-1 does not exists") {
 		t.Fatalf("err = %v, want the API's permanent message", err)
 	}
@@ -384,13 +374,13 @@ func TestCloudSpace_Apply_PollTimeoutIsRetryableAndResumes(t *testing.T) {
 	srv, url := newFake(t, func(o *ovcfake.Options) { o.AsyncDelay, o.Now = time.Hour, clk.Now })
 	task := mustBuild(t, url, jwtAuth)
 	task.Action.(*cloudSpace).c.PollFor = 50 * time.Millisecond
-	_, saved, err := apply(t, task, runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if !providers.IsRetryable(err) || !strings.Contains(err.Error(), "still running") || saved[OutTaskGUID].Value == "" {
 		t.Fatalf("err = %v, checkpoints %v", err, saved)
 	}
 	clk.Jump(time.Hour)
 	task.Action.(*cloudSpace).c.PollFor = 5 * time.Second
-	if _, _, err := apply(t, task, runOpts{Attempt: 2, Prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if snap := checkFake(t, srv, 1, 1); snap.Counters.AsyncCalls != 1 {
@@ -411,7 +401,7 @@ func TestCloudSpace_Apply_RenewsExpiredCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, url := newFake(t, func(o *ovcfake.Options) { o.TokenLifetime, o.DeployDelay = 700*time.Millisecond, 50*time.Millisecond })
 			task := mustBuild(t, url, tc.auth, "wait_deployed: true")
-			out, saved, err := apply(t, task, runOpts{})
+			out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -420,7 +410,7 @@ func TestCloudSpace_Apply_RenewsExpiredCredentials(t *testing.T) {
 			} else {
 				time.Sleep(time.Second)
 			}
-			again, _, err := apply(t, task, runOpts{Attempt: 2, Prior: saved})
+			again, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Prior: saved})
 			if err != nil {
 				t.Fatalf("after expiry: %v", err)
 			}
@@ -465,7 +455,7 @@ func TestCloudSpace_Apply_ErrorAnswers(t *testing.T) {
 				tc.auth = jwtAuth
 			}
 			var logs bytes.Buffer
-			_, _, err := apply(t, mustBuild(t, url, tc.auth, tc.fields...), runOpts{Log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+			_, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, tc.auth, tc.fields...), lifecycletest.Attempt{Log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -489,12 +479,12 @@ func TestCloudSpace_Apply_ErrorAnswers(t *testing.T) {
 
 func TestCloudSpace_Apply_UpdatesChangedLimitsAndRefusesNewLocation(t *testing.T) {
 	srv, url := newFake(t, nil)
-	_, saved, err := apply(t, mustBuild(t, url, jwtAuth, "max_cpu_capacity: 4"), runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth, "max_cpu_capacity: 4"), lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	changed := mustBuild(t, url, jwtAuth, "max_cpu_capacity: 8", "allowed_vm_sizes: [3]")
-	if _, _, err := apply(t, changed, runOpts{Attempt: 2, Changed: true, Prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, changed, lifecycletest.Attempt{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	snap := checkFake(t, srv, 1, 1)
@@ -502,7 +492,7 @@ func TestCloudSpace_Apply_UpdatesChangedLimitsAndRefusesNewLocation(t *testing.T
 		t.Fatalf("updates %d, space %+v", snap.Counters.Updates, sp)
 	}
 	moved := mustBuild(t, url, jwtAuth, "location: nl-ams-1")
-	_, _, err = apply(t, moved, runOpts{Attempt: 3, Changed: true, Prior: saved})
+	_, _, err = lifecycletest.ApplyOnce(t, moved, lifecycletest.Attempt{Attempt: 3, Changed: true, Prior: saved})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "cannot be changed on an existing space") {
 		t.Fatalf("err = %v", err)
 	}
@@ -511,7 +501,7 @@ func TestCloudSpace_Apply_UpdatesChangedLimitsAndRefusesNewLocation(t *testing.T
 func TestCloudSpace_Apply_RecreatesDestroyedSpace(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, jwtAuth)
-	_, saved, err := apply(t, task, runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +511,7 @@ func TestCloudSpace_Apply_RecreatesDestroyedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := apply(t, task, runOpts{Attempt: 2, Changed: true, Prior: saved})
+	out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Changed: true, Prior: saved})
 	if err != nil || out[OutCloudSpaceID].Value == id {
 		t.Fatalf("out %v err %v", out, err)
 	}
@@ -702,7 +692,7 @@ func TestCloudSpace_DefaultAccess_FromJWTClaimOrSession(t *testing.T) {
 func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, jwtAuth)
-	_, saved, err := apply(t, task, runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,8 +701,8 @@ func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []runOpts{{Attempt: 2, Changed: true, Prior: saved}, {Attempt: 2, InDoubt: true}} {
-		out, _, err := apply(t, task, o)
+	for _, o := range []lifecycletest.Attempt{{Attempt: 2, Changed: true, Prior: saved}, {Attempt: 2, InDoubt: true}} {
+		out, _, err := lifecycletest.ApplyOnce(t, task, o)
 		if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "a DELETED cloud space of that name (id "+id+")") {
 			t.Fatalf("out %v err %v: want a permanent error naming the DELETED space", out, err)
 		}
@@ -721,7 +711,7 @@ func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := apply(t, task, runOpts{Attempt: 3, Prior: saved})
+	out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 3, Prior: saved})
 	if err != nil || out[OutCloudSpaceID].Value == id {
 		t.Fatalf("out %v err %v", out, err)
 	}
@@ -746,7 +736,7 @@ func TestCloudSpace_Apply_WaitDeployedStopsOnDeletedSpace(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, _, err := apply(t, task, runOpts{Ctx: ctx})
+	_, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Ctx: ctx})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "status is DELETED, it will not deploy") {
 		t.Fatalf("err = %v", err)
 	}
@@ -758,7 +748,7 @@ func TestCloudSpace_Apply_WaitDeployedStopsOnDeletedSpace(t *testing.T) {
 func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
 	t.Run("[] and an early 404", func(t *testing.T) {
 		srv, url := newFake(t, func(o *ovcfake.Options) { o.RunningAnswer, o.EarlyTaskNotFound = "[]", true })
-		out, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{})
+		out, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), lifecycletest.Attempt{})
 		if err != nil || out[OutCloudSpaceID].Value != "100" {
 			t.Fatalf("out %v err %v", out, err)
 		}
@@ -766,7 +756,7 @@ func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
 	})
 	t.Run("result gone before it was read", func(t *testing.T) {
 		srv, url := newFake(t, func(o *ovcfake.Options) { o.ResultTTL = time.Nanosecond })
-		out, saved, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{})
+		out, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), lifecycletest.Attempt{})
 		if err != nil || out[OutCloudSpaceID].Value != "100" || saved[OutCloudSpaceID].Value != "100" {
 			t.Fatalf("out %v saved %v err %v", out, saved, err)
 		}
@@ -787,7 +777,7 @@ func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
 		}))
 		defer ts.Close()
 		task := mustBuild(t, ts.URL, jwtAuth)
-		out, _, err := apply(t, task, runOpts{})
+		out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if err != nil || out[OutCloudSpaceID].Value != "100" {
 			t.Fatalf("out %v err %v", out, err)
 		}
