@@ -20,7 +20,6 @@ import (
 	"provision/providers/cloudneeti/cnfake"
 	"provision/providers/fault"
 	"provision/providers/lifecycletest"
-	"provision/runner"
 	"provision/state"
 )
 
@@ -544,28 +543,7 @@ func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	if len(tasks) != 4 {
 		t.Fatalf("%d tasks", len(tasks))
 	}
-	g, err := runner.NewGraph(tasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp := filepath.Join(t.TempDir(), "state.db")
-	var logs bytes.Buffer
-	for round := 0; round < 2; round++ {
-		st, err := state.Open(sp, state.Options{PlanName: pl.Name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 4, MaxAttempts: 20, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: pl.Redactor})
-		st.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res.OK() || (round == 1 && res.UpToDate != 4) {
-			t.Fatalf("round %d: %+v", round, res)
-		}
-		srv.Faults.Set(fault.Config{})
-	}
+	logs := lifecycletest.ApplyTwice(t, tasks, pl.Name, pl.Redactor, func() { srv.Faults.Set(fault.Config{}) })
 	snap := srv.Snapshot()
 	if err := srv.Check(); err != nil {
 		t.Fatal(err)
@@ -580,7 +558,7 @@ func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 		}
 	}
 	for _, s := range []string{apiKey, appSecret, azureSecret} {
-		if strings.Contains(logs.String(), s) {
+		if strings.Contains(logs, s) {
 			t.Errorf("a secret reached the logs")
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"provision/providers/fault"
 	"provision/providers/lifecycletest"
 	"provision/providers/openvcloud/ovcfake"
-	"provision/runner"
 	"provision/state"
 )
 
@@ -622,38 +621,14 @@ func TestCloudSpace_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	if len(tasks) != 10 || tasks[0].ID != "store-space-01" || tasks[9].ID != "store-space-10" {
 		t.Fatalf("tasks: %d, first %s", len(tasks), tasks[0].ID)
 	}
-	g, err := runner.NewGraph(tasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp := filepath.Join(t.TempDir(), "state.db")
-	var logs bytes.Buffer
-	for round := 0; round < 2; round++ {
-		st, err := state.Open(sp, state.Options{PlanName: pl.Name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 4, MaxAttempts: 20, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: pl.Redactor})
-		st.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res.OK() {
-			t.Fatalf("round %d: %+v", round, res)
-		}
-		if round == 1 && res.UpToDate != 10 {
-			t.Fatalf("rerun: %+v, want 10 up to date", res)
-		}
-		srv.Faults.Set(fault.Config{})
-	}
+	logs := lifecycletest.ApplyTwice(t, tasks, pl.Name, pl.Redactor, func() { srv.Faults.Set(fault.Config{}) })
 	snap := checkFake(t, srv, 10, 10)
 	for _, s := range snap.Spaces {
 		if s.Status != "DEPLOYED" || s.Limits.CPU != 16 {
 			t.Errorf("space %+v", s)
 		}
 	}
-	if strings.Contains(logs.String(), appSecret) {
+	if strings.Contains(logs, appSecret) {
 		t.Error("the client secret reached the logs")
 	}
 }
