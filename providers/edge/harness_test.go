@@ -22,6 +22,8 @@ import (
 	"provision/providers/edge/edgefake"
 	"provision/providers/fault"
 	"provision/state"
+
+	"provision/providers/lifecycletest"
 )
 
 // Canary secrets: no error text may ever contain them.
@@ -273,25 +275,10 @@ func (w *world) adminConn() *Conn {
 	return c.As(c.NewSession("admin", plan.NewSecret(adminPW)))
 }
 
-// clock is a settable clock shared by the fake and the sessions.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock moves only when told.
+type clock = lifecycletest.ManualClock
 
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return lifecycletest.NewManualClock(time.Now()) }
 
 // testPlan is a small plan over every section: a general administrator, a sub-user,
 // the business, labels, repository objects and an application.

@@ -109,3 +109,27 @@ func (c *Clock) Jump(d time.Duration) {
 	defer c.mu.Unlock()
 	c.offset += d
 }
+
+// ManualClock is a clock that moves only when told (Add): for fakes and sessions
+// that must see tokens expire at an exact moment. Safe for concurrent use.
+type ManualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewManualClock returns a clock showing start.
+func NewManualClock(start time.Time) *ManualClock { return &ManualClock{t: start} }
+
+// Now is the time the clock shows.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock forward by d.
+func (c *ManualClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
