@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,4 +133,26 @@ func (c *ManualClock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// CheckBuildError fails t unless err is a Build error that contains every text of
+// want, carries a position in file (e.g. "p.yaml:") and holds none of secrets.
+func CheckBuildError(t testing.TB, err error, file string, want []string, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+	if !strings.Contains(err.Error(), file+":") {
+		t.Errorf("error has no position: %v", err)
+	}
+	for _, s := range secrets {
+		if strings.Contains(err.Error(), s) {
+			t.Error("secret in error")
+		}
+	}
 }
