@@ -103,9 +103,9 @@ func TestStateOf_MadeOncePerBuild(t *testing.T) {
 			defer wg.Done()
 			s := providers.StateOf(b, "test", func() *counter {
 				mu.Lock()
+				defer mu.Unlock()
 				made++
-				mu.Unlock()
-				return &counter{}
+				return &counter{n: made}
 			})
 			states[i] = s
 		}()

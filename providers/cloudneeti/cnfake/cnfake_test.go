@@ -12,9 +12,6 @@ import (
 	"provision/providers/lifecycletest"
 )
 
-// clock moves only when told.
-type clock = lifecycletest.ManualClock
-
 type client struct {
 	t    *testing.T
 	base string
