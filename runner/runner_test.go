@@ -592,7 +592,7 @@ func TestRunner_Run_SecretOutputsFromStateAreRedactedOnResume(t *testing.T) {
 	const authKey = "resumed-auth-key-canary-5150"
 	path := filepath.Join(t.TempDir(), "s.db")
 	key := "a state passphrase for the test"
-	st, err := state.Open(path, state.Options{PlanName: "test", Key: key})
+	st, err := state.Open(path, state.Options{PlanName: "test", Key: key, KDFIterations: state.MinKDFIterations})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ func TestCanary_SecretsNeverLeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes")
 	}
+	t.Parallel() // waits on child processes
 	t.Run("sandbox", canarySandbox)
 	t.Run("hostile echo server", canaryEcho)
 }
@@ -67,6 +68,7 @@ func canarySandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	statePath := filepath.Join(t.TempDir(), "canary.db")
+	seedState(t, planPath, statePath, canaries[state.KeyEnv])
 	env := os.Environ()
 	for k, v := range canaries {
 		env = append(env, k+"="+v)
@@ -196,6 +198,7 @@ func canaryEcho(t *testing.T) {
 	planPath := filepath.Join(dir, "hostile.yaml")
 	os.WriteFile(planPath, []byte(echoPlan), 0o600)
 	statePath := filepath.Join(dir, "hostile.db")
+	seedState(t, planPath, statePath, env[state.KeyEnv])
 	procEnv := os.Environ()
 	for k, v := range env {
 		procEnv = append(procEnv, k+"="+v)
@@ -277,6 +280,7 @@ func TestShards_FourProcessesCoverEveryTaskOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes")
 	}
+	t.Parallel() // waits on child processes
 	bin := provisionBinary(t)
 	const n = 150 // widgets; each has a label: 300 tasks (the split itself: TestShardOf_*)
 	srv := httpfake.New(httpfake.Options{ClientID: "crash-test", ClientSecret: "crash-secret-canary-71"})

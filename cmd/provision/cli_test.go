@@ -18,6 +18,7 @@ import (
 	"provision/providers/httpstep/httpfake"
 	"provision/providers/sandbox"
 	"provision/runner"
+	"provision/state"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -313,6 +314,7 @@ func TestCLI_PlanProbe_ReportsWhatExistsRemotely(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := filepath.Join(t.TempDir(), "first.db")
+	seedState(t, p, first, demoEnv(t)[state.KeyEnv])
 	if code, out, errs := cli(t, "apply", p, "--sandbox-url", sb.URL(), "--state", first, "--only", "retail-admin"); code != ExitOK {
 		t.Fatalf("apply --only: %d\n%s%s", code, out, errs)
 	}

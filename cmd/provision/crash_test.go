@@ -103,6 +103,7 @@ func TestApply_SIGKILLAndResume_CreatesEachObjectOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test runs real processes")
 	}
+	t.Parallel() // waits on child processes
 	bin := provisionBinary(t)
 	for _, tc := range []struct {
 		name   string

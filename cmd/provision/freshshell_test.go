@@ -30,7 +30,7 @@ func freshShell(t *testing.T, dir string, args ...string) (int, string, string) 
 	t.Helper()
 	cmd := exec.Command(provisionBinary(t), args...)
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, raceEnv()...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -46,6 +46,7 @@ func freshShell(t *testing.T, dir string, args ...string) (int, string, string) 
 // The example plans run in the sandbox from a fresh shell: unset secrets get
 // placeholders, said once, naming the variables.
 func TestCLI_FreshShell_SandboxSuppliesPlaceholderSecrets(t *testing.T) {
+	t.Parallel() // waits on child processes
 	dir := copyExamples(t)
 	for _, tc := range []struct {
 		plan string
@@ -79,6 +80,7 @@ func TestCLI_FreshShell_SandboxSuppliesPlaceholderSecrets(t *testing.T) {
 // validate and graph lint a plan without its secrets; plan reads them (and says
 // which are missing); in sandbox mode plan gets placeholders too.
 func TestCLI_FreshShell_ValidateAndGraphReadNoSecret(t *testing.T) {
+	t.Parallel() // waits on child processes
 	dir := copyExamples(t)
 	if code, out, errs := freshShell(t, dir, "validate", "rollout.yaml"); code != ExitOK || !strings.Contains(out, "is valid") {
 		t.Fatalf("validate: exit %d\n%s%s", code, out, errs)

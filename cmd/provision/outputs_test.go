@@ -33,6 +33,7 @@ edge_repo_users:
 `)
 	for _, p := range []string{smallRollout(t, 3), "../../examples/plans/http.yaml", repoUsers} {
 		sp := filepath.Join(t.TempDir(), "s.db")
+		seedState(t, p, sp, demoEnv(t)[state.KeyEnv])
 		if code, out, errs := cli(t, "apply", p, "--sandbox", "--state", sp, "--backoff", "10ms", "--max-attempts", "10"); code != ExitOK {
 			t.Fatalf("apply %s: %d\n%s%s", p, code, out, errs)
 		}

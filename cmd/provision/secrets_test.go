@@ -16,7 +16,7 @@ func TestCLI_StatusWithoutPlan_MasksSealedOutputs(t *testing.T) {
 	const stateKey = "status test state passphrase"
 	t.Setenv(state.KeyEnv, stateKey)
 	sp := filepath.Join(t.TempDir(), "s.db")
-	st, err := state.Open(sp, state.Options{PlanName: "p", Key: stateKey})
+	st, err := state.Open(sp, state.Options{PlanName: "p", Key: stateKey, KDFIterations: state.MinKDFIterations})
 	if err != nil {
 		t.Fatal(err)
 	}

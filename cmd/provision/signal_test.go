@@ -25,6 +25,7 @@ func TestApply_SignalsStopGracefullyThenAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real processes")
 	}
+	t.Parallel() // waits on child processes
 	bin := provisionBinary(t)
 	srv := httpfake.New(httpfake.Options{ClientID: "crash-test", ClientSecret: "crash-secret-canary-71", Faults: fault.Config{Latency: 300 * time.Millisecond}})
 	ts := httptest.NewServer(srv)
@@ -65,9 +66,21 @@ func TestApply_SignalsStopGracefullyThenAtOnce(t *testing.T) {
 		return c[state.Started]
 	}
 
-	// Graceful: one SIGINT.
+	// requested waits until the fake has received n more requests than before:
+	// the process is up (its signal handling is in place before it sends one) and
+	// has requests in flight.
+	requested := func(before int64, n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); srv.Faults.Counts().Requests < before+n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the run sent %d requests in a minute", srv.Faults.Counts().Requests-before)
+			}
+		}
+	}
+
+	// Graceful: one SIGINT, once tasks are in flight.
 	cmd, out := start()
-	time.Sleep(1500 * time.Millisecond)
+	requested(0, 5)
 	cmd.Process.Signal(syscall.SIGINT)
 	if code := exitCodeOf(cmd.Wait()); code != ExitInterrupted {
 		t.Fatalf("exit %d after one SIGINT, want %d\n%s", code, ExitInterrupted, out)
@@ -82,8 +95,9 @@ func TestApply_SignalsStopGracefullyThenAtOnce(t *testing.T) {
 	// At once: two signals, while in-flight requests take seconds (so the graceful
 	// stop cannot end the run before the second signal arrives).
 	srv.Faults.Set(fault.Config{Latency: 5 * time.Second})
+	before := srv.Faults.Counts().Requests
 	cmd, out = start()
-	time.Sleep(1500 * time.Millisecond)
+	requested(before, 1)
 	cmd.Process.Signal(syscall.SIGINT)
 	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)

@@ -108,6 +108,7 @@ func TestCLI_StateWarnings(t *testing.T) {
 	os.Mkdir(sdir, 0o700)
 	sp := filepath.Join(sdir, "w.db")
 	t.Setenv(state.KeyEnv, "a long enough state passphrase")
+	seedState(t, p, sp, "a long enough state passphrase")
 	if code, out, errs := cli(t, "apply", p, "--var", "api="+url, "--state", sp); code != ExitOK || strings.Contains(errs, "warning") || strings.Contains(errs, "WRN") {
 		t.Fatalf("apply with the key: %d\n%s%s", code, out, errs)
 	}

@@ -18,6 +18,7 @@ import (
 	"provision/providers/fault"
 	"provision/providers/nx/nxfake"
 	"provision/providers/sandbox"
+	"provision/state"
 )
 
 // demoEnv reads examples/demo.env (the sandbox's demo secrets).
@@ -129,6 +130,7 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("torture runs real processes")
 	}
+	t.Parallel() // waits on child processes
 	kills := envInt("PROVISION_TORTURE_KILLS", 4)
 	stores := envInt("PROVISION_TORTURE_STORES", 12)
 	bin := provisionBinary(t)
@@ -162,6 +164,7 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 		}
 	}
 	statePath := filepath.Join(t.TempDir(), "torture.db")
+	seedState(t, planPath, statePath, env[state.KeyEnv])
 	args := []string{"apply", planPath, "--sandbox-url", sb.URL(), "--state", statePath, "--parallel", "16",
 		"--backoff", "50ms", "--backoff-max", "2s", "--max-attempts", "8", "--log-format", "json", "--log-level", "debug"}
 	cmdEnv := os.Environ()

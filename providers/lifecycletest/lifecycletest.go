@@ -34,7 +34,7 @@ func Apply(t testing.TB, tasks []*providers.Task, path, key string) *runner.Resu
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := state.Open(path, state.Options{PlanName: PlanName, Key: key})
+	st, err := state.Open(path, state.Options{PlanName: PlanName, Key: key, KDFIterations: state.MinKDFIterations})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func Destroy(t testing.TB, path string, o Options) []Outcome {
 	if o.Log != nil {
 		log = *o.Log
 	}
-	st, err := state.Open(path, state.Options{PlanName: PlanName, Key: o.Key})
+	st, err := state.Open(path, state.Options{PlanName: PlanName, Key: o.Key, KDFIterations: state.MinKDFIterations})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func Find(ocs []Outcome, id string) (Outcome, bool) {
 // checked, empty when in sync) and the errors.
 func Drift(t testing.TB, path, key string, planned []*providers.Task) (map[string][]providers.FieldDiff, map[string]error) {
 	t.Helper()
-	st, err := state.Open(path, state.Options{PlanName: PlanName, Key: key})
+	st, err := state.Open(path, state.Options{PlanName: PlanName, Key: key, KDFIterations: state.MinKDFIterations})
 	if err != nil {
 		t.Fatal(err)
 	}

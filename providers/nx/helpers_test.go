@@ -172,7 +172,7 @@ func (e *env) runPlan(text, statePath, key string) *runner.Result {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	st, err := state.Open(statePath, state.Options{PlanName: "nx-test", Key: key})
+	st, err := state.Open(statePath, state.Options{PlanName: "nx-test", Key: key, KDFIterations: state.MinKDFIterations})
 	if err != nil {
 		e.t.Fatal(err)
 	}

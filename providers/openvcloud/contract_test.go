@@ -49,6 +49,7 @@ func TestOpenvCloud_Contract(t *testing.T) {
 				Plan:     func(base string) string { return fmt.Sprintf(ovcContractPlan, base) },
 				Check:    func() error { return ovcContractCheck(f) },
 				Snapshot: func() []string { return ovcLive(f) },
+				Settle:   f.Settle,
 			}
 		},
 	})

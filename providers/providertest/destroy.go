@@ -121,7 +121,7 @@ func (e *env) destroy(ctx context.Context, maxAttempts int) (*runner.Result, *de
 	e.t.Helper()
 	d := e.deleteTasks()
 	res := e.runTasks(ctx, d.tasks, maxAttempts)
-	st, err := state.Open(e.state, state.Options{Key: e.stateKey()})
+	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), KDFIterations: state.MinKDFIterations})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -375,6 +375,7 @@ func runDestroy(t *testing.T, tg *Target) {
 			if !res.Interrupted || e.started() == 0 {
 				t.Fatalf("the apply with a hung create left nothing in doubt: %+v", res)
 			}
+			e.settle()
 			res, d := e.destroy(context.Background(), 6)
 			e.checkDestroyed(res, d, "destroy after a killed create on "+route.String(), true)
 			e.checkLeaks()
@@ -406,6 +407,7 @@ func runDestroy(t *testing.T, tg *Target) {
 			if n := e.started(); n == 0 {
 				t.Fatal("no record is left started after the kill")
 			}
+			e.settle()
 			res, d := e.destroy(context.Background(), 6)
 			e.checkDestroyed(res, d, "fresh destroy after a kill on "+route.String(), false)
 			e.checkLeaks()
