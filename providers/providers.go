@@ -20,9 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -293,7 +293,8 @@ func StatusOf(err error) int {
 // Build is what a Kind gets while building tasks.
 type Build struct {
 	Plan *plan.Plan
-	// Clients caches API clients (one per endpoint or server) for all tasks.
+	// Clients holds what the build's items and tasks share: API clients (one per
+	// endpoint or server), sessions, plan indexes and uniqueness claims.
 	Clients *Clients
 	// ServerURL, when set (sandbox mode), maps the URL of a per-item server (an Nx
 	// server) to the local fake that plays it. Endpoint URLs are rewritten before
@@ -325,48 +326,29 @@ func SpecHash(section, id string, spec any) [32]byte {
 
 // Endpoint looks up an endpoint by name and checks that its kind is one of kinds.
 func (b *Build) Endpoint(pos plan.Pos, name string, kinds ...string) (*plan.Endpoint, error) {
-	if name == "" {
-		return nil, plan.Where(pos, fmt.Errorf("endpoint: required (one of the plan's endpoints of kind %s)", strings.Join(kinds, " or ")))
-	}
-	ep, ok := b.Plan.Endpoints[name]
-	if !ok {
-		return nil, plan.Where(pos, fmt.Errorf("endpoint %q: no such endpoint in the plan", name))
-	}
-	if len(kinds) > 0 {
-		for _, k := range kinds {
-			if ep.Kind == k {
-				return ep, nil
-			}
+	ep, err := b.endpoint(name, kinds...)
+	if err != nil {
+		if name == "" {
+			err = fmt.Errorf("endpoint: %w", err)
 		}
-		return nil, plan.Where(pos, fmt.Errorf("endpoint %q is of kind %q, want %s", name, ep.Kind, strings.Join(kinds, " or ")))
+		return nil, plan.Where(pos, err)
 	}
 	return ep, nil
 }
 
-// Clients caches one API client per endpoint (and per server URL for per-item
-// servers), so that tokens, rate limits and connection pools are shared by all tasks.
-// It is safe for concurrent use.
-type Clients struct {
-	mu sync.Mutex
-	m  map[string]any
-}
-
-// Get returns the client stored under key, creating it with mk on first use.
-func (c *Clients) Get(key string, mk func() (any, error)) (any, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]any{}
+// endpoint is Endpoint with errors that name the endpoint but carry no position.
+func (b *Build) endpoint(name string, kinds ...string) (*plan.Endpoint, error) {
+	if name == "" {
+		return nil, fmt.Errorf("required (the name of an endpoint of kind %s)", strings.Join(kinds, " or "))
 	}
-	if v, ok := c.m[key]; ok {
-		return v, nil
+	ep, ok := b.Plan.Endpoints[name]
+	if !ok {
+		return nil, fmt.Errorf("endpoint %q: no such endpoint in the plan", name)
 	}
-	v, err := mk()
-	if err != nil {
-		return nil, err
+	if len(kinds) > 0 && !slices.Contains(kinds, ep.Kind) {
+		return nil, fmt.Errorf("endpoint %q is of kind %q, want %s", name, ep.Kind, strings.Join(kinds, " or "))
 	}
-	c.m[key] = v
-	return v, nil
+	return ep, nil
 }
 
 // Registry maps plan sections to kinds.
@@ -409,26 +391,6 @@ func Decode(item *plan.Item, out any) error {
 	return plan.DecodeItem(item, out)
 }
 
-var _ = yaml.Node{}
-
-// ItemErrors joins a Build's problems, giving each one that has no position yet the
-// item's position and name.
-func ItemErrors(item *plan.Item, errs []error) error {
-	out := make([]error, 0, len(errs))
-	for _, e := range errs {
-		if e == nil {
-			continue
-		}
-		var pe *plan.PosError
-		if errors.As(e, &pe) {
-			out = append(out, e)
-			continue
-		}
-		out = append(out, plan.Where(item.Pos, fmt.Errorf("%s: %w", item.Name, e)))
-	}
-	return errors.Join(out...)
-}
-
 // ItemDeps returns an item's dependencies: explicit ones, the items its output
 // references name, and extra ones the kind adds (empty names are ignored).
 func ItemDeps(item *plan.Item, extra ...string) []string {
@@ -453,11 +415,30 @@ func EndpointClient[C any](b *Build, pos plan.Pos, name, kind string, mk func(*p
 	if err != nil {
 		return zero, err
 	}
-	c, err := b.Clients.Get(kind+":"+ep.Name, func() (any, error) { return mk(ep) })
+	cache := StateOf(b, "endpoint-clients:"+kind, func() *Cache[C] { return &Cache[C]{} })
+	c, err := cache.Get(ep.Name, func() (C, error) { return mk(ep) })
 	if err != nil {
 		return zero, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err))
 	}
-	return c.(C), nil
+	return c, nil
+}
+
+// FieldClient is EndpointClient for the endpoint that the item's field at path
+// names, recording problems in p: one with the field (missing, no such endpoint,
+// another kind) at the field, one with the endpoint's own settings (mk failed) at
+// the endpoint. ok is false when it recorded a problem.
+func FieldClient[C any](b *Build, p *Problems, path Path, name, kind string, mk func(*plan.Endpoint) (C, error)) (c C, ok bool) {
+	ep, err := b.endpoint(name, kind)
+	if err != nil {
+		p.AddErr(path, err)
+		return c, false
+	}
+	c, err = EndpointClient(b, ep.Pos, ep.Name, kind, mk)
+	if err != nil {
+		p.Also(err)
+		return c, false
+	}
+	return c, true
 }
 
 // HasRef reports whether s still holds an output reference (resolved at run time),

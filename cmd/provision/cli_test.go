@@ -162,7 +162,7 @@ func TestCLI_BadInputExitsTwoWithPositions(t *testing.T) {
 		{name: "missing plan file", args: []string{"validate", filepath.Join(dir, "nope.yaml")}, want: "nope.yaml"},
 		{name: "unknown field", args: []string{"validate", "PLAN"}, plan: strings.Replace(widgetsPlan, "expect: [201]", "expect: [201]\n      expekt: 1", 1), want: `bad.yaml:18:7: unknown field "expekt"`},
 		{name: "unknown endpoint", args: []string{"validate", "PLAN"}, plan: strings.Replace(widgetsPlan, "defaults: {endpoint: api}", "defaults: {endpoint: apj}", 1), want: `endpoint "apj": no such endpoint`},
-		{name: "bad method", args: []string{"validate", "PLAN"}, plan: strings.Replace(widgetsPlan, "method: PUT", "method: PUTT", 1), want: `method "PUTT"`},
+		{name: "bad method", args: []string{"validate", "PLAN"}, plan: strings.Replace(widgetsPlan, "method: PUT", "method: PUTT", 1), want: `method: "PUTT"`},
 		{name: "unknown --only", args: []string{"plan", "PLAN", "--only", "ghost-*"}, plan: widgetsPlan, want: `--only "ghost-*" matches no task`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,86 +70,77 @@ var (
 
 // Build implements providers.Kind.
 func (AccountKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error) {
-	s := &Spec{}
-	if err := providers.Decode(item, s); err != nil {
-		return nil, err
-	}
-	var errs []error
-	bad := func(err error, path ...string) {
-		at := make([]any, len(path))
-		for i, k := range path {
-			at[i] = k
-		}
-		errs = append(errs, plan.Where(providers.FieldPos(item, at...), fmt.Errorf("%s: %s: %w", item.Name, strings.Join(path, "."), err)))
-	}
+	return providers.BuildOne(b, item, EndpointKind, func(s *Spec, p *providers.Problems) string {
+		s.setDefaults(item.Name)
+		s.check(p)
+		return s.Endpoint
+	}, NewClient, func(s *Spec, c *Client) providers.Action { return &account{s: s, c: c} })
+}
+
+// setDefaults fills the fields an item may leave out.
+func (s *Spec) setDefaults(itemName string) {
 	if s.AccountName == "" {
-		s.AccountName = item.Name
-	}
-	if !providers.HasRef(s.AccountName) && (!accNameRE.MatchString(s.AccountName) || strings.TrimSpace(s.AccountName) != s.AccountName) {
-		bad(fmt.Errorf("%q must be 1-100 characters without <, >, %%, &, \\ or surrounding spaces", s.AccountName), "account_name")
-	}
-	switch s.Cloud {
-	case "aws":
-		if s.AWS == nil {
-			bad(errors.New("required with cloud: aws ({account_id, role_name})"), "aws")
-		} else {
-			if !providers.HasRef(s.AWS.AccountID) && !awsIDRE.MatchString(s.AWS.AccountID) {
-				bad(fmt.Errorf("%q is not a 12-digit AWS account id (quote it in YAML to keep leading zeros)", s.AWS.AccountID), "aws", "account_id")
-			}
-			if !providers.HasRef(s.AWS.RoleName) && !roleRE.MatchString(s.AWS.RoleName) {
-				bad(fmt.Errorf("%q is not an IAM role name (1-64 letters, digits and +=,.@_-)", s.AWS.RoleName), "aws", "role_name")
-			}
-		}
-		if s.Azure != nil {
-			bad(errors.New("not allowed with cloud: aws"), "azure")
-		}
-	case "azure":
-		if s.Azure == nil {
-			bad(errors.New("required with cloud: azure ({domain_name, tenant_id, application_client_id, application_client_secret, subscription_id})"), "azure")
-		} else {
-			z := s.Azure
-			if !providers.HasRef(z.DomainName) && !domainRE.MatchString(z.DomainName) {
-				bad(fmt.Errorf("%q is not a domain name like contoso.onmicrosoft.com", z.DomainName), "azure", "domain_name")
-			}
-			for _, f := range []struct{ name, v string }{{"tenant_id", z.TenantID}, {"application_client_id", z.ApplicationClientID}, {"subscription_id", z.SubscriptionID}} {
-				if !providers.HasRef(f.v) && !uuidRE.MatchString(f.v) {
-					bad(fmt.Errorf("%q is not a UUID like 0f0e0d0c-0b0a-4909-8807-060504030201", f.v), "azure", f.name)
-				}
-			}
-			if z.ApplicationClientSecret.IsZero() {
-				bad(errors.New("required (a secret: use ${env.NAME} or ${file.PATH})"), "azure", "application_client_secret")
-			}
-		}
-		if s.AWS != nil {
-			bad(errors.New("not allowed with cloud: azure"), "aws")
-		}
-	case "":
-		bad(errors.New("required: aws or azure"), "cloud")
-	default:
-		bad(fmt.Errorf("%q must be aws or azure", s.Cloud), "cloud")
+		s.AccountName = itemName
 	}
 	if s.APIScope == nil {
 		t := true
 		s.APIScope = &t
 	}
-	client, err := providers.EndpointClient(b, providers.FieldPos(item, "endpoint"), s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
-		if err := checkAuth(ep.Auth); err != nil {
-			return nil, err
+}
+
+// check validates the fields (defaults filled): the account name and the onboarding
+// fields of its cloud, and only those.
+func (s *Spec) check(p *providers.Problems) {
+	if !providers.HasRef(s.AccountName) && (!accNameRE.MatchString(s.AccountName) || strings.TrimSpace(s.AccountName) != s.AccountName) {
+		p.Add(providers.Path{"account_name"}, "%q must be 1-100 characters without <, >, %%, &, \\ or surrounding spaces", s.AccountName)
+	}
+	switch s.Cloud {
+	case "aws":
+		if s.AWS == nil {
+			p.Add(providers.Path{"aws"}, "required with cloud: aws ({account_id, role_name})")
+		} else {
+			s.AWS.check(p)
 		}
-		return NewClient(ep, b.Plan.Redactor)
-	})
-	if err != nil {
-		errs = append(errs, err)
+		if s.Azure != nil {
+			p.Add(providers.Path{"azure"}, "not allowed with cloud: aws")
+		}
+	case "azure":
+		if s.Azure == nil {
+			p.Add(providers.Path{"azure"}, "required with cloud: azure ({domain_name, tenant_id, application_client_id, application_client_secret, subscription_id})")
+		} else {
+			s.Azure.check(p)
+		}
+		if s.AWS != nil {
+			p.Add(providers.Path{"aws"}, "not allowed with cloud: azure")
+		}
+	case "":
+		p.Add(providers.Path{"cloud"}, "required: aws or azure")
+	default:
+		p.Add(providers.Path{"cloud"}, "%q must be aws or azure", s.Cloud)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+}
+
+func (a *AWS) check(p *providers.Problems) {
+	if !providers.HasRef(a.AccountID) && !awsIDRE.MatchString(a.AccountID) {
+		p.Add(providers.Path{"aws", "account_id"}, "%q is not a 12-digit AWS account id (quote it in YAML to keep leading zeros)", a.AccountID)
 	}
-	deps := providers.ItemDeps(item)
-	return []*providers.Task{{
-		ID: item.Name, Kind: Section, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: s, Endpoint: s.Endpoint,
-		Hash:   providers.SpecHash(Section, item.Name, s),
-		Action: &account{s: s, c: client},
-	}}, nil
+	if !providers.HasRef(a.RoleName) && !roleRE.MatchString(a.RoleName) {
+		p.Add(providers.Path{"aws", "role_name"}, "%q is not an IAM role name (1-64 letters, digits and +=,.@_-)", a.RoleName)
+	}
+}
+
+func (z *Azure) check(p *providers.Problems) {
+	if !providers.HasRef(z.DomainName) && !domainRE.MatchString(z.DomainName) {
+		p.Add(providers.Path{"azure", "domain_name"}, "%q is not a domain name like contoso.onmicrosoft.com", z.DomainName)
+	}
+	for _, f := range []struct{ name, v string }{{"tenant_id", z.TenantID}, {"application_client_id", z.ApplicationClientID}, {"subscription_id", z.SubscriptionID}} {
+		if !providers.HasRef(f.v) && !uuidRE.MatchString(f.v) {
+			p.Add(providers.Path{"azure", f.name}, "%q is not a UUID like 0f0e0d0c-0b0a-4909-8807-060504030201", f.v)
+		}
+	}
+	if z.ApplicationClientSecret.IsZero() {
+		p.Add(providers.Path{"azure", "application_client_secret"}, "required (a secret: use ${env.NAME} or ${file.PATH})")
+	}
 }
 
 // Outputs of an account task.
@@ -231,50 +222,9 @@ func (a *account) onboardBody() map[string]string {
 func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, error) {
 	x.Adopted = x.AdoptedBefore()
 	s := a.s
-	acc, err := a.find(ctx, x)
+	acc, err := a.findOrOnboard(ctx, x)
 	if err != nil {
 		return nil, err
-	}
-	if acc != nil && x.PriorValue(OutAccountID) != acc.ID {
-		if aerr := x.Adopt(x.PriorValue(OutAccountID) == "" && x.FirstLook()); aerr != nil {
-			return nil, aerr
-		}
-		if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
-			return nil, err
-		}
-		if x.Changed {
-			x.Log.Debug().Str("account_id", acc.ID).Msg("account exists; its onboarding details cannot be changed through the API")
-		}
-	}
-	if acc == nil {
-		r, err := a.c.Onboard(ctx, s.Cloud, s.AccountName, a.onboardBody())
-		switch {
-		case providers.StatusOf(err) == http.StatusConflict:
-			conflict := err
-			found, err := a.find(ctx, x)
-			if err != nil {
-				return nil, err
-			}
-			if found == nil {
-				return nil, fmt.Errorf("%w (no account of this name is listed: is the cloud account onboarded under another name?)", conflict)
-			}
-			acc = found
-			if aerr := x.Adopt(x.FirstLook()); aerr != nil { // refused as a duplicate on the first try: it was there before
-				return nil, aerr
-			}
-			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
-				return nil, err
-			}
-			x.Log.Debug().Str("account_id", acc.ID).Msg("onboarding says the account exists: adopted")
-		case err != nil:
-			return nil, err
-		default:
-			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(r.AccountID), OutJobID: state.Plain(r.JobID)}); err != nil {
-				return nil, err
-			}
-			x.Log.Debug().Str("account_id", r.AccountID).Str("job_id", r.JobID).Msg("account onboarded")
-			acc = &Account{ID: r.AccountID, Name: s.AccountName}
-		}
 	}
 	if *s.APIScope && !acc.InScope {
 		if err := a.c.AddToScope(ctx, acc.ID); err != nil {
@@ -291,20 +241,82 @@ func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, 
 	if !s.Rescan {
 		return out, nil
 	}
-	// A checkpointed rescan job (running, or finished in an earlier attempt) is
-	// polled instead of starting another one.
-	job := x.PriorValue(OutRescanJobID)
-	for attempt := 0; ; attempt++ {
-		if job == "" {
-			if job, err = a.c.Rescan(ctx, acc.ID); err != nil {
+	job, st, err := a.rescan(ctx, x, acc.ID)
+	if err != nil {
+		return nil, err
+	}
+	out[OutRescanJobID], out[OutRescanStatus] = state.Plain(job), state.Plain(st)
+	return out, nil
+}
+
+// findOrOnboard returns the item's account: the one found (adopted when it was there
+// before), else a new one, its id and job checkpointed at once. Onboarding refused
+// as a duplicate (409) adopts the account of that name.
+func (a *account) findOrOnboard(ctx context.Context, x *providers.Exec) (*Account, error) {
+	s := a.s
+	acc, err := a.find(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	if acc != nil {
+		if x.PriorValue(OutAccountID) != acc.ID {
+			if aerr := x.Adopt(x.PriorValue(OutAccountID) == "" && x.FirstLook()); aerr != nil {
+				return nil, aerr
+			}
+			if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(acc.ID)}); err != nil {
 				return nil, err
 			}
+			if x.Changed {
+				x.Log.Debug().Str("account_id", acc.ID).Msg("account exists; its onboarding details cannot be changed through the API")
+			}
+		}
+		return acc, nil
+	}
+	r, err := a.c.Onboard(ctx, s.Cloud, s.AccountName, a.onboardBody())
+	switch {
+	case providers.StatusOf(err) == http.StatusConflict:
+		conflict := err
+		found, err := a.find(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		if found == nil {
+			return nil, fmt.Errorf("%w (no account of this name is listed: is the cloud account onboarded under another name?)", conflict)
+		}
+		if aerr := x.Adopt(x.FirstLook()); aerr != nil { // refused as a duplicate on the first try: it was there before
+			return nil, aerr
+		}
+		if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(found.ID)}); err != nil {
+			return nil, err
+		}
+		x.Log.Debug().Str("account_id", found.ID).Msg("onboarding says the account exists: adopted")
+		return found, nil
+	case err != nil:
+		return nil, err
+	}
+	if err := x.Checkpoint(state.Outputs{OutAccountID: state.Plain(r.AccountID), OutJobID: state.Plain(r.JobID)}); err != nil {
+		return nil, err
+	}
+	x.Log.Debug().Str("account_id", r.AccountID).Str("job_id", r.JobID).Msg("account onboarded")
+	return &Account{ID: r.AccountID, Name: s.AccountName}, nil
+}
+
+// rescan rescans the account and waits for the job's end state. A checkpointed
+// rescan job (running, or finished in an earlier attempt) is polled instead of
+// starting another one; a job the API no longer knows is started again once.
+func (a *account) rescan(ctx context.Context, x *providers.Exec, accountID string) (job, status string, err error) {
+	job = x.PriorValue(OutRescanJobID)
+	for attempt := 0; ; attempt++ {
+		if job == "" {
+			if job, err = a.c.Rescan(ctx, accountID); err != nil {
+				return "", "", err
+			}
 			if err := x.Checkpoint(state.Outputs{OutRescanJobID: state.Plain(job), OutRescanStatus: state.Plain("")}); err != nil {
-				return nil, err
+				return "", "", err
 			}
 			x.Log.Debug().Str("rescan_job_id", job).Msg("rescan started")
 		}
-		st, err := a.c.Wait(ctx, acc.ID, job)
+		st, err := a.c.Wait(ctx, accountID, job)
 		switch {
 		case errors.Is(err, ErrJobGone) && attempt == 0:
 			// The checkpointed job is unknown (expired): start a new rescan.
@@ -313,13 +325,12 @@ func (a *account) Apply(ctx context.Context, x *providers.Exec) (state.Outputs, 
 		case errors.Is(err, ErrJobFailed):
 			// Forget the failed job so that a rerun starts a new rescan.
 			if cerr := x.Checkpoint(state.Outputs{OutRescanJobID: state.Plain(""), OutRescanStatus: state.Plain("")}); cerr != nil {
-				return nil, cerr
+				return "", "", cerr
 			}
-			return nil, &providers.Error{Op: "rescan account " + acc.ID, Message: fmt.Sprintf("rescan job %s ended %s", job, st), Err: ErrJobFailed}
+			return "", "", &providers.Error{Op: "rescan account " + accountID, Message: fmt.Sprintf("rescan job %s ended %s", job, st), Err: ErrJobFailed}
 		case err != nil:
-			return nil, err
+			return "", "", err
 		}
-		out[OutRescanJobID], out[OutRescanStatus] = state.Plain(job), state.Plain(st)
-		return out, nil
+		return job, st, nil
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ import (
 	"provision/providers"
 	"provision/providers/cloudneeti/cnfake"
 	"provision/providers/fault"
-	"provision/runner"
+	"provision/providers/lifecycletest"
 	"provision/state"
 )
 
@@ -124,47 +123,6 @@ func mustBuild(t *testing.T, url string, fields ...string) *providers.Task {
 	return task
 }
 
-type runOpts struct {
-	attempt int
-	inDoubt bool
-	changed bool
-	prior   state.Outputs
-	log     zerolog.Logger
-	ctx     context.Context
-	onSave  func(state.Outputs)
-}
-
-// apply is one Apply with a fresh Exec; it returns the outputs, the merged
-// checkpoints (prior + saved) and the error.
-func apply(t *testing.T, task *providers.Task, o runOpts) (state.Outputs, state.Outputs, error) {
-	t.Helper()
-	saved, prior := state.Outputs{}, state.Outputs{}
-	for k, v := range o.prior {
-		saved[k], prior[k] = v, v
-	}
-	if o.attempt == 0 {
-		o.attempt = 1
-	}
-	if o.ctx == nil {
-		o.ctx = context.Background()
-	}
-	var mu sync.Mutex
-	x := &providers.Exec{Task: task, Attempt: o.attempt, InDoubt: o.inDoubt, Changed: o.changed, Prior: prior, Log: o.log, Redactor: plan.NewRedactor(),
-		CheckpointFunc: func(out state.Outputs) error {
-			mu.Lock()
-			for k, v := range out {
-				saved[k] = v
-			}
-			mu.Unlock()
-			if o.onSave != nil {
-				o.onSave(out)
-			}
-			return nil
-		}}
-	out, err := task.Action.Apply(o.ctx, x)
-	return out, saved, err
-}
-
 func checkFake(t *testing.T, srv *cnfake.Server, accounts, onboarded int) cnfake.Snapshot {
 	t.Helper()
 	if err := srv.Check(); err != nil {
@@ -196,7 +154,7 @@ func TestAccount_Apply_OnboardsAccount(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, url := newFake(t, tc.mut)
-			out, saved, err := apply(t, mustBuild(t, url, tc.fields...), runOpts{})
+			out, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, tc.fields...), lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,17 +180,17 @@ func TestAccount_Apply_OnboardsAccount(t *testing.T) {
 func TestAccount_Apply_RerunIsNoOp(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, awsFields, "rescan: true")
-	out, saved, err := apply(t, task, runOpts{})
+	out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []runOpts{
-		{attempt: 2, prior: saved},
-		{attempt: 2, inDoubt: true, prior: saved},
-		{attempt: 3, changed: true, prior: saved},
-		{attempt: 2, inDoubt: true, prior: state.Outputs{OutAccountID: saved[OutAccountID]}},
+	for _, o := range []lifecycletest.Attempt{
+		{Attempt: 2, Prior: saved},
+		{Attempt: 2, InDoubt: true, Prior: saved},
+		{Attempt: 3, Changed: true, Prior: saved},
+		{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutAccountID: saved[OutAccountID]}},
 	} {
-		again, _, err := apply(t, task, o)
+		again, _, err := lifecycletest.ApplyOnce(t, task, o)
 		if err != nil {
 			t.Fatalf("%+v: %v", o, err)
 		}
@@ -252,7 +210,7 @@ func TestAccount_Apply_AdoptsExistingAccount(t *testing.T) {
 	srv, url := newFake(t, func(o *cnfake.Options) {
 		o.Licenses[0].Accounts = []cnfake.Account{{ID: "acc-existing", Name: "acct-1", Connector: "AWS", CloudID: "123456789012"}}
 	})
-	out, saved, err := apply(t, mustBuild(t, url), runOpts{})
+	out, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url), lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +224,7 @@ func TestAccount_Apply_RefusesAccountOfOtherCloud(t *testing.T) {
 	srv, url := newFake(t, func(o *cnfake.Options) {
 		o.Licenses[0].Accounts = []cnfake.Account{{ID: "acc-az", Name: "acct-1", Connector: "Azure", CloudID: "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"}}
 	})
-	_, _, err := apply(t, mustBuild(t, url), runOpts{})
+	_, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url), lifecycletest.Attempt{})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "exists with connector Azure, not aws: refusing to adopt it") {
 		t.Fatalf("err = %v", err)
 	}
@@ -279,16 +237,16 @@ func TestAccount_Apply_AdoptsInDoubtOnboarding(t *testing.T) {
 	for _, fields := range []string{awsFields, azFields} {
 		srv, url := newFake(t, nil)
 		task := mustBuild(t, url, fields)
-		if _, _, err := task.Action.(prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
+		if _, _, err := task.Action.(providers.Prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
 			t.Fatal(err) // fetches the token first, so that the lost answer is the onboarding's
 		}
 		srv.Faults.Set(fault.Config{LostRate: 1, OnlyMutating: true})
-		_, saved, err := apply(t, task, runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if !providers.IsRetryable(err) || !providers.MaybeApplied(err) {
 			t.Fatalf("lost onboarding: err = %v, want retryable and maybe applied", err)
 		}
 		srv.Faults.Set(fault.Config{})
-		out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+		out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,10 +271,10 @@ func TestAccount_Apply_ConflictAdoptsAccount(t *testing.T) {
 		srv.ServeHTTP(w, r)
 	}))
 	defer ts.Close()
-	if _, _, err := apply(t, mustBuild(t, ts.URL), runOpts{}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, ts.URL), lifecycletest.Attempt{}); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := apply(t, mustBuild(t, ts.URL), runOpts{})
+	out, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, ts.URL), lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +291,7 @@ func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
 	task := mustBuild(t, url, awsFields, "rescan: true")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, saved, err := apply(t, task, runOpts{ctx: ctx, onSave: func(o state.Outputs) {
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Ctx: ctx, OnSave: func(o state.Outputs) {
 		if o[OutRescanJobID].Value != "" {
 			cancel()
 		}
@@ -341,7 +299,7 @@ func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || saved[OutRescanJobID].Value == "" || saved[OutAccountID].Value == "" {
 		t.Fatalf("err = %v, checkpoints %v", err, saved)
 	}
-	out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+	out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +312,7 @@ func TestAccount_Apply_ResumesCheckpointedRescan(t *testing.T) {
 func TestAccount_Apply_RescanJobs(t *testing.T) {
 	t.Run("failed rescan is permanent and forgotten", func(t *testing.T) {
 		srv, url := newFake(t, func(o *cnfake.Options) { o.FailRescans = true })
-		_, saved, err := apply(t, mustBuild(t, url, awsFields, "rescan: true"), runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, awsFields, "rescan: true"), lifecycletest.Attempt{})
 		if err == nil || providers.IsRetryable(err) || !errors.Is(err, ErrJobFailed) || !strings.Contains(err.Error(), "ended Failed") {
 			t.Fatalf("err = %v", err)
 		}
@@ -366,12 +324,12 @@ func TestAccount_Apply_RescanJobs(t *testing.T) {
 	t.Run("unknown checkpointed job starts a new rescan", func(t *testing.T) {
 		srv, url := newFake(t, nil)
 		task := mustBuild(t, url, awsFields, "rescan: true")
-		_, saved, err := apply(t, task, runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		saved[OutRescanJobID] = state.Plain("job-that-expired")
-		out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+		out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 		if err != nil || out[OutRescanStatus].Value != "Success" || srv.Snapshot().Counters.Rescans != 2 {
 			t.Fatalf("out %v err %v", out, err)
 		}
@@ -381,13 +339,13 @@ func TestAccount_Apply_RescanJobs(t *testing.T) {
 		srv, url := newFake(t, func(o *cnfake.Options) { o.JobDelay, o.Now = time.Hour, clk.Now })
 		task := mustBuild(t, url, awsFields, "rescan: true")
 		task.Action.(*account).c.PollFor = 50 * time.Millisecond
-		_, saved, err := apply(t, task, runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if !providers.IsRetryable(err) || !strings.Contains(err.Error(), "a rerun keeps waiting") {
 			t.Fatalf("err = %v", err)
 		}
 		clk.Jump(time.Hour)
 		task.Action.(*account).c.PollFor = 5 * time.Second
-		if _, _, err := apply(t, task, runOpts{attempt: 2, prior: saved}); err != nil {
+		if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Prior: saved}); err != nil {
 			t.Fatal(err)
 		}
 		if c := srv.Snapshot().Counters; c.Rescans != 1 || c.Onboarded != 1 {
@@ -409,7 +367,7 @@ func TestAccount_Apply_RenewsExpiredToken(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, url := newFake(t, tc.mut)
 			task := mustBuild(t, url)
-			_, saved, err := apply(t, task, runOpts{})
+			_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -418,7 +376,7 @@ func TestAccount_Apply_RenewsExpiredToken(t *testing.T) {
 			} else {
 				time.Sleep(400 * time.Millisecond)
 			}
-			if _, _, err := apply(t, task, runOpts{attempt: 2, prior: saved}); err != nil {
+			if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Prior: saved}); err != nil {
 				t.Fatalf("after expiry: %v", err)
 			}
 			if c := srv.Snapshot().Counters; c.Tokens < 2 {
@@ -469,7 +427,7 @@ func TestAccount_Apply_ErrorAnswers(t *testing.T) {
 				tc.spec(task.Spec.(*Spec))
 			}
 			var logs bytes.Buffer
-			_, _, err = apply(t, task, runOpts{log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+			_, _, err = lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -517,22 +475,7 @@ func TestAccount_Build_RejectsBadFields(t *testing.T) {
 				tc.auth = goodAuth
 			}
 			_, err := build(t, "http://127.0.0.1:1", tc.auth, tc.fields...)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-			if !strings.Contains(err.Error(), "p.yaml:") {
-				t.Errorf("error has no position: %v", err)
-			}
-			for _, s := range []string{apiKey, appSecret, azureSecret} {
-				if strings.Contains(err.Error(), s) {
-					t.Error("secret in error")
-				}
-			}
+			lifecycletest.CheckBuildError(t, err, "p.yaml", tc.want, apiKey, appSecret, azureSecret)
 		})
 	}
 }
@@ -585,28 +528,7 @@ func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	if len(tasks) != 4 {
 		t.Fatalf("%d tasks", len(tasks))
 	}
-	g, err := runner.NewGraph(tasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp := filepath.Join(t.TempDir(), "state.db")
-	var logs bytes.Buffer
-	for round := 0; round < 2; round++ {
-		st, err := state.Open(sp, state.Options{PlanName: pl.Name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 4, MaxAttempts: 20, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: pl.Redactor})
-		st.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res.OK() || (round == 1 && res.UpToDate != 4) {
-			t.Fatalf("round %d: %+v", round, res)
-		}
-		srv.Faults.Set(fault.Config{})
-	}
+	logs := lifecycletest.ApplyTwice(t, tasks, pl.Name, pl.Redactor, func() { srv.Faults.Set(fault.Config{}) })
 	snap := srv.Snapshot()
 	if err := srv.Check(); err != nil {
 		t.Fatal(err)
@@ -621,29 +543,14 @@ func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 		}
 	}
 	for _, s := range []string{apiKey, appSecret, azureSecret} {
-		if strings.Contains(logs.String(), s) {
+		if strings.Contains(logs, s) {
 			t.Errorf("a secret reached the logs")
 		}
 	}
 }
 
-// prober is the read-only lookup the actions offer.
-type prober interface {
-	Probe(ctx context.Context, x *providers.Exec) (bool, string, error)
-}
-
-// clock runs with real time; Jump moves it forward (the fake's view only).
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
-func (c *clock) Jump(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
+// clock is the fakes' clock (real time; Jump moves it forward).
+type clock = lifecycletest.Clock
 
 // Rescan and job status take the account's token, everything else the license
 // token (Cloudneeti_SaaS_Docs tokenAPI.md, initiateScanAPI.md): the fake refuses the
@@ -653,7 +560,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, awsFields, "rescan: true")
 	c := task.Action.(*account).c
-	out, saved, err := apply(t, task, runOpts{})
+	out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil || out[OutRescanStatus].Value != "Success" {
 		t.Fatalf("out %v err %v", out, err)
 	}
@@ -663,7 +570,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 	}
 	// A second rescan of the same account reuses both tokens.
 	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
-	if _, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 1 || c.Fetches(acc) != 1 {
@@ -671,7 +578,7 @@ func TestAccount_Apply_RescanUsesAccountToken(t *testing.T) {
 	}
 	// Revoked tokens: each kind is renewed once, and the rescan still goes through.
 	srv.RevokeTokens()
-	if _, _, err := apply(t, task, runOpts{attempt: 3, changed: true, prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 3, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 2 || c.Fetches(acc) != 2 {
@@ -701,14 +608,14 @@ func TestAccount_Apply_RenewsTokensOnExpiry(t *testing.T) {
 	task := mustBuild(t, ts.URL, awsFields, "rescan: true")
 	c := task.Action.(*account).c
 	c.tokens.now = clk.Now
-	out, saved, err := apply(t, task, runOpts{})
+	out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	acc := out[OutAccountID].Value
 	clk.Jump(2 * time.Hour)
 	saved[OutRescanJobID], saved[OutRescanStatus] = state.Plain(""), state.Plain("")
-	if _, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Fetches("") != 2 || c.Fetches(acc) != 2 || unauthorized.Load() != 0 {

@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"provision/plan"
 	"provision/providers"
 	"provision/providers/cloudneeti/cnfake"
 	"provision/providers/lifecycletest"
@@ -55,20 +52,20 @@ func TestLifecycle_Destroy_SaysTheAPICannotOffboard(t *testing.T) {
 func TestLifecycle_Adoption_FirstLookAdoptsInDoubtDoesNot(t *testing.T) {
 	for _, c := range []struct {
 		name    string
-		o       runOpts
+		o       lifecycletest.Attempt
 		adopted bool
 	}{
-		{"first look", runOpts{}, true},
-		{"in doubt", runOpts{attempt: 2, inDoubt: true}, false},
-		{"second attempt", runOpts{attempt: 2}, false},
-		{"own checkpointed account", runOpts{prior: state.Outputs{OutAccountID: state.Plain("acc-existing")}}, false},
+		{"first look", lifecycletest.Attempt{}, true},
+		{"in doubt", lifecycletest.Attempt{Attempt: 2, InDoubt: true}, false},
+		{"second attempt", lifecycletest.Attempt{Attempt: 2}, false},
+		{"own checkpointed account", lifecycletest.Attempt{Prior: state.Outputs{OutAccountID: state.Plain("acc-existing")}}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, url := newFake(t, func(o *cnfake.Options) {
 				o.Licenses[0].Accounts = []cnfake.Account{{ID: "acc-existing", Name: "acct-1", Connector: "AWS", CloudID: "123456789012"}}
 			})
 			task := mustBuild(t, url)
-			x := execFor(task, c.o)
+			x := lifecycletest.Exec(task, c.o)
 			if _, err := task.Action.Apply(context.Background(), x); err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +77,7 @@ func TestLifecycle_Adoption_FirstLookAdoptsInDoubtDoesNot(t *testing.T) {
 	// Onboarded by this task: not adopted.
 	_, url := newFake(t, nil)
 	task := mustBuild(t, url)
-	x := execFor(task, runOpts{})
+	x := lifecycletest.Exec(task, lifecycletest.Attempt{})
 	if _, err := task.Action.Apply(context.Background(), x); err != nil {
 		t.Fatal(err)
 	}
@@ -121,15 +118,4 @@ func TestLifecycle_Drift_ReportsChangesMadeInThePortal(t *testing.T) {
 	if d := drift(); len(d) != 1 || d[0].Field != "" || d[0].Got != "(missing)" {
 		t.Errorf("drift %+v, want missing", d)
 	}
-}
-
-func execFor(task *providers.Task, o runOpts) *providers.Exec {
-	if o.attempt == 0 {
-		o.attempt = 1
-	}
-	prior := state.Outputs{}
-	for k, v := range o.prior {
-		prior[k] = v
-	}
-	return &providers.Exec{Task: task, Attempt: o.attempt, InDoubt: o.inDoubt, Prior: prior, Log: zerolog.Nop(), Redactor: plan.NewRedactor()}
 }

@@ -51,29 +51,35 @@ func (s *AppSpec) deps() []string {
 	return d
 }
 
-func (s *AppSpec) check(c *checker) []error {
+func (s *AppSpec) check(c *checker) {
 	if s.AppName == "" {
 		s.AppName = c.item.Name
 	}
 	s.RegistryID = s.RepositoryID
 	if c.quiet {
-		return nil
+		return
 	}
-	var errs []error
+	s.checkRefs(c)
+	s.checkFields(c)
+}
+
+// checkRefs checks the items the app names (business, registry, repository_id)
+// and takes the repositoryId from a registry item.
+func (s *AppSpec) checkRefs(c *checker) {
 	ix := planIndex(c.b)
 	if s.Business != "" && !providers.HasRef(s.Business) {
 		if bs, err := ix.business(s.Business); err != nil {
-			errs = append(errs, c.errf("business", "%v", err))
+			c.Add(providers.Path{"business"}, "%v", err)
 		} else if bs.Endpoint != s.Endpoint {
-			errs = append(errs, c.errf("business", "business item %q is on endpoint %q, this item on %q", s.Business, bs.Endpoint, s.Endpoint))
+			c.Add(providers.Path{"business"}, "business item %q is on endpoint %q, this item on %q", s.Business, bs.Endpoint, s.Endpoint)
 		}
 	}
 	if s.Registry != "" && !providers.HasRef(s.Registry) {
 		switch _, err := ix.registry(s.Registry); {
 		case err != nil:
-			errs = append(errs, c.errf("registry", "%v", err))
+			c.Add(providers.Path{"registry"}, "%v", err)
 		case s.RepositoryID != "" && s.RepositoryID != s.Registry:
-			errs = append(errs, c.errf("registry", "%q and repository_id %q disagree: give one of them", s.Registry, s.RepositoryID))
+			c.Add(providers.Path{"registry"}, "%q and repository_id %q disagree: give one of them", s.Registry, s.RepositoryID)
 		default:
 			s.RepositoryID = s.Registry
 		}
@@ -83,57 +89,60 @@ func (s *AppSpec) check(c *checker) []error {
 			s.registryItem = s.RepositoryID
 			s.RegistryID = rs.RepositoryID
 			if rs.Endpoint != s.Endpoint {
-				errs = append(errs, c.errf("repository_id", "registry item %q is on endpoint %q, this item on %q", s.RepositoryID, rs.Endpoint, s.Endpoint))
+				c.Add(providers.Path{"repository_id"}, "registry item %q is on endpoint %q, this item on %q", s.RepositoryID, rs.Endpoint, s.Endpoint)
 			}
 		}
 	}
+}
+
+// checkFields checks the app's own fields.
+func (s *AppSpec) checkFields(c *checker) {
 	switch {
 	case s.Image == "":
-		errs = append(errs, c.errf("image", "required (an image with its tag, e.g. registry.example.com/team/app:1.4)"))
+		c.Add(providers.Path{"image"}, "required (an image with its tag, e.g. registry.example.com/team/app:1.4)")
 	case providers.HasRef(s.Image):
 	case strings.ContainsAny(s.Image, " \t\n"):
-		errs = append(errs, c.errf("image", "%q contains white space", s.Image))
+		c.Add(providers.Path{"image"}, "%q contains white space", s.Image)
 	case !hasTag(s.Image):
-		errs = append(errs, c.errf("image", "%q has no tag (want repository:tag or repository@digest)", s.Image))
+		c.Add(providers.Path{"image"}, "%q has no tag (want repository:tag or repository@digest)", s.Image)
 	}
 	switch {
 	case s.Version == "":
-		errs = append(errs, c.errf("version", "required (x.y, e.g. 1.4)"))
+		c.Add(providers.Path{"version"}, "required (x.y, e.g. 1.4)")
 	case providers.HasRef(s.Version):
 	case !versionRE.MatchString(s.Version):
-		errs = append(errs, c.errf("version", "%q must have the form x.y (digits), e.g. 1.4", s.Version))
+		c.Add(providers.Path{"version"}, "%q must have the form x.y (digits), e.g. 1.4", s.Version)
 	}
 	switch s.DeployType {
 	case "deployment", "daemonset":
 	case "":
-		errs = append(errs, c.errf("deploy_type", "required (deployment or daemonset)"))
+		c.Add(providers.Path{"deploy_type"}, "required (deployment or daemonset)")
 	default:
-		errs = append(errs, c.errf("deploy_type", "%q must be deployment or daemonset", s.DeployType))
+		c.Add(providers.Path{"deploy_type"}, "%q must be deployment or daemonset", s.DeployType)
 	}
 	if len(s.Ports) == 0 {
-		errs = append(errs, c.errf("ports", "required (the exposed ports, 1-65535)"))
+		c.Add(providers.Path{"ports"}, "required (the exposed ports, 1-65535)")
 	}
 	seen := map[int]bool{}
 	for i, p := range s.Ports {
 		switch {
 		case p < 1 || p > 65535:
-			errs = append(errs, c.elemErrf("ports", i, "%d is not a port (1-65535)", p))
+			c.Add(providers.Path{"ports", i}, "%d is not a port (1-65535)", p)
 		case seen[p]:
-			errs = append(errs, c.elemErrf("ports", i, "%d appears twice", p))
+			c.Add(providers.Path{"ports", i}, "%d appears twice", p)
 		}
 		seen[p] = true
 	}
 	for i, v := range s.Command {
 		if v == "" {
-			errs = append(errs, c.elemErrf("command", i, "empty"))
+			c.Add(providers.Path{"command", i}, "empty")
 		}
 	}
 	for _, k := range sortedKeys(s.Env) {
 		if !envNameRE.MatchString(k) {
-			errs = append(errs, c.errf("env", "%q is not a variable name (letters, digits, '_', '.', '-', not starting with a digit)", k))
+			c.Add(providers.Path{"env"}, "%q is not a variable name (letters, digits, '_', '.', '-', not starting with a digit)", k)
 		}
 	}
-	return errs
 }
 
 // hasTag reports whether an image reference names a tag or a digest.

@@ -53,15 +53,11 @@ func (k *Kind[T, P]) recorded(b *providers.Build, d *providers.Deletion) (P, *en
 	if name == "" {
 		name = d.Task.Endpoint
 	}
-	ep, err := b.Endpoint(plan.Pos{}, name, EndpointKind)
+	client, err := providers.EndpointClient(b, plan.Pos{}, name, EndpointKind, clientMaker(b))
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := newEnv(b, ep)
-	if err != nil {
-		return nil, nil, err
-	}
-	return sp, e, nil
+	return sp, envOf(b, b.Plan.Endpoints[name], client), nil
 }
 
 func (k *Kind[T, P]) cannotDelete(d *providers.Deletion) error {

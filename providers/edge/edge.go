@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"gopkg.in/yaml.v3"
-
 	"provision/plan"
 	"provision/providers"
 	"provision/state"
@@ -64,7 +62,7 @@ type spec interface {
 	// endpointName is the spec's endpoint field.
 	endpointName() string
 	// check applies defaults and validates; errors carry positions.
-	check(c *checker) []error
+	check(c *checker)
 	// deps are the item names the task waits for beyond depends_on and references.
 	deps() []string
 	apply(ctx context.Context, e *env, x *providers.Exec) (state.Outputs, error)
@@ -92,24 +90,15 @@ func (k *Kind[T, P]) Build(b *providers.Build, item *plan.Item) ([]*providers.Ta
 	if err := providers.Decode(item, sp); err != nil {
 		return nil, err
 	}
-	c := &checker{b: b, item: item, section: k.section}
-	errs := sp.check(c)
-	var e *env
-	ep, err := b.Endpoint(c.pos("endpoint"), sp.endpointName(), EndpointKind)
-	if err != nil {
-		errs = append(errs, err)
-	} else if e, err = newEnv(b, ep); err != nil {
-		errs = append(errs, err)
+	c := &checker{Problems: providers.NewProblems(item), b: b, item: item, section: k.section}
+	sp.check(c)
+	e := newEnv(b, c.Problems, sp.endpointName())
+	if err := c.Err(); err != nil {
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	deps := providers.ItemDeps(item, sp.deps()...)
-	return []*providers.Task{{
-		ID: item.Name, Kind: k.section, Pos: item.Pos, Deps: uniq(deps), Refs: item.Refs, Spec: sp, Endpoint: ep.Name,
-		Hash:   providers.SpecHash(k.section, item.Name, sp),
-		Action: &action[T, P]{spec: sp, env: e},
-	}}, nil
+	t := providers.ItemTask(item, e.ep.Name, sp, &action[T, P]{spec: sp, env: e}, sp.deps()...)
+	t.Deps = uniq(t.Deps)
+	return []*providers.Task{t}, nil
 }
 
 // action runs one spec.
@@ -151,26 +140,70 @@ type env struct {
 	admin  *Session
 }
 
-func newEnv(b *providers.Build, ep *plan.Endpoint) (*env, error) {
+// buildState is what one build shares between edge items and tasks.
+type buildState struct {
+	// sessions holds one token source per endpoint and user ("ENDPOINT/USER").
+	sessions providers.Cache[*Session]
+	// index holds the plan's edge items by name.
+	index *index
+}
+
+func stateOf(b *providers.Build) *buildState {
+	return providers.StateOf(b, "edge", func() *buildState {
+		ix := &index{b: b, items: map[string]*plan.Item{}, specs: map[string]any{}}
+		if b.Plan != nil {
+			for _, it := range b.Plan.Items {
+				switch it.Section {
+				case UsersSection, BusinessesSection, RegistriesSection:
+					ix.items[it.Name] = it
+				}
+			}
+		}
+		return &buildState{index: ix}
+	})
+}
+
+// newEnv returns the env of the endpoint that the item's endpoint field names, or
+// nil after recording a problem in p.
+func newEnv(b *providers.Build, p *providers.Problems, name string) *env {
+	client, ok := providers.FieldClient(b, p, providers.Path{"endpoint"}, name, EndpointKind, clientMaker(b))
+	if !ok {
+		return nil
+	}
+	return envOf(b, b.Plan.Endpoints[name], client)
+}
+
+// clientMaker makes an endpoint's shared client after checking its auth fields.
+func clientMaker(b *providers.Build) func(*plan.Endpoint) (*Client, error) {
+	return func(ep *plan.Endpoint) (*Client, error) {
+		if err := checkAuth(ep); err != nil {
+			return nil, err
+		}
+		return NewClient(ep, b.Plan.Redactor)
+	}
+}
+
+func envOf(b *providers.Build, ep *plan.Endpoint, client *Client) *env {
+	e := &env{b: b, ep: ep, client: client}
+	e.admin = e.session(ep.Auth.Username, ep.Auth.Password)
+	return e
+}
+
+// checkAuth validates the endpoint's auth fields.
+func checkAuth(ep *plan.Endpoint) error {
 	if t := ep.Auth.Type; t != "" && t != "login" {
-		return nil, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: auth.type %q: edge endpoints log in with username and password (type login, the default)", ep.Name, t))
+		return fmt.Errorf("auth.type %q: edge endpoints log in with username and password (type login, the default)", t)
 	}
 	if ep.Auth.Username == "" || ep.Auth.Password.IsZero() {
-		return nil, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: auth: username and password of the system administrator are required", ep.Name))
+		return errors.New("auth: username and password of the system administrator are required")
 	}
-	v, err := b.Clients.Get("edge:"+ep.Name, func() (any, error) { return NewClient(ep, b.Plan.Redactor) })
-	if err != nil {
-		return nil, plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err))
-	}
-	e := &env{b: b, ep: ep, client: v.(*Client)}
-	e.admin = e.session(ep.Auth.Username, ep.Auth.Password)
-	return e, nil
+	return nil
 }
 
 // session returns the shared token source of a user on this endpoint.
 func (e *env) session(user string, password plan.Secret) *Session {
-	v, _ := e.b.Clients.Get("edge:"+e.ep.Name+"/user:"+user, func() (any, error) { return e.client.NewSession(user, password), nil })
-	return v.(*Session)
+	v, _ := stateOf(e.b).sessions.Get(e.ep.Name+"/"+user, func() (*Session, error) { return e.client.NewSession(user, password), nil })
+	return v
 }
 
 // sysadmin acts as the endpoint's system administrator.
@@ -198,21 +231,7 @@ type index struct {
 	businessOf   map[string][]string
 }
 
-func planIndex(b *providers.Build) *index {
-	v, _ := b.Clients.Get("edge:plan-index", func() (any, error) {
-		ix := &index{b: b, items: map[string]*plan.Item{}, specs: map[string]any{}}
-		if b.Plan != nil {
-			for _, it := range b.Plan.Items {
-				switch it.Section {
-				case UsersSection, BusinessesSection, RegistriesSection:
-					ix.items[it.Name] = it
-				}
-			}
-		}
-		return ix, nil
-	})
-	return v.(*index)
-}
+func planIndex(b *providers.Build) *index { return stateOf(b).index }
 
 // decoded returns the decoded spec of an item of section with defaults applied.
 func decoded[T any, P interface {
@@ -234,7 +253,7 @@ func decoded[T any, P interface {
 		return nil, fmt.Errorf("item %s is invalid (see its own errors)", name)
 	}
 	// Quiet: defaults only, no look at other items (no recursion, no lock held).
-	sp.check(&checker{b: ix.b, item: it, section: section, quiet: true})
+	sp.check(&checker{Problems: providers.NewProblems(it), b: ix.b, item: it, section: section, quiet: true})
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if v, ok := ix.specs[name]; ok {
@@ -279,8 +298,10 @@ func (ix *index) businessesOf(userItem string) []string {
 	return ix.businessOf[userItem]
 }
 
-// checker helps a spec validate one item: positions of fields and error format.
+// checker helps a spec validate one item: it records the item's problems, each at
+// its field.
 type checker struct {
+	*providers.Problems
 	b       *providers.Build
 	item    *plan.Item
 	section string
@@ -288,64 +309,33 @@ type checker struct {
 	quiet bool
 }
 
-// node returns the value node of a top-level field, or nil.
-func (c *checker) node(field string) *yaml.Node {
-	return providers.FieldNode(c.item.Fields, field)
-}
-
-// pos is the position of a field's value, or of the item when the field is absent.
-func (c *checker) pos(field string) plan.Pos {
-	if n := c.node(field); n != nil && n.Line > 0 {
-		return plan.NodePos(c.item.Pos.File, n)
-	}
-	return c.item.Pos
-}
-
-// elemPos is the position of element i of a list field.
-func (c *checker) elemPos(field string, i int) plan.Pos {
-	if n := c.node(field); n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) && n.Content[i].Line > 0 {
-		return plan.NodePos(c.item.Pos.File, n.Content[i])
-	}
-	return c.pos(field)
-}
-
-// errf is a positioned error "ITEM: FIELD: message".
-func (c *checker) errf(field string, format string, a ...any) error {
-	return plan.Where(c.pos(field), fmt.Errorf("%s: %s: %s", c.item.Name, field, fmt.Sprintf(format, a...)))
-}
-
-// elemErrf is errf for element i of a list field ("ports[1]").
-func (c *checker) elemErrf(field string, i int, format string, a ...any) error {
-	return plan.Where(c.elemPos(field, i), fmt.Errorf("%s: %s[%d]: %s", c.item.Name, field, i, fmt.Sprintf(format, a...)))
-}
-
 // required reports a missing string field.
-func (c *checker) required(errs *[]error, field, v string) {
+func (c *checker) required(field, v string) {
 	if strings.TrimSpace(v) == "" {
-		*errs = append(*errs, c.errf(field, "required"))
+		c.Add(providers.Path{field}, "required")
 	}
 }
 
 // refersToUser checks that field names an edge_users item on the same endpoint,
 // which must be a general administrator that is not a sub-user when wantAdmin.
-func (c *checker) refersToUser(errs *[]error, field, name, endpoint string, wantAdmin bool) {
+func (c *checker) refersToUser(field, name, endpoint string, wantAdmin bool) {
 	if name == "" || providers.HasRef(name) || c.quiet {
 		return
 	}
 	if name == c.item.Name {
-		*errs = append(*errs, c.errf(field, "an item cannot refer to itself"))
+		c.Add(providers.Path{field}, "an item cannot refer to itself")
 		return
 	}
 	u, err := planIndex(c.b).user(name)
 	if err != nil {
-		*errs = append(*errs, c.errf(field, "%v", err))
+		c.Add(providers.Path{field}, "%v", err)
 		return
 	}
 	if u.Endpoint != endpoint {
-		*errs = append(*errs, c.errf(field, "user item %q is on endpoint %q, this item on %q", name, u.Endpoint, endpoint))
+		c.Add(providers.Path{field}, "user item %q is on endpoint %q, this item on %q", name, u.Endpoint, endpoint)
 	}
 	if wantAdmin && (!u.Admin || u.Parent != "") {
-		*errs = append(*errs, c.errf(field, "user item %q must be a general administrator (admin: true, no parent)", name))
+		c.Add(providers.Path{field}, "user item %q must be a general administrator (admin: true, no parent)", name)
 	}
 }
 
@@ -388,31 +378,31 @@ func passwordProblem(p string) string {
 }
 
 // checkLabel validates a cluster or node label name.
-func (c *checker) checkLabel(errs *[]error, field, v string) {
+func (c *checker) checkLabel(field, v string) {
 	switch {
 	case v == "":
-		*errs = append(*errs, c.errf(field, "required"))
+		c.Add(providers.Path{field}, "required")
 	case providers.HasRef(v):
 	case !labelRE.MatchString(v):
-		*errs = append(*errs, c.errf(field, "%q may only use letters, digits, '-' and '.'", v))
+		c.Add(providers.Path{field}, "%q may only use letters, digits, '-' and '.'", v)
 	case len(v) > 63:
-		*errs = append(*errs, c.errf(field, "%q is longer than 63 characters (a Kubernetes label)", v))
+		c.Add(providers.Path{field}, "%q is longer than 63 characters (a Kubernetes label)", v)
 	}
 }
 
 // checkNames validates a required list of distinct names.
-func (c *checker) checkNames(errs *[]error, field string, names []string, what string) {
+func (c *checker) checkNames(field string, names []string, what string) {
 	if len(names) == 0 {
-		*errs = append(*errs, c.errf(field, "required (the %s to label)", what))
+		c.Add(providers.Path{field}, "required (the %s to label)", what)
 		return
 	}
 	seen := map[string]bool{}
 	for i, n := range names {
 		switch {
 		case strings.TrimSpace(n) == "":
-			*errs = append(*errs, c.elemErrf(field, i, "empty name"))
+			c.Add(providers.Path{field, i}, "empty name")
 		case seen[n]:
-			*errs = append(*errs, c.elemErrf(field, i, "%q appears twice", n))
+			c.Add(providers.Path{field, i}, "%q appears twice", n)
 		}
 		seen[n] = true
 	}

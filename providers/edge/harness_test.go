@@ -22,6 +22,8 @@ import (
 	"provision/providers/edge/edgefake"
 	"provision/providers/fault"
 	"provision/state"
+
+	"provision/providers/lifecycletest"
 )
 
 // Canary secrets: no error text may ever contain them.
@@ -256,11 +258,11 @@ func (w *world) noDuplicates() {
 // session returns the shared token source of a user (as the tasks use it).
 func (w *world) session(user string) *Session {
 	w.t.Helper()
-	v, err := w.b.Clients.Get("edge:edge/user:"+user, func() (any, error) { return nil, errors.New("no session") })
+	v, err := stateOf(w.b).sessions.Get("edge/"+user, func() (*Session, error) { return nil, errors.New("no session") })
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return v.(*Session)
+	return v
 }
 
 // conn acts on the fake as the system administrator, outside any task.
@@ -273,25 +275,10 @@ func (w *world) adminConn() *Conn {
 	return c.As(c.NewSession("admin", plan.NewSecret(adminPW)))
 }
 
-// clock is a settable clock shared by the fake and the sessions.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock moves only when told.
+type clock = lifecycletest.ManualClock
 
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return lifecycletest.NewManualClock(time.Now()) }
 
 // testPlan is a small plan over every section: a general administrator, a sub-user,
 // the business, labels, repository objects and an application.

@@ -19,14 +19,12 @@ type ClusterLabelSpec struct {
 func (s *ClusterLabelSpec) endpointName() string { return s.Endpoint }
 func (s *ClusterLabelSpec) deps() []string       { return nil }
 
-func (s *ClusterLabelSpec) check(c *checker) []error {
+func (s *ClusterLabelSpec) check(c *checker) {
 	if c.quiet {
-		return nil
+		return
 	}
-	var errs []error
-	c.checkLabel(&errs, "label", s.Label)
-	c.checkNames(&errs, "clusters", s.Clusters, "clusters")
-	return errs
+	c.checkLabel("label", s.Label)
+	c.checkNames("clusters", s.Clusters, "clusters")
 }
 
 // missing returns the clusters that do not carry the label yet.
@@ -90,15 +88,13 @@ type NodeLabelSpec struct {
 func (s *NodeLabelSpec) endpointName() string { return s.Endpoint }
 func (s *NodeLabelSpec) deps() []string       { return nil }
 
-func (s *NodeLabelSpec) check(c *checker) []error {
+func (s *NodeLabelSpec) check(c *checker) {
 	if c.quiet {
-		return nil
+		return
 	}
-	var errs []error
-	c.checkLabel(&errs, "label", s.Label)
-	c.required(&errs, "cluster", s.Cluster)
-	c.checkNames(&errs, "nodes", s.Nodes, "nodes")
-	return errs
+	c.checkLabel("label", s.Label)
+	c.required("cluster", s.Cluster)
+	c.checkNames("nodes", s.Nodes, "nodes")
 }
 
 func (s *NodeLabelSpec) missing(ctx context.Context, k *Conn) ([]string, error) {

@@ -3,10 +3,8 @@ package edge
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -81,25 +79,6 @@ func (w *world) loseOnce(method, prefix string) func() bool {
 	return func() bool { mu.Lock(); defer mu.Unlock(); return hit }
 }
 
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestLifecycle_ApplyThenDestroy_RemovesWhatTheAPICanDelete(t *testing.T) {
 	for _, lose := range []struct{ method, prefix string }{
 		{}, {"DELETE", "/v1/admin/user/"}, {"DELETE", "/v1/cluster/label"}, {"DELETE", "/v1/node/label"},
@@ -115,7 +94,7 @@ func TestLifecycle_ApplyThenDestroy_RemovesWhatTheAPICanDelete(t *testing.T) {
 			}
 			applied := w.srv.Snapshot()
 			saved := filepath.Join(w.dir, "saved.db")
-			copyFile(t, path, saved)
+			lifecycletest.CopyFile(t, path, saved)
 			landed := func() bool { return true }
 			if lose.method != "" {
 				landed = w.loseOnce(lose.method, lose.prefix)

@@ -22,18 +22,16 @@ type RepoUserSpec struct {
 func (s *RepoUserSpec) endpointName() string { return s.Endpoint }
 func (s *RepoUserSpec) deps() []string       { return nil }
 
-func (s *RepoUserSpec) check(c *checker) []error {
+func (s *RepoUserSpec) check(c *checker) {
 	if s.User == "" {
 		s.User = c.item.Name
 	}
 	if c.quiet {
-		return nil
+		return
 	}
-	var errs []error
 	if p := passwordProblem(s.Password.Reveal()); p != "" {
-		errs = append(errs, c.errf("password", "%s", p))
+		c.Add(providers.Path{"password"}, "%s", p)
 	}
-	return errs
 }
 
 // apply: create the user; 409 (the name is taken) adopts it. The API has no call
@@ -66,18 +64,16 @@ type ProjectSpec struct {
 func (s *ProjectSpec) endpointName() string { return s.Endpoint }
 func (s *ProjectSpec) deps() []string       { return nil }
 
-func (s *ProjectSpec) check(c *checker) []error {
+func (s *ProjectSpec) check(c *checker) {
 	if s.Project == "" {
 		s.Project = c.item.Name
 	}
 	if c.quiet {
-		return nil
+		return
 	}
-	var errs []error
 	if !providers.HasRef(s.Project) && (!projectRE.MatchString(s.Project) || len(s.Project) > 255) {
-		errs = append(errs, c.errf("project", "%q: want lower-case letters and digits, separated by single '.', '_' or '-' (at most 255 characters; the repository's rule)", s.Project))
+		c.Add(providers.Path{"project"}, "%q: want lower-case letters and digits, separated by single '.', '_' or '-' (at most 255 characters; the repository's rule)", s.Project)
 	}
-	return errs
 }
 
 // apply: look the project up by name; create it when absent (409 adopts); refuse an
@@ -159,30 +155,28 @@ func (s *RegistrySpec) conn(e *env) (*Conn, error) {
 	return k, err
 }
 
-func (s *RegistrySpec) check(c *checker) []error {
+func (s *RegistrySpec) check(c *checker) {
 	if s.RepositoryID == "" {
 		s.RepositoryID = c.item.Name
 	}
 	if c.quiet {
-		return nil
+		return
 	}
-	var errs []error
 	if s.Business != "" && !providers.HasRef(s.Business) {
 		if bs, err := planIndex(c.b).business(s.Business); err != nil {
-			errs = append(errs, c.errf("business", "%v", err))
+			c.Add(providers.Path{"business"}, "%v", err)
 		} else if bs.Endpoint != s.Endpoint {
-			errs = append(errs, c.errf("business", "business item %q is on endpoint %q, this item on %q", s.Business, bs.Endpoint, s.Endpoint))
+			c.Add(providers.Path{"business"}, "business item %q is on endpoint %q, this item on %q", s.Business, bs.Endpoint, s.Endpoint)
 		}
 	}
-	c.required(&errs, "address", s.Address)
+	c.required("address", s.Address)
 	if strings.ContainsAny(s.Address, " \t\n") {
-		errs = append(errs, c.errf("address", "%q contains white space", s.Address))
+		c.Add(providers.Path{"address"}, "%q contains white space", s.Address)
 	}
-	c.required(&errs, "user", s.User)
+	c.required("user", s.User)
 	if s.Password.IsZero() {
-		errs = append(errs, c.errf("password", "required"))
+		c.Add(providers.Path{"password"}, "required")
 	}
-	return errs
 }
 
 // apply: read the registry by id (404: create it; a 409 answer adopts it) and

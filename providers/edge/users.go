@@ -50,25 +50,23 @@ type UserSpec struct {
 
 func (s *UserSpec) endpointName() string { return s.Endpoint }
 
-func (s *UserSpec) check(c *checker) []error {
-	var errs []error
+func (s *UserSpec) check(c *checker) {
 	if s.User == "" {
 		s.User = c.item.Name
 	}
 	defaultTrue(&s.Approve)
 	if c.quiet {
-		return nil
+		return
 	}
 	if p := passwordProblem(s.Password.Reveal()); p != "" {
-		errs = append(errs, c.errf("password", "%s", p))
+		c.Add(providers.Path{"password"}, "%s", p)
 	}
-	c.required(&errs, "phone", s.Phone)
-	c.required(&errs, "real_name", s.RealName)
+	c.required("phone", s.Phone)
+	c.required("real_name", s.RealName)
 	if s.Parent != "" {
-		c.refersToUser(&errs, "parent", s.Parent, s.Endpoint, true)
+		c.refersToUser("parent", s.Parent, s.Endpoint, true)
 		s.parentBusinesses = planIndex(c.b).businessesOf(s.Parent)
 	}
-	return errs
 }
 
 func (s *UserSpec) deps() []string {
@@ -225,27 +223,25 @@ const DefaultAuditComment = "approved by provision"
 
 func (s *BusinessSpec) endpointName() string { return s.Endpoint }
 
-func (s *BusinessSpec) check(c *checker) []error {
-	var errs []error
+func (s *BusinessSpec) check(c *checker) {
 	s.Name = c.item.Name
 	defaultTrue(&s.Approve)
 	if s.Comment == "" {
 		s.Comment = DefaultAuditComment
 	}
 	if c.quiet {
-		return nil
+		return
 	}
-	c.required(&errs, "introduce", s.Introduce)
-	c.required(&errs, "objective", s.Objective)
-	c.required(&errs, "scale", s.Scale)
-	c.required(&errs, "admin", s.Admin)
-	c.refersToUser(&errs, "admin", s.Admin, s.Endpoint, true)
+	c.required("introduce", s.Introduce)
+	c.required("objective", s.Objective)
+	c.required("scale", s.Scale)
+	c.required("admin", s.Admin)
+	c.refersToUser("admin", s.Admin, s.Endpoint, true)
 	if s.Admin != "" {
 		if others := planIndex(c.b).businessesOf(s.Admin); len(others) > 1 {
-			errs = append(errs, c.errf("admin", "%q is the admin of several business items (%v): a general administrator creates one business", s.Admin, others))
+			c.Add(providers.Path{"admin"}, "%q is the admin of several business items (%v): a general administrator creates one business", s.Admin, others)
 		}
 	}
-	return errs
 }
 
 func (s *BusinessSpec) deps() []string { return []string{s.Admin} }

@@ -195,7 +195,7 @@ func (in *Injector) wrap(h http.Handler, limited bool) http.Handler {
 		switch {
 		case in.roll(cfg.DropRate):
 			in.dropped.Add(1)
-			hangUp(w)
+			HangUp(w)
 			return
 		case in.roll(cfg.TooManyRate):
 			in.tooMany.Add(1)
@@ -210,15 +210,15 @@ func (in *Injector) wrap(h http.Handler, limited bool) http.Handler {
 			in.lost.Add(1)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r) // the change is applied ...
-			hangUp(w)           // ... and the answer is lost
+			HangUp(w)           // ... and the answer is lost
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// hangUp closes the client connection without an answer.
-func hangUp(w http.ResponseWriter) {
+// HangUp closes the client connection without an answer.
+func HangUp(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)

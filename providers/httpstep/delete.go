@@ -26,7 +26,7 @@ type Delete struct {
 }
 
 // checkDelete fills the delete call's defaults and reports its mistakes.
-func checkDelete(s *Spec, bad func(string, ...any)) {
+func checkDelete(s *Spec, p *providers.Problems) {
 	d := s.Delete
 	if d == nil {
 		return
@@ -34,37 +34,35 @@ func checkDelete(s *Spec, bad func(string, ...any)) {
 	if d.Method == "" {
 		d.Method = http.MethodDelete
 	}
-	d.Method = strings.ToUpper(d.Method)
-	if !methods[d.Method] {
-		bad("delete.method %q: want GET, POST, PUT, PATCH or DELETE", d.Method)
-	}
+	checkMethod(p, providers.Path{"delete", "method"}, &d.Method)
 	if d.Path == "" {
-		bad("delete.path: required")
+		p.Add(providers.Path{"delete", "path"}, "required")
 	}
 	if len(d.Gone) == 0 {
 		d.Gone = []int{http.StatusNotFound, http.StatusGone}
 	}
-	for _, c := range d.Gone {
-		if c < 100 || c > 599 {
-			bad("delete.gone: %d is not an HTTP status", c)
-		}
-	}
+	checkStatuses(p, providers.Path{"delete", "gone"}, d.Gone)
 	for _, name := range placeholders(d.Path) {
 		if _, ok := s.Outputs[name]; !ok {
-			bad("delete.path: {%s} names no output of the item (outputs: %s)", name, strings.Join(sortedNames(s.Outputs), ", "))
+			p.Add(providers.Path{"delete", "path"}, "{%s} names no output of the item (outputs: %s)", name, strings.Join(sortedNames(s.Outputs), ", "))
 		}
 	}
 }
 
 // endpointClient is the shared client of an http endpoint.
 func endpointClient(b *providers.Build, pos plan.Pos, name string) (*rest.Client, error) {
-	return providers.EndpointClient(b, pos, name, EndpointKind, func(ep *plan.Endpoint) (*rest.Client, error) {
+	return providers.EndpointClient(b, pos, name, EndpointKind, clientMaker(b))
+}
+
+// clientMaker makes the shared client of an http endpoint.
+func clientMaker(b *providers.Build) func(*plan.Endpoint) (*rest.Client, error) {
+	return func(ep *plan.Endpoint) (*rest.Client, error) {
 		auth, err := rest.ForEndpoint(ep, b.Plan.Redactor)
 		if err != nil {
 			return nil, err
 		}
 		return rest.FromEndpoint(ep, auth)
-	})
+	}
 }
 
 var _ providers.Remover = Kind{}

@@ -7,7 +7,6 @@ package httpstep
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -136,97 +135,18 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 	if err := providers.Decode(item, &s); err != nil {
 		return nil, err
 	}
-	var errs []error
-	bad := func(f string, a ...any) {
-		errs = append(errs, plan.Where(item.Pos, fmt.Errorf("%s: "+f, append([]any{item.Name}, a...)...)))
+	p := providers.NewProblems(item)
+	s.checkRequest(p)
+	if s.Lookup != nil {
+		s.Lookup.check(p, s.Outputs)
 	}
-	if s.Method == "" {
-		s.Method = http.MethodPost
+	checkDelete(&s, p)
+	client, ok := providers.FieldClient(b, p, providers.Path{"endpoint"}, s.Endpoint, EndpointKind, clientMaker(b))
+	if ok {
+		s.checkHosts(p, client.BaseURL())
 	}
-	s.Method = strings.ToUpper(s.Method)
-	if !methods[s.Method] {
-		bad("method %q: want GET, POST, PUT, PATCH or DELETE", s.Method)
-	}
-	if s.Path == "" {
-		bad("path: required")
-	}
-	checkStatuses := func(field string, l []int) {
-		for _, c := range l {
-			if c < 100 || c > 599 {
-				bad("%s: %d is not an HTTP status", field, c)
-			}
-		}
-	}
-	checkStatuses("expect", s.Expect)
-	checkStatuses("exists_status", s.ExistsStatus)
-	compile := func(field string, m map[string]Output) {
-		for name, o := range m {
-			p, err := ParsePath(o.Path)
-			if err != nil {
-				bad("%s.%s: %v", field, name, err)
-				continue
-			}
-			o.path = p
-			m[name] = o
-		}
-	}
-	compile("outputs", s.Outputs)
-	if l := s.Lookup; l != nil {
-		if l.Method == "" {
-			l.Method = http.MethodGet
-		}
-		l.Method = strings.ToUpper(l.Method)
-		if !methods[l.Method] {
-			bad("lookup.method %q: want GET, POST, PUT, PATCH or DELETE", l.Method)
-		}
-		if l.Path == "" {
-			bad("lookup.path: required")
-		}
-		if len(l.Found) == 0 {
-			l.Found = []int{http.StatusOK}
-		}
-		checkStatuses("lookup.found", l.Found)
-		if l.Match != "" {
-			p, err := ParsePath(l.Match)
-			if err != nil {
-				bad("lookup.match: %v", err)
-			}
-			l.match = p
-		}
-		if l.Outputs == nil {
-			l.Outputs = s.Outputs
-		} else {
-			compile("lookup.outputs", l.Outputs)
-		}
-	}
-	checkDelete(&s, bad)
-	client, err := endpointClient(b, item.Pos, s.Endpoint)
-	if err != nil {
-		errs = append(errs, err)
-	} else {
-		// The endpoint's credentials go to its own host only: a literal absolute
-		// path elsewhere is refused here; one from a reference is refused by the
-		// client at run time, before anything is sent.
-		sameHost := func(field string, p string, path ...any) {
-			if !rest.IsAbsoluteURL(p) || providers.HasRef(p) {
-				return
-			}
-			u, perr := url.Parse(p)
-			base := client.BaseURL()
-			if perr != nil || !rest.SameOrigin(u, base) {
-				errs = append(errs, plan.Where(providers.FieldPos(item, path...), fmt.Errorf("%s: %s: an absolute URL to another host than endpoint %s (%s://%s): the endpoint's credentials are never sent to another host; write a path on the endpoint, or add an endpoint for that host", item.Name, field, s.Endpoint, base.Scheme, base.Host)))
-			}
-		}
-		sameHost("path", s.Path, "path")
-		if s.Lookup != nil {
-			sameHost("lookup.path", s.Lookup.Path, "lookup", "path")
-		}
-		if s.Delete != nil {
-			sameHost("delete.path", s.Delete.Path, "delete", "path")
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
 	idem := s.Method == http.MethodGet || s.Method == http.MethodPut || s.Method == http.MethodDelete
 	if s.Idempotent != nil {
@@ -245,6 +165,96 @@ func (Kind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error
 		Endpoint: s.Endpoint,
 		Action:   &action{s: sp, c: client, idempotent: idem},
 	}}, nil
+}
+
+// checkMethod upper-cases a request's method and checks it.
+func checkMethod(p *providers.Problems, path providers.Path, m *string) {
+	*m = strings.ToUpper(*m)
+	if !methods[*m] {
+		p.Add(path, "%q: want GET, POST, PUT, PATCH or DELETE", *m)
+	}
+}
+
+// checkStatuses checks a list of HTTP statuses.
+func checkStatuses(p *providers.Problems, path providers.Path, l []int) {
+	for _, c := range l {
+		if c < 100 || c > 599 {
+			p.Add(path, "%d is not an HTTP status", c)
+		}
+	}
+}
+
+// compileOutputs parses the paths of output definitions.
+func compileOutputs(p *providers.Problems, path providers.Path, m map[string]Output) {
+	for name, o := range m {
+		pp, err := ParsePath(o.Path)
+		if err != nil {
+			p.AddErr(append(path[:len(path):len(path)], name), err)
+			continue
+		}
+		o.path = pp
+		m[name] = o
+	}
+}
+
+// checkRequest fills the request's defaults and checks it and its outputs.
+func (s *Spec) checkRequest(p *providers.Problems) {
+	if s.Method == "" {
+		s.Method = http.MethodPost
+	}
+	checkMethod(p, providers.Path{"method"}, &s.Method)
+	if s.Path == "" {
+		p.Add(providers.Path{"path"}, "required")
+	}
+	checkStatuses(p, providers.Path{"expect"}, s.Expect)
+	checkStatuses(p, providers.Path{"exists_status"}, s.ExistsStatus)
+	compileOutputs(p, providers.Path{"outputs"}, s.Outputs)
+}
+
+// check fills the lookup's defaults (its outputs default to the item's) and checks it.
+func (l *Lookup) check(p *providers.Problems, outputs map[string]Output) {
+	if l.Method == "" {
+		l.Method = http.MethodGet
+	}
+	checkMethod(p, providers.Path{"lookup", "method"}, &l.Method)
+	if l.Path == "" {
+		p.Add(providers.Path{"lookup", "path"}, "required")
+	}
+	if len(l.Found) == 0 {
+		l.Found = []int{http.StatusOK}
+	}
+	checkStatuses(p, providers.Path{"lookup", "found"}, l.Found)
+	if l.Match != "" {
+		m, err := ParsePath(l.Match)
+		p.AddErr(providers.Path{"lookup", "match"}, err)
+		l.match = m
+	}
+	if l.Outputs == nil {
+		l.Outputs = outputs
+	} else {
+		compileOutputs(p, providers.Path{"lookup", "outputs"}, l.Outputs)
+	}
+}
+
+// checkHosts refuses literal absolute URLs to another host than the endpoint's: its
+// credentials go to its own host only. One from a reference is refused by the
+// client at run time, before anything is sent.
+func (s *Spec) checkHosts(p *providers.Problems, base *url.URL) {
+	sameHost := func(path providers.Path, v string) {
+		if !rest.IsAbsoluteURL(v) || providers.HasRef(v) {
+			return
+		}
+		if u, err := url.Parse(v); err != nil || !rest.SameOrigin(u, base) {
+			p.Add(path, "an absolute URL to another host than endpoint %s (%s://%s): the endpoint's credentials are never sent to another host; write a path on the endpoint, or add an endpoint for that host", s.Endpoint, base.Scheme, base.Host)
+		}
+	}
+	sameHost(providers.Path{"path"}, s.Path)
+	if s.Lookup != nil {
+		sameHost(providers.Path{"lookup", "path"}, s.Lookup.Path)
+	}
+	if s.Delete != nil {
+		sameHost(providers.Path{"delete", "path"}, s.Delete.Path)
+	}
 }
 
 type action struct {

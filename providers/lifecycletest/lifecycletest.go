@@ -7,9 +7,11 @@
 package lifecycletest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -268,4 +270,40 @@ func clone(o state.Outputs) state.Outputs {
 		c[k] = v
 	}
 	return c
+}
+
+// ApplyTwice runs tasks through the runner twice into one new state file (up to 20
+// attempts a task; the first run meets whatever faults the fakes are set to) and
+// calls between after the first run. Both runs must succeed and the second must
+// find every task up to date. It returns the runs' debug log (to look for secrets).
+func ApplyTwice(t testing.TB, tasks []*providers.Task, planName string, red *plan.Redactor, between func()) string {
+	t.Helper()
+	g, err := runner.NewGraph(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := filepath.Join(t.TempDir(), "state.db")
+	var logs bytes.Buffer
+	for round := 0; round < 2; round++ {
+		st, err := state.Open(sp, state.Options{PlanName: planName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 4, MaxAttempts: 20, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: red})
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Fatalf("round %d: %+v", round, res)
+		}
+		if round == 1 && res.UpToDate != len(tasks) {
+			t.Fatalf("rerun: %+v, want %d up to date", res, len(tasks))
+		}
+		if round == 0 && between != nil {
+			between()
+		}
+	}
+	return logs.String()
 }

@@ -3,8 +3,6 @@ package nx
 import (
 	"context"
 	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -117,25 +115,6 @@ func settingsText(m map[string]any) string {
 	return strings.Join(out, ",")
 }
 
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func checkNoSecret(t *testing.T, ocs []lifecycletest.Outcome, logs string) {
 	t.Helper()
 	for _, s := range []string{cloudPW, serverPW} {
@@ -162,7 +141,7 @@ func TestLifecycle_ApplyThenDestroy_LeavesTheWorldAsBefore(t *testing.T) {
 		t.Fatalf("apply made %d cloud systems, want 2", n)
 	}
 	saved := filepath.Join(e.dir, "saved.db")
-	copyFile(t, path, saved)
+	lifecycletest.CopyFile(t, path, saved)
 
 	var logs strings.Builder
 	log := zerolog.New(&logs)

@@ -27,7 +27,7 @@ func (*ShareKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task,
 	if err := providers.Decode(item, s); err != nil {
 		return nil, err
 	}
-	p := &problems{item: item}
+	p := providers.NewProblems(item)
 	cloud := cloudClient(b, p, s.Cloud)
 	checkUser(p, &s.UserSpec, nil)
 	refs := append([]plan.Ref(nil), item.Refs...)
@@ -35,28 +35,28 @@ func (*ShareKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task,
 	target := ""
 	switch {
 	case s.System != "" && s.CloudSystemID != "":
-		p.add([]any{"cloud_system_id"}, "give either system or cloud_system_id, not both")
+		p.Add(providers.Path{"cloud_system_id"}, "give either system or cloud_system_id, not both")
 	case s.System == "" && s.CloudSystemID == "":
-		p.add([]any{"system"}, "required: the name of an nx_systems item (or give cloud_system_id)")
+		p.Add(providers.Path{"system"}, "required: the name of an nx_systems item (or give cloud_system_id)")
 	case s.System != "":
-		if !providers.HasRef(s.System) && !systemItems(b)[s.System] {
-			p.add([]any{"system"}, "no nx_systems item is named %q", s.System)
+		if !providers.HasRef(s.System) && !stateOf(b).systems[s.System] {
+			p.Add(providers.Path{"system"}, "no nx_systems item is named %q", s.System)
 		}
 		deps = append(deps, s.System)
 		refs = append(refs, plan.Ref{Item: s.System, Key: "cloud_system_id", Pos: item.Pos})
 		target = "share:" + s.System
 	default:
 		if !providers.HasRef(s.CloudSystemID) && !uuidRE.MatchString(s.CloudSystemID) {
-			p.add([]any{"cloud_system_id"}, "%q is not a cloud system id (a UUID)", s.CloudSystemID)
+			p.Add(providers.Path{"cloud_system_id"}, "%q is not a cloud system id (a UUID)", s.CloudSystemID)
 		}
 		target = "share-id:" + strings.ToLower(strings.Trim(s.CloudSystemID, "{}"))
 	}
 	if e := strings.ToLower(s.Email); target != "" && e != "" && !providers.HasRef(e) && !providers.HasRef(target) {
-		if o := claim(b, target+"\x00"+e, item.Name); o != item.Name {
-			p.add([]any{"email"}, "the same share (system and %s) is also given by %s", e, o)
+		if o := claim(b, p, providers.Path{"email"}, target+"\x00"+e, item.Name); o != "" {
+			p.Add(providers.Path{"email"}, "the same share (system and %s) is also given by %s", e, o)
 		}
 	}
-	if err := p.err(); err != nil {
+	if err := p.Err(); err != nil {
 		return nil, err
 	}
 	return []*providers.Task{{

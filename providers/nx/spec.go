@@ -89,54 +89,6 @@ type ShareSpec struct {
 	UserSpec      `yaml:",inline"`
 }
 
-// hasRef reports whether s still holds an output reference (resolved at run time,
-// so not validated at build time).
-
-// problems collects build errors of one item, each at the position of its field.
-type problems struct {
-	item *plan.Item
-	errs []error
-}
-
-func (p *problems) add(path []any, format string, args ...any) {
-	pos := p.item.Pos
-	for i := len(path); i > 0; i-- {
-		if n := providers.FieldNode(p.item.Fields, path[:i]...); n != nil {
-			pos = plan.NodePos(p.item.Pos.File, n)
-			break
-		}
-	}
-	name := p.item.Name
-	if p.item.Origin != "" {
-		name += " (" + p.item.Origin + ")"
-	}
-	p.errs = append(p.errs, plan.Where(pos, fmt.Errorf("%s: %s: %s", name, fieldName(path), fmt.Sprintf(format, args...))))
-}
-
-func (p *problems) addErr(err error) {
-	if err != nil {
-		p.errs = append(p.errs, err)
-	}
-}
-
-func (p *problems) err() error { return errors.Join(p.errs...) }
-
-func fieldName(path []any) string {
-	var b strings.Builder
-	for _, step := range path {
-		switch k := step.(type) {
-		case string:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(k)
-		case int:
-			b.WriteString("[" + strconv.Itoa(k) + "]")
-		}
-	}
-	return b.String()
-}
-
 func contains(l []string, s string) bool {
 	for _, e := range l {
 		if e == s {
@@ -153,21 +105,21 @@ func validEmail(s string) bool {
 }
 
 // checkUser validates a share's fields; at is the path of the user in the item.
-func checkUser(p *problems, u *UserSpec, at []any) {
-	f := func(k string) []any { return append(append([]any(nil), at...), k) }
+func checkUser(p *providers.Problems, u *UserSpec, at providers.Path) {
+	f := func(k string) providers.Path { return append(append(providers.Path(nil), at...), k) }
 	switch {
 	case u.Email == "":
-		p.add(f("email"), "required (the cloud account's email address)")
+		p.Add(f("email"), "required (the cloud account's email address)")
 	case !providers.HasRef(u.Email) && !validEmail(u.Email):
-		p.add(f("email"), "%q is not an email address", u.Email)
+		p.Add(f("email"), "%q is not an email address", u.Email)
 	}
 	switch {
 	case u.Role == "":
-		p.add(f("role"), "required (one of %s)", strings.Join(Roles, ", "))
+		p.Add(f("role"), "required (one of %s)", strings.Join(Roles, ", "))
 	case !providers.HasRef(u.Role) && !contains(Roles, u.Role):
-		p.add(f("role"), "%q is not one of %s", u.Role, strings.Join(Roles, ", "))
+		p.Add(f("role"), "%q is not one of %s", u.Role, strings.Join(Roles, ", "))
 	case u.Role == "custom" && u.CustomPermissions == "":
-		p.add(f("custom_permissions"), "required with role custom")
+		p.Add(f("custom_permissions"), "required with role custom")
 	}
 }
 
@@ -202,50 +154,46 @@ func scalarSetting(v any) bool {
 	return false
 }
 
-// claim records that key belongs to owner for this build and returns the owner that
-// claimed it first (another item's name when the key is taken).
-func claim(b *providers.Build, key, owner string) string {
-	v, _ := b.Clients.Get("nx-claim:"+key, func() (any, error) { return owner, nil })
-	return v.(string)
+// buildState is what one build shares between nx items and tasks.
+type buildState struct {
+	// systems is the set of nx_systems item names of the plan.
+	systems map[string]bool
+	// servers holds one client per server URL.
+	servers providers.Cache[*Server]
 }
 
-// systemItems is the set of nx_systems item names of the plan (built once per build).
-func systemItems(b *providers.Build) map[string]bool {
-	v, _ := b.Clients.Get("nx-index:systems", func() (any, error) {
-		m := map[string]bool{}
+func stateOf(b *providers.Build) *buildState {
+	return providers.StateOf(b, "nx", func() *buildState {
+		st := &buildState{systems: map[string]bool{}}
 		if b.Plan != nil {
 			for _, it := range b.Plan.Items {
 				if it.Section == SystemsSection {
-					m[it.Name] = true
+					st.systems[it.Name] = true
 				}
 			}
 		}
-		return m, nil
+		return st
 	})
-	return v.(map[string]bool)
 }
 
-// cloudClient returns the shared client of an nx-cloud endpoint (validating its auth).
-func cloudClient(b *providers.Build, p *problems, name string) *Cloud {
-	pos := p.item.Pos
-	if n := providers.FieldNode(p.item.Fields, "cloud"); n != nil {
-		pos = plan.NodePos(p.item.Pos.File, n)
+// claim records that key belongs to the item (owner) for this build, declared at
+// the field at path. It returns the first claimant of a key another owner claimed
+// first ("ITEM (FILE:LINE:COL)"), else "".
+func claim(b *providers.Build, p *providers.Problems, path providers.Path, key, owner string) string {
+	var ce *providers.ClaimError
+	if err := b.Claim("nx", key, owner, p.Pos(path)); errors.As(err, &ce) {
+		return fmt.Sprintf("%s (%s)", ce.By, ce.ByPos)
 	}
-	if name == "" {
-		p.add([]any{"cloud"}, "required (the name of an endpoint of kind %s)", EndpointKind)
-		return nil
-	}
-	ep, err := b.Endpoint(pos, name, EndpointKind)
-	if err != nil {
-		p.add([]any{"cloud"}, "%v", errors.Unwrap(err))
-		return nil
-	}
-	c, err := b.Clients.Get("nx-cloud:"+ep.Name, func() (any, error) { return NewCloud(ep, b.Plan.Redactor) })
-	if err != nil {
-		p.addErr(plan.Where(ep.Pos, fmt.Errorf("endpoint %s: %w", ep.Name, err)))
-		return nil
-	}
-	return c.(*Cloud)
+	return ""
+}
+
+// cloudClient returns the shared client of the nx-cloud endpoint the item's cloud
+// field names (validating its auth), or nil after recording a problem.
+func cloudClient(b *providers.Build, p *providers.Problems, name string) *Cloud {
+	c, _ := providers.FieldClient(b, p, providers.Path{"cloud"}, name, EndpointKind, func(ep *plan.Endpoint) (*Cloud, error) {
+		return NewCloud(ep, b.Plan.Redactor)
+	})
+	return c
 }
 
 func sortedIDs(l []System) []string {

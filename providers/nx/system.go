@@ -28,9 +28,23 @@ func (*SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 	if err := providers.Decode(item, s); err != nil {
 		return nil, err
 	}
-	p := &problems{item: item}
+	s.setDefaults(item.Name)
+	p := providers.NewProblems(item)
+	cloud := cloudClient(b, p, s.Cloud)
+	normURL := checkSystem(p, s)
+	checkTLS(b, p, s)
+	checkUsers(p, s.Users)
+	claimSystem(b, p, s, item.Name, normURL)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return systemTasks(b, item, s, cloud), nil
+}
+
+// setDefaults fills the fields an item may leave out.
+func (s *SystemSpec) setDefaults(itemName string) {
 	if s.SystemName == "" {
-		s.SystemName = item.Name
+		s.SystemName = itemName
 	}
 	if s.Customization == "" {
 		s.Customization = "default"
@@ -41,76 +55,87 @@ func (*SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 	if s.Admin.Username == "" {
 		s.Admin.Username = "admin"
 	}
-	cloud := cloudClient(b, p, s.Cloud)
+}
+
+// checkSystem validates the system's own fields and returns the normal form of its
+// server URL ("" when it is invalid or comes from a reference).
+func checkSystem(p *providers.Problems, s *SystemSpec) (normURL string) {
 	if strings.TrimSpace(s.SystemName) == "" || strings.IndexFunc(s.SystemName, unicode.IsControl) >= 0 {
-		p.add([]any{"system_name"}, "%q: want a non-blank name without control characters", s.SystemName)
+		p.Add(providers.Path{"system_name"}, "%q: want a non-blank name without control characters", s.SystemName)
 	}
 	if !contains(Modes, s.Mode) {
-		p.add([]any{"mode"}, "%q is not one of %s", s.Mode, strings.Join(Modes, ", "))
+		p.Add(providers.Path{"mode"}, "%q is not one of %s", s.Mode, strings.Join(Modes, ", "))
 	}
 	if s.Organization != "" && strings.TrimSpace(s.Organization) != s.Organization {
-		p.add([]any{"organization"}, "%q has leading or trailing blanks", s.Organization)
+		p.Add(providers.Path{"organization"}, "%q has leading or trailing blanks", s.Organization)
 	}
-	normURL := ""
 	switch {
 	case s.URL == "":
-		p.add([]any{"url"}, "required (the server's base URL, e.g. https://10.0.0.5:7001)")
+		p.Add(providers.Path{"url"}, "required (the server's base URL, e.g. https://10.0.0.5:7001)")
 	case !providers.HasRef(s.URL):
 		u, err := serverURL(s.URL)
 		if err != nil {
-			p.add([]any{"url"}, "%v", err)
+			p.AddErr(providers.Path{"url"}, err)
 		}
 		normURL = u
 	}
 	if s.Admin.Password.IsZero() {
-		p.add([]any{"admin", "password"}, "required (the server's local admin password; admin on a factory-new server)")
+		p.Add(providers.Path{"admin", "password"}, "required (the server's local admin password; admin on a factory-new server)")
 	}
 	if !s.LocalPassword.IsZero() && !providers.HasRef(s.LocalPassword.Reveal()) && len(s.LocalPassword.Reveal()) < MinPasswordLen {
-		p.add([]any{"local_password"}, "too short: a server refuses local admin passwords under %d characters", MinPasswordLen)
+		p.Add(providers.Path{"local_password"}, "too short: a server refuses local admin passwords under %d characters", MinPasswordLen)
 	}
 	for _, k := range sortedKeys(s.Settings) {
 		if k == "" {
-			p.add([]any{"settings"}, "a setting has an empty name")
+			p.Add(providers.Path{"settings"}, "a setting has an empty name")
 		} else if !scalarSetting(s.Settings[k]) {
-			p.add([]any{"settings", k}, "want a boolean, string or number, got %s", typeName(s.Settings[k]))
+			p.Add(providers.Path{"settings", k}, "want a boolean, string or number, got %s", typeName(s.Settings[k]))
 		}
 	}
-	checkTLS(b, p, s)
+	return normURL
+}
+
+// checkUsers validates the users the system is shared with: each once.
+func checkUsers(p *providers.Problems, users []UserSpec) {
 	seen := map[string]int{}
-	for i := range s.Users {
-		u := &s.Users[i]
-		checkUser(p, u, []any{"users", i})
+	for i := range users {
+		u := &users[i]
+		checkUser(p, u, providers.Path{"users", i})
 		key := strings.ToLower(u.Email)
 		if j, dup := seen[key]; dup && u.Email != "" {
-			p.add([]any{"users", i, "email"}, "%s is listed twice (also users[%d])", u.Email, j)
+			p.Add(providers.Path{"users", i, "email"}, "%s is listed twice (also users[%d])", u.Email, j)
 		} else {
 			seen[key] = i
 		}
 	}
-	// Names and servers must be unique: an interrupted bind is found again by its
-	// name, and two items binding one server would fight over it.
+}
+
+// claimSystem claims the system's name, server and shares for the item. Names and
+// servers must be unique: an interrupted bind is found again by its name, and two
+// items binding one server would fight over it.
+func claimSystem(b *providers.Build, p *providers.Problems, s *SystemSpec, itemName, normURL string) {
 	if !providers.HasRef(s.SystemName) {
-		if o := claim(b, "name:"+s.Cloud+"\x00"+s.Organization+"\x00"+s.SystemName, item.Name); o != item.Name {
-			p.add([]any{"system_name"}, "%q is also the cloud system name of item %s: names must be unique per cloud account (an interrupted bind is found again by its name)", s.SystemName, o)
+		if o := claim(b, p, providers.Path{"system_name"}, "name:"+s.Cloud+"\x00"+s.Organization+"\x00"+s.SystemName, itemName); o != "" {
+			p.Add(providers.Path{"system_name"}, "%q is also the cloud system name of item %s: names must be unique per cloud account (an interrupted bind is found again by its name)", s.SystemName, o)
 		}
 	}
 	if normURL != "" {
-		if o := claim(b, "url:"+normURL, item.Name); o != item.Name {
-			p.add([]any{"url"}, "%s is also the server of item %s: one server can join one cloud system", s.URL, o)
+		if o := claim(b, p, providers.Path{"url"}, "url:"+normURL, itemName); o != "" {
+			p.Add(providers.Path{"url"}, "%s is also the server of item %s: one server can join one cloud system", s.URL, o)
 		}
 	}
 	for i := range s.Users {
 		if e := strings.ToLower(s.Users[i].Email); e != "" && !providers.HasRef(e) {
-			id := item.Name + "/share/" + e
-			if o := claim(b, "share:"+item.Name+"\x00"+e, id); o != id {
-				p.add([]any{"users", i, "email"}, "the share of %s with %s is also given by %s", item.Name, e, o)
+			id := itemName + "/share/" + e
+			if o := claim(b, p, providers.Path{"users", i, "email"}, "share:"+itemName+"\x00"+e, id); o != "" {
+				p.Add(providers.Path{"users", i, "email"}, "the share of %s with %s is also given by %s", itemName, e, o)
 			}
 		}
 	}
-	if err := p.err(); err != nil {
-		return nil, err
-	}
+}
 
+// systemTasks are the system task and one share task per user, which waits for it.
+func systemTasks(b *providers.Build, item *plan.Item, s *SystemSpec, cloud *Cloud) []*providers.Task {
 	deps := providers.ItemDeps(item)
 	sys := &providers.Task{
 		ID: item.Name, Kind: SystemsSection, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: s, Endpoint: s.Cloud,
@@ -128,20 +153,20 @@ func (*SystemKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task
 			Action: &shareAction{s: ss, cloud: cloud},
 		})
 	}
-	return tasks, nil
+	return tasks
 }
 
 // checkTLS validates the item's TLS options and reads its CA bundle (the plan package
 // does that for endpoints only).
-func checkTLS(b *providers.Build, p *problems, s *SystemSpec) {
+func checkTLS(b *providers.Build, p *providers.Problems, s *SystemSpec) {
 	t := &s.TLS
 	if t.Insecure && (t.CAFile != "" || t.Fingerprint != "") {
-		p.add([]any{"tls", "insecure"}, "conflicting TLS options: insecure cannot be combined with ca_file or fingerprint_sha256")
+		p.Add(providers.Path{"tls", "insecure"}, "conflicting TLS options: insecure cannot be combined with ca_file or fingerprint_sha256")
 	}
 	if t.Fingerprint != "" {
 		fp, err := plan.NormalizeFingerprint(t.Fingerprint)
 		if err != nil {
-			p.add([]any{"tls", "fingerprint_sha256"}, "%v", err)
+			p.Add(providers.Path{"tls", "fingerprint_sha256"}, "%v", err)
 		} else {
 			t.Fingerprint = fp
 		}
@@ -153,7 +178,7 @@ func checkTLS(b *providers.Build, p *problems, s *SystemSpec) {
 		}
 		pem, err := plan.ReadCAFile(dir, t.CAFile)
 		if err != nil {
-			p.add([]any{"tls", "ca_file"}, "%v", err)
+			p.Add(providers.Path{"tls", "ca_file"}, "%v", err)
 		}
 		t.CAPEM = pem
 	}
@@ -209,13 +234,13 @@ func (a *systemAction) server() (*Server, error) {
 	if a.b.Plan != nil {
 		red = a.b.Plan.Redactor
 	}
-	c, err := a.b.Clients.Get("nx-server:"+u, func() (any, error) {
+	c, err := stateOf(a.b).servers.Get(u, func() (*Server, error) {
 		return NewServer(a.name, u, tls, a.s.Admin.Username, creds, red)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", a.s.URL, err)
 	}
-	return c.(*Server), nil
+	return c, nil
 }
 
 // Apply binds a cloud system (or reuses the one an earlier attempt bound) and

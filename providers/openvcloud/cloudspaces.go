@@ -86,99 +86,92 @@ func checkPrivateNetwork(v string) error {
 
 // Build implements providers.Kind.
 func (CloudSpaceKind) Build(b *providers.Build, item *plan.Item) ([]*providers.Task, error) {
-	s := &Spec{}
-	if err := providers.Decode(item, s); err != nil {
-		return nil, err
-	}
-	var errs []error
-	bad := func(field string, err error) {
-		errs = append(errs, plan.Where(providers.FieldPos(item, field), fmt.Errorf("%s: %s: %w", item.Name, field, err)))
-	}
+	return providers.BuildOne(b, item, EndpointKind, func(s *Spec, p *providers.Problems) string {
+		s.setDefaults(item.Name)
+		s.check(p)
+		return s.Endpoint
+	}, NewClient, func(s *Spec, c *Client) providers.Action { return &cloudSpace{s: s, c: c} })
+}
+
+// unlimited is the API's value of a limit that is not set.
+const unlimited = -1
+
+// setDefaults fills the fields an item may leave out; limits left out are unlimited.
+func (s *Spec) setDefaults(itemName string) {
 	if s.Name == "" {
-		s.Name = item.Name
-	}
-	if strings.TrimSpace(s.Name) != s.Name || len(s.Name) > 128 {
-		bad("cloudspace_name", fmt.Errorf("%q must be 1-128 characters without leading or trailing spaces", s.Name))
-	}
-	if s.AccountID <= 0 {
-		bad("account_id", errors.New("required (the account's numeric id)"))
-	}
-	if s.Location == "" {
-		bad("location", errors.New("required (a location code, e.g. be-gen-1)"))
+		s.Name = itemName
 	}
 	if s.PrivateNetwork == "" {
 		s.PrivateNetwork = DefaultPrivateNetwork
 	}
-	if !providers.HasRef(s.PrivateNetwork) {
-		if err := checkPrivateNetwork(s.PrivateNetwork); err != nil {
-			bad("private_network", err)
-		}
-	}
 	if s.Type == "" {
 		s.Type = DefaultType
 	}
-	if s.Type != "routeros" && s.Type != "vgw" && !providers.HasRef(s.Type) {
-		bad("type", fmt.Errorf("%q must be routeros or vgw", s.Type))
-	}
-	unlimited := -1.0
 	if s.MaxMemoryCapacity == nil {
-		s.MaxMemoryCapacity = &unlimited
-	} else if m := *s.MaxMemoryCapacity; m != -1 && (m < 0 || math.IsNaN(m) || math.IsInf(m, 0)) {
-		bad("max_memory_capacity", fmt.Errorf("%v GB: want -1 (unlimited) or a size >= 0", m))
+		m := float64(unlimited)
+		s.MaxMemoryCapacity = &m
 	}
-	for _, l := range []struct {
-		field string
-		v     **int
-		min   int
-	}{{"max_vdisk_capacity", &s.MaxVDiskCapacity, 0}, {"max_cpu_capacity", &s.MaxCPUCapacity, 0},
-		{"max_network_peer_transfer", &s.MaxNetworkPeerTransfer, 0}, {"max_num_public_ip", &s.MaxNumPublicIP, 1}} {
-		if *l.v == nil {
-			n := -1
-			*l.v = &n
-			continue
+	for _, l := range []**int{&s.MaxVDiskCapacity, &s.MaxCPUCapacity, &s.MaxNetworkPeerTransfer, &s.MaxNumPublicIP} {
+		if *l == nil {
+			n := unlimited
+			*l = &n
 		}
-		if v := **l.v; v != -1 && v < l.min {
-			msg := fmt.Errorf("%d: want -1 (unlimited) or a limit >= %d", v, l.min)
-			if l.min == 1 {
-				msg = fmt.Errorf("%d: want -1 (unlimited) or at least 1 (the space's virtual firewall needs a public IP)", v)
-			}
-			bad(l.field, msg)
-		}
-	}
-	if s.ExternalNetworkID != nil && *s.ExternalNetworkID <= 0 {
-		bad("external_network_id", fmt.Errorf("%d: want a positive id", *s.ExternalNetworkID))
-	}
-	seen := map[int]bool{}
-	for _, v := range s.AllowedVMSizes {
-		if v <= 0 {
-			bad("allowed_vm_sizes", fmt.Errorf("%d: size ids are positive", v))
-		} else if seen[v] {
-			bad("allowed_vm_sizes", fmt.Errorf("size %d listed twice", v))
-		}
-		seen[v] = true
 	}
 	if s.Async == nil {
 		t := true
 		s.Async = &t
 	}
-	client, err := providers.EndpointClient(b, providers.FieldPos(item, "endpoint"), s.Endpoint, EndpointKind, func(ep *plan.Endpoint) (*Client, error) {
-		if err := checkAuth(ep.Auth); err != nil {
-			return nil, err
+}
+
+// check validates the fields (defaults filled).
+func (s *Spec) check(p *providers.Problems) {
+	if strings.TrimSpace(s.Name) != s.Name || len(s.Name) > 128 {
+		p.Add(providers.Path{"cloudspace_name"}, "%q must be 1-128 characters without leading or trailing spaces", s.Name)
+	}
+	if s.AccountID <= 0 {
+		p.Add(providers.Path{"account_id"}, "required (the account's numeric id)")
+	}
+	if s.Location == "" {
+		p.Add(providers.Path{"location"}, "required (a location code, e.g. be-gen-1)")
+	}
+	if !providers.HasRef(s.PrivateNetwork) {
+		p.AddErr(providers.Path{"private_network"}, checkPrivateNetwork(s.PrivateNetwork))
+	}
+	if s.Type != "routeros" && s.Type != "vgw" && !providers.HasRef(s.Type) {
+		p.Add(providers.Path{"type"}, "%q must be routeros or vgw", s.Type)
+	}
+	s.checkLimits(p)
+	if s.ExternalNetworkID != nil && *s.ExternalNetworkID <= 0 {
+		p.Add(providers.Path{"external_network_id"}, "%d: want a positive id", *s.ExternalNetworkID)
+	}
+	seen := map[int]bool{}
+	for _, v := range s.AllowedVMSizes {
+		if v <= 0 {
+			p.Add(providers.Path{"allowed_vm_sizes"}, "%d: size ids are positive", v)
+		} else if seen[v] {
+			p.Add(providers.Path{"allowed_vm_sizes"}, "size %d listed twice", v)
 		}
-		return NewClient(ep, b.Plan.Redactor)
-	})
-	if err != nil {
-		errs = append(errs, err)
+		seen[v] = true
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+}
+
+// checkLimits validates the resource limits: unlimited or a size, and at least one
+// public IP.
+func (s *Spec) checkLimits(p *providers.Problems) {
+	if m := *s.MaxMemoryCapacity; m != unlimited && (m < 0 || math.IsNaN(m) || math.IsInf(m, 0)) {
+		p.Add(providers.Path{"max_memory_capacity"}, "%v GB: want -1 (unlimited) or a size >= 0", m)
 	}
-	deps := providers.ItemDeps(item)
-	return []*providers.Task{{
-		ID: item.Name, Kind: Section, Pos: item.Pos, Deps: deps, Refs: item.Refs, Spec: s, Endpoint: s.Endpoint,
-		Hash:   providers.SpecHash(Section, item.Name, s),
-		Action: &cloudSpace{s: s, c: client},
-	}}, nil
+	for _, l := range []struct {
+		field string
+		v     int
+	}{{"max_vdisk_capacity", *s.MaxVDiskCapacity}, {"max_cpu_capacity", *s.MaxCPUCapacity}, {"max_network_peer_transfer", *s.MaxNetworkPeerTransfer}} {
+		if l.v != unlimited && l.v < 0 {
+			p.Add(providers.Path{l.field}, "%d: want -1 (unlimited) or a limit >= 0", l.v)
+		}
+	}
+	if v := *s.MaxNumPublicIP; v != unlimited && v < 1 {
+		p.Add(providers.Path{"max_num_public_ip"}, "%d: want -1 (unlimited) or at least 1 (the space's virtual firewall needs a public IP)", v)
+	}
 }
 
 // cloudSpace is the action of one item.

@@ -2,21 +2,17 @@ package openvcloud
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
-	"provision/plan"
 	"provision/providers"
 	"provision/providers/lifecycletest"
 	"provision/providers/openvcloud/ovcfake"
-	"provision/state"
 )
 
 const lifePlan = `version: 1
@@ -115,7 +111,7 @@ func TestLifecycle_ApplyThenDestroy_LeavesNoSpace(t *testing.T) {
 				t.Fatalf("live after apply: %v", l)
 			}
 			saved := filepath.Join(t.TempDir(), "saved.db")
-			copyState(t, path, saved)
+			lifecycletest.CopyFile(t, path, saved)
 			reg := providers.NewRegistry(Kinds()...)
 			ocs := lifecycletest.Destroy(t, path, lifecycletest.Options{Registry: reg, Build: b, Planned: byID})
 			if f := lifecycletest.Failed(ocs); len(f) > 0 {
@@ -156,11 +152,11 @@ func TestLifecycle_Destroy_InDoubtCreateIsFoundByName(t *testing.T) {
 	srv, url := newFake(t, nil)
 	b, byID, _ := buildAll(t, url)
 	task := byID["space-b"]
-	if _, _, err := apply(t, task, runOpts{}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{}); err != nil {
 		t.Fatal(err)
 	}
 	mk := func(inDoubt bool) *providers.Deletion {
-		x := execFor(task, runOpts{attempt: 2, inDoubt: inDoubt})
+		x := lifecycletest.Exec(task, lifecycletest.Attempt{Attempt: 2, InDoubt: inDoubt})
 		x.Task = &providers.Task{ID: task.ID, Kind: Section, Endpoint: "ovc"}
 		return &providers.Deletion{Exec: x, Planned: task}
 	}
@@ -184,7 +180,7 @@ func TestLifecycle_Adoption_OnlyWhenTheFirstCreateSaysItExists(t *testing.T) {
 	_, byID, _ := buildAll(t, url)
 	for _, name := range []string{"space-a", "space-b"} {
 		task := byID[name]
-		x := execFor(task, runOpts{})
+		x := lifecycletest.Exec(task, lifecycletest.Attempt{})
 		if _, err := task.Action.Apply(context.Background(), x); err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +188,7 @@ func TestLifecycle_Adoption_OnlyWhenTheFirstCreateSaysItExists(t *testing.T) {
 			t.Errorf("%s: a space the task created is marked adopted", name)
 		}
 		// The state is lost: the first attempt of a new run finds it (409).
-		x = execFor(task, runOpts{})
+		x = lifecycletest.Exec(task, lifecycletest.Attempt{})
 		if _, err := task.Action.Apply(context.Background(), x); err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +196,7 @@ func TestLifecycle_Adoption_OnlyWhenTheFirstCreateSaysItExists(t *testing.T) {
 			t.Errorf("%s: an existing space taken over on the first attempt is not marked adopted", name)
 		}
 		// In doubt, the space found is the task's own.
-		x = execFor(task, runOpts{attempt: 2, inDoubt: true})
+		x = lifecycletest.Exec(task, lifecycletest.Attempt{Attempt: 2, InDoubt: true})
 		if _, err := task.Action.Apply(context.Background(), x); err != nil {
 			t.Fatal(err)
 		}
@@ -254,36 +250,5 @@ func TestLifecycle_Drift_ReportsChangesMadeInTheCloud(t *testing.T) {
 	}
 	if d := diffs["space-a"]; len(d) != 1 || d[0].Field != "" || !strings.HasPrefix(d[0].Got, "(missing") {
 		t.Errorf("space-a: %+v, want missing", d)
-	}
-}
-
-// execFor is one Exec as the runner makes it.
-func execFor(task *providers.Task, o runOpts) *providers.Exec {
-	if o.attempt == 0 {
-		o.attempt = 1
-	}
-	prior := state.Outputs{}
-	for k, v := range o.prior {
-		prior[k] = v
-	}
-	return &providers.Exec{Task: task, Attempt: o.attempt, InDoubt: o.inDoubt, Changed: o.changed, Prior: prior, Log: o.log, Redactor: plan.NewRedactor()}
-}
-
-func copyState(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.Create(to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,8 +19,8 @@ import (
 	"provision/plan"
 	"provision/providers"
 	"provision/providers/fault"
+	"provision/providers/lifecycletest"
 	"provision/providers/openvcloud/ovcfake"
-	"provision/runner"
 	"provision/state"
 )
 
@@ -130,48 +129,6 @@ func mustBuild(t *testing.T, url, auth string, fields ...string) *providers.Task
 	return task
 }
 
-// run is one Apply with a fresh Exec; it returns the outputs, the merged checkpoints
-// (prior + saved) and the error.
-type runOpts struct {
-	attempt int
-	inDoubt bool
-	changed bool
-	prior   state.Outputs
-	log     zerolog.Logger
-	ctx     context.Context
-	onSave  func(state.Outputs)
-}
-
-func apply(t *testing.T, task *providers.Task, o runOpts) (state.Outputs, state.Outputs, error) {
-	t.Helper()
-	saved := state.Outputs{}
-	prior := state.Outputs{}
-	for k, v := range o.prior {
-		saved[k], prior[k] = v, v
-	}
-	if o.attempt == 0 {
-		o.attempt = 1
-	}
-	if o.ctx == nil {
-		o.ctx = context.Background()
-	}
-	var mu sync.Mutex
-	x := &providers.Exec{Task: task, Attempt: o.attempt, InDoubt: o.inDoubt, Changed: o.changed, Prior: prior, Log: o.log, Redactor: plan.NewRedactor(),
-		CheckpointFunc: func(out state.Outputs) error {
-			mu.Lock()
-			for k, v := range out {
-				saved[k] = v
-			}
-			mu.Unlock()
-			if o.onSave != nil {
-				o.onSave(out)
-			}
-			return nil
-		}}
-	out, err := task.Action.Apply(o.ctx, x)
-	return out, saved, err
-}
-
 func checkFake(t *testing.T, srv *ovcfake.Server, spaces, creates int) ovcfake.Snapshot {
 	t.Helper()
 	if err := srv.Check(); err != nil {
@@ -212,7 +169,7 @@ func TestCloudSpace_Apply_CreatesSpace(t *testing.T) {
 				}
 			})
 			task := mustBuild(t, url, tc.auth, tc.fields...)
-			out, saved, err := apply(t, task, runOpts{})
+			out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,17 +205,17 @@ func TestCloudSpace_Apply_RerunIsNoOp(t *testing.T) {
 		t.Run(async, func(t *testing.T) {
 			srv, url := newFake(t, nil)
 			task := mustBuild(t, url, jwtAuth, async)
-			out, saved, err := apply(t, task, runOpts{})
+			out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, o := range []runOpts{
-				{attempt: 2, prior: saved},                                          // done before, rerun
-				{attempt: 2, inDoubt: true, prior: saved},                           // crashed after the id checkpoint
-				{attempt: 3, inDoubt: true},                                         // state lost: lookup by name
-				{attempt: 2, prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}, // only the GUID survived
+			for _, o := range []lifecycletest.Attempt{
+				{Attempt: 2, Prior: saved},                                          // done before, rerun
+				{Attempt: 2, InDoubt: true, Prior: saved},                           // crashed after the id checkpoint
+				{Attempt: 3, InDoubt: true},                                         // state lost: lookup by name
+				{Attempt: 2, Prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}, // only the GUID survived
 			} {
-				again, _, err := apply(t, task, o)
+				again, _, err := lifecycletest.ApplyOnce(t, task, o)
 				if err != nil {
 					t.Fatalf("%+v: %v", o, err)
 				}
@@ -279,10 +236,10 @@ func TestCloudSpace_Apply_AdoptsExistingByName(t *testing.T) {
 		t.Run(async, func(t *testing.T) {
 			srv, url := newFake(t, nil)
 			// Another run (or a person) created the space already.
-			if _, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{}); err != nil {
+			if _, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), lifecycletest.Attempt{}); err != nil {
 				t.Fatal(err)
 			}
-			out, _, err := apply(t, mustBuild(t, url, sessionAuth, async), runOpts{})
+			out, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, sessionAuth, async), lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -295,12 +252,12 @@ func TestCloudSpace_Apply_AdoptsExistingByName(t *testing.T) {
 }
 
 func TestCloudSpace_Apply_RefusesSpaceInOtherLocation(t *testing.T) {
-	for _, o := range []runOpts{{}, {attempt: 2, inDoubt: true}} {
+	for _, o := range []lifecycletest.Attempt{{}, {Attempt: 2, InDoubt: true}} {
 		srv, url := newFake(t, nil)
-		if _, _, err := apply(t, mustBuild(t, url, jwtAuth, "location: nl-ams-1"), runOpts{}); err != nil {
+		if _, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth, "location: nl-ams-1"), lifecycletest.Attempt{}); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := apply(t, mustBuild(t, url, jwtAuth), o)
+		_, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), o)
 		if err == nil || !strings.Contains(err.Error(), "refusing to adopt") || providers.IsRetryable(err) {
 			t.Fatalf("err = %v, want a permanent refusal", err)
 		}
@@ -321,11 +278,11 @@ func TestCloudSpace_Apply_AdoptsInDoubtCreate(t *testing.T) {
 			srv, url := newFake(t, nil)
 			task := mustBuild(t, url, tc.auth, tc.async)
 			// Fetch the credential first, so that the lost answer is the create's.
-			if _, _, err := task.Action.(prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
+			if _, _, err := task.Action.(providers.Prober).Probe(context.Background(), &providers.Exec{Task: task, Log: zerolog.Nop()}); err != nil {
 				t.Fatal(err)
 			}
 			srv.Faults.Set(fault.Config{LostRate: 1})
-			_, saved, err := apply(t, task, runOpts{})
+			_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if !providers.IsRetryable(err) || !providers.MaybeApplied(err) {
 				t.Fatalf("lost create: err = %v, want retryable and maybe applied", err)
 			}
@@ -333,7 +290,7 @@ func TestCloudSpace_Apply_AdoptsInDoubtCreate(t *testing.T) {
 			if srv.Snapshot().Counters.Creates+srv.Snapshot().RunningTasks != 1 {
 				t.Fatalf("the lost create was not applied: %+v", srv.Snapshot())
 			}
-			out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+			out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,7 +311,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 	task := mustBuild(t, url, jwtAuth)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, saved, err := apply(t, task, runOpts{ctx: ctx, onSave: func(o state.Outputs) {
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Ctx: ctx, OnSave: func(o state.Outputs) {
 		if o[OutTaskGUID].Value != "" {
 			cancel() // "crash" right after the checkpoint
 		}
@@ -362,7 +319,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || saved[OutTaskGUID].Value == "" {
 		t.Fatalf("err = %v, checkpoints %v", err, saved)
 	}
-	out, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: saved})
+	out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +332,7 @@ func TestCloudSpace_Apply_ResumesCheckpointedTask(t *testing.T) {
 func TestCloudSpace_Apply_UnknownOrExpiredTask(t *testing.T) {
 	t.Run("unknown GUID and no space: creates", func(t *testing.T) {
 		srv, url := newFake(t, nil)
-		out, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{attempt: 2, inDoubt: true, prior: state.Outputs{OutTaskGUID: state.Plain("0a0b0c0d-0000-4000-8000-000000000000")}})
+		out, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutTaskGUID: state.Plain("0a0b0c0d-0000-4000-8000-000000000000")}})
 		if err != nil || out[OutCloudSpaceID].Value == "" {
 			t.Fatalf("out %v err %v", out, err)
 		}
@@ -385,13 +342,13 @@ func TestCloudSpace_Apply_UnknownOrExpiredTask(t *testing.T) {
 		clk := &clock{}
 		srv, url := newFake(t, func(o *ovcfake.Options) { o.ResultTTL, o.Now = time.Hour, clk.Now })
 		task := mustBuild(t, url, jwtAuth)
-		_, saved, err := apply(t, task, runOpts{})
+		_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		clk.Jump(2 * time.Hour)
 		srv.RevokeCredentials() // the JWT's exp claim is from before the jump
-		if _, _, err := apply(t, task, runOpts{attempt: 2, inDoubt: true, prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}); err != nil {
+		if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: state.Outputs{OutTaskGUID: saved[OutTaskGUID]}}); err != nil {
 			t.Fatal(err)
 		}
 		checkFake(t, srv, 1, 1)
@@ -401,7 +358,7 @@ func TestCloudSpace_Apply_UnknownOrExpiredTask(t *testing.T) {
 func TestCloudSpace_Apply_FailedTaskIsPermanentAndForgotten(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, jwtAuth, "location: mars-1")
-	_, saved, err := apply(t, task, runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "Location mars-1 does not exists") {
 		t.Fatalf("err = %v, want the API's permanent message", err)
 	}
@@ -416,13 +373,13 @@ func TestCloudSpace_Apply_PollTimeoutIsRetryableAndResumes(t *testing.T) {
 	srv, url := newFake(t, func(o *ovcfake.Options) { o.AsyncDelay, o.Now = time.Hour, clk.Now })
 	task := mustBuild(t, url, jwtAuth)
 	task.Action.(*cloudSpace).c.PollFor = 50 * time.Millisecond
-	_, saved, err := apply(t, task, runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if !providers.IsRetryable(err) || !strings.Contains(err.Error(), "still running") || saved[OutTaskGUID].Value == "" {
 		t.Fatalf("err = %v, checkpoints %v", err, saved)
 	}
 	clk.Jump(time.Hour)
 	task.Action.(*cloudSpace).c.PollFor = 5 * time.Second
-	if _, _, err := apply(t, task, runOpts{attempt: 2, prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	if snap := checkFake(t, srv, 1, 1); snap.Counters.AsyncCalls != 1 {
@@ -443,7 +400,7 @@ func TestCloudSpace_Apply_RenewsExpiredCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, url := newFake(t, func(o *ovcfake.Options) { o.TokenLifetime, o.DeployDelay = 700*time.Millisecond, 50*time.Millisecond })
 			task := mustBuild(t, url, tc.auth, "wait_deployed: true")
-			out, saved, err := apply(t, task, runOpts{})
+			out, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -452,7 +409,7 @@ func TestCloudSpace_Apply_RenewsExpiredCredentials(t *testing.T) {
 			} else {
 				time.Sleep(time.Second)
 			}
-			again, _, err := apply(t, task, runOpts{attempt: 2, prior: saved})
+			again, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Prior: saved})
 			if err != nil {
 				t.Fatalf("after expiry: %v", err)
 			}
@@ -497,7 +454,7 @@ func TestCloudSpace_Apply_ErrorAnswers(t *testing.T) {
 				tc.auth = jwtAuth
 			}
 			var logs bytes.Buffer
-			_, _, err := apply(t, mustBuild(t, url, tc.auth, tc.fields...), runOpts{log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+			_, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, tc.auth, tc.fields...), lifecycletest.Attempt{Log: zerolog.New(&logs).Level(zerolog.DebugLevel)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -521,12 +478,12 @@ func TestCloudSpace_Apply_ErrorAnswers(t *testing.T) {
 
 func TestCloudSpace_Apply_UpdatesChangedLimitsAndRefusesNewLocation(t *testing.T) {
 	srv, url := newFake(t, nil)
-	_, saved, err := apply(t, mustBuild(t, url, jwtAuth, "max_cpu_capacity: 4"), runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth, "max_cpu_capacity: 4"), lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	changed := mustBuild(t, url, jwtAuth, "max_cpu_capacity: 8", "allowed_vm_sizes: [3]")
-	if _, _, err := apply(t, changed, runOpts{attempt: 2, changed: true, prior: saved}); err != nil {
+	if _, _, err := lifecycletest.ApplyOnce(t, changed, lifecycletest.Attempt{Attempt: 2, Changed: true, Prior: saved}); err != nil {
 		t.Fatal(err)
 	}
 	snap := checkFake(t, srv, 1, 1)
@@ -534,7 +491,7 @@ func TestCloudSpace_Apply_UpdatesChangedLimitsAndRefusesNewLocation(t *testing.T
 		t.Fatalf("updates %d, space %+v", snap.Counters.Updates, sp)
 	}
 	moved := mustBuild(t, url, jwtAuth, "location: nl-ams-1")
-	_, _, err = apply(t, moved, runOpts{attempt: 3, changed: true, prior: saved})
+	_, _, err = lifecycletest.ApplyOnce(t, moved, lifecycletest.Attempt{Attempt: 3, Changed: true, Prior: saved})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "cannot be changed on an existing space") {
 		t.Fatalf("err = %v", err)
 	}
@@ -543,7 +500,7 @@ func TestCloudSpace_Apply_UpdatesChangedLimitsAndRefusesNewLocation(t *testing.T
 func TestCloudSpace_Apply_RecreatesDestroyedSpace(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, jwtAuth)
-	_, saved, err := apply(t, task, runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +510,7 @@ func TestCloudSpace_Apply_RecreatesDestroyedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := apply(t, task, runOpts{attempt: 2, changed: true, prior: saved})
+	out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 2, Changed: true, Prior: saved})
 	if err != nil || out[OutCloudSpaceID].Value == id {
 		t.Fatalf("out %v err %v", out, err)
 	}
@@ -592,20 +549,7 @@ func TestCloudSpace_Build_RejectsBadFields(t *testing.T) {
 				tc.auth = jwtAuth
 			}
 			_, err := build(t, "http://127.0.0.1:1", tc.auth, tc.fields...)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-			if !strings.Contains(err.Error(), "p.yaml:") {
-				t.Errorf("error has no position: %v", err)
-			}
-			if strings.Contains(err.Error(), appSecret) {
-				t.Error("secret in error")
-			}
+			lifecycletest.CheckBuildError(t, err, "p.yaml", tc.want, appSecret)
 		})
 	}
 }
@@ -664,59 +608,20 @@ func TestCloudSpace_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	if len(tasks) != 10 || tasks[0].ID != "store-space-01" || tasks[9].ID != "store-space-10" {
 		t.Fatalf("tasks: %d, first %s", len(tasks), tasks[0].ID)
 	}
-	g, err := runner.NewGraph(tasks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp := filepath.Join(t.TempDir(), "state.db")
-	var logs bytes.Buffer
-	for round := 0; round < 2; round++ {
-		st, err := state.Open(sp, state.Options{PlanName: pl.Name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := runner.Run(context.Background(), g, st, runner.Options{Parallel: 4, MaxAttempts: 20, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-			Log: zerolog.New(zerolog.SyncWriter(&logs)).Level(zerolog.DebugLevel), Redactor: pl.Redactor})
-		st.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res.OK() {
-			t.Fatalf("round %d: %+v", round, res)
-		}
-		if round == 1 && res.UpToDate != 10 {
-			t.Fatalf("rerun: %+v, want 10 up to date", res)
-		}
-		srv.Faults.Set(fault.Config{})
-	}
+	logs := lifecycletest.ApplyTwice(t, tasks, pl.Name, pl.Redactor, func() { srv.Faults.Set(fault.Config{}) })
 	snap := checkFake(t, srv, 10, 10)
 	for _, s := range snap.Spaces {
 		if s.Status != "DEPLOYED" || s.Limits.CPU != 16 {
 			t.Errorf("space %+v", s)
 		}
 	}
-	if strings.Contains(logs.String(), appSecret) {
+	if strings.Contains(logs, appSecret) {
 		t.Error("the client secret reached the logs")
 	}
 }
 
-// prober is the read-only lookup the actions offer.
-type prober interface {
-	Probe(ctx context.Context, x *providers.Exec) (bool, string, error)
-}
-
-// clock runs with real time; Jump moves it forward (the fake's view only).
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
-func (c *clock) Jump(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
+// clock is the fakes' clock (real time; Jump moves it forward).
+type clock = lifecycletest.Clock
 
 // cloudspaces/create requires access: without one in the plan the client sends the
 // authenticated user, <username>@itsyouonline from the JWT's username claim, or the
@@ -749,7 +654,7 @@ func TestCloudSpace_DefaultAccess_FromJWTClaimOrSession(t *testing.T) {
 func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
 	srv, url := newFake(t, nil)
 	task := mustBuild(t, url, jwtAuth)
-	_, saved, err := apply(t, task, runOpts{})
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -758,8 +663,8 @@ func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range []runOpts{{attempt: 2, changed: true, prior: saved}, {attempt: 2, inDoubt: true}} {
-		out, _, err := apply(t, task, o)
+	for _, o := range []lifecycletest.Attempt{{Attempt: 2, Changed: true, Prior: saved}, {Attempt: 2, InDoubt: true}} {
+		out, _, err := lifecycletest.ApplyOnce(t, task, o)
 		if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "a DELETED cloud space of that name (id "+id+")") {
 			t.Fatalf("out %v err %v: want a permanent error naming the DELETED space", out, err)
 		}
@@ -768,7 +673,7 @@ func TestCloudSpace_Apply_NeverAdoptsDeletedSpace(t *testing.T) {
 	if err := c.call(context.Background(), "cloudspaces/delete", map[string]any{"cloudspaceId": id, "permanently": true}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := apply(t, task, runOpts{attempt: 3, prior: saved})
+	out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Attempt: 3, Prior: saved})
 	if err != nil || out[OutCloudSpaceID].Value == id {
 		t.Fatalf("out %v err %v", out, err)
 	}
@@ -793,7 +698,7 @@ func TestCloudSpace_Apply_WaitDeployedStopsOnDeletedSpace(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, _, err := apply(t, task, runOpts{ctx: ctx})
+	_, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Ctx: ctx})
 	if err == nil || providers.IsRetryable(err) || !strings.Contains(err.Error(), "status is DELETED, it will not deploy") {
 		t.Fatalf("err = %v", err)
 	}
@@ -805,7 +710,7 @@ func TestCloudSpace_Apply_WaitDeployedStopsOnDeletedSpace(t *testing.T) {
 func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
 	t.Run("[] and an early 404", func(t *testing.T) {
 		srv, url := newFake(t, func(o *ovcfake.Options) { o.RunningAnswer, o.EarlyTaskNotFound = "[]", true })
-		out, _, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{})
+		out, _, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), lifecycletest.Attempt{})
 		if err != nil || out[OutCloudSpaceID].Value != "100" {
 			t.Fatalf("out %v err %v", out, err)
 		}
@@ -813,7 +718,7 @@ func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
 	})
 	t.Run("result gone before it was read", func(t *testing.T) {
 		srv, url := newFake(t, func(o *ovcfake.Options) { o.ResultTTL = time.Nanosecond })
-		out, saved, err := apply(t, mustBuild(t, url, jwtAuth), runOpts{})
+		out, saved, err := lifecycletest.ApplyOnce(t, mustBuild(t, url, jwtAuth), lifecycletest.Attempt{})
 		if err != nil || out[OutCloudSpaceID].Value != "100" || saved[OutCloudSpaceID].Value != "100" {
 			t.Fatalf("out %v saved %v err %v", out, saved, err)
 		}
@@ -834,7 +739,7 @@ func TestCloudSpace_Apply_TaskAnswersOfOlderServers(t *testing.T) {
 		}))
 		defer ts.Close()
 		task := mustBuild(t, ts.URL, jwtAuth)
-		out, _, err := apply(t, task, runOpts{})
+		out, _, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
 		if err != nil || out[OutCloudSpaceID].Value != "100" {
 			t.Fatalf("out %v err %v", out, err)
 		}

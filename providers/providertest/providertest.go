@@ -267,15 +267,7 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		return
 	}
-	hj, ok := w.(http.Hijacker) // ... and the answer is lost
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	conn.Close()
+	fault.HangUp(w) // ... and the answer is lost
 }
 
 func routeOf(r *http.Request) Route { return Route{Method: r.Method, Path: r.URL.Path} }

@@ -40,9 +40,7 @@
 package cnfake
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -262,19 +260,9 @@ func (s *Server) RevokeTokens() {
 	s.tokens = map[string]token{}
 }
 
-func newID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	fault.WriteJSON(w, status, v)
 }
 
 // reply answers in the {result, statusCode, message} envelope.
@@ -351,9 +339,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	// A JWT-shaped token with an exp claim (inference: the pages only say "access
 	// token"; the client reads exp when there is one).
 	exp := s.opts.Now().Add(life)
-	claims, _ := json.Marshal(map[string]any{"lic": lic.id, "app": app.ID, "acc": acc, "exp": exp.Unix(), "jti": newID()})
+	claims, _ := json.Marshal(map[string]any{"lic": lic.id, "app": app.ID, "acc": acc, "exp": exp.Unix(), "jti": fault.UUID()})
 	t := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims) + "." +
-		strings.ReplaceAll(newID()+newID(), "-", "")
+		strings.ReplaceAll(fault.UUID()+fault.UUID(), "-", "")
 	s.tokens[t] = token{license: lic.id, app: app.ID, account: acc, exp: exp}
 	s.counters.Tokens++
 	top := s.opts.TopLevelToken
@@ -424,12 +412,8 @@ func (s *Server) replyLocked(w http.ResponseWriter, status int, result any, msg 
 }
 
 func (l *license) find(id string) *Account {
-	for _, a := range l.accounts {
-		if a.ID == id {
-			return a
-		}
-	}
-	return nil
+	a, _ := fault.Find(l.accounts, func(a *Account) bool { return a.ID == id })
+	return a
 }
 
 var (
@@ -495,9 +479,9 @@ func (s *Server) onboard(w http.ResponseWriter, r *http.Request, t token, lic *l
 			return
 		}
 	}
-	a := &Account{ID: newID(), Name: name, Connector: connector, CloudID: cloudID}
+	a := &Account{ID: fault.UUID(), Name: name, Connector: connector, CloudID: cloudID}
 	lic.accounts = append(lic.accounts, a)
-	j := &Job{ID: newID(), AccountID: a.ID, Kind: "onboarding", Start: s.opts.Now()}
+	j := &Job{ID: fault.UUID(), AccountID: a.ID, Kind: "onboarding", Start: s.opts.Now()}
 	s.jobs[j.ID] = j
 	s.counters.Onboarded++
 	s.replyLocked(w, http.StatusOK, map[string]any{"accountId": a.ID, "jobId": j.ID}, "Request Successful")
@@ -552,7 +536,7 @@ func (s *Server) rescan(w http.ResponseWriter, r *http.Request, t token, lic *li
 	}
 	a.Rescans++
 	s.counters.Rescans++
-	j := &Job{ID: newID(), AccountID: a.ID, Kind: "rescan", Start: s.opts.Now(), Fail: s.opts.FailRescans}
+	j := &Job{ID: fault.UUID(), AccountID: a.ID, Kind: "rescan", Start: s.opts.Now(), Fail: s.opts.FailRescans}
 	s.jobs[j.ID] = j
 	s.replyLocked(w, http.StatusOK, map[string]any{"jobId": j.ID}, "Request Successful")
 }
@@ -610,29 +594,17 @@ func (s *Server) JobStatus(id string) string {
 // Duplicates lists account names onboarded more than once in a license, as
 // "license/name (count)".
 func (s *Server) Duplicates() []string {
-	var out []string
+	t := fault.Tally{}
 	for lic, accs := range s.Snapshot().Accounts {
-		n := map[string]int{}
 		for _, a := range accs {
-			n[a.Name]++
-		}
-		for name, c := range n {
-			if c > 1 {
-				out = append(out, fmt.Sprintf("%s/%s (%d)", lic, name, c))
-			}
+			t.Add(lic + "/" + a.Name)
 		}
 	}
-	sort.Strings(out)
-	return out
+	return t.Duplicates()
 }
 
 // Check reports duplicate accounts (by name); nil means none.
-func (s *Server) Check() error {
-	if d := s.Duplicates(); len(d) > 0 {
-		return fmt.Errorf("duplicate accounts: %s", strings.Join(d, ", "))
-	}
-	return nil
-}
+func (s *Server) Check() error { return fault.DuplicatesError("duplicate accounts", s.Duplicates()) }
 
 // Report summarises the fake for the sandbox report.
 func (s *Server) Report() any {
@@ -647,8 +619,5 @@ func (s *Server) Report() any {
 		}
 	}
 	dups := s.Duplicates()
-	if dups == nil {
-		dups = []string{}
-	}
 	return map[string]any{"accounts": n, "in_api_scope": scoped, "jobs": len(snap.Jobs), "duplicates": dups, "counters": snap.Counters}
 }

@@ -6,23 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"provision/providers/lifecycletest"
 )
-
-// clock is a manual clock for the fake.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type client struct {
 	t    *testing.T
@@ -76,7 +64,7 @@ func start(t *testing.T, mut func(*Options)) (*Server, *client) {
 const lic = "/onboarding/license/" + DemoLicenseID
 
 // testClock drives every fake of this file (tests do not run in parallel).
-var testClock = &clock{t: time.Now()}
+var testClock = lifecycletest.NewManualClock(time.Now())
 
 func (c *client) login() { c.loginAs("") }
 

@@ -588,12 +588,8 @@ func (s *Server) authed(h handler) http.HandlerFunc {
 }
 
 func (s *Server) userByID(id int) *User {
-	for _, u := range s.users {
-		if u.ID == id {
-			return u
-		}
-	}
-	return nil
+	u, _ := fault.Find(s.users, func(u *User) bool { return u.ID == id })
+	return u
 }
 
 func (s *Server) userByName(name string) *User {
@@ -999,19 +995,10 @@ func (s *Server) auditBusiness(w http.ResponseWriter, r *http.Request, u *User) 
 
 var labelRE = regexp.MustCompile(`^[A-Za-z0-9.-]{1,63}$`)
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func (s *Server) listClusters(w http.ResponseWriter, r *http.Request, _ *User) {
 	label := r.URL.Query().Get("clusterLabel")
 	var out []map[string]any
-	for _, name := range sortedKeys(s.clusters) {
+	for _, name := range fault.SortedKeys(s.clusters) {
 		c := s.clusters[name]
 		if label != "" && label != "all" && !c.labels[label] {
 			continue
@@ -1028,7 +1015,7 @@ func (s *Server) allClusterLabels(w http.ResponseWriter, _ *http.Request, _ *Use
 			set[l] = true
 		}
 	}
-	s.reply(w, http.StatusOK, sortedKeys(set))
+	s.reply(w, http.StatusOK, fault.SortedKeys(set))
 }
 
 type clusterLabelReq struct {
@@ -1096,7 +1083,7 @@ func (s *Server) clusterLabels(w http.ResponseWriter, r *http.Request, _ *User) 
 		return
 	}
 	var out []map[string]any
-	for _, l := range sortedKeys(c.labels) {
+	for _, l := range fault.SortedKeys(c.labels) {
 		out = append(out, map[string]any{"clusterLabel": l, "createTime": 0})
 	}
 	s.list(w, r, out, len(out), 10)
@@ -1105,7 +1092,7 @@ func (s *Server) clusterLabels(w http.ResponseWriter, r *http.Request, _ *User) 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, _ *User) {
 	q := r.URL.Query()
 	var out []map[string]any
-	for _, name := range sortedKeys(s.clusters) {
+	for _, name := range fault.SortedKeys(s.clusters) {
 		if cn := q.Get("clusterName"); cn != "" && cn != name {
 			continue
 		}
@@ -1136,7 +1123,7 @@ func (s *Server) allNodeLabels(w http.ResponseWriter, r *http.Request, _ *User) 
 			}
 		}
 	}
-	s.reply(w, http.StatusOK, sortedKeys(set))
+	s.reply(w, http.StatusOK, fault.SortedKeys(set))
 }
 
 type nodeLabelReq struct {
@@ -1440,7 +1427,7 @@ func decodeEnv(raw json.RawMessage) ([]EnvVar, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("want a list of {name, value} or a mapping")
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range fault.SortedKeys(m) {
 		l = append(l, EnvVar{Name: k, Value: m[k]})
 	}
 	return l, nil
@@ -1532,15 +1519,15 @@ func (s *Server) Snapshot() Snapshot {
 	for _, b := range s.businesses {
 		out.Businesses = append(out.Businesses, *b)
 	}
-	for _, name := range sortedKeys(s.clusters) {
+	for _, name := range fault.SortedKeys(s.clusters) {
 		c := s.clusters[name]
-		cl := Cluster{Name: name, Labels: sortedKeys(c.labels), Namespaces: append([]string(nil), c.namespaces...)}
+		cl := Cluster{Name: name, Labels: fault.SortedKeys(c.labels), Namespaces: append([]string(nil), c.namespaces...)}
 		for _, n := range c.nodes {
-			cl.Nodes = append(cl.Nodes, Node{Name: n, Labels: sortedKeys(c.nodeLabels[n])})
+			cl.Nodes = append(cl.Nodes, Node{Name: n, Labels: fault.SortedKeys(c.nodeLabels[n])})
 		}
 		out.Clusters = append(out.Clusters, cl)
 	}
-	out.RepoUsers = sortedKeys(s.repoUsers)
+	out.RepoUsers = fault.SortedKeys(s.repoUsers)
 	for _, p := range s.projects {
 		out.Projects = append(out.Projects, *p)
 	}
@@ -1562,22 +1549,12 @@ func (s *Server) Snapshot() Snapshot {
 
 // Cluster returns a cluster of the snapshot by name.
 func (sn Snapshot) Cluster(name string) (Cluster, bool) {
-	for _, c := range sn.Clusters {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return Cluster{}, false
+	return fault.Find(sn.Clusters, func(c Cluster) bool { return c.Name == name })
 }
 
 // User returns a user of the snapshot by name.
 func (sn Snapshot) User(name string) (User, bool) {
-	for _, u := range sn.Users {
-		if u.Name == name {
-			return u, true
-		}
-	}
-	return User{}, false
+	return fault.Find(sn.Users, func(u User) bool { return u.Name == name })
 }
 
 // Check lists duplicates: two objects with one natural key (user name, business name
@@ -1586,37 +1563,30 @@ func (sn Snapshot) User(name string) (User, bool) {
 // leave none, whatever faults it met.
 func (s *Server) Check() []string {
 	snap := s.Snapshot()
-	count := map[string]int{}
+	count := fault.Tally{}
 	for _, u := range snap.Users {
-		count["user "+u.Name]++
+		count.Add("user " + u.Name)
 	}
 	for _, b := range snap.Businesses {
 		if b.Status != 3 {
-			count["business "+b.Name]++
+			count.Add("business " + b.Name)
 		}
 	}
 	for _, c := range snap.Clusters {
 		for _, ns := range c.Namespaces {
-			count["namespace "+ns+" in cluster "+c.Name]++
+			count.Add("namespace " + ns + " in cluster " + c.Name)
 		}
 	}
 	for _, p := range snap.Projects {
-		count["repository project "+p.Name]++
+		count.Add("repository project " + p.Name)
 	}
 	for _, g := range snap.Registries {
-		count["external registry "+g.ID]++
+		count.Add("external registry " + g.ID)
 	}
 	for _, a := range snap.Apps {
-		count["application "+a.Name+" in namespace "+a.Namespace]++
+		count.Add("application " + a.Name + " in namespace " + a.Namespace)
 	}
-	out := []string{}
-	for k, n := range count {
-		if n > 1 {
-			out = append(out, fmt.Sprintf("%s (%d)", k, n))
-		}
-	}
-	sort.Strings(out)
-	return out
+	return count.Duplicates()
 }
 
 // Report summarises the fake for the sandbox's report page.

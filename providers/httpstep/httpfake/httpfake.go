@@ -5,8 +5,6 @@
 package httpfake
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"sort"
@@ -69,20 +67,8 @@ func New(o Options) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func fail(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"message": msg})
-}
-
-func newID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	fault.WriteJSON(w, status, map[string]string{"message": msg})
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
@@ -91,15 +77,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("client_id") != s.opts.ClientID || r.PostForm.Get("client_secret") != s.opts.ClientSecret {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "unknown client or wrong secret"})
+		fault.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "unknown client or wrong secret"})
 		return
 	}
-	tok := "tok-" + newID()
+	tok := "tok-" + fault.RandomHex(8)
 	s.mu.Lock()
 	s.tokens[tok] = time.Now().Add(s.opts.TokenLifetime)
 	s.issued++
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(s.opts.TokenLifetime / time.Second)})
+	fault.WriteJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(s.opts.TokenLifetime / time.Second)})
 }
 
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
@@ -130,12 +116,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	coll := r.PathValue("coll")
-	o := &Object{ID: newID(), Name: name, Collection: coll, Fields: body}
+	o := &Object{ID: fault.RandomHex(8), Name: name, Collection: coll, Fields: body}
 	s.mu.Lock()
 	s.objects[coll+"/"+o.ID] = o
 	s.creates[coll+"/"+name]++
 	s.mu.Unlock()
-	writeJSON(w, http.StatusCreated, o)
+	fault.WriteJSON(w, http.StatusCreated, o)
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -149,7 +135,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	sort.Slice(items, func(i, j int) bool { return items[i].ID < items[j].ID })
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "total": len(items)})
+	fault.WriteJSON(w, http.StatusOK, map[string]any{"items": items, "total": len(items)})
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
@@ -160,7 +146,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such object")
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
+	fault.WriteJSON(w, http.StatusOK, o)
 }
 
 func (s *Server) put(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +165,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	}
 	o.Name, o.Fields = name, body
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, o)
+	fault.WriteJSON(w, http.StatusOK, o)
 }
 
 func (s *Server) del(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"provision/providers/fault"
 )
 
 // Roles are the documented cloud access roles.
@@ -70,7 +72,7 @@ func throttled(rw http.ResponseWriter, r *http.Request, retryAfter time.Duration
 		if secs == 1 {
 			unit = "second"
 		}
-		writeJSON(rw, http.StatusTooManyRequests, map[string]any{"detail": fmt.Sprintf("Request was throttled. Expected available in %d %s.", secs, unit)})
+		fault.WriteJSON(rw, http.StatusTooManyRequests, map[string]any{"detail": fmt.Sprintf("Request was throttled. Expected available in %d %s.", secs, unit)})
 		return
 	}
 	cloudEnvelope(rw, http.StatusTooManyRequests, "tooManyRequests", "Too many requests, retry later")
@@ -94,7 +96,7 @@ func cloudEnvelope(rw http.ResponseWriter, status int, code, text string) {
 	if status%2 == 1 {
 		detail = http.StatusText(status)
 	}
-	writeJSON(rw, status, map[string]any{"errorClass": class, "resultCode": code, "errorDetail": detail, "errorText": text})
+	fault.WriteJSON(rw, status, map[string]any{"errorClass": class, "resultCode": code, "errorDetail": detail, "errorText": text})
 }
 
 func (w *World) token(rw http.ResponseWriter, r *http.Request) {
@@ -137,8 +139,8 @@ func (w *World) token(rw http.ResponseWriter, r *http.Request) {
 		cloudEnvelope(rw, 400, "invalidFormat", "Unsupported grant_type")
 		return
 	}
-	tok := randToken("nxcdb-")
-	ref := randToken("nxcdb-")
+	tok := "nxcdb-" + fault.RandomHex(20)
+	ref := "nxcdb-" + fault.RandomHex(20)
 	exp := time.Now().Add(w.opts.TokenLifetime)
 	w.tokens[tok] = tokenInfo{email: email, expiry: exp}
 	w.refresh[ref] = email
@@ -148,7 +150,7 @@ func (w *World) token(rw http.ResponseWriter, r *http.Request) {
 	if w.counters.TokensIssued%2 == 0 {
 		expiresIn = strconv.Itoa(secs) // seen as a string in some answers
 	}
-	writeJSON(rw, 200, map[string]any{"access_token": tok, "refresh_token": ref, "expires_in": expiresIn,
+	fault.WriteJSON(rw, 200, map[string]any{"access_token": tok, "refresh_token": ref, "expires_in": expiresIn,
 		"expires_at": exp.UnixMilli(), "token_type": "bearer", "scope": req.Scope})
 }
 
@@ -193,7 +195,7 @@ func (w *World) newSystem(name, customization, owner, org string) *CloudSystem {
 	if customization == "" {
 		customization = "default"
 	}
-	s := &CloudSystem{ID: uuid(), Name: name, Customization: customization, Owner: owner, Status: "notActivated", AuthKey: randToken(""), Organization: org}
+	s := &CloudSystem{ID: fault.UUID(), Name: name, Customization: customization, Owner: owner, Status: "notActivated", AuthKey: "" + fault.RandomHex(20), Organization: org}
 	w.systems[s.ID] = s
 	w.order = append(w.order, s.ID)
 	w.counters.Binds++
@@ -221,7 +223,7 @@ func (w *World) bind(rw http.ResponseWriter, r *http.Request, email string) {
 	// accepts "ok", "OK" or none; which answers carry it is an inference).
 	out["resultCode"] = "ok"
 	w.mu.Unlock()
-	writeJSON(rw, 200, out)
+	fault.WriteJSON(rw, 200, out)
 }
 
 func (w *World) knownOrg(org string) bool {
@@ -258,7 +260,7 @@ func (w *World) orgBind(rw http.ResponseWriter, r *http.Request, email string) {
 	s := w.newSystem(req.Name, req.Customization, email, req.Organization)
 	out := partnersJSON(s, true)
 	w.mu.Unlock()
-	writeJSON(rw, 201, out)
+	fault.WriteJSON(rw, 201, out)
 }
 
 func (w *World) list(rw http.ResponseWriter, r *http.Request, email string) {
@@ -271,10 +273,10 @@ func (w *World) list(rw http.ResponseWriter, r *http.Request, email string) {
 	}
 	w.mu.Unlock()
 	if w.opts.BareArrayList {
-		writeJSON(rw, 200, out)
+		fault.WriteJSON(rw, 200, out)
 		return
 	}
-	writeJSON(rw, 200, map[string]any{"systems": out})
+	fault.WriteJSON(rw, 200, map[string]any{"systems": out})
 }
 
 // partnersJSON is a cloud system as the partners API shows it: system_state, not
@@ -301,7 +303,7 @@ func (w *World) orgList(rw http.ResponseWriter, r *http.Request, email string) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			// DRF answers an invalid page with 404 {"detail": "Invalid page."}.
-			writeJSON(rw, 404, map[string]any{"detail": "Invalid page."})
+			fault.WriteJSON(rw, 404, map[string]any{"detail": "Invalid page."})
 			return
 		}
 		page = n
@@ -317,7 +319,7 @@ func (w *World) orgList(rw http.ResponseWriter, r *http.Request, email string) {
 	size := w.opts.PageSize
 	from := (page - 1) * size
 	if from > 0 && from >= len(all) {
-		writeJSON(rw, 404, map[string]any{"detail": "Invalid page."})
+		fault.WriteJSON(rw, 404, map[string]any{"detail": "Invalid page."})
 		return
 	}
 	to := min(from+size, len(all))
@@ -342,7 +344,7 @@ func (w *World) orgList(rw http.ResponseWriter, r *http.Request, email string) {
 	if page > 1 {
 		prev = link(page - 1)
 	}
-	writeJSON(rw, 200, map[string]any{"count": len(all), "next": link(page + 1), "previous": prev, "results": all[from:to]})
+	fault.WriteJSON(rw, 200, map[string]any{"count": len(all), "next": link(page + 1), "previous": prev, "results": all[from:to]})
 }
 
 // owned returns the system if email may manage it, else answers (w.mu held). A
@@ -368,7 +370,7 @@ func (w *World) getSystem(rw http.ResponseWriter, r *http.Request, email string)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if s := w.owned(rw, r.PathValue("id"), email); s != nil {
-		writeJSON(rw, 200, systemJSON(s, false))
+		fault.WriteJSON(rw, 200, systemJSON(s, false))
 	}
 }
 
@@ -431,15 +433,15 @@ func (w *World) listShares(rw http.ResponseWriter, r *http.Request, email string
 	}
 	// The owner is listed first, like the real cloud does.
 	out := []map[string]any{{"accountEmail": s.Owner, "accessRole": "owner", "userRoleId": "", "customPermissions": "", "isEnabled": true, "vmsUserId": ""}}
-	for _, e := range sortedKeys(w.shares[s.ID]) {
+	for _, e := range fault.SortedKeys(w.shares[s.ID]) {
 		out = append(out, shareJSON(w.shares[s.ID][e]))
 	}
 	w.answers++
 	if w.answers%2 == 0 {
-		writeJSON(rw, 200, map[string]any{"users": out})
+		fault.WriteJSON(rw, 200, map[string]any{"users": out})
 		return
 	}
-	writeJSON(rw, 200, out)
+	fault.WriteJSON(rw, 200, out)
 }
 
 func validEmail(s string) bool {
@@ -491,7 +493,7 @@ func (w *World) share(rw http.ResponseWriter, r *http.Request, email string) {
 			delete(w.shares[s.ID], key)
 			w.counters.SharesRemoved++
 		}
-		writeJSON(rw, 200, map[string]any{"accountEmail": key, "accessRole": "none"})
+		fault.WriteJSON(rw, 200, map[string]any{"accountEmail": key, "accessRole": "none"})
 		return
 	}
 	enabled := req.IsEnabled == nil || *req.IsEnabled
@@ -503,7 +505,7 @@ func (w *World) share(rw http.ResponseWriter, r *http.Request, email string) {
 		if old != nil && old.VMSUserID != "" {
 			sh.VMSUserID = old.VMSUserID
 		} else {
-			sh.VMSUserID = uuid()
+			sh.VMSUserID = fault.UUID()
 		}
 	}
 	if sh.UserRoleID == "" {
@@ -515,7 +517,7 @@ func (w *World) share(rw http.ResponseWriter, r *http.Request, email string) {
 		w.counters.SharesCreated++
 	}
 	w.shares[s.ID][key] = sh
-	writeJSON(rw, 200, shareJSON(sh))
+	fault.WriteJSON(rw, 200, shareJSON(sh))
 }
 
 func (w *World) unshare(rw http.ResponseWriter, r *http.Request, email string) {

@@ -6,20 +6,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"provision/providers/fault"
 )
 
 // serverEnvelope writes the mediaserver error envelope.
 func serverEnvelope(rw http.ResponseWriter, status int, id, text string) {
-	writeJSON(rw, status, map[string]any{"error": strconv.Itoa(status), "errorId": id, "errorString": text})
+	fault.WriteJSON(rw, status, map[string]any{"error": strconv.Itoa(status), "errorId": id, "errorString": text})
 }
 
 // reply writes a success answer, in the old wrapped form when asked to.
 func (w *World) reply(rw http.ResponseWriter, v any) {
 	if w.opts.WrapReplies {
-		writeJSON(rw, 200, map[string]any{"error": "0", "errorId": "ok", "errorString": "", "reply": v})
+		fault.WriteJSON(rw, 200, map[string]any{"error": "0", "errorId": "ok", "errorString": "", "reply": v})
 		return
 	}
-	writeJSON(rw, 200, v)
+	fault.WriteJSON(rw, 200, v)
 }
 
 // noContent answers an empty success (or an empty wrapped reply).
@@ -140,7 +142,7 @@ func (w *World) login(rw http.ResponseWriter, r *http.Request, srv *Server) {
 		return
 	}
 	srv.failures = 0
-	tok := randToken("vms-")
+	tok := "vms-" + fault.RandomHex(20)
 	srv.sessions[tok] = time.Now().Add(w.opts.SessionLifetime)
 	w.counters.Logins++
 	w.reply(rw, map[string]any{"id": tok, "username": "admin", "token": tok, "ageS": 0,
@@ -280,7 +282,7 @@ func (w *World) setup(rw http.ResponseWriter, r *http.Request, srv *Server) {
 			return
 		}
 	}
-	srv.SetUp, srv.Name, srv.LocalID = true, req.Name, uuid()
+	srv.SetUp, srv.Name, srv.LocalID = true, req.Name, fault.UUID()
 	for k, v := range req.Settings {
 		srv.Settings[k] = v
 	}

@@ -28,8 +28,6 @@
 package nxfake
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -227,7 +225,7 @@ func New(o Options) *World {
 		w.FarmFaults = fault.New(*o.FarmFaults)
 	}
 	for _, k := range o.PreSetUp {
-		w.servers[k] = &Server{Key: k, Name: k, SetUp: true, LocalID: uuid(), AdminPassword: o.ServerAdminPassword,
+		w.servers[k] = &Server{Key: k, Name: k, SetUp: true, LocalID: fault.UUID(), AdminPassword: o.ServerAdminPassword,
 			Settings: map[string]any{}, sessions: map[string]time.Time{}}
 	}
 	w.Faults.SetThrottle(throttled)
@@ -287,7 +285,7 @@ func (w *World) AddAccount(email, password string) {
 func (w *World) AddServer(key, adminPassword string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.servers[key] = &Server{Key: key, Name: key, SetUp: true, LocalID: uuid(), AdminPassword: adminPassword,
+	w.servers[key] = &Server{Key: key, Name: key, SetUp: true, LocalID: fault.UUID(), AdminPassword: adminPassword,
 		Settings: map[string]any{}, sessions: map[string]time.Time{}}
 }
 
@@ -384,7 +382,7 @@ func (w *World) scripted(env envelope, h http.Handler) http.Handler {
 			h.ServeHTTP(rw, r)
 		case hit.Lose:
 			h.ServeHTTP(httptest.NewRecorder(), r) // applied ...
-			hangUp(rw)                             // ... and the answer is lost
+			fault.HangUp(rw)                       // ... and the answer is lost
 		default:
 			if hit.Applied {
 				h.ServeHTTP(httptest.NewRecorder(), r)
@@ -395,39 +393,6 @@ func (w *World) scripted(env envelope, h http.Handler) http.Handler {
 			env(rw, hit.Status, hit.Code, hit.Text)
 		}
 	})
-}
-
-func hangUp(rw http.ResponseWriter) {
-	hj, ok := rw.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	conn.Close()
-}
-
-func uuid() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func randToken(prefix string) string {
-	b := make([]byte, 20)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
-
-func writeJSON(rw http.ResponseWriter, status int, v any) {
-	rw.Header().Set("Content-Type", "application/json")
-	rw.WriteHeader(status)
-	_ = json.NewEncoder(rw).Encode(v)
 }
 
 // decode reads a JSON body (at most 1 MiB) into v.
@@ -448,22 +413,12 @@ type Snapshot struct {
 
 // System returns the snapshot's cloud system with this id.
 func (s Snapshot) System(id string) (CloudSystem, bool) {
-	for _, cs := range s.Systems {
-		if cs.ID == id {
-			return cs, true
-		}
-	}
-	return CloudSystem{}, false
+	return fault.Find(s.Systems, func(cs CloudSystem) bool { return cs.ID == id })
 }
 
 // Server returns the snapshot's server with this key.
 func (s Snapshot) Server(key string) (Server, bool) {
-	for _, srv := range s.Servers {
-		if srv.Key == key {
-			return srv, true
-		}
-	}
-	return Server{}, false
+	return fault.Find(s.Servers, func(srv Server) bool { return srv.Key == key })
 }
 
 // Snapshot returns a deep copy of the world.
@@ -477,11 +432,11 @@ func (w *World) Snapshot() Snapshot {
 		}
 	}
 	for id, m := range w.shares {
-		for _, e := range sortedKeys(m) {
+		for _, e := range fault.SortedKeys(m) {
 			s.Shares[id] = append(s.Shares[id], *m[e])
 		}
 	}
-	for _, k := range sortedKeys(w.servers) {
+	for _, k := range fault.SortedKeys(w.servers) {
 		srv := *w.servers[k]
 		srv.sessions = nil
 		srv.Settings = make(map[string]any, len(w.servers[k].Settings))
@@ -547,13 +502,4 @@ func (w *World) Report() any {
 	}
 	return map[string]any{"cloud_systems": len(snap.Systems), "servers": len(snap.Servers), "servers_set_up": setUp,
 		"servers_bound": bound, "shares": shares, "duplicates": dups, "orphans": orphans, "counters": snap.Counters}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -50,9 +50,7 @@
 package ovcfake
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -268,7 +266,7 @@ func copyMap(m map[string]string) map[string]string {
 // throttled is the rate limit's 429: the message as a JSON string, like every
 // OpenvCloud error (inference).
 func throttled(w http.ResponseWriter, _ *http.Request, retryAfter time.Duration) {
-	writeJSON(w, http.StatusTooManyRequests, fmt.Sprintf("Too many requests, retry in %d second(s).", int(retryAfter/time.Second)))
+	fault.WriteJSON(w, http.StatusTooManyRequests, fmt.Sprintf("Too many requests, retry in %d second(s).", int(retryAfter/time.Second)))
 }
 
 // ServeHTTP implements http.Handler (with faults).
@@ -297,29 +295,8 @@ func (s *Server) RevokeCredentials() {
 	s.sessions = map[string]cred{}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // fail answers the way OpenvCloud does: the status and the message as a JSON string.
-func fail(w http.ResponseWriter, status int, msg string) { writeJSON(w, status, msg) }
-
-func random(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func newGUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
+func fail(w http.ResponseWriter, status int, msg string) { fault.WriteJSON(w, status, msg) }
 
 // params reads parameters from the query, then a JSON or form body (body wins).
 func params(r *http.Request) (map[string]any, error) {
@@ -466,7 +443,7 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 		username = id
 	}
 	claims, _ := json.Marshal(map[string]any{"azp": id, "username": username, "iss": "itsyouonline", "scope": []string{"user:memberof:" + id}, "exp": int64(math.Ceil(float64(exp.UnixNano()) / 1e9))})
-	jwt := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES384","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims) + "." + base64.RawURLEncoding.EncodeToString([]byte(random(48)))
+	jwt := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES384","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims) + "." + base64.RawURLEncoding.EncodeToString([]byte(fault.RandomHex(48)))
 	s.mu.Lock()
 	// Users who log in through ItsYou.online are known to OpenvCloud as
 	// <username>@itsyouonline (ovc-sdk-go v3 client.go NewClient: Access).
@@ -474,7 +451,7 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 	s.counters.Tokens++
 	s.mu.Unlock()
 	if asJSON || r.Header.Get("Accept") == "application/json" {
-		writeJSON(w, http.StatusOK, map[string]any{"access_token": jwt, "token_type": "bearer", "expires_in": int(lifetime.Seconds())})
+		fault.WriteJSON(w, http.StatusOK, map[string]any{"access_token": jwt, "token_type": "bearer", "expires_in": int(lifetime.Seconds())})
 		return
 	}
 	w.Header().Set("Content-Type", "application/jwt")
@@ -490,7 +467,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 	for _, k := range []string{"username", "password"} {
 		if !present(p, k) {
 			st, msg := missing(k)
-			writeJSON(w, st, msg)
+			fault.WriteJSON(w, st, msg)
 			return
 		}
 	}
@@ -501,10 +478,10 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
-	key := random(16)
+	key := fault.RandomHex(16)
 	s.sessions[key] = cred{user: user, exp: s.opts.Now().Add(s.opts.TokenLifetime)}
 	s.counters.Sessions++
-	writeJSON(w, http.StatusOK, key)
+	fault.WriteJSON(w, http.StatusOK, key)
 }
 
 // caller checks a bearer JWT or an authkey and returns the user; it answers 401 or
@@ -556,15 +533,15 @@ func (s *Server) cloudapi(w http.ResponseWriter, r *http.Request) {
 	now := s.opts.Now()
 	s.advance(now)
 	if async {
-		t := &task{guid: newGUID(), call: call, params: p, user: user, due: now.Add(s.opts.AsyncDelay)}
+		t := &task{guid: fault.UUID(), call: call, params: p, user: user, due: now.Add(s.opts.AsyncDelay)}
 		s.tasks[t.guid] = t
 		s.queue = append(s.queue, t)
 		s.counters.AsyncCalls++
-		writeJSON(w, http.StatusOK, t.guid)
+		fault.WriteJSON(w, http.StatusOK, t.guid)
 		return
 	}
 	status, result := s.dispatch(call, p, user, now)
-	writeJSON(w, status, result)
+	fault.WriteJSON(w, status, result)
 }
 
 // advance runs the tasks that are due, deploys spaces and forgets expired results.
@@ -908,7 +885,7 @@ func (s *Server) taskGet(w http.ResponseWriter, r *http.Request) {
 	}
 	if !present(p, "taskguid") {
 		st, msg := missing("taskguid")
-		writeJSON(w, st, msg)
+		fault.WriteJSON(w, st, msg)
 		return
 	}
 	s.mu.Lock()
@@ -923,11 +900,11 @@ func (s *Server) taskGet(w http.ResponseWriter, r *http.Request) {
 	case !ok || (first && s.opts.EarlyTaskNotFound):
 		fail(w, http.StatusNotFound, "Task not found or its result expired")
 	case !t.ran && s.opts.RunningAnswer == "[]":
-		writeJSON(w, http.StatusOK, []any{})
+		fault.WriteJSON(w, http.StatusOK, []any{})
 	case !t.ran:
 		w.WriteHeader(http.StatusAccepted)
 	default:
-		writeJSON(w, http.StatusOK, []any{t.ok, t.result})
+		fault.WriteJSON(w, http.StatusOK, []any{t.ok, t.result})
 	}
 }
 
@@ -949,29 +926,19 @@ func (s *Server) Snapshot() Snapshot {
 // Duplicates lists spaces that are not DESTROYED sharing an account and a name, as
 // "account/name (count)".
 func (s *Server) Duplicates() []string {
-	n := map[string]int{}
+	t := fault.Tally{}
 	for _, sp := range s.Snapshot().Spaces {
 		if sp.Status != "DESTROYED" {
-			n[fmt.Sprintf("%d/%s", sp.AccountID, sp.Name)]++
+			t.Add(fmt.Sprintf("%d/%s", sp.AccountID, sp.Name))
 		}
 	}
-	var out []string
-	for k, c := range n {
-		if c > 1 {
-			out = append(out, fmt.Sprintf("%s (%d)", k, c))
-		}
-	}
-	sort.Strings(out)
-	return out
+	return t.Duplicates()
 }
 
 // Check reports duplicates (by account and name among spaces that are not
 // DESTROYED); nil means none.
 func (s *Server) Check() error {
-	if d := s.Duplicates(); len(d) > 0 {
-		return fmt.Errorf("duplicate cloud spaces: %s", strings.Join(d, ", "))
-	}
-	return nil
+	return fault.DuplicatesError("duplicate cloud spaces", s.Duplicates())
 }
 
 // Report summarises the fake for the sandbox report.
@@ -982,8 +949,5 @@ func (s *Server) Report() any {
 		by[sp.Status]++
 	}
 	dups := s.Duplicates()
-	if dups == nil {
-		dups = []string{}
-	}
 	return map[string]any{"cloud_spaces": len(snap.Spaces), "by_status": by, "duplicates": dups, "running_tasks": snap.RunningTasks, "counters": snap.Counters}
 }

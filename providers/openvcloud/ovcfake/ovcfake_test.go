@@ -7,23 +7,14 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"provision/providers/lifecycletest"
 )
 
-// clock is a manual clock for the fake.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clock moves only when told.
+type clock = lifecycletest.ManualClock
 
 type client struct {
 	t    *testing.T
@@ -48,7 +39,7 @@ func (c client) post(path string, form url.Values, header ...string) (int, strin
 }
 
 func start(t *testing.T, mut func(*Options)) (*Server, client, *clock) {
-	clk := &clock{t: time.Now()}
+	clk := lifecycletest.NewManualClock(time.Now())
 	o := DemoOptions()
 	o.AsyncDelay, o.DeployDelay, o.ResultTTL, o.Now = 50*time.Millisecond, 50*time.Millisecond, 200*time.Millisecond, clk.Now
 	if mut != nil {
