@@ -269,5 +269,3 @@ func NodePos(file string, n *yaml.Node) Pos {
 	}
 	return Pos{File: file, Line: n.Line, Col: n.Column}
 }
-
-var _ = yaml.Node{}

@@ -409,8 +409,6 @@ func Decode(item *plan.Item, out any) error {
 	return plan.DecodeItem(item, out)
 }
 
-var _ = yaml.Node{}
-
 // ItemErrors joins a Build's problems, giving each one that has no position yet the
 // item's position and name.
 func ItemErrors(item *plan.Item, errs []error) error {

@@ -45,17 +45,10 @@ func Kinds() []providers.Kind {
 	}
 }
 
-// Prober is what every edge action offers besides Apply: a read-only look at
-// whether its object exists (for a dry run that reads the API; the same method set
-// as the engine's optional prober).
-type Prober interface {
-	Probe(ctx context.Context, x *providers.Exec) (exists bool, detail string, err error)
-}
-
 var (
 	_ providers.Kind   = (*Kind[UserSpec, *UserSpec])(nil)
 	_ providers.Action = (*action[UserSpec, *UserSpec])(nil)
-	_ Prober           = (*action[UserSpec, *UserSpec])(nil)
+	_ providers.Prober = (*action[UserSpec, *UserSpec])(nil)
 )
 
 // spec is what every section's spec does: defaults and validation at build time,
