@@ -372,9 +372,11 @@ func (c *Clients) Get(key string, mk func() (any, error)) (any, error) {
 // Registry maps plan sections to kinds.
 type Registry struct {
 	kinds map[string]Kind
+	order []string // sections in registration order
 }
 
-// NewRegistry returns a registry holding kinds; a duplicate section panics (programming error).
+// NewRegistry returns a registry holding kinds; a duplicate section, or endpoint kind
+// declarations that are invalid or disagree (EndpointKinds), panic (programming errors).
 func NewRegistry(kinds ...Kind) *Registry {
 	r := &Registry{kinds: map[string]Kind{}}
 	for _, k := range kinds {
@@ -382,7 +384,9 @@ func NewRegistry(kinds ...Kind) *Registry {
 			panic("providers: duplicate section " + k.Section())
 		}
 		r.kinds[k.Section()] = k
+		r.order = append(r.order, k.Section())
 	}
+	r.checkEndpointKinds()
 	return r
 }
 

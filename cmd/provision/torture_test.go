@@ -144,7 +144,7 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	p, err := plan.Load(planPath, plan.LoadOptions{Sections: registry().Sections(), Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	p, err := plan.Load(planPath, plan.LoadOptions{Sections: registry().Sections(), EndpointKinds: registry().EndpointKinds(), Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	if err != nil {
 		t.Fatal(err)
 	}

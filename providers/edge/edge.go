@@ -46,9 +46,10 @@ func Kinds() []providers.Kind {
 }
 
 var (
-	_ providers.Kind   = (*Kind[UserSpec, *UserSpec])(nil)
-	_ providers.Action = (*action[UserSpec, *UserSpec])(nil)
-	_ providers.Prober = (*action[UserSpec, *UserSpec])(nil)
+	_ providers.Kind             = (*Kind[UserSpec, *UserSpec])(nil)
+	_ providers.EndpointDeclarer = (*Kind[UserSpec, *UserSpec])(nil)
+	_ providers.Action           = (*action[UserSpec, *UserSpec])(nil)
+	_ providers.Prober           = (*action[UserSpec, *UserSpec])(nil)
 )
 
 // spec is what every section's spec does: defaults and validation at build time,

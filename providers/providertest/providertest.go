@@ -379,7 +379,7 @@ func (e *env) buildAll() (*plan.Plan, *providers.Build, []*providers.Task) {
 	for _, k := range e.target.Kinds {
 		sections = append(sections, k.Section())
 	}
-	pl, err := plan.Load(filepath.Join(e.dir, "plan.yaml"), plan.LoadOptions{Sections: sections,
+	pl, err := plan.Load(filepath.Join(e.dir, "plan.yaml"), plan.LoadOptions{Sections: sections, EndpointKinds: providers.NewRegistry(e.target.Kinds...).EndpointKinds(),
 		Getenv: func(k string) (string, bool) { v, ok := e.target.Secrets[k]; return v, ok }})
 	if err != nil {
 		e.t.Fatalf("plan: %v", err)
