@@ -54,7 +54,7 @@ func canarySandbox(t *testing.T) {
 	}
 	planPath := smallRollout(t, 6)
 	nxExt := &nxfake.Extension{}
-	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Faults: fault.Config{ErrorRate: 0.1, LostRate: 0.05, DropRate: 0.02}}, append([]sandbox.Extension{nxExt}, sandboxExtensions()[1:]...)...)
+	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Faults: fault.Config{ErrorRate: 0.1, LostRate: 0.05, DropRate: 0.02}}, sandboxExtensions(nxExt)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -281,8 +281,9 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 		if u, err := url.Parse(c.sandboxURL); err != nil || u.Scheme != "http" || u.Host == "" {
 			return nil, c.flagErr("--sandbox-url %q: want http://HOST:PORT", c.sandboxURL)
 		}
-		sandbox.Rewrite(p, c.sandboxURL)
-		b.ServerURL = sandbox.ServerURL(c.sandboxURL)
+		ext := sandboxExtensions()
+		sandbox.Rewrite(p, c.sandboxURL, ext...)
+		b.ServerURL = sandbox.ServerURL(c.sandboxURL, ext...)
 		b.TLSOverride = &plan.TLS{}
 	}
 	if c.sandbox {

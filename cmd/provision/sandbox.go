@@ -100,7 +100,7 @@ func startSandbox(_ context.Context, p *plan.Plan, b *providers.Build, faults fa
 		sb.Close()
 		return nil, err
 	}
-	b.ServerURL = sandbox.ServerURL(sb.URL())
+	b.ServerURL = sb.ServerURL()
 	b.TLSOverride = &plan.TLS{}
 	return &sandboxRun{sb: sb}, nil
 }
