@@ -351,9 +351,6 @@ var (
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 )
 
-// hasRef reports whether v still holds an output reference (resolved at run time,
-// validated by the API then).
-
 // passwordProblem applies the platform's rule: 8-20 characters with at least one
 // upper-case letter, one lower-case letter and one digit. It never quotes the value.
 func passwordProblem(p string) string {

@@ -91,9 +91,6 @@ type ShareSpec struct {
 	UserSpec      `yaml:",inline"`
 }
 
-// hasRef reports whether s still holds an output reference (resolved at run time,
-// so not validated at build time).
-
 // problems collects build errors of one item, each at the position of its field.
 type problems struct {
 	item *plan.Item
