@@ -709,12 +709,3 @@ func sortedCopy(s []string) []string {
 	sort.Strings(out)
 	return out
 }
-
-func contains(l []string, s string) bool {
-	for _, e := range l {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
