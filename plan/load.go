@@ -21,6 +21,9 @@ import (
 type LoadOptions struct {
 	// Sections are the item sections the plan may use (from the provider registry).
 	Sections []string
+	// EndpointKinds are the endpoint kinds the plan may use and the auth keys each
+	// accepts (from the provider registry); error messages list them in this order.
+	EndpointKinds []EndpointKind
 	// Vars override plan vars (--var NAME=VALUE); values are taken literally.
 	// Overriding a var the plan does not declare is an error.
 	Vars map[string]string
@@ -41,9 +44,6 @@ const (
 	// maxExpandedNodes caps what YAML aliases may expand a plan to.
 	maxExpandedNodes = 4_000_000
 )
-
-// EndpointKinds are the endpoint kinds a plan may use.
-var EndpointKinds = []string{"http", "nx-cloud", "edge", "openvcloud", "cloudneeti"}
 
 // Load reads and expands the plan at path. Plans larger than MaxPlanBytes are refused
 // before parsing. All problems are returned at once (see Parse).
@@ -79,6 +79,7 @@ type loader struct {
 	pol  *secretPolicy
 
 	sections    map[string]bool
+	kinds       *endpointKinds
 	declared    []string // var names, sorted
 	names       map[string]nameInfo
 	brokenNames bool // an entry could not be expanded: its names are unknown
@@ -124,6 +125,11 @@ func Parse(file string, data []byte, o LoadOptions) (*Plan, error) {
 	for _, s := range o.Sections {
 		l.sections[s] = true
 	}
+	kinds, err := newEndpointKinds(o.EndpointKinds)
+	if err != nil {
+		return nil, err
+	}
+	l.kinds = kinds
 	if err := checkUTF8(file, data); err != nil {
 		return nil, err
 	}
@@ -337,16 +343,6 @@ func (l *loader) declaredVars() string {
 	return " (declared: " + strings.Join(l.declared, ", ") + ")"
 }
 
-// endpointYAML is the strict shape of an endpoint.
-type endpointYAML struct {
-	Kind    string   `yaml:"kind"`
-	URL     string   `yaml:"url"`
-	Auth    Auth     `yaml:"auth"`
-	TLS     TLS      `yaml:"tls"`
-	Limits  Limits   `yaml:"limits"`
-	Timeout Duration `yaml:"timeout"`
-}
-
 func (l *loader) parseEndpoints(n *yaml.Node) {
 	if n == nil || n.ShortTag() == nullTag {
 		return
@@ -376,12 +372,11 @@ func (l *loader) parseEndpoints(n *yaml.Node) {
 		if !ok {
 			continue
 		}
-		var e endpointYAML
-		if err := decodeStrict(l.file, node, &e, l.pol); err != nil {
+		ep, err := l.decodeEndpoint(name, k, node)
+		if err != nil {
 			l.report(prefixErrors(where, err)...)
 			continue
 		}
-		ep := &Endpoint{Name: name, Kind: e.Kind, URL: e.URL, Pos: l.pos(k), Auth: e.Auth, TLS: e.TLS, Limits: e.Limits, Timeout: e.Timeout}
 		l.checkEndpoint(ep, node, where)
 		l.p.Endpoints[name] = ep
 		l.p.EndpointOrder = append(l.p.EndpointOrder, name)
@@ -404,9 +399,9 @@ func (l *loader) checkEndpoint(ep *Endpoint, n *yaml.Node, where string) {
 	p := func(keys ...string) Pos { return l.pos(at(n, keys...)) }
 	switch {
 	case ep.Kind == "":
-		l.errf(ep.Pos, "%s.kind: required (one of %s)", where, strings.Join(EndpointKinds, ", "))
-	case !contains(EndpointKinds, ep.Kind):
-		l.errf(p("kind"), "%s.kind: %s is not one of %s", where, show(at(n, "kind")), strings.Join(EndpointKinds, ", "))
+		l.errf(ep.Pos, "%s.kind: required (one of %s)", where, l.kinds.known())
+	case l.kinds.shapes[ep.Kind] == nil:
+		l.errf(p("kind"), "%s.kind: %s is not one of %s", where, show(at(n, "kind")), l.kinds.known())
 	}
 	if ep.URL == "" {
 		l.errf(ep.Pos, "%s.url: required", where)
@@ -713,13 +708,4 @@ func sortedCopy(s []string) []string {
 	out := append([]string(nil), s...)
 	sort.Strings(out)
 	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, e := range l {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }

@@ -29,7 +29,8 @@ var canaries = []string{"canary-cloud-pw-5521", "canary-admin-pw-7733", "canary-
 
 func opts() LoadOptions {
 	return LoadOptions{
-		Sections: []string{"http", "milestones"},
+		Sections:      []string{"http", "milestones"},
+		EndpointKinds: testEndpointKinds,
 		Getenv: func(k string) (string, bool) {
 			v, ok := testEnv[k]
 			return v, ok

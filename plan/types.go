@@ -13,9 +13,9 @@
 //	  cloud_url: https://nxvms.com  #   --var NAME=VALUE overrides a declared var
 //	endpoints:
 //	  nxcloud:                      # 1-64 of A-Z a-z 0-9 _ -
-//	    kind: nx-cloud              # http, nx-cloud, edge, openvcloud or cloudneeti
+//	    kind: nx-cloud              # one of LoadOptions.EndpointKinds
 //	    url: ${var.cloud_url}       # absolute http(s) base URL, may end in a path prefix
-//	    auth: {username: ops@example.com, password: ${env.NX_CLOUD_PASSWORD}}
+//	    auth: {username: ops@example.com, password: ${env.NX_CLOUD_PASSWORD}}  # the keys the kind declares
 //	    tls: {ca_file: ca.pem, fingerprint_sha256: "AB:CD:...", server_name: nx.local}
 //	    limits: {concurrency: 8, rate_per_second: 20, burst: 5, max_retry_after: 30s}
 //	    timeout: 30s
@@ -156,7 +156,7 @@ type Plan struct {
 // Endpoint is a named remote API connection.
 type Endpoint struct {
 	Name string
-	Kind string // http, nx-cloud, edge, openvcloud, cloudneeti
+	Kind string // one of LoadOptions.EndpointKinds
 	URL  string // may include a path prefix
 	Pos  Pos
 	Auth Auth
@@ -165,13 +165,20 @@ type Endpoint struct {
 	Limits Limits
 	// Timeout per request; 0 means the default (30s).
 	Timeout Duration
+	// Identity names the account the endpoint acts as: "LABEL=VALUE" for every auth
+	// field its kind marks (AuthField.Identity) that the plan sets, in the order the
+	// kind declares them. Never a secret.
+	Identity []string
 }
 
-// Auth holds endpoint credentials. Which fields a kind needs is checked by the provider.
+// Auth holds endpoint credentials: the keys under an endpoint's auth. A plan may set
+// only the keys its endpoint's kind declares (EndpointKind.Auth); which ones a kind
+// needs is checked by the provider. The fields below are the common ones, the words
+// of HTTP and OAuth2 authentication several kinds share; a kind's own keys are in
+// Extra and ExtraSecrets.
 type Auth struct {
-	// Type: none, basic, bearer, oauth2-password, oauth2-client-credentials, or empty for the
-	// kind's default (nx-cloud: oauth2-password, edge: login, openvcloud: itsyouonline or
-	// session, cloudneeti: license token).
+	// Type: none, basic, bearer, oauth2-password, oauth2-client-credentials, or empty
+	// for the kind's default; which types a kind accepts is the provider's to say.
 	Type         string `yaml:"type"`
 	Username     string `yaml:"username"`
 	Password     Secret `yaml:"password"`
@@ -180,10 +187,35 @@ type Auth struct {
 	ClientSecret Secret `yaml:"client_secret"`
 	TokenURL     string `yaml:"token_url"`
 	Scope        string `yaml:"scope"`
-	// Vendor extras (cloudneeti: subscription key, license and optional account).
-	APIKey    Secret `yaml:"api_key"`
-	LicenseID string `yaml:"license_id"`
-	AccountID string `yaml:"account_id"`
+	// Extra holds the values of the kind's own plain keys and ExtraSecrets those of
+	// its own secret keys (AuthField.Secret), by key; a key the plan leaves out is
+	// absent.
+	Extra        map[string]string `yaml:"-"`
+	ExtraSecrets map[string]Secret `yaml:"-"`
+}
+
+// EndpointKind declares an endpoint kind a plan may use and the keys its auth
+// accepts. The provider packages declare them; LoadOptions.EndpointKinds lists the
+// ones a plan may use.
+type EndpointKind struct {
+	// Name is what an endpoint's kind: says, e.g. "http".
+	Name string
+	// Auth lists every key the kind accepts under auth, common ones (Auth's fields)
+	// and the kind's own; an endpoint setting any other key is refused.
+	Auth []AuthField
+}
+
+// AuthField declares one key under an endpoint's auth.
+type AuthField struct {
+	Name string
+	// Secret: the value must come from a secret reference (as for every Secret
+	// field) and is never shown. A common key keeps the type Auth gives it
+	// (password, token and client_secret are secrets); declaring it otherwise is
+	// an error (EndpointKind.Check).
+	Secret bool
+	// Identity, when set, labels the value in Endpoint.Identity (the account a state
+	// file records the endpoint by): "user", "license". Not allowed on a secret.
+	Identity string
 }
 
 // TLS options for an endpoint or a server. At most one of CAFile, Fingerprint and Insecure
@@ -269,5 +301,3 @@ func NodePos(file string, n *yaml.Node) Pos {
 	}
 	return Pos{File: file, Line: n.Line, Col: n.Column}
 }
-
-var _ = yaml.Node{}

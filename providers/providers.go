@@ -354,9 +354,11 @@ func (b *Build) endpoint(name string, kinds ...string) (*plan.Endpoint, error) {
 // Registry maps plan sections to kinds.
 type Registry struct {
 	kinds map[string]Kind
+	order []string // sections in registration order
 }
 
-// NewRegistry returns a registry holding kinds; a duplicate section panics (programming error).
+// NewRegistry returns a registry holding kinds; a duplicate section, or endpoint kind
+// declarations that are invalid or disagree (EndpointKinds), panic (programming errors).
 func NewRegistry(kinds ...Kind) *Registry {
 	r := &Registry{kinds: map[string]Kind{}}
 	for _, k := range kinds {
@@ -364,7 +366,9 @@ func NewRegistry(kinds ...Kind) *Registry {
 			panic("providers: duplicate section " + k.Section())
 		}
 		r.kinds[k.Section()] = k
+		r.order = append(r.order, k.Section())
 	}
+	r.checkEndpointKinds()
 	return r
 }
 

@@ -163,7 +163,7 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 	b.Setenv("NX_ADMIN_PASSWORD", "BenchAdmin123")
 	b.Setenv("PROVISION_STATE_KEY", "bench-state-passphrase")
 	path := storesPlan(b, n, k)
-	p, err := plan.Load(path, plan.LoadOptions{Sections: registry().Sections()})
+	p, err := plan.Load(path, plan.LoadOptions{Sections: registry().Sections(), EndpointKinds: registry().EndpointKinds()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -55,12 +55,12 @@ func canarySandbox(t *testing.T) {
 	}
 	planPath := smallRollout(t, 6)
 	nxExt := &nxfake.Extension{}
-	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Faults: fault.Config{ErrorRate: 0.1, LostRate: 0.05, DropRate: 0.02}}, append([]sandbox.Extension{nxExt}, sandboxExtensions()[1:]...)...)
+	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Faults: fault.Config{ErrorRate: 0.1, LostRate: 0.05, DropRate: 0.02}}, sandboxExtensions(nxExt)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	p, err := plan.Load(planPath, plan.LoadOptions{Sections: registry().Sections(), Getenv: func(k string) (string, bool) { v, ok := canaries[k]; return v, ok }})
+	p, err := plan.Load(planPath, plan.LoadOptions{Sections: registry().Sections(), EndpointKinds: registry().EndpointKinds(), Getenv: func(k string) (string, bool) { v, ok := canaries[k]; return v, ok }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -233,10 +233,8 @@ func targetOf(p *plan.Plan, sandboxMode string) map[string]string {
 	t := make(map[string]string, len(p.Endpoints))
 	for name, ep := range p.Endpoints {
 		id := ep.Kind + " " + ep.URL
-		for _, f := range [][2]string{{"user", ep.Auth.Username}, {"client_id", ep.Auth.ClientID}, {"license", ep.Auth.LicenseID}, {"account", ep.Auth.AccountID}} {
-			if f[1] != "" {
-				id += " " + f[0] + "=" + f[1]
-			}
+		for _, f := range ep.Identity {
+			id += " " + f
 		}
 		if sandboxMode != "" {
 			id = sandboxMode + " standing in for " + id
@@ -250,7 +248,8 @@ func targetOf(p *plan.Plan, sandboxMode string) map[string]string {
 // as a bad-input error.
 func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*loaded, error) {
 	reg := registry()
-	o := plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars, Secrets: c.secrets}
+	o := reg.LoadOptions()
+	o.Vars, o.Secrets = c.vars, c.secrets
 	var sp *sandboxSecrets
 	if c.sandbox || c.sandboxURL != "" {
 		sp = &sandboxSecrets{}
@@ -282,8 +281,9 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 		if u, err := url.Parse(c.sandboxURL); err != nil || u.Scheme != "http" || u.Host == "" {
 			return nil, c.flagErr("--sandbox-url %q: want http://HOST:PORT", c.sandboxURL)
 		}
-		sandbox.Rewrite(p, c.sandboxURL)
-		b.ServerURL = sandbox.ServerURL(c.sandboxURL)
+		ext := sandboxExtensions()
+		sandbox.Rewrite(p, c.sandboxURL, ext...)
+		b.ServerURL = sandbox.ServerURL(c.sandboxURL, ext...)
 		b.TLSOverride = &plan.TLS{}
 	}
 	if c.sandbox {

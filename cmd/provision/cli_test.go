@@ -306,7 +306,7 @@ func TestCLI_PlanProbe_ReportsWhatExistsRemotely(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: registry().Sections()})
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: registry().Sections(), EndpointKinds: registry().EndpointKinds()})
 	if err != nil {
 		t.Fatal(err)
 	}

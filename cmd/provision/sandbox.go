@@ -100,7 +100,7 @@ func startSandbox(_ context.Context, p *plan.Plan, b *providers.Build, faults fa
 		sb.Close()
 		return nil, err
 	}
-	b.ServerURL = sandbox.ServerURL(sb.URL())
+	b.ServerURL = sb.ServerURL()
 	b.TLSOverride = &plan.TLS{}
 	return &sandboxRun{sb: sb}, nil
 }
@@ -142,7 +142,9 @@ in-process.`)
 	}
 	reg := registry()
 	sp := &sandboxSecrets{}
-	p, err := plan.Load(pos[0], plan.LoadOptions{Sections: reg.Sections(), Vars: c.vars, Getenv: sp.getenv})
+	o := reg.LoadOptions()
+	o.Vars, o.Getenv = c.vars, sp.getenv
+	p, err := plan.Load(pos[0], o)
 	if err != nil {
 		return withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", pos[0], indent(err)))
 	}

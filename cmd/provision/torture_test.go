@@ -141,12 +141,12 @@ func TestTorture_RolloutUnderFaultsAndKills(t *testing.T) {
 	// Pages of 3 systems, so that the organization lists an in-doubt lookup reads
 	// span pages.
 	nxExt := &nxfake.Extension{PageSize: 3}
-	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Faults: faults, TokenLifetime: 30 * time.Second}, append([]sandbox.Extension{nxExt}, sandboxExtensions()[1:]...)...)
+	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Faults: faults, TokenLifetime: 30 * time.Second}, sandboxExtensions(nxExt)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	p, err := plan.Load(planPath, plan.LoadOptions{Sections: registry().Sections(), Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	p, err := plan.Load(planPath, plan.LoadOptions{Sections: registry().Sections(), EndpointKinds: registry().EndpointKinds(), Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	if err != nil {
 		t.Fatal(err)
 	}

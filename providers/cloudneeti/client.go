@@ -42,17 +42,18 @@ type Client struct {
 
 // checkAuth validates the endpoint's auth fields (all problems at once).
 func checkAuth(a plan.Auth) error {
+	apiKey, license, account := a.ExtraSecrets[AuthAPIKey], a.Extra[AuthLicenseID], a.Extra[AuthAccountID]
 	var errs []error
 	if a.Type != "" && a.Type != "cloudneeti" && a.Type != "license-token" {
 		errs = append(errs, fmt.Errorf("auth.type: %q is not supported by cloudneeti endpoints (leave it out)", a.Type))
 	}
-	if a.APIKey.IsZero() {
+	if apiKey.IsZero() {
 		errs = append(errs, errors.New("auth.api_key: required (the API portal subscription key, sent as Ocp-Apim-Subscription-Key)"))
 	}
-	if a.LicenseID == "" {
+	if license == "" {
 		errs = append(errs, errors.New("auth.license_id: required (the Cloudneeti license id)"))
-	} else if strings.ContainsAny(a.LicenseID, "/?#% ") {
-		errs = append(errs, fmt.Errorf("auth.license_id: %q is not a license id", a.LicenseID))
+	} else if strings.ContainsAny(license, "/?#% ") {
+		errs = append(errs, fmt.Errorf("auth.license_id: %q is not a license id", license))
 	}
 	if a.ClientID == "" {
 		errs = append(errs, errors.New("auth.client_id: required (the API application id)"))
@@ -60,7 +61,7 @@ func checkAuth(a plan.Auth) error {
 	if a.ClientSecret.IsZero() {
 		errs = append(errs, errors.New("auth.client_secret: required (the API application secret)"))
 	}
-	if a.AccountID != "" {
+	if account != "" {
 		// An endpoint-wide account token would be refused by onboarding, the account
 		// list and the API scope, which take the license token.
 		errs = append(errs, errors.New("auth.account_id: not allowed: the client asks for the license token and for one account token per account itself; remove it"))
@@ -76,13 +77,14 @@ func NewClient(ep *plan.Endpoint, red *plan.Redactor) (*Client, error) {
 	if err := checkAuth(a); err != nil {
 		return nil, err
 	}
-	ts := &tokenSet{red: red, key: a.APIKey, license: a.LicenseID, appID: a.ClientID, secret: a.ClientSecret, m: map[string]*rest.TokenAuth{}}
+	license := a.Extra[AuthLicenseID]
+	ts := &tokenSet{red: red, key: a.ExtraSecrets[AuthAPIKey], license: license, appID: a.ClientID, secret: a.ClientSecret, m: map[string]*rest.TokenAuth{}}
 	rc, err := rest.New(rest.Config{Name: ep.Name, BaseURL: ep.URL, TLS: ep.TLS, Limits: ep.Limits, Timeout: ep.Timeout.D(),
 		Auth: ts, DecodeError: DecodeError, Expired: expired})
 	if err != nil {
 		return nil, err
 	}
-	return &Client{rc: rc, tokens: ts, license: a.LicenseID, PollEvery: DefaultPollEvery, PollFor: DefaultPollFor}, nil
+	return &Client{rc: rc, tokens: ts, license: license, PollEvery: DefaultPollEvery, PollFor: DefaultPollFor}, nil
 }
 
 // tokenSet is the rest.Authenticator of a Cloudneeti client: one token per

@@ -97,7 +97,7 @@ func build(t *testing.T, url, auth string, fields ...string) (*providers.Task, e
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Vars: map[string]string{"url": url}, Getenv: getenv})
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}, Vars: map[string]string{"url": url}, Getenv: getenv})
 	if err != nil {
 		return nil, err
 	}
@@ -510,7 +510,7 @@ func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"CLOUDNEETI_API_KEY": apiKey, "CLOUDNEETI_APP_SECRET": appSecret, "AZURE_APP_SECRET": azureSecret}
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Vars: map[string]string{"cloudneeti_url": ts.URL},
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}, Vars: map[string]string{"cloudneeti_url": ts.URL},
 		Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	if err != nil {
 		t.Fatal(err)

@@ -43,17 +43,11 @@ func Kinds() []providers.Kind {
 	}
 }
 
-// Prober is what every edge action offers besides Apply: a read-only look at
-// whether its object exists (for a dry run that reads the API; the same method set
-// as the engine's optional prober).
-type Prober interface {
-	Probe(ctx context.Context, x *providers.Exec) (exists bool, detail string, err error)
-}
-
 var (
-	_ providers.Kind   = (*Kind[UserSpec, *UserSpec])(nil)
-	_ providers.Action = (*action[UserSpec, *UserSpec])(nil)
-	_ Prober           = (*action[UserSpec, *UserSpec])(nil)
+	_ providers.Kind             = (*Kind[UserSpec, *UserSpec])(nil)
+	_ providers.EndpointDeclarer = (*Kind[UserSpec, *UserSpec])(nil)
+	_ providers.Action           = (*action[UserSpec, *UserSpec])(nil)
+	_ providers.Prober           = (*action[UserSpec, *UserSpec])(nil)
 )
 
 // spec is what every section's spec does: defaults and validation at build time,
@@ -346,9 +340,6 @@ var (
 	projectRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 )
-
-// hasRef reports whether v still holds an output reference (resolved at run time,
-// validated by the API then).
 
 // passwordProblem applies the platform's rule: 8-20 characters with at least one
 // upper-case letter, one lower-case letter and one digit. It never quotes the value.

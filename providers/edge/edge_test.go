@@ -462,14 +462,14 @@ func TestProbe_ReportsWhatExists(t *testing.T) {
 	w.build(testPlan)
 	order := []string{"retail-admin", "retail", "retail-operator", "label-eu", "gw-a", "retail-apps", "retail-registry", "people-counter"}
 	for _, id := range order {
-		exists, _, err := w.tasks[id].Action.(Prober).Probe(t.Context(), w.exec(w.tasks[id], 1, false, nil, nil))
+		exists, _, err := w.tasks[id].Action.(providers.Prober).Probe(t.Context(), w.exec(w.tasks[id], 1, false, nil, nil))
 		if err != nil || exists {
 			t.Fatalf("%s before: exists %v err %v", id, exists, err)
 		}
 	}
 	w.mustApply(order...)
 	for _, id := range order {
-		exists, detail, err := w.tasks[id].Action.(Prober).Probe(t.Context(), w.exec(w.tasks[id], 1, false, nil, nil))
+		exists, detail, err := w.tasks[id].Action.(providers.Prober).Probe(t.Context(), w.exec(w.tasks[id], 1, false, nil, nil))
 		if err != nil || !exists || detail == "" {
 			t.Fatalf("%s after: exists %v %q err %v", id, exists, detail, err)
 		}

@@ -135,7 +135,9 @@ func (w *world) load(text string) (*plan.Plan, error) {
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		w.t.Fatal(err)
 	}
-	return plan.Load(p, plan.LoadOptions{Sections: sections(), Vars: map[string]string{"edge_url": w.ts.URL},
+	// A kind edge does not talk to, with the same auth keys, for the wrong-kind checks.
+	other := plan.EndpointKind{Name: "http", Auth: endpointKind.Auth}
+	return plan.Load(p, plan.LoadOptions{Sections: sections(), EndpointKinds: []plan.EndpointKind{endpointKind, other}, Vars: map[string]string{"edge_url": w.ts.URL},
 		Getenv: func(k string) (string, bool) { v, ok := secrets[k]; return v, ok }})
 }
 

@@ -56,7 +56,7 @@ func build(t *testing.T, url, item string) *providers.Task {
 	text := "version: 1\nname: h\nendpoints:\n  api: {kind: http, url: \"" + url + "\"}\nhttp:\n  items:\n" + item
 	p := filepath.Join(t.TempDir(), "p.yaml")
 	os.WriteFile(p, []byte(text), 0o600)
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}})
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}})
 	if err != nil {
 		t.Fatal(err)
 	}

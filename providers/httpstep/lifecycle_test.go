@@ -62,7 +62,7 @@ func buildAll(t *testing.T, url, items string) (*providers.Build, map[string]*pr
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}})
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestLifecycle_Build_RejectsADeleteThatNamesNoOutput(t *testing.T) {
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}})
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestSpecJSON_MasksSecretHeadersAndBody(t *testing.T) {
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Getenv: func(string) (string, bool) { return "s3cr3t-canary", true }})
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}, Getenv: func(string) (string, bool) { return "s3cr3t-canary", true }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func loadHTTP(t *testing.T, api, items string) (*plan.Plan, []*providers.Task, e
 	text := "version: 1\nname: h\nendpoints:\n  api: {kind: http, url: \"" + api + "\", auth: {type: bearer, token: \"${env.API_TOKEN}\"}}\nhttp:\n  items:\n" + items
 	p := filepath.Join(t.TempDir(), "p.yaml")
 	os.WriteFile(p, []byte(text), 0o600)
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Getenv: func(string) (string, bool) { return "bearer-canary-token-31", true }})
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}, Getenv: func(string) (string, bool) { return "bearer-canary-token-31", true }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func (e *env) load(text string) (*plan.Plan, error) {
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
-	return plan.Load(p, plan.LoadOptions{Sections: sectionNames(), Vars: map[string]string{"cloud_url": e.ts.URL},
+	return plan.Load(p, plan.LoadOptions{Sections: sectionNames(), EndpointKinds: []plan.EndpointKind{endpointKind}, Vars: map[string]string{"cloud_url": e.ts.URL},
 		Getenv: func(k string) (string, bool) { v, ok := secrets[k]; return v, ok }})
 }
 

@@ -25,12 +25,14 @@ const (
 func Kinds() []providers.Kind { return []providers.Kind{&SystemKind{}, &ShareKind{}} }
 
 var (
-	_ providers.Kind   = (*SystemKind)(nil)
-	_ providers.Kind   = (*ShareKind)(nil)
-	_ providers.Action = (*systemAction)(nil)
-	_ providers.Action = (*shareAction)(nil)
-	_ providers.Prober = (*systemAction)(nil)
-	_ providers.Prober = (*shareAction)(nil)
+	_ providers.Kind             = (*SystemKind)(nil)
+	_ providers.Kind             = (*ShareKind)(nil)
+	_ providers.EndpointDeclarer = (*SystemKind)(nil)
+	_ providers.EndpointDeclarer = (*ShareKind)(nil)
+	_ providers.Action           = (*systemAction)(nil)
+	_ providers.Action           = (*shareAction)(nil)
+	_ providers.Prober           = (*systemAction)(nil)
+	_ providers.Prober           = (*shareAction)(nil)
 )
 
 // Roles are the documented cloud access roles.

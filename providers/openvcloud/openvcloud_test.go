@@ -92,7 +92,7 @@ func loadPlan(t *testing.T, text, url string) (*plan.Plan, error) {
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return plan.Load(p, plan.LoadOptions{Sections: []string{Section}, Vars: map[string]string{"url": url}, Getenv: getenv})
+	return plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}, Vars: map[string]string{"url": url}, Getenv: getenv})
 }
 
 // build loads basePlan with auth and the item's extra fields (one "key: value" per
@@ -589,7 +589,7 @@ func TestCloudSpace_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	if err := os.WriteFile(p, text, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section},
+	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind},
 		Vars:   map[string]string{"ovc_url": ts.URL, "ovc_token_url": ts.URL + "/v1/oauth/access_token"},
 		Getenv: func(k string) (string, bool) { return appSecret, k == "OVC_CLIENT_SECRET" }})
 	if err != nil {

@@ -39,9 +39,9 @@
 //     the in-doubt object is found and deleted too; nothing is left but what was
 //     there before and what must stay.
 //
-// Wiring a provider takes one test function in its package. For OpenvCloud it would
-// read as below (the plan text and the route list are the provider's own; the
-// lead or the provider's engineer wires openvcloud, cloudneeti and edge this way):
+// Wiring a provider takes one test function in its package (every provider has one:
+// contract_test.go). OpenvCloud's reads about as below (the plan text and the route
+// list are the provider's own):
 //
 //	func TestOpenvCloud_Contract(t *testing.T) {
 //		providertest.Run(t, providertest.Target{
@@ -66,7 +66,8 @@
 //
 // What each field must hold:
 //
-//   - Kinds: every kind the plan uses (the plan may only use their sections).
+//   - Kinds: every kind the plan uses (the plan may only use their sections, and
+//     endpoints of the kinds they declare: providers.EndpointDeclarer).
 //   - Secrets: the environment the plan's ${env.NAME} references resolve from; the
 //     fake must accept these values as the credentials.
 //   - Creates: every non-idempotent create the provider sends (method and a path
@@ -381,7 +382,7 @@ func (e *env) buildAll() (*plan.Plan, *providers.Build, []*providers.Task) {
 	for _, k := range e.target.Kinds {
 		sections = append(sections, k.Section())
 	}
-	pl, err := plan.Load(filepath.Join(e.dir, "plan.yaml"), plan.LoadOptions{Sections: sections,
+	pl, err := plan.Load(filepath.Join(e.dir, "plan.yaml"), plan.LoadOptions{Sections: sections, EndpointKinds: providers.NewRegistry(e.target.Kinds...).EndpointKinds(),
 		Getenv: func(k string) (string, bool) { v, ok := e.target.Secrets[k]; return v, ok }})
 	if err != nil {
 		e.t.Fatalf("plan: %v", err)

@@ -1,8 +1,11 @@
-// Package sandbox serves the fake vendor APIs on one local listener, so that plans
-// run end to end without any vendor account. Each plan endpoint gets its own fake,
-// mounted under /<endpoint name>/ and configured to accept the credentials the plan
-// gives for it; per-item servers (Nx servers) are served by one farm under
-// /nx-servers/. Fault switches apply to every fake.
+// Package sandbox serves fake APIs on one local listener, so that plans run end to
+// end without any vendor account. It knows no vendor: extensions (one per vendor
+// fake package) say which endpoint kinds they serve, mount a fake per endpoint, and,
+// where a plan needs more than its endpoint URLs pointed at the sandbox, rewrite an
+// endpoint (EndpointRewriter) or route the URLs of per-item servers
+// (ServerRouter). Each plan endpoint gets its own fake, mounted under /<endpoint
+// name>/ and configured to accept the credentials the plan gives for it. Fault
+// switches apply to every fake.
 package sandbox
 
 import (
@@ -10,7 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,7 +21,6 @@ import (
 
 	"provision/plan"
 	"provision/providers/fault"
-	"provision/providers/httpstep/httpfake"
 )
 
 // Options configure a sandbox.
@@ -41,35 +43,78 @@ type Reporter interface {
 	Report() any
 }
 
-// ServersPrefix is where per-item servers (Nx servers) are served.
-const ServersPrefix = "/nx-servers/"
+// Extension serves the fakes of some endpoint kinds.
+type Extension interface {
+	// Kinds lists the endpoint kinds the extension serves; no two extensions of a
+	// sandbox may serve the same kind.
+	Kinds() []string
+	// Mount creates (or reuses) the fake for an endpoint and returns it; base is the
+	// URL the endpoint is served at. It may mount more handlers (Sandbox.Handle).
+	Mount(s *Sandbox, ep *plan.Endpoint, base string) (Fake, error)
+}
+
+// EndpointRewriter is implemented by extensions whose endpoints need more than
+// their URL pointed at the sandbox, e.g. a token URL on another host. Rewrite is
+// called after ep.URL was set to the sandbox URL of the endpoint (and its TLS
+// options dropped), also when the sandbox runs in another process
+// (Rewrite with the same extensions).
+type EndpointRewriter interface {
+	Rewrite(ep *plan.Endpoint)
+}
+
+// ServerRouter is implemented by extensions whose fakes also play per-item servers:
+// servers whose URLs come from item fields, not from endpoints. ServerURL maps such
+// a URL to where a sandbox served at base plays it; ok is false for a URL the
+// extension does not serve.
+type ServerRouter interface {
+	ServerURL(base, raw string) (url string, ok bool)
+}
 
 // Rewrite points every endpoint of p at a sandbox served at base: endpoint NAME is
 // served at base/NAME. TLS options are dropped (the sandbox speaks plain HTTP on
-// loopback) and absolute token URLs (OpenvCloud's ItsYou.online) move to the fake.
-func Rewrite(p *plan.Plan, base string) {
+// loopback); then the extension serving each endpoint's kind may rewrite it further
+// (EndpointRewriter).
+func Rewrite(p *plan.Plan, base string, ext ...Extension) {
 	base = strings.TrimRight(base, "/")
 	for _, name := range p.EndpointOrder {
 		ep := p.Endpoints[name]
 		ep.URL = base + "/" + name
 		ep.TLS = plan.TLS{}
-		if ep.Kind == "openvcloud" && (strings.HasPrefix(ep.Auth.TokenURL, "http://") || strings.HasPrefix(ep.Auth.TokenURL, "https://")) {
-			ep.Auth.TokenURL = ep.URL + "/v1/oauth/access_token"
+		if rw, ok := extensionFor(ext, ep.Kind).(EndpointRewriter); ok {
+			rw.Rewrite(ep)
 		}
 	}
 }
 
-// ServerURL returns the mapping of per-item server URLs (https://10.0.0.5:7001) to
-// the sandbox's server farm (base/nx-servers/10.0.0.5:7001).
-func ServerURL(base string) func(string) string {
+// ServerURL returns the mapping of per-item server URLs to a sandbox served at
+// base: the first extension that routes a URL (ServerRouter) says where; a URL no
+// extension routes is left as it is.
+func ServerURL(base string, ext ...Extension) func(string) string {
 	base = strings.TrimRight(base, "/")
-	return func(raw string) string {
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
-			return raw
+	var routers []ServerRouter
+	for _, e := range ext {
+		if r, ok := e.(ServerRouter); ok {
+			routers = append(routers, r)
 		}
-		return base + strings.TrimSuffix(ServersPrefix, "/") + "/" + u.Host + strings.TrimRight(u.Path, "/")
 	}
+	return func(raw string) string {
+		for _, r := range routers {
+			if u, ok := r.ServerURL(base, raw); ok {
+				return u
+			}
+		}
+		return raw
+	}
+}
+
+// extensionFor returns the extension that serves kind, or nil.
+func extensionFor(ext []Extension, kind string) Extension {
+	for _, e := range ext {
+		if slices.Contains(e.Kinds(), kind) {
+			return e
+		}
+	}
+	return nil
 }
 
 // Sandbox is a set of running fakes. Safe for concurrent use.
@@ -82,27 +127,25 @@ type Sandbox struct {
 	mu    sync.Mutex
 	fakes map[string]Fake // by endpoint name
 	kinds map[string]string
-	// HTTP fakes by endpoint name (for tests and reports).
-	HTTP map[string]*httpfake.Server
-	ext  []Extension
-}
-
-// Extension adds fakes for endpoint kinds beyond the built-in ones.
-type Extension interface {
-	// Kinds lists the endpoint kinds the extension serves.
-	Kinds() []string
-	// Mount creates (or reuses) the fake for an endpoint and returns it; base is the
-	// URL the endpoint is served at. It may rewrite ep (e.g. an absolute token URL).
-	Mount(s *Sandbox, ep *plan.Endpoint, base string) (Fake, error)
+	ext   []Extension
 }
 
 // Start listens on addr ("127.0.0.1:0" for any free port) and serves.
 func Start(addr string, o Options, ext ...Extension) (*Sandbox, error) {
+	served := map[string]bool{}
+	for _, e := range ext {
+		for _, k := range e.Kinds() {
+			if served[k] {
+				return nil, fmt.Errorf("sandbox: two extensions serve endpoint kind %q", k)
+			}
+			served[k] = true
+		}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: listen %s: %w", addr, err)
 	}
-	s := &Sandbox{opts: o, mux: http.NewServeMux(), ln: ln, fakes: map[string]Fake{}, kinds: map[string]string{}, HTTP: map[string]*httpfake.Server{}, ext: ext}
+	s := &Sandbox{opts: o, mux: http.NewServeMux(), ln: ln, fakes: map[string]Fake{}, kinds: map[string]string{}, ext: ext}
 	s.base = "http://" + ln.Addr().String()
 	s.srv = &http.Server{Handler: s.mux}
 	s.mux.HandleFunc("GET /_sandbox/report", s.report)
@@ -125,41 +168,26 @@ func (s *Sandbox) Handle(prefix string, h http.Handler) {
 func (s *Sandbox) Close() error { return s.srv.Close() }
 
 // Attach points every endpoint of p at a fake, creating fakes as needed. The
-// endpoints' URLs (and TLS options) are rewritten in place.
+// endpoints are rewritten in place (Rewrite).
 func (s *Sandbox) Attach(p *plan.Plan) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, name := range p.EndpointOrder {
 		ep := p.Endpoints[name]
 		base := s.base + "/" + name
-		var f Fake
-		switch ep.Kind {
-		case "http":
-			hf := httpfake.New(httpfake.Options{ClientID: ep.Auth.ClientID, ClientSecret: ep.Auth.ClientSecret.Reveal(), Faults: s.opts.Faults})
-			s.HTTP[name] = hf
-			f = httpFake{hf}
-			// The fake speaks /v1/... at its root: keep the plan's path prefix out.
-		default:
-			var err error
-			for _, e := range s.ext {
-				for _, k := range e.Kinds() {
-					if k == ep.Kind {
-						f, err = e.Mount(s, ep, base)
-					}
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("endpoint %s: %w", name, err)
-			}
-			if f == nil {
-				return fmt.Errorf("endpoint %s: the sandbox has no fake for kind %q", name, ep.Kind)
-			}
+		e := extensionFor(s.ext, ep.Kind)
+		if e == nil {
+			return fmt.Errorf("endpoint %s: the sandbox has no fake for kind %q", name, ep.Kind)
+		}
+		f, err := e.Mount(s, ep, base)
+		if err != nil {
+			return fmt.Errorf("endpoint %s: %w", name, err)
 		}
 		s.fakes[name] = f
 		s.kinds[name] = ep.Kind
 		s.Handle("/"+name+"/", f)
 	}
-	Rewrite(p, s.base)
+	Rewrite(p, s.base, s.ext...)
 	return nil
 }
 
@@ -183,22 +211,6 @@ func (s *Sandbox) report(w http.ResponseWriter, _ *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(s.Report())
-}
-
-type httpFake struct{ *httpfake.Server }
-
-func (h httpFake) Injector() *fault.Injector { return h.Faults }
-
-func (h httpFake) Report() any {
-	creates := h.Creates()
-	var dups []string
-	for name, n := range creates {
-		if n > 1 {
-			dups = append(dups, fmt.Sprintf("%s (created %d times)", name, n))
-		}
-	}
-	sort.Strings(dups)
-	return map[string]any{"objects": len(h.Objects()), "created_names": len(creates), "duplicates": dups}
 }
 
 // SetFaults changes the fault switches of every fake.
@@ -245,3 +257,6 @@ func (s *Sandbox) Endpoints() []string {
 	sort.Strings(out)
 	return out
 }
+
+// ServerURL maps the URLs of per-item servers to this sandbox (see ServerURL).
+func (s *Sandbox) ServerURL() func(string) string { return ServerURL(s.base, s.ext...) }

@@ -19,12 +19,12 @@ func (Extension) Kinds() []string { return []string{"cloudneeti"} }
 // Mount implements sandbox.Extension.
 func (Extension) Mount(s *sandbox.Sandbox, ep *plan.Endpoint, _ string) (sandbox.Fake, error) {
 	o := DemoOptions()
-	a := ep.Auth
-	if !a.APIKey.IsZero() {
-		o.SubscriptionKeys = append(o.SubscriptionKeys, a.APIKey.Reveal())
+	a := ep.Auth // keys as cloudneeti's endpoint kind declares them (AuthAPIKey, AuthLicenseID)
+	if key := a.ExtraSecrets["api_key"]; !key.IsZero() {
+		o.SubscriptionKeys = append(o.SubscriptionKeys, key.Reveal())
 	}
-	if a.LicenseID != "" && a.ClientID != "" {
-		o.Licenses = append(o.Licenses, License{ID: a.LicenseID, Apps: []App{{ID: a.ClientID, Secret: a.ClientSecret.Reveal()}}})
+	if lic := a.Extra["license_id"]; lic != "" && a.ClientID != "" {
+		o.Licenses = append(o.Licenses, License{ID: lic, Apps: []App{{ID: a.ClientID, Secret: a.ClientSecret.Reveal()}}})
 	}
 	o.Faults, o.TokenLifetime = s.Options().Faults, s.Options().TokenLifetime
 	return fake{New(o)}, nil

@@ -2,6 +2,8 @@ package nxfake
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 
 	"provision/plan"
@@ -11,7 +13,8 @@ import (
 
 // Extension serves nx-cloud endpoints for the sandbox: one World shared by all of
 // them (so servers bound through any endpoint reach the same cloud), its farm
-// mounted at sandbox.ServersPrefix (the farm sees /{serverKey}/rest/v3/...). Every
+// mounted at SandboxServersPrefix (the farm sees /{serverKey}/rest/v3/...), where
+// the sandbox routes every per-item server URL (the Nx servers of nx_systems). Every
 // endpoint's account is added to the cloud with the password the plan gives.
 type Extension struct {
 	// PageSize, when set, is the page size of the partners API's lists (Options.PageSize).
@@ -21,7 +24,13 @@ type Extension struct {
 	World *World
 }
 
-var _ sandbox.Extension = (*Extension)(nil)
+// SandboxServersPrefix is where the sandbox serves the farm.
+const SandboxServersPrefix = "/nx-servers/"
+
+var (
+	_ sandbox.Extension    = (*Extension)(nil)
+	_ sandbox.ServerRouter = (*Extension)(nil)
+)
 
 // Kinds implements sandbox.Extension.
 func (e *Extension) Kinds() []string { return []string{"nx-cloud"} }
@@ -31,10 +40,21 @@ func (e *Extension) Mount(s *sandbox.Sandbox, ep *plan.Endpoint, _ string) (sand
 	e.once.Do(func() {
 		o := s.Options()
 		e.World = New(Options{Faults: o.Faults, TokenLifetime: o.TokenLifetime, SessionLifetime: o.TokenLifetime, PageSize: e.PageSize})
-		s.Handle(sandbox.ServersPrefix, e.World.Farm())
+		s.Handle(SandboxServersPrefix, e.World.Farm())
 	})
 	e.World.AddAccount(ep.Auth.Username, ep.Auth.Password.Reveal())
 	return cloudFake{e.World}, nil
+}
+
+// ServerURL implements sandbox.ServerRouter: https://10.0.0.5:7001 is played at
+// base/nx-servers/10.0.0.5:7001 (with the URL's path, if any). A URL without a host
+// is not routed.
+func (e *Extension) ServerURL(base, raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return raw, false
+	}
+	return strings.TrimRight(base, "/") + strings.TrimSuffix(SandboxServersPrefix, "/") + "/" + u.Host + strings.TrimRight(u.Path, "/"), true
 }
 
 type cloudFake struct{ w *World }
