@@ -27,7 +27,8 @@ widgets:
 
 func parse(t *testing.T) *plan.Plan {
 	t.Helper()
-	pl, err := plan.Parse("p.yaml", []byte(widgetsPlan), plan.LoadOptions{Sections: []string{"widgets"}})
+	pl, err := plan.Parse("p.yaml", []byte(widgetsPlan), plan.LoadOptions{Sections: []string{"widgets"},
+		EndpointKinds: []plan.EndpointKind{{Name: "http"}, {Name: "edge"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
