@@ -290,7 +290,7 @@ type checker struct {
 
 // node returns the value node of a top-level field, or nil.
 func (c *checker) node(field string) *yaml.Node {
-	return providers.FieldNode(c.item.Fields, field)
+	return providers.FieldNode(c.item.Fields(), field)
 }
 
 // pos is the position of a field's value, or of the item when the field is absent.

@@ -101,7 +101,7 @@ type problems struct {
 func (p *problems) add(path []any, format string, args ...any) {
 	pos := p.item.Pos
 	for i := len(path); i > 0; i-- {
-		if n := providers.FieldNode(p.item.Fields, path[:i]...); n != nil {
+		if n := providers.FieldNode(p.item.Fields(), path[:i]...); n != nil {
 			pos = plan.NodePos(p.item.Pos.File, n)
 			break
 		}
@@ -228,7 +228,7 @@ func systemItems(b *providers.Build) map[string]bool {
 // cloudClient returns the shared client of an nx-cloud endpoint (validating its auth).
 func cloudClient(b *providers.Build, p *problems, name string) *Cloud {
 	pos := p.item.Pos
-	if n := providers.FieldNode(p.item.Fields, "cloud"); n != nil {
+	if n := providers.FieldNode(p.item.Fields(), "cloud"); n != nil {
 		pos = plan.NodePos(p.item.Pos.File, n)
 	}
 	if name == "" {
