@@ -81,7 +81,7 @@ type loader struct {
 	sections    map[string]bool
 	declared    []string // var names, sorted
 	names       map[string]nameInfo
-	namesRoom   int // items names can hold without growing (see reserveNames)
+	namesRoom   int  // items names can hold without growing (see reserveNames)
 	brokenNames bool // an entry could not be expanded: its names are unknown
 	pending     []pendingDeps
 	csvCache    map[string]csvCached
