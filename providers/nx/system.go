@@ -9,6 +9,7 @@ import (
 
 	"provision/plan"
 	"provision/providers"
+	"provision/providers/rest"
 	"provision/state"
 )
 
@@ -209,8 +210,18 @@ func (a *systemAction) server() (*Server, error) {
 	if a.b.Plan != nil {
 		red = a.b.Plan.Redactor
 	}
+	// The servers' clients share transports (one per TLS configuration): a client
+	// per server, not a transport and its idle connections per server.
+	tp, err := a.b.Clients.Get("nx-server-transports", func() (any, error) { return &rest.Transports{}, nil })
+	if err != nil {
+		return nil, err
+	}
 	c, err := a.b.Clients.Get("nx-server:"+u, func() (any, error) {
-		return NewServer(a.name, u, tls, a.s.Admin.Username, creds, red)
+		rt, err := tp.(*rest.Transports).Get(tls, 0)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", a.name, err)
+		}
+		return NewServer(a.name, u, rt, a.s.Admin.Username, creds, red)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", a.s.URL, err)
