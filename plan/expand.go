@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -640,6 +641,9 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 			depTs = append(depTs, depT{t, l.pos(d)})
 		}
 	}
+	if len(depTs) > 0 && rows >= 1024 {
+		l.pending = slices.Grow(l.pending, int(rows))
+	}
 	var staticDeps []depRef
 	depsDyn := false
 	for _, d := range depTs {
@@ -717,12 +721,16 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 	}
 }
 
-// reserveNames makes room in l.names for rows more names at once: a map that grows
-// one name at a time rehashes every name it holds at each doubling, which is a tenth
-// of the time to validate a plan at the item limit. Small entries are left to the
-// map.
+// reserveNames makes room in l.names (and the plan's items) for rows more names at
+// once: a map that grows one name at a time rehashes every name it holds at each
+// doubling, which is a tenth of the time to validate a plan at the item limit. Small
+// entries are left to the map.
 func (l *loader) reserveNames(rows float64) {
-	if rows < 1024 || float64(len(l.names))+rows <= float64(l.namesRoom) {
+	if rows < 1024 {
+		return
+	}
+	l.p.Items = slices.Grow(l.p.Items, int(rows))
+	if float64(len(l.names))+rows <= float64(l.namesRoom) {
 		return
 	}
 	room := min(2*(len(l.names)+int(rows)), max(l.o.MaxItems, len(l.names)+int(rows)))
