@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -736,6 +737,42 @@ func TestLoad_CheckSecrets_ReadsNoValue(t *testing.T) {
 	for _, want := range []string{"p.yaml:4:", "missing.key", "p.yaml:5:", "adir is not a regular file", "p.yaml:6:", "not an environment variable name"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestItem_FieldsIsTheSameTreeOnEveryCall: an item keeps its row's values and builds
+// its tree on each call; every call (also concurrent ones) gives the same tree, in
+// nodes of its own wherever the tree depends on the row, so that a caller that
+// changed one could not change the item.
+func TestItem_FieldsIsTheSameTreeOnEveryCall(t *testing.T) {
+	pl, err := Load("testdata/good/features.yaml", optsFor("features.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range pl.Items {
+		want, err := yaml.Marshal(sortedNode(it.Fields()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees := make([]*yaml.Node, 4)
+		var wg sync.WaitGroup
+		for i := range trees {
+			wg.Add(1)
+			go func() { defer wg.Done(); trees[i] = it.Fields() }()
+		}
+		wg.Wait()
+		for _, tr := range trees {
+			got, err := yaml.Marshal(sortedNode(tr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("%s: another call gave\n%s\nwant\n%s", it.Name, got, want)
+			}
+		}
+		if trees[0] == trees[1] && it.shape.root.dyn {
+			t.Errorf("%s: two calls share a root that depends on the row", it.Name)
 		}
 	}
 }
