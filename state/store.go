@@ -136,55 +136,9 @@ type writeReq struct {
 // fs.ErrNotExist (read-only, no file) and name the path. Opening never modifies a
 // file that fails any check.
 func Open(path string, o Options) (*Store, error) {
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = DefaultLockTimeout
-	}
-	if o.KDFIterations == 0 {
-		o.KDFIterations = DefaultKDFIterations
-	}
-	if o.KDFIterations < MinKDFIterations || o.KDFIterations > maxKDFIterations {
-		return nil, fmt.Errorf("open state %s: key derivation count %d out of range [%d, %d]", path, o.KDFIterations, MinKDFIterations, maxKDFIterations)
-	}
-	if err := checkKeyText(o.Key); err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
-	}
-	var notes []string
-	if !o.ReadOnly {
-		for _, name := range removeLeftovers(path, time.Now()) {
-			notes = append(notes, fmt.Sprintf("removed %s, left in %s by a run killed while creating the state file", name, filepath.Dir(path)))
-		}
-	}
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) && o.ReadOnly:
-		return nil, fmt.Errorf("open state %s: no state file yet: %w", path, fs.ErrNotExist)
-	case errors.Is(err, fs.ErrNotExist):
-		if err := create(path, o.PlanName, o.Target); err != nil {
-			return nil, err
-		}
-	case err != nil:
-		return nil, fmt.Errorf("open state %s: %w", path, err)
-	case fi.IsDir():
-		return nil, fmt.Errorf("open state %s: is a directory", path)
-	case fi.Size() == 0:
-		// A file bbolt never initialised; provision creates state files atomically,
-		// so this was not written by it.
-		return nil, fmt.Errorf("open state %s: empty file (0 bytes): %w", path, ErrCorrupt)
-	}
-	h, err := checkHeader(path)
+	o, notes, err := vet(path, o)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("open state %s: %w", path, err)
-		}
-		return nil, fmt.Errorf("open state %s: %v: %w", path, err, ErrCorrupt)
-	}
-	if !o.ReadOnly && h.freelist == noFreelist {
-		// bbolt rebuilds a freelist that was not stored by walking every page, in a
-		// goroutine where a panic on a damaged page cannot be recovered, and then
-		// stores it (a write). Check the file first, read-only and from the outside.
-		if err := prevalidate(path, o); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	s, err := openDB(path, o)
 	if err != nil {
@@ -201,6 +155,64 @@ func Open(path string, o Options) (*Store, error) {
 		go s.writer()
 	}
 	return s, nil
+}
+
+// vet checks the options and the file before bbolt maps it (creating it unless
+// read-only): its size and meta pages with ordinary reads, and, for a file without
+// a stored freelist opened for writing, the whole file read-only. It returns the
+// options with their defaults and notes on leftovers it removed.
+func vet(path string, o Options) (Options, []string, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.KDFIterations == 0 {
+		o.KDFIterations = DefaultKDFIterations
+	}
+	if o.KDFIterations < MinKDFIterations || o.KDFIterations > maxKDFIterations {
+		return o, nil, fmt.Errorf("open state %s: key derivation count %d out of range [%d, %d]", path, o.KDFIterations, MinKDFIterations, maxKDFIterations)
+	}
+	if err := checkKeyText(o.Key); err != nil {
+		return o, nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	var notes []string
+	if !o.ReadOnly {
+		for _, name := range removeLeftovers(path, time.Now()) {
+			notes = append(notes, fmt.Sprintf("removed %s, left in %s by a run killed while creating the state file", name, filepath.Dir(path)))
+		}
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && o.ReadOnly:
+		return o, nil, fmt.Errorf("open state %s: no state file yet: %w", path, fs.ErrNotExist)
+	case errors.Is(err, fs.ErrNotExist):
+		if err := create(path, o.PlanName, o.Target); err != nil {
+			return o, nil, err
+		}
+	case err != nil:
+		return o, nil, fmt.Errorf("open state %s: %w", path, err)
+	case fi.IsDir():
+		return o, nil, fmt.Errorf("open state %s: is a directory", path)
+	case fi.Size() == 0:
+		// A file bbolt never initialised; provision creates state files atomically,
+		// so this was not written by it.
+		return o, nil, fmt.Errorf("open state %s: empty file (0 bytes): %w", path, ErrCorrupt)
+	}
+	h, err := checkHeader(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return o, nil, fmt.Errorf("open state %s: %w", path, err)
+		}
+		return o, nil, fmt.Errorf("open state %s: %v: %w", path, err, ErrCorrupt)
+	}
+	if !o.ReadOnly && h.freelist == noFreelist {
+		// bbolt rebuilds a freelist that was not stored by walking every page, in a
+		// goroutine where a panic on a damaged page cannot be recovered, and then
+		// stores it (a write). Check the file first, read-only and from the outside.
+		if err := prevalidate(path, o); err != nil {
+			return o, nil, err
+		}
+	}
+	return o, notes, nil
 }
 
 // Warnings returns what Open found questionable but not fatal: a state directory or

@@ -23,6 +23,15 @@ import (
 //   - walkFile checks the whole page tree with bounds-checked reads, for Check and
 //     before bbolt would walk it in a goroutine of its own (files that do not store
 //     their freelist), where nothing could recover a panic.
+//
+// bbolt's own tx.Check cannot replace the walk: it runs in a goroutine of its own,
+// where guard does not reach, and reads pages straight from the mapping, so a page
+// number past the end of the file kills the process there (a fault, not a panic:
+// TestCheck_BboltCheckAloneCrashesOnAPageTheWalkRefuses), and a reference cycle
+// recurses until the stack overflows. The walk therefore checks what bbolt could
+// fault, loop or panic on (bounds, page types, single references, key order, the
+// freelist: bbolt's freelist rebuild panics on any problem its check reports), and
+// leaves the rest to tx.Check, which Check runs after a clean walk.
 
 // bbolt on-disk constants (file format version 2).
 const (
@@ -248,13 +257,8 @@ func walkFile(path string, h header) error {
 		w.freelist(h.freelist)
 	}
 	w.tree(h.root, nil, nil, 0, true)
-	if h.freelist != noFreelist && len(w.errs) == 0 {
-		for id := uint64(2); id < h.pgid; id++ {
-			if !w.seen[id] && !w.freed[id] {
-				w.fail("page %d: neither in use nor free", id)
-			}
-		}
-	}
+	// Pages neither in use nor free are a leak, harmless to bbolt: its tx.Check
+	// reports them (Check runs it after this walk).
 	return errors.Join(w.errs...)
 }
 
@@ -455,18 +459,29 @@ func (w *walker) bucket(id uint64, key, val []byte, depth int) {
 	w.elems(id, inline, nil, nil, depth, false)
 }
 
-// Check checks a state file thoroughly, for the status command: the bbolt page tree
-// (types, bounds, references, key order, freelist), bbolt's own consistency check,
-// the provision meta data, and every record. It opens the file read-only (so it
-// reports ErrLocked while a run is going on) and never writes. Problems wrap
-// ErrCorrupt. A damaged copy of bbolt's meta page is reported too: the file then
-// opens from the other copy, which may lack the last write.
+// Check checks a state file thoroughly, for status --check: the bbolt page tree
+// with bounds-checked reads (types, bounds, references, key order, freelist), then
+// bbolt's own tx.Check, the provision meta data, and every record. It opens the file
+// read-only (so it reports ErrLocked while a run is going on) and never writes.
+// Problems wrap ErrCorrupt and name what is damaged (a page, a task). A damaged copy
+// of bbolt's meta page is reported too: the file then opens from the other copy,
+// which may lack the last write.
+//
+// The walk comes first, under the shared lock and before any read through bbolt's
+// mapping, because bbolt's Check runs in a goroutine of its own: guard cannot reach
+// it, and a page number past the end of the file faults there and kills the process
+// (TestCheck_BboltCheckAloneCrashesOnAPageTheWalkRefuses).
 func Check(path string) error {
-	s, err := Open(path, Options{ReadOnly: true})
+	ro := Options{ReadOnly: true}
+	ro, _, err := vet(path, ro)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	s, err := openDB(path, ro)
+	if err != nil {
+		return err
+	}
+	defer s.db.Close()
 	// The shared lock is held now: no writer can change the file under the checks.
 	h, err := checkHeader(path)
 	if err != nil {
@@ -477,6 +492,8 @@ func Check(path string) error {
 		errs = append(errs, fmt.Errorf("bbolt meta page %d is damaged (the file opens from the other copy, which may lack the last write)", i))
 	}
 	if err := walkFile(path, h); err != nil {
+		errs = append(errs, err)
+	} else if err := s.init(ro); err != nil {
 		errs = append(errs, err)
 	} else {
 		// Safe now: the walk read every page bbolt's check will touch.

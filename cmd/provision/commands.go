@@ -493,6 +493,7 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	c.secrets = plan.CheckSecrets
 	fs.Var(&states, "state", "state `FILE` (repeatable: one per shard); default: the plan's")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	check := statusCheckFlag(fs)
 	pos, err := parse(fs, args, stderr, "")
 	if err != nil {
 		return err
@@ -512,6 +513,9 @@ in doubt. With PLAN, also tasks not started yet and tasks changed since done. Se
 	}
 	if len(states) == 0 {
 		return withCode(ExitBadInput, errors.New("status: give a PLAN or at least one --state file"))
+	}
+	if *check {
+		return checkStates(states, stdout)
 	}
 	rep := newStatusReport(states)
 	if l != nil {

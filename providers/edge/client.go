@@ -43,7 +43,7 @@ type Client struct {
 func NewClient(ep *plan.Endpoint, red *plan.Redactor) (*Client, error) {
 	rc, err := rest.New(rest.Config{
 		Name: ep.Name, BaseURL: ep.URL, TLS: ep.TLS, Limits: ep.Limits, Timeout: ep.Timeout.D(),
-		Auth: sessionAuth{}, DecodeError: decodeErrorBody, Expired: expiredAnswer,
+		DecodeError: decodeErrorBody, Expired: expiredAnswer,
 	})
 	if err != nil {
 		return nil, err
@@ -151,40 +151,11 @@ func (s *Session) call(ctx context.Context, c *rest.Client, r *rest.Request, now
 	return rest.Token{Value: t.Token, Expiry: t.Expiry}, nil
 }
 
-// sessionAuth is the rest.Authenticator of an edge client: it takes the session
-// from the request's context, so that users share the endpoint's client.
-type sessionAuth struct{}
-
-type sessionKey struct{}
-
-func (sessionAuth) Authorize(ctx context.Context, c *rest.Client, req *http.Request) error {
-	s, _ := ctx.Value(sessionKey{}).(*Session)
-	if s == nil {
-		return errors.New("no user session for an authenticated call")
-	}
-	return s.auth.Authorize(ctx, c, req)
-}
-
-func (sessionAuth) Invalidate(req *http.Request) {
-	if s, _ := req.Context().Value(sessionKey{}).(*Session); s != nil {
-		s.auth.Invalidate(req)
-	}
-}
-
 // envelopeError turns an HTTP 2xx answer whose envelope carries an error code into
-// a classified error, like rest does for HTTP statuses.
+// a classified error, the way rest classifies HTTP statuses.
 func envelopeError(r *rest.Request, resp *rest.Response, env envelope) *providers.Error {
 	code, msg := decodeErrorBody(env.Code, resp.Header, resp.Body)
-	e := &providers.Error{Op: r.Op, Status: env.Code, Code: code, Message: msg}
-	switch {
-	case env.Code == http.StatusTooManyRequests || env.Code == http.StatusServiceUnavailable:
-		e.Retryable = true
-		e.RetryAfter = rest.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	case env.Code >= 500:
-		e.Retryable = true
-		e.MaybeApplied = !r.Idempotent
-	}
-	return e
+	return rest.StatusError(r, env.Code, resp.Header, code, msg)
 }
 
 // Conn is a Client acting as one user (or anonymously). Its methods are the calls a
@@ -196,10 +167,12 @@ type Conn struct {
 
 // do sends r as the connection's user and returns the unwrapped payload.
 func (k *Conn) do(ctx context.Context, r *rest.Request) ([]byte, int, error) {
+	// The endpoint's client has no authenticator of its own: each call carries
+	// its user's token source, or none.
 	if k.s == nil {
 		r.NoAuth = true
 	} else {
-		ctx = context.WithValue(ctx, sessionKey{}, k.s)
+		r.Auth = k.s.auth
 	}
 	resp, err := k.c.rc.Do(ctx, r)
 	if err != nil {

@@ -51,7 +51,9 @@ type Config struct {
 	TLS     plan.TLS
 	Limits  plan.Limits
 	Timeout time.Duration
-	// Auth sets credentials on requests; nil means none.
+	// Auth sets credentials on requests that name none of their own
+	// (Request.Auth); nil means none. Endpoints whose calls act as different
+	// users (edge) leave it nil and set Request.Auth on each call.
 	Auth Authenticator
 	// DecodeError turns a non-success answer into the API's code and message.
 	// nil uses DefaultErrorDecoder.
@@ -123,6 +125,11 @@ type Authenticator interface {
 	Invalidate(req *http.Request)
 }
 
+// ErrRedirectRefused is the cause of a failed call whose answer redirected to
+// another scheme or host: the client does not follow it (the request's credentials
+// would go there). The error is permanent and nothing was applied by the redirect.
+var ErrRedirectRefused = errors.New("refused redirect to another host")
+
 // Client talks to one endpoint.
 type Client struct {
 	cfg   Config
@@ -166,7 +173,7 @@ func New(cfg Config) (*Client, error) {
 				return errors.New("stopped after 5 redirects")
 			}
 			if req.URL.Scheme != via[0].URL.Scheme || req.URL.Host != via[0].URL.Host {
-				return fmt.Errorf("refused redirect to another host (%s): credentials are never sent there", req.URL.Host)
+				return fmt.Errorf("%w (%s): credentials are never sent there", ErrRedirectRefused, req.URL.Host)
 			}
 			return nil
 		},
@@ -201,6 +208,9 @@ type Request struct {
 	Body        []byte
 	ContentType string
 	Header      http.Header
+	// Auth is the credential of this call (the acting user's token source); nil
+	// means the endpoint's Config.Auth.
+	Auth Authenticator
 	// NoAuth skips the authenticator (token requests themselves).
 	NoAuth bool
 	// OK lists the statuses that count as success; empty means any 2xx.
@@ -247,8 +257,9 @@ func (c *Client) do(ctx context.Context, r *Request, mayRenew bool) (*Response, 
 	if err != nil {
 		return nil, &providers.Error{Op: r.Op, Err: err}
 	}
-	if !r.NoAuth && c.cfg.Auth != nil {
-		if err := c.cfg.Auth.Authorize(ctx, c, req); err != nil {
+	auth := c.authOf(r)
+	if auth != nil {
+		if err := auth.Authorize(ctx, c, req); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -266,8 +277,8 @@ func (c *Client) do(ctx context.Context, r *Request, mayRenew bool) (*Response, 
 	if c.cfg.Expired != nil {
 		expired = c.cfg.Expired(status, header, body)
 	}
-	if expired && !r.NoAuth && c.cfg.Auth != nil && mayRenew {
-		c.cfg.Auth.Invalidate(req)
+	if expired && auth != nil && mayRenew {
+		auth.Invalidate(req)
 		zerolog.Ctx(ctx).Debug().Str("endpoint", c.cfg.Name).Str("op", r.Op).Msg("credentials expired, renewing once")
 		return c.do(ctx, r, false)
 	}
@@ -275,6 +286,18 @@ func (c *Client) do(ctx context.Context, r *Request, mayRenew bool) (*Response, 
 		return &Response{Status: status, Header: header, Body: body}, nil
 	}
 	return nil, c.statusError(r, status, header, body)
+}
+
+// authOf is the authenticator of a request: none with NoAuth, else its own, else
+// the endpoint's.
+func (c *Client) authOf(r *Request) Authenticator {
+	switch {
+	case r.NoAuth:
+		return nil
+	case r.Auth != nil:
+		return r.Auth
+	}
+	return c.cfg.Auth
 }
 
 func (c *Client) newRequest(ctx context.Context, r *Request) (*http.Request, error) {
@@ -492,8 +515,9 @@ func (c *Client) transportError(r *Request, err error) *providers.Error {
 	if errors.As(err, &dns) {
 		notSent = true
 	}
-	if strings.Contains(err.Error(), "refused redirect") || strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "certificate") {
-		// TLS verification and redirect refusals will not fix themselves.
+	if errors.Is(err, ErrRedirectRefused) || IsTLSFailure(err) {
+		// TLS verification and redirect refusals will not fix themselves. A refused
+		// redirect was not sent to where it pointed.
 		e.Retryable = false
 		notSent = true
 	}
@@ -507,6 +531,15 @@ func (c *Client) statusError(r *Request, status int, header http.Header, body []
 		dec = DefaultErrorDecoder
 	}
 	code, msg := dec(status, header, body)
+	return StatusError(r, status, header, code, msg)
+}
+
+// StatusError classifies a failed answer of r: its status (HTTP, or the status an
+// API reports in a 2xx envelope), headers and the API's code and message. 429 and
+// 503 are retryable and nothing was applied (Throttled when Retry-After says so for
+// a 503); 408 and other 5xx are retryable and may have applied a non-idempotent
+// call; everything else is permanent.
+func StatusError(r *Request, status int, header http.Header, code, msg string) *providers.Error {
 	e := &providers.Error{Op: r.Op, Status: status, Code: code, Message: msg, Throttled: Throttled(status, header)}
 	switch {
 	case status == http.StatusTooManyRequests:

@@ -152,8 +152,8 @@ func TestClient_Do_RefusesRedirectToOtherHost(t *testing.T) {
 	defer srv.Close()
 	c, _ := New(Config{Name: "t", BaseURL: srv.URL, Auth: BearerAuth{Token: plan.NewSecret("bearer-canary-value")}})
 	_, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/x"})
-	if err == nil || !strings.Contains(err.Error(), "refused redirect") {
-		t.Fatalf("err = %v, want refused redirect", err)
+	if !errors.Is(err, ErrRedirectRefused) || !strings.Contains(err.Error(), "refused redirect") {
+		t.Fatalf("err = %v, want ErrRedirectRefused", err)
 	}
 	if providers.IsRetryable(err) {
 		t.Error("a refused redirect must not be retried")

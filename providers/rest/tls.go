@@ -47,12 +47,12 @@ func TLSConfig(t plan.TLS) (*tls.Config, error) {
 	cfg.InsecureSkipVerify = true
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
-			return errors.New("tls: server sent no certificate")
+			return &PinError{Want: want}
 		}
 		leaf := cs.PeerCertificates[0]
 		got := sha256.Sum256(leaf.Raw)
 		if hex.EncodeToString(got[:]) != want {
-			return fmt.Errorf("tls: certificate fingerprint mismatch: server presented sha256 %s, plan pins %s", hex.EncodeToString(got[:]), want)
+			return &PinError{Got: hex.EncodeToString(got[:]), Want: want}
 		}
 		if roots != nil {
 			inter := x509.NewCertPool()
@@ -82,4 +82,43 @@ func ParseFingerprint(s string) (string, error) {
 		return "", fmt.Errorf("tls: fingerprint_sha256 is not hex")
 	}
 	return h, nil
+}
+
+// PinError is a server certificate that does not match the plan's
+// fingerprint_sha256 (or no certificate at all: Got is then empty).
+type PinError struct {
+	Got, Want string
+}
+
+func (e *PinError) Error() string {
+	if e.Got == "" {
+		return "tls: server sent no certificate"
+	}
+	return fmt.Sprintf("tls: certificate fingerprint mismatch: server presented sha256 %s, plan pins %s", e.Got, e.Want)
+}
+
+// IsTLSFailure reports whether err is a TLS handshake or certificate failure, which
+// no retry will fix: a chain that does not verify (unknown authority, wrong host
+// name, expired or otherwise invalid certificate, constraint or algorithm
+// failures), a pin mismatch, an alert from the server, or an answer that is not
+// TLS at all (a plain HTTP server on an https URL).
+func IsTLSFailure(err error) bool {
+	var (
+		verify     *tls.CertificateVerificationError
+		record     tls.RecordHeaderError
+		alert      tls.AlertError
+		ech        *tls.ECHRejectionError
+		authority  x509.UnknownAuthorityError
+		hostname   x509.HostnameError
+		invalid    x509.CertificateInvalidError
+		roots      x509.SystemRootsError
+		constraint x509.ConstraintViolationError
+		critical   x509.UnhandledCriticalExtension
+		algorithm  x509.InsecureAlgorithmError
+		pin        *PinError
+	)
+	return errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &alert) || errors.As(err, &ech) ||
+		errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &roots) || errors.As(err, &constraint) || errors.As(err, &critical) ||
+		errors.As(err, &algorithm) || errors.As(err, &pin)
 }
