@@ -80,7 +80,7 @@ func BenchmarkDecodeStrict_Item(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		var s spec
-		if err := DecodeStrict(pl.File, pl.Items[i%len(pl.Items)].Fields, &s); err != nil {
+		if err := DecodeStrict(pl.File, pl.Items[i%len(pl.Items)].Fields(), &s); err != nil {
 			b.Fatal(err)
 		}
 		i++

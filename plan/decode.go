@@ -202,7 +202,7 @@ func DecodeStrict(file string, n *yaml.Node, out any) error {
 // --var value is refused (the command line is visible to every local user).
 // Items not made by Load are decoded without these checks.
 func DecodeItem(item *Item, out any) error {
-	return decodeStrict(item.Pos.File, item.Fields, out, item.pol)
+	return decodeStrict(item.Pos.File, item.Fields(), out, item.pol)
 }
 
 func decodeStrict(file string, n *yaml.Node, out any, pol *secretPolicy) error {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ type tmpl struct {
 	slots int // Content slots allocated per instance
 	prog  []hchunk
 	refs  []Ref // references of the scalars that do not depend on the row
+	shape *shape
 	ok    bool
 }
 
@@ -54,6 +56,7 @@ func (l *loader) compileTmpl(n *yaml.Node, sc *scope, where string) *tmpl {
 	t.root = l.compileNode(t, n, &fpath{key: where, idx: -1})
 	if t.ok {
 		t.prog = t.hashProgram()
+		t.shape = &shape{root: t.root, nodes: t.nodes, slots: t.slots}
 	}
 	return t
 }
@@ -199,29 +202,10 @@ func (l *loader) evalRow(t *tmpl, rc *rowCtx, re *rowEval) bool {
 	return true
 }
 
-// arena hands out nodes and Content slices from slabs.
+// arena hands out items and row values from slabs.
 type arena struct {
-	nodes []yaml.Node
-	slots []*yaml.Node
 	items []Item
-}
-
-func (a *arena) node() *yaml.Node {
-	if len(a.nodes) == 0 {
-		a.nodes = make([]yaml.Node, 1024)
-	}
-	n := &a.nodes[0]
-	a.nodes = a.nodes[1:]
-	return n
-}
-
-func (a *arena) content(k int) []*yaml.Node {
-	if len(a.slots) < k {
-		a.slots = make([]*yaml.Node, max(4096, k))
-	}
-	s := a.slots[:k:k]
-	a.slots = a.slots[k:]
-	return s
+	vals  []ival
 }
 
 func (a *arena) item() *Item {
@@ -233,21 +217,82 @@ func (a *arena) item() *Item {
 	return it
 }
 
-func (a *arena) instantiate(tn *tnode, vals []dval) *yaml.Node {
+// rowVals copies one row's dynamic values into a slab.
+func (a *arena) rowVals(vals []dval) []ival {
+	if len(vals) == 0 {
+		return nil
+	}
+	if len(a.vals) < len(vals) {
+		a.vals = make([]ival, max(1024, len(vals)))
+	}
+	out := a.vals[:len(vals):len(vals)]
+	a.vals = a.vals[len(vals):]
+	for i, v := range vals {
+		out[i] = ival{fin: v.fin, sec: v.tag == SecretTag}
+	}
+	return out
+}
+
+// shape is what an item needs of its entry's template to build its field tree: the
+// tree and the number of nodes and Content slots an instance takes. It holds no row
+// source, so items do not keep a CSV file's rows alive.
+type shape struct {
+	root         *tnode
+	nodes, slots int
+}
+
+// ival is one dynamic scalar's value for one item.
+type ival struct {
+	fin string
+	sec bool // holds a resolved secret
+}
+
+// Fields returns the item's fields as a mapping node: the entry's fields (without
+// name, depends_on, foreach) deep-merged over the section defaults, with vars, rows
+// and secrets substituted. Output references (${outputs.ITEM.KEY}) are left in place.
+// Nodes keep the line and column of the text they came from. Scalars that hold a
+// resolved secret carry the tag SecretTag.
+//
+// An item keeps only the values that differ from row to row; each call builds the
+// nodes that depend on the row afresh, and nodes that are the same for every row are
+// shared between the items of one entry. The tree is read-only. Safe for concurrent
+// use. Nil for an item not made by Load.
+func (it *Item) Fields() *yaml.Node {
+	if it.shape == nil {
+		return nil
+	}
+	sh := it.shape
+	if !sh.root.dyn {
+		return sh.root.fixed
+	}
+	b := instance{nodes: make([]yaml.Node, sh.nodes), slots: make([]*yaml.Node, sh.slots)}
+	return b.build(sh.root, it.vals)
+}
+
+// instance hands out the nodes and Content slots of one item's tree.
+type instance struct {
+	nodes []yaml.Node
+	slots []*yaml.Node
+}
+
+func (b *instance) build(tn *tnode, vals []ival) *yaml.Node {
 	if !tn.dyn {
 		return tn.fixed
 	}
-	n := a.node()
+	n := &b.nodes[0]
+	b.nodes = b.nodes[1:]
 	*n = *tn.src
 	n.Anchor = ""
 	if tn.sc != nil {
 		v := &vals[tn.id]
-		n.Value, n.Tag, n.Style = v.fin, v.tag, v.style
+		n.Value = v.fin
+		n.Tag, n.Style = tagFor(tn.sc, v.sec, tn.src)
 		return n
 	}
-	n.Content = a.content(len(tn.kids))
+	n.Content = b.slots[:len(tn.kids):len(tn.kids)]
+	b.slots = b.slots[len(tn.kids):]
 	for i, k := range tn.kids {
-		n.Content[i] = a.instantiate(k, vals)
+		n.Content[i] = b.build(k, vals)
 	}
 	return n
 }
@@ -536,6 +581,7 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 	} else if !l.checkExpansion(e, where, 1) {
 		return
 	}
+	l.reserveNames(rows)
 	namePos := l.pos(nameNode)
 	nsc := &scope{l: l, srcs: srcs, where: "item names"}
 	nameT, err := nsc.compileScalar(nameNode.Value, namePos)
@@ -595,6 +641,9 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 			depTs = append(depTs, depT{t, l.pos(d)})
 		}
 	}
+	if len(depTs) > 0 && rows >= 1024 {
+		l.pending = slices.Grow(l.pending, int(rows))
+	}
 	var staticDeps []depRef
 	depsDyn := false
 	for _, d := range depTs {
@@ -647,7 +696,7 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 		it := l.arena.item()
 		it.Section, it.Name, it.Pos, it.Origin = section, name, l.pos(e), origin
 		it.pol = l.pol
-		it.Fields = l.arena.instantiate(t.root, re.vals)
+		it.shape, it.vals = t.shape, l.arena.rowVals(re.vals)
 		it.Hash = l.hashItem(t, section, name, &re)
 		it.Refs = joinRefs(t.refs, re.o.refs)
 		deps := staticDeps
@@ -670,6 +719,26 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 		}
 		l.p.Items = append(l.p.Items, it)
 	}
+}
+
+// reserveNames makes room in l.names (and the plan's items) for rows more names at
+// once: a map that grows one name at a time rehashes every name it holds at each
+// doubling, which is a tenth of the time to validate a plan at the item limit. Small
+// entries are left to the map.
+func (l *loader) reserveNames(rows float64) {
+	if rows < 1024 {
+		return
+	}
+	l.p.Items = slices.Grow(l.p.Items, int(rows))
+	if float64(len(l.names))+rows <= float64(l.namesRoom) {
+		return
+	}
+	room := min(2*(len(l.names)+int(rows)), max(l.o.MaxItems, len(l.names)+int(rows)))
+	names := make(map[string]nameInfo, room)
+	for k, v := range l.names {
+		names[k] = v
+	}
+	l.names, l.namesRoom = names, room
 }
 
 func inRow(origin string) string {
@@ -759,6 +828,10 @@ func (l *loader) resolveDeps() {
 		if len(pd.deps) == 0 {
 			continue
 		}
+		if len(pd.deps) == 1 && !isGlob(pd.deps[0].pattern) {
+			l.oneDep(pd)
+			continue
+		}
 		var key strings.Builder
 		for _, d := range pd.deps {
 			key.WriteString(d.pattern)
@@ -829,6 +902,27 @@ func (l *loader) resolveDeps() {
 		if !selfMatched && !set[it.Name] {
 			setCache[key.String()] = out
 		}
+	}
+}
+
+// oneDep resolves the most common depends_on, one item name, as resolveDeps does
+// (the same checks and messages) without building a set.
+func (l *loader) oneDep(pd pendingDeps) {
+	d, it := pd.deps[0], pd.item
+	dw := pd.where + ".depends_on"
+	switch {
+	case !validItemName(d.pattern):
+		l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
+	case d.pattern == it.Name:
+		l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
+	default:
+		if _, ok := l.names[d.pattern]; !ok {
+			if !l.brokenNames {
+				l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
+			}
+			return
+		}
+		it.DependsOn = []string{d.pattern}
 	}
 }
 

@@ -82,6 +82,7 @@ type loader struct {
 	kinds       *endpointKinds
 	declared    []string // var names, sorted
 	names       map[string]nameInfo
+	namesRoom   int  // items names can hold without growing (see reserveNames)
 	brokenNames bool // an entry could not be expanded: its names are unknown
 	pending     []pendingDeps
 	csvCache    map[string]csvCached

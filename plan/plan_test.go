@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -100,7 +101,7 @@ func dump(p *Plan) string {
 		for _, r := range it.Refs {
 			fmt.Fprintf(&b, "  ref: %s.%s at %s\n", r.Item, r.Key, r.Pos)
 		}
-		out, err := yaml.Marshal(sortedNode(it.Fields))
+		out, err := yaml.Marshal(sortedNode(it.Fields()))
 		if err != nil {
 			out = []byte(err.Error())
 		}
@@ -355,7 +356,7 @@ http:
 		Secret Secret            `yaml:"secret"`
 	}
 	s.Flow = map[string]string{}
-	if err := DecodeStrict(pl.File, pl.Items[0].Fields, &s); err != nil {
+	if err := DecodeStrict(pl.File, pl.Items[0].Fields(), &s); err != nil {
 		t.Fatal(err)
 	}
 	if s.Port != 8080 || s.Row != 7 || !s.Flag || s.Quoted != "8080" || s.Mixed != "8080/x" || s.Tagged != "7" || s.Flow["port"] != "7" || s.Secret.Reveal() != testEnv["X"] {
@@ -372,14 +373,14 @@ http:
 		Secret int            `yaml:"secret"`
 	}
 	var loose map[string]any
-	if err := DecodeStrict(pl.File, pl.Items[0].Fields, &loose); err != nil {
+	if err := DecodeStrict(pl.File, pl.Items[0].Fields(), &loose); err != nil {
 		t.Fatal(err)
 	}
 	flow := loose["flow"].(map[string]any)
 	if loose["secret"] != testEnv["X"] || loose["port"] != 8080 || loose["quoted"] != 8080 || loose["mixed"] != "8080/x" || flow["port"] != 7 || flow["id"] != "7" {
 		t.Errorf("decoded into any: %v", loose)
 	}
-	err := DecodeStrict(pl.File, pl.Items[0].Fields, &typed)
+	err := DecodeStrict(pl.File, pl.Items[0].Fields(), &typed)
 	if err == nil {
 		t.Fatal("a string and a secret decoded into ints")
 	}
@@ -433,7 +434,7 @@ func TestLoad_ItemsShareNoChangedNodes(t *testing.T) {
 	checked := 0
 	for _, items := range byEntry {
 		for i := 1; i < len(items); i++ {
-			check(items[0].Name+"~"+items[i].Name, items[0].Fields, items[i].Fields)
+			check(items[0].Name+"~"+items[i].Name, items[0].Fields(), items[i].Fields())
 			checked++
 		}
 	}
@@ -505,7 +506,7 @@ func TestLoad_DefaultsKeepPositions(t *testing.T) {
 		t.Fatal(err)
 	}
 	it := pl.Items[0]
-	retry := at(it.Fields, "retry")
+	retry := at(it.Fields(), "retry")
 	for _, tc := range []struct {
 		key        string
 		line, col  int
@@ -539,7 +540,7 @@ func TestLoad_OutputReferencesRoundTrip(t *testing.T) {
 		Meta     map[string]string `yaml:"meta"`
 		Body     map[string]any    `yaml:"body"`
 	}
-	if err := DecodeStrict(pl.File, user.Fields, &spec); err != nil {
+	if err := DecodeStrict(pl.File, user.Fields(), &spec); err != nil {
 		t.Fatal(err)
 	}
 	outputs := map[string]string{"site-ams-1.id": "A1", "site-fra-1.id": "F1"}
@@ -572,7 +573,7 @@ func TestLoad_VarOverrideIsLiteral(t *testing.T) {
 	o := opts()
 	o.Vars = map[string]string{"a": "${env.X}"}
 	pl := loadText(t, "version: 1\nname: v\nvars: {a: x}\nmilestones:\n  items:\n    - name: m\n      note: ${var.a}\n", o)
-	if got := valueOf(pl.Items[0].Fields, "note").Value; got != "${env.X}" {
+	if got := valueOf(pl.Items[0].Fields(), "note").Value; got != "${env.X}" {
 		t.Errorf("note = %q: a --var value must not be expanded", got)
 	}
 }
@@ -623,7 +624,7 @@ func TestLoad_InsertedValuesAreData(t *testing.T) {
 	}
 	it := pl.Items[0]
 	for key, want := range map[string]string{"note": "${env.X}", "var": "${var.v}", "ref": "$${env.X}/${outputs.m.id}"} {
-		if got := valueOf(it.Fields, key).Value; got != want {
+		if got := valueOf(it.Fields(), key).Value; got != want {
 			t.Errorf("%s = %q, want %q", key, got, want)
 		}
 	}
@@ -633,10 +634,10 @@ func TestLoad_InsertedValuesAreData(t *testing.T) {
 	var spec struct {
 		Note, Var, Ref string
 	}
-	if err := DecodeStrict(p, pl.Items[1].Fields, &spec); err != nil {
+	if err := DecodeStrict(p, pl.Items[1].Fields(), &spec); err != nil {
 		t.Fatal(err)
 	}
-	spec.Ref = valueOf(it.Fields, "ref").Value
+	spec.Ref = valueOf(it.Fields(), "ref").Value
 	if err := ResolveRefs(&spec, func(Ref) (string, error) { return "ID", nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -674,7 +675,7 @@ func TestPlan_ConcurrentDecode(t *testing.T) {
 		go func(w int) {
 			for i := w; i < len(pl.Items); i += 4 {
 				var s spec
-				if err := DecodeStrict(pl.File, pl.Items[i].Fields, &s); err != nil {
+				if err := DecodeStrict(pl.File, pl.Items[i].Fields(), &s); err != nil {
 					done <- err
 					return
 				}
@@ -737,6 +738,42 @@ func TestLoad_CheckSecrets_ReadsNoValue(t *testing.T) {
 	for _, want := range []string{"p.yaml:4:", "missing.key", "p.yaml:5:", "adir is not a regular file", "p.yaml:6:", "not an environment variable name"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestItem_FieldsIsTheSameTreeOnEveryCall: an item keeps its row's values and builds
+// its tree on each call; every call (also concurrent ones) gives the same tree, in
+// nodes of its own wherever the tree depends on the row, so that a caller that
+// changed one could not change the item.
+func TestItem_FieldsIsTheSameTreeOnEveryCall(t *testing.T) {
+	pl, err := Load("testdata/good/features.yaml", optsFor("features.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range pl.Items {
+		want, err := yaml.Marshal(sortedNode(it.Fields()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees := make([]*yaml.Node, 4)
+		var wg sync.WaitGroup
+		for i := range trees {
+			wg.Add(1)
+			go func() { defer wg.Done(); trees[i] = it.Fields() }()
+		}
+		wg.Wait()
+		for _, tr := range trees {
+			got, err := yaml.Marshal(sortedNode(tr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("%s: another call gave\n%s\nwant\n%s", it.Name, got, want)
+			}
+		}
+		if trees[0] == trees[1] && it.shape.root.dyn {
+			t.Errorf("%s: two calls share a root that depends on the row", it.Name)
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Output references at run time. Load leaves ${outputs.ITEM.KEY} in Item.Fields; a
+// Output references at run time. Load leaves ${outputs.ITEM.KEY} in Item.Fields(); a
 // scalar that holds one keeps its literal "${" escaped as "$${", so that ResolveRefs,
 // which replaces the references, is also the one that unescapes it. Strings without
 // an output reference are never touched.

@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// SecretTag is the YAML tag Load puts on every scalar of Item.Fields that holds a
+// SecretTag is the YAML tag Load puts on every scalar of Item.Fields() that holds a
 // resolved secret (${env.X}, ${file.P}). Such a scalar decodes as a string, and
 // DecodeStrict never quotes its value in an error.
 const SecretTag = "!secret"

@@ -249,14 +249,10 @@ type Item struct {
 	// ("stores.csv:17", "range 42", "list[3]"), empty otherwise.
 	Pos    Pos
 	Origin string
-	// Fields is a mapping node: the entry's fields (without name, depends_on, foreach)
-	// deep-merged over the section defaults, with vars, rows and secrets substituted.
-	// Output references (${outputs.ITEM.KEY}) are left in place. Nodes keep the line and
-	// column of the text they came from. Scalars that hold a resolved secret carry the
-	// tag SecretTag. Fields is read-only: every node that expansion changed is this
-	// item's own, nodes that are the same for every row are shared between the items
-	// of one entry.
-	Fields *yaml.Node
+	// fields is the item's field tree, built on demand by Fields from the entry's
+	// shape and the row's values (see Fields).
+	shape *shape
+	vals  []ival
 	// DependsOn are explicit dependencies (item names, globs already expanded).
 	DependsOn []string
 	// Refs are the output references found in Fields (implicit dependencies).

@@ -56,7 +56,7 @@ func CheckOutputRefs(reg *Registry, p *plan.Plan) []error {
 // MappingKeys returns the keys of the mapping at path in an item's fields (for kinds
 // whose outputs are named in the item, such as http's outputs map), in order.
 func MappingKeys(item *plan.Item, path ...any) []string {
-	n := FieldNode(item.Fields, path...)
+	n := FieldNode(item.Fields(), path...)
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}

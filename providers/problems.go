@@ -49,7 +49,7 @@ func (p *Problems) Item() *plan.Item { return p.item }
 // is present, or of the item.
 func (p *Problems) Pos(path Path) plan.Pos {
 	for i := len(path); i > 0; i-- {
-		if n := FieldNode(p.item.Fields, path[:i]...); n != nil && n.Line > 0 {
+		if n := FieldNode(p.item.Fields(), path[:i]...); n != nil && n.Line > 0 {
 			return plan.NodePos(p.item.Pos.File, n)
 		}
 	}

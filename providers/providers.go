@@ -492,7 +492,7 @@ func FieldNode(n *yaml.Node, path ...any) *yaml.Node {
 // FieldPos is the position of the value at path in an item's fields, or the
 // item's position when the field is absent.
 func FieldPos(item *plan.Item, path ...any) plan.Pos {
-	if n := FieldNode(item.Fields, path...); n != nil && n.Line > 0 {
+	if n := FieldNode(item.Fields(), path...); n != nil && n.Line > 0 {
 		return plan.NodePos(item.Pos.File, n)
 	}
 	return item.Pos

@@ -25,9 +25,12 @@ import (
 	"provision/providers/sandbox"
 )
 
-// Benchmarks against vendor limits (issue 9): the fakes of the sandbox behind a proxy
-// that can enforce a server-side rate limit on the cloud endpoint, driven through the
-// command line as an operator runs it.
+// Benchmarks against vendor limits (issue 9): the fakes of the sandbox, driven through
+// the command line as an operator runs it, in this process. Where a server-side rate
+// limit on the cloud endpoint is enforced, a proxy in front of the sandbox does it;
+// otherwise requests are counted in the sandbox's handler, without that extra hop (in
+// a real rollout the servers run on other machines; here they share the CPU with the
+// client, whose work is measured whole, as is the latency).
 
 // storesPlan is n stores, each with k shares, and no limit on the cloud endpoint:
 // the run must find the vendor's limit itself.
@@ -74,14 +77,52 @@ nx_systems:
 	return path
 }
 
-// limitedProxy forwards to the sandbox and, when limit > 0, enforces a token bucket
-// of limit requests/s (burst: one second's worth) on the cloud endpoint: over it, 429
-// with Retry-After: 1 and DRF's throttle body (inference: API-NOTES section 6 "Rate
+// counter counts requests as they are served: all of them in flight (and the peak),
+// and the cloud endpoint's, with those answered below 300.
+type counter struct {
+	cloud, ok, throttled atomic.Int64
+	inflight, peak       atomic.Int64
+}
+
+// serve counts r around h; cloud requests go through limit first (nil: no limit).
+func (c *counter) serve(w http.ResponseWriter, r *http.Request, h http.Handler, limit func(http.ResponseWriter) bool) {
+	n := c.inflight.Add(1)
+	defer c.inflight.Add(-1)
+	for {
+		m := c.peak.Load()
+		if n <= m || c.peak.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if !strings.HasPrefix(r.URL.Path, "/nxcloud/") {
+		h.ServeHTTP(w, r)
+		return
+	}
+	c.cloud.Add(1)
+	if limit != nil && !limit(w) {
+		c.throttled.Add(1)
+		return
+	}
+	rec := &statusWriter{ResponseWriter: w}
+	h.ServeHTTP(rec, r)
+	if rec.status < 300 {
+		c.ok.Add(1)
+	}
+}
+
+// wrap is the counter as a sandbox.Options.Wrap: counting in the sandbox's own
+// handler, with no extra hop (used when no limit is enforced).
+func (c *counter) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, h, nil) })
+}
+
+// limitedProxy forwards to the sandbox and enforces a token bucket of limit
+// requests/s (burst: one second's worth) on the cloud endpoint: over it, 429 with
+// Retry-After: 1 and DRF's throttle body (inference: API-NOTES section 6 "Rate
 // limits": the vendors do not publish their limits or their algorithm).
 type limitedProxy struct {
 	*httptest.Server
-	cloud, ok, throttled atomic.Int64
-	inflight, peak       atomic.Int64
+	counter
 }
 
 func newLimitedProxy(b *testing.B, target string, limit float64) *limitedProxy {
@@ -91,39 +132,19 @@ func newLimitedProxy(b *testing.B, target string, limit float64) *limitedProxy {
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256}
-	var bucket *xrate.Limiter
-	if limit > 0 {
-		bucket = xrate.NewLimiter(xrate.Limit(limit), int(limit))
+	bucket := xrate.NewLimiter(xrate.Limit(limit), int(limit))
+	allow := func(w http.ResponseWriter) bool {
+		if bucket.Allow() {
+			return true
+		}
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"detail": "Request was throttled. Expected available in 1 second."}`))
+		return false
 	}
 	p := &limitedProxy{}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := p.inflight.Add(1)
-		defer p.inflight.Add(-1)
-		for {
-			m := p.peak.Load()
-			if n <= m || p.peak.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		if !strings.HasPrefix(r.URL.Path, "/nxcloud/") {
-			rp.ServeHTTP(w, r)
-			return
-		}
-		p.cloud.Add(1)
-		if bucket != nil && !bucket.Allow() {
-			p.throttled.Add(1)
-			w.Header().Set("Retry-After", "1")
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusTooManyRequests)
-			_, _ = w.Write([]byte(`{"detail": "Request was throttled. Expected available in 1 second."}`))
-			return
-		}
-		rec := &statusWriter{ResponseWriter: w}
-		rp.ServeHTTP(rec, r)
-		if rec.status < 300 {
-			p.ok.Add(1)
-		}
-	}))
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, rp, allow) }))
 	b.Cleanup(p.Close)
 	return p
 }
@@ -167,7 +188,16 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 	if err != nil {
 		b.Fatal(err)
 	}
-	sb, err := sandbox.Start("127.0.0.1:0", sandbox.Options{Faults: faults}, sandboxExtensions()...)
+	// Without a limit to enforce, the requests are counted in the sandbox's own
+	// handler; with one, a proxy in front of the sandbox enforces it (one more hop
+	// on loopback, in this process).
+	var cnt *counter
+	o := sandbox.Options{Faults: faults}
+	if limit <= 0 {
+		cnt = &counter{}
+		o.Wrap = cnt.wrap
+	}
+	sb, err := sandbox.Start("127.0.0.1:0", o, sandboxExtensions()...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -175,10 +205,14 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 	if err := sb.Attach(p); err != nil {
 		b.Fatal(err)
 	}
-	px := newLimitedProxy(b, sb.URL(), limit)
+	target := sb.URL()
+	if limit > 0 {
+		px := newLimitedProxy(b, sb.URL(), limit)
+		cnt, target = &px.counter, px.URL
+	}
 	var out, errs strings.Builder
 	start := time.Now()
-	err = run(context.Background(), []string{"apply", path, "--sandbox-url", px.URL, "--parallel", fmt.Sprint(parallel),
+	err = run(context.Background(), []string{"apply", path, "--sandbox-url", target, "--parallel", fmt.Sprint(parallel),
 		"--json", "--log-level", "error", "--state", filepath.Join(b.TempDir(), "s.db")}, &out, &errs)
 	wall := time.Since(start)
 	var rep struct {
@@ -191,7 +225,7 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 		b.Fatalf("apply: %v %v\n%s\n%s", err, jerr, out.String(), errs.String())
 	}
 	return storesRun{wall: wall, total: rep.Total, failed: rep.Failed + rep.Skipped, sandboxRequests: sb.Counts().Requests,
-		cloud: px.cloud.Load(), cloudOK: px.ok.Load(), cloud429: px.throttled.Load(), peakInFlight: px.peak.Load(), endpoints: rep.Endpoints}
+		cloud: cnt.cloud.Load(), cloudOK: cnt.ok.Load(), cloud429: cnt.throttled.Load(), peakInFlight: cnt.peak.Load(), endpoints: rep.Endpoints}
 }
 
 // BenchmarkLimits_RateLimitedCloud: 100 stores x 3 shares against a cloud that allows

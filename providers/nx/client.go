@@ -603,10 +603,11 @@ func sessionExpired(status int, h http.Header, _ []byte) bool {
 		(status == http.StatusForbidden && strings.Contains(h.Get("x-auth-result"), "Auth_WrongSessionToken"))
 }
 
-// NewServer builds a client for the server at baseURL that logs in as username with
+// NewServer builds a client for the server at baseURL (over rt, a transport shared
+// with other servers' clients: see rest.Transports) that logs in as username with
 // the first credential the server accepts (the one that worked last is tried
 // first): a resumed run meets servers whose password an earlier setup changed.
-func NewServer(name, baseURL string, tls plan.TLS, username string, creds []Credential, red *plan.Redactor) (*Server, error) {
+func NewServer(name, baseURL string, rt http.RoundTripper, username string, creds []Credential, red *plan.Redactor) (*Server, error) {
 	var mu sync.Mutex
 	last := 0
 	auth := &rest.TokenAuth{Redactor: red, Fetch: func(ctx context.Context, c *rest.Client) (rest.Token, error) {
@@ -652,7 +653,7 @@ func NewServer(name, baseURL string, tls plan.TLS, username string, creds []Cred
 		}
 		return rest.Token{}, fmt.Errorf("log in as %s: no password was accepted (tried %s): %w", username, strings.Join(tried, ", "), lastErr)
 	}}
-	c, err := rest.New(rest.Config{Name: name, BaseURL: baseURL, TLS: tls, Auth: auth, DecodeError: serverErrorDecoder, Expired: sessionExpired})
+	c, err := rest.New(rest.Config{Name: name, BaseURL: baseURL, Transport: rt, Auth: auth, DecodeError: serverErrorDecoder, Expired: sessionExpired})
 	if err != nil {
 		return nil, err
 	}

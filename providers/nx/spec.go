@@ -12,6 +12,7 @@ import (
 
 	"provision/plan"
 	"provision/providers"
+	"provision/providers/rest"
 )
 
 // Plan sections and the endpoint kind of this package.
@@ -162,6 +163,9 @@ type buildState struct {
 	systems map[string]bool
 	// servers holds one client per server URL.
 	servers providers.Cache[*Server]
+	// transports are shared by the servers' clients, one per TLS configuration: a
+	// client per server, not a transport and its idle connections per server.
+	transports rest.Transports
 }
 
 func stateOf(b *providers.Build) *buildState {

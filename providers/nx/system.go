@@ -234,8 +234,13 @@ func (a *systemAction) server() (*Server, error) {
 	if a.b.Plan != nil {
 		red = a.b.Plan.Redactor
 	}
-	c, err := stateOf(a.b).servers.Get(u, func() (*Server, error) {
-		return NewServer(a.name, u, tls, a.s.Admin.Username, creds, red)
+	st := stateOf(a.b)
+	c, err := st.servers.Get(u, func() (*Server, error) {
+		rt, err := st.transports.Get(tls, 0)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", a.name, err)
+		}
+		return NewServer(a.name, u, rt, a.s.Admin.Username, creds, red)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", a.s.URL, err)

@@ -63,10 +63,56 @@ type Config struct {
 	Expired func(status int, header http.Header, body []byte) bool
 	// MaxBody caps response bodies; 0 means DefaultMaxBody.
 	MaxBody int64
-	// Transport replaces the default transport (tests); TLS options are then ignored.
+	// Transport replaces the default transport (one shared by many clients, see
+	// Transports, or a test's); TLS options are then ignored.
 	Transport http.RoundTripper
 	// UserAgent header; default "provision".
 	UserAgent string
+}
+
+func newTransport(t plan.TLS, timeout time.Duration) (*http.Transport, error) {
+	tc, err := TLSConfig(t)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	tr.MaxIdleConns = 0 // per host only: a rollout talks to thousands of servers
+	tr.MaxIdleConnsPerHost = 64
+	tr.ResponseHeaderTimeout = timeout
+	return tr, nil
+}
+
+// Transports hands out one transport per TLS configuration and timeout, for the
+// clients of many servers of one kind (an Nx server per store): their connections
+// share one pool (by host), so a run does not hold a transport, and its idle
+// connections, per server. Safe for concurrent use.
+type Transports struct {
+	mu sync.Mutex
+	m  map[string]*http.Transport
+}
+
+// Get returns the transport for t and timeout (0: DefaultTimeout), making it on
+// first use.
+func (ts *Transports) Get(t plan.TLS, timeout time.Duration) (http.RoundTripper, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	key := fmt.Sprintf("%q %q %t %q %q %d", t.CAFile, t.Fingerprint, t.Insecure, t.ServerName, t.CAPEM, timeout)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if tr, ok := ts.m[key]; ok {
+		return tr, nil
+	}
+	tr, err := newTransport(t, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if ts.m == nil {
+		ts.m = map[string]*http.Transport{}
+	}
+	ts.m[key] = tr
+	return tr, nil
 }
 
 // Authenticator adds credentials to a request. Implementations are safe for
@@ -112,14 +158,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	rt := cfg.Transport
 	if rt == nil {
-		tc, err := TLSConfig(cfg.TLS)
+		tr, err := newTransport(cfg.TLS, cfg.Timeout)
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: %w", cfg.Name, err)
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tc
-		tr.MaxIdleConnsPerHost = 64
-		tr.ResponseHeaderTimeout = cfg.Timeout
 		rt = tr
 	}
 	c := &Client{cfg: cfg, base: u}

@@ -28,6 +28,9 @@ type Options struct {
 	Faults fault.Config
 	// TokenLifetime shortens the fakes' token and session lifetimes (0: their default).
 	TokenLifetime time.Duration
+	// Wrap, when set, wraps the handler that serves every fake (a benchmark counts
+	// the requests in flight with it, in the same hop).
+	Wrap func(http.Handler) http.Handler
 }
 
 // Fake is what every vendor fake offers the sandbox.
@@ -147,7 +150,11 @@ func Start(addr string, o Options, ext ...Extension) (*Sandbox, error) {
 	}
 	s := &Sandbox{opts: o, mux: http.NewServeMux(), ln: ln, fakes: map[string]Fake{}, kinds: map[string]string{}, ext: ext}
 	s.base = "http://" + ln.Addr().String()
-	s.srv = &http.Server{Handler: s.mux}
+	var h http.Handler = s.mux
+	if o.Wrap != nil {
+		h = o.Wrap(h)
+	}
+	s.srv = &http.Server{Handler: h}
 	s.mux.HandleFunc("GET /_sandbox/report", s.report)
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
