@@ -307,6 +307,14 @@ type Build struct {
 // SpecHash hashes a decoded spec for Task.Hash: section, task ID and the JSON form of
 // spec. plan.Secret fields marshal as "***", so the hash never depends on a secret
 // value (a changed password does not re-run a task; a changed reference does).
+//
+// It is not a second plan.Item.Hash: Item.Hash identifies an item as written, and kinds
+// whose item is its one task (milestones, http) use it as it is; SpecHash identifies a
+// task a kind derives from an item after decoding, where one item yields several tasks
+// (an nx system and one share task per user) or the decoded form is what decides
+// (defaults applied). Both values are stored in state files: changing either formula
+// would make every done task look changed once, and an http step would send its
+// request again, so neither is folded into the other.
 func SpecHash(section, id string, spec any) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(section))
