@@ -840,43 +840,13 @@ func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 // references. When some entry could not be expanded, unknown names are not reported
 // (they may be that entry's).
 func (l *loader) resolveDeps() {
-	var sorted []string
-	globCache := map[string][]string{}
-	matches := func(pattern string) ([]string, error) {
-		if m, ok := globCache[pattern]; ok {
-			return m, nil
-		}
-		if _, err := path.Match(pattern, ""); err != nil {
-			return nil, err
-		}
-		if sorted == nil {
-			sorted = make([]string, 0, len(l.names))
-			for n := range l.names {
-				sorted = append(sorted, n)
-			}
-			sort.Strings(sorted)
-		}
-		prefix := pattern[:strings.IndexAny(pattern, "*?[\\")]
-		i := sort.SearchStrings(sorted, prefix)
-		var m []string
-		for ; i < len(sorted) && strings.HasPrefix(sorted[i], prefix); i++ {
-			if ok, _ := path.Match(pattern, sorted[i]); ok {
-				m = append(m, sorted[i])
-			}
-		}
-		globCache[pattern] = m
-		return m, nil
-	}
+	g := nameGlobber{names: l.names, cache: map[string][]string{}}
+	// setCache holds the resolved set of each list of patterns, for the items the
+	// set does not contain (an item never depends on itself).
 	setCache := map[string][]string{}
 	for _, pd := range l.pending {
 		it := pd.item
-		for _, r := range it.Refs {
-			if r.Item == it.Name {
-				l.errf(r.Pos, "%s: ${outputs.%s.%s}: an item cannot use its own outputs", pd.where, r.Item, r.Key)
-			} else if _, ok := l.names[r.Item]; !ok && !l.brokenNames {
-				l.errf(r.Pos, "%s: ${outputs.%s.%s}: unknown item %q", pd.where, r.Item, r.Key, r.Item)
-			}
-		}
+		l.checkOutputRefs(pd)
 		if len(pd.deps) == 0 {
 			continue
 		}
@@ -893,55 +863,7 @@ func (l *loader) resolveDeps() {
 			it.DependsOn = set
 			continue
 		}
-		set := map[string]bool{}
-		selfMatched := false
-		for _, d := range pd.deps {
-			dw := pd.where + ".depends_on"
-			if !isGlob(d.pattern) {
-				switch {
-				case !validItemName(d.pattern):
-					l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
-				case d.pattern == it.Name:
-					selfMatched = true
-					l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
-				default:
-					if _, ok := l.names[d.pattern]; !ok {
-						if !l.brokenNames {
-							l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
-						}
-						continue
-					}
-					set[d.pattern] = true
-				}
-				continue
-			}
-			if !validItemName(strings.Map(func(r rune) rune {
-				if strings.ContainsRune("*?[]^\\", r) {
-					return 'x'
-				}
-				return r
-			}, d.pattern)) {
-				l.errf(d.pos, "%s: %q is not an item name pattern", dw, d.pattern)
-				continue
-			}
-			m, err := matches(d.pattern)
-			if err != nil {
-				l.errf(d.pos, "%s: pattern %q: %v", dw, d.pattern, err)
-				continue
-			}
-			n := 0
-			for _, name := range m {
-				if name == it.Name {
-					selfMatched = true
-					continue
-				}
-				set[name] = true
-				n++
-			}
-			if n == 0 && !l.brokenNames {
-				l.errf(d.pos, "%s: pattern %q matches no other item", dw, d.pattern)
-			}
-		}
+		set, selfMatched := l.depSet(pd, &g)
 		if len(set) == 0 {
 			continue
 		}
@@ -955,6 +877,112 @@ func (l *loader) resolveDeps() {
 			setCache[key.String()] = out
 		}
 	}
+}
+
+// checkOutputRefs checks the ${outputs...} references of a pending item: an item
+// cannot use its own outputs, nor those of an item the plan does not have.
+func (l *loader) checkOutputRefs(pd pendingDeps) {
+	it := pd.item
+	for _, r := range it.Refs {
+		if r.Item == it.Name {
+			l.errf(r.Pos, "%s: ${outputs.%s.%s}: an item cannot use its own outputs", pd.where, r.Item, r.Key)
+		} else if _, ok := l.names[r.Item]; !ok && !l.brokenNames {
+			l.errf(r.Pos, "%s: ${outputs.%s.%s}: unknown item %q", pd.where, r.Item, r.Key, r.Item)
+		}
+	}
+}
+
+// depSet resolves a pending item's depends_on names and patterns into the set of
+// item names, reporting each that names no other item. selfMatched says whether a
+// name or pattern matched the item itself (left out of the set).
+func (l *loader) depSet(pd pendingDeps, g *nameGlobber) (set map[string]bool, selfMatched bool) {
+	it := pd.item
+	set = map[string]bool{}
+	for _, d := range pd.deps {
+		dw := pd.where + ".depends_on"
+		if !isGlob(d.pattern) {
+			switch {
+			case !validItemName(d.pattern):
+				l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
+			case d.pattern == it.Name:
+				selfMatched = true
+				l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
+			default:
+				if _, ok := l.names[d.pattern]; !ok {
+					if !l.brokenNames {
+						l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
+					}
+					continue
+				}
+				set[d.pattern] = true
+			}
+			continue
+		}
+		if !validItemName(strings.Map(func(r rune) rune {
+			if strings.ContainsRune("*?[]^\\", r) {
+				return 'x'
+			}
+			return r
+		}, d.pattern)) {
+			l.errf(d.pos, "%s: %q is not an item name pattern", dw, d.pattern)
+			continue
+		}
+		m, err := g.match(d.pattern)
+		if err != nil {
+			l.errf(d.pos, "%s: pattern %q: %v", dw, d.pattern, err)
+			continue
+		}
+		n := 0
+		for _, name := range m {
+			if name == it.Name {
+				selfMatched = true
+				continue
+			}
+			set[name] = true
+			n++
+		}
+		if n == 0 && !l.brokenNames {
+			l.errf(d.pos, "%s: pattern %q matches no other item", dw, d.pattern)
+		}
+	}
+	return set, selfMatched
+}
+
+// nameGlobber matches depends_on patterns against the plan's item names, sorted on
+// first use so that a pattern only scans the names that share its literal prefix.
+// Each pattern's matches are cached.
+type nameGlobber struct {
+	names  map[string]nameInfo
+	sorted []string
+	cache  map[string][]string
+}
+
+// match returns the item names that pattern matches, in order, or the pattern's
+// syntax error.
+func (g *nameGlobber) match(pattern string) ([]string, error) {
+	if m, ok := g.cache[pattern]; ok {
+		return m, nil
+	}
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, err
+	}
+	if g.sorted == nil {
+		g.sorted = make([]string, 0, len(g.names))
+		for n := range g.names {
+			g.sorted = append(g.sorted, n)
+		}
+		sort.Strings(g.sorted)
+	}
+	prefix := pattern[:strings.IndexAny(pattern, "*?[\\")]
+	i := sort.SearchStrings(g.sorted, prefix)
+	var m []string
+	for ; i < len(g.sorted) && strings.HasPrefix(g.sorted[i], prefix); i++ {
+		if ok, _ := path.Match(pattern, g.sorted[i]); ok {
+			m = append(m, g.sorted[i])
+		}
+	}
+	g.cache[pattern] = m
+	return m, nil
 }
 
 // oneDep resolves the most common depends_on, one item name, as resolveDeps does
