@@ -80,16 +80,16 @@ func NewClient(ep *plan.Endpoint, red *plan.Redactor) (*Client, error) {
 	license := a.Extra[AuthLicenseID]
 	ts := &tokenSet{red: red, key: a.ExtraSecrets[AuthAPIKey], license: license, appID: a.ClientID, secret: a.ClientSecret, m: map[string]*rest.TokenAuth{}}
 	rc, err := rest.New(rest.Config{Name: ep.Name, BaseURL: ep.URL, TLS: ep.TLS, Limits: ep.Limits, Timeout: ep.Timeout.D(),
-		Auth: ts, DecodeError: DecodeError, Expired: expired})
+		DecodeError: DecodeError, Expired: expired})
 	if err != nil {
 		return nil, err
 	}
 	return &Client{rc: rc, tokens: ts, license: license, PollEvery: DefaultPollEvery, PollFor: DefaultPollFor}, nil
 }
 
-// tokenSet is the rest.Authenticator of a Cloudneeti client: one token per
-// (license, account), the license token under account "". A request's context says
-// which one it needs (forAccount); each token is fetched lazily, shared by every
+// tokenSet holds the token sources of a Cloudneeti client: one token per (license,
+// account), the license token under account "". Each request names the one it needs
+// (Client.doAs sets rest.Request.Auth); each token is fetched lazily, shared by every
 // request that needs it, and re-issued after a 401 (its lifetime is chosen per API
 // application and not announced).
 type tokenSet struct {
@@ -106,18 +106,6 @@ func (t *tokenSet) clock() time.Time {
 		return t.now()
 	}
 	return time.Now()
-}
-
-type accountKey struct{}
-
-// forAccount marks ctx's requests as needing the account token of account.
-func forAccount(ctx context.Context, account string) context.Context {
-	return context.WithValue(ctx, accountKey{}, account)
-}
-
-func accountOf(ctx context.Context) string {
-	a, _ := ctx.Value(accountKey{}).(string)
-	return a
 }
 
 // source returns the token source of account ("": the license token).
@@ -164,16 +152,6 @@ func (t *tokenSet) source(account string) *rest.TokenAuth {
 	}
 	t.m[account] = a
 	return a
-}
-
-// Authorize implements rest.Authenticator with the token the request's context names.
-func (t *tokenSet) Authorize(ctx context.Context, c *rest.Client, req *http.Request) error {
-	return t.source(accountOf(ctx)).Authorize(ctx, c, req)
-}
-
-// Invalidate implements rest.Authenticator: the token used on req is dropped.
-func (t *tokenSet) Invalidate(req *http.Request) {
-	t.source(accountOf(req.Context())).Invalidate(req)
 }
 
 // TokenExpiry reads the exp claim when a token is a JWT (not documented: an
@@ -299,7 +277,13 @@ func DecodeToken(body []byte) (string, error) {
 
 // do sends one call and decodes the envelope's result into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, body any, idempotent bool, op string, out any) error {
-	resp, err := c.rc.Do(ctx, &rest.Request{Method: method, Path: path, JSON: body, Idempotent: idempotent, Op: op})
+	return c.doAs(ctx, "", method, path, body, idempotent, op, out)
+}
+
+// doAs is do with the token of account ("": the license token).
+func (c *Client) doAs(ctx context.Context, account, method, path string, body any, idempotent bool, op string, out any) error {
+	resp, err := c.rc.Do(ctx, &rest.Request{Method: method, Path: path, JSON: body, Idempotent: idempotent, Op: op,
+		Auth: c.tokens.source(account)})
 	if err != nil {
 		return err
 	}
@@ -393,7 +377,7 @@ func (c *Client) Rescan(ctx context.Context, account string) (string, error) {
 	var r struct {
 		JobID string `json:"jobId"`
 	}
-	if err := c.do(forAccount(ctx, account), http.MethodGet, c.compliance(account)+"/rescan", nil, false, op, &r); err != nil {
+	if err := c.doAs(ctx, account, http.MethodGet, c.compliance(account)+"/rescan", nil, false, op, &r); err != nil {
 		return "", err
 	}
 	if r.JobID == "" {
@@ -416,7 +400,7 @@ func (c *Client) JobStatus(ctx context.Context, account, job string) (string, er
 		JobStatus string `json:"jobStatus"`
 		Status    string `json:"status"`
 	}
-	err := c.do(forAccount(ctx, account), http.MethodGet, c.compliance(account)+"/job/"+url.PathEscape(job)+"/status", nil, true, "job "+job+" status", &r)
+	err := c.doAs(ctx, account, http.MethodGet, c.compliance(account)+"/job/"+url.PathEscape(job)+"/status", nil, true, "job "+job+" status", &r)
 	if err != nil {
 		return "", err
 	}
