@@ -493,10 +493,6 @@ func TestAccount_Build_HashIgnoresSecretValues(t *testing.T) {
 // The example plan runs against the fake under faults, onboards its four accounts once
 // and rescans one; a rerun is a no-op.
 func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
-	text, err := os.ReadFile("../../examples/plans/cloudneeti.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := cnfake.DemoOptions()
 	o.SubscriptionKeys = []string{apiKey}
 	o.Licenses[0].Apps[0].Secret = appSecret
@@ -505,26 +501,10 @@ func TestAccount_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	srv := cnfake.New(o)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	p := filepath.Join(t.TempDir(), "cloudneeti.yaml")
-	if err := os.WriteFile(p, text, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	env := map[string]string{"CLOUDNEETI_API_KEY": apiKey, "CLOUDNEETI_APP_SECRET": appSecret, "AZURE_APP_SECRET": azureSecret}
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}, Vars: map[string]string{"cloudneeti_url": ts.URL},
-		Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &providers.Build{Plan: pl, Clients: &providers.Clients{}}
-	var tasks []*providers.Task
-	for _, it := range pl.Items {
-		ts, err := AccountKind{}.Build(b, it)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fast(ts[0])
-		tasks = append(tasks, ts...)
-	}
+	pl, tasks := lifecycletest.ExamplePlan(t, "../../examples/plans/cloudneeti.yaml", AccountKind{},
+		plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind}, Vars: map[string]string{"cloudneeti_url": ts.URL},
+			Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}, fast)
 	if len(tasks) != 4 {
 		t.Fatalf("%d tasks", len(tasks))
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -306,4 +307,38 @@ func ApplyTwice(t testing.TB, tasks []*providers.Task, planName string, red *pla
 		}
 	}
 	return logs.String()
+}
+
+// ExamplePlan loads the example plan at path (a copy in a temporary directory, so
+// that its state and CSV lookups stay there) with opts and builds every item with
+// kind, calling prep on each task it builds (tests shorten waits there).
+func ExamplePlan(t testing.TB, path string, kind providers.Kind, opts plan.LoadOptions, prep func(*providers.Task)) (*plan.Plan, []*providers.Task) {
+	t.Helper()
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := os.WriteFile(p, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := plan.Load(p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &providers.Build{Plan: pl, Clients: &providers.Clients{}}
+	var tasks []*providers.Task
+	for _, it := range pl.Items {
+		ts, err := kind.Build(b, it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range ts {
+			if prep != nil {
+				prep(task)
+			}
+		}
+		tasks = append(tasks, ts...)
+	}
+	return pl, tasks
 }

@@ -574,10 +574,6 @@ func TestCloudSpace_Build_HashIgnoresHowItIsCreated(t *testing.T) {
 // The example plan runs against the fake under faults, creates its ten spaces once,
 // and a rerun is a no-op.
 func TestCloudSpace_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
-	text, err := os.ReadFile("../../examples/plans/openvcloud.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := ovcfake.DemoOptions()
 	o.Apps = map[string]string{ovcfake.DemoClientID: appSecret}
 	o.AsyncDelay, o.DeployDelay = 20*time.Millisecond, 40*time.Millisecond
@@ -585,26 +581,10 @@ func TestCloudSpace_ExamplePlan_AppliesOnceUnderFaults(t *testing.T) {
 	srv := ovcfake.New(o)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	p := filepath.Join(t.TempDir(), "openvcloud.yaml")
-	if err := os.WriteFile(p, text, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pl, err := plan.Load(p, plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind},
-		Vars:   map[string]string{"ovc_url": ts.URL, "ovc_token_url": ts.URL + "/v1/oauth/access_token"},
-		Getenv: func(k string) (string, bool) { return appSecret, k == "OVC_CLIENT_SECRET" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &providers.Build{Plan: pl, Clients: &providers.Clients{}}
-	var tasks []*providers.Task
-	for _, it := range pl.Items {
-		ts, err := CloudSpaceKind{}.Build(b, it)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fast(ts[0])
-		tasks = append(tasks, ts...)
-	}
+	pl, tasks := lifecycletest.ExamplePlan(t, "../../examples/plans/openvcloud.yaml", CloudSpaceKind{},
+		plan.LoadOptions{Sections: []string{Section}, EndpointKinds: []plan.EndpointKind{endpointKind},
+			Vars:   map[string]string{"ovc_url": ts.URL, "ovc_token_url": ts.URL + "/v1/oauth/access_token"},
+			Getenv: func(k string) (string, bool) { return appSecret, k == "OVC_CLIENT_SECRET" }}, fast)
 	if len(tasks) != 10 || tasks[0].ID != "store-space-01" || tasks[9].ID != "store-space-10" {
 		t.Fatalf("tasks: %d, first %s", len(tasks), tasks[0].ID)
 	}
