@@ -496,169 +496,192 @@ func mustOK(t *testing.T, res *runner.Result, what string) {
 }
 
 // Run checks the contract for one provider (see the package doc).
-func Run(t *testing.T, tg Target) {
+func Run(t *testing.T, target Target) {
+	tg := &target
 	t.Helper()
 	if tg.New == nil || len(tg.Kinds) == 0 || len(tg.Creates) == 0 {
 		t.Fatal("providertest: Target needs Kinds, New and Creates (the lost-answer and kill checks run per create route)")
 	}
-	t.Run("CleanApply", func(t *testing.T) {
-		e := newEnv(t, &tg)
-		res := e.run(3)
-		mustOK(t, res, "clean apply")
-		if res.Applied != res.Total || res.Total == 0 {
-			t.Fatalf("applied %d of %d tasks", res.Applied, res.Total)
-		}
-		e.check("clean apply")
-		_, writes, _ := e.rec.counts()
-		for _, c := range tg.Creates {
-			if !anyMatch(writes, c) {
-				t.Errorf("the plan never uses create route %s: its lost-answer check would prove nothing", c)
-			}
-		}
-		e.checkLeaks()
-	})
-	t.Run("Rerun", func(t *testing.T) {
-		e := newEnv(t, &tg)
-		mustOK(t, e.run(3), "first run")
-		e.rec.reset()
-		res := e.run(3)
-		mustOK(t, res, "rerun")
-		if reqs, _, _ := e.rec.counts(); len(reqs) != 0 || res.UpToDate != res.Total {
-			t.Errorf("a rerun of the done plan sent %d requests (%v); %d of %d up to date", len(reqs), reqs, res.UpToDate, res.Total)
-		}
-		// The state file is lost: the provider finds what exists (by a lookup, or by
-		// the API's "already exists" answer) and duplicates nothing.
-		if err := os.Remove(e.state); err != nil {
-			t.Fatal(err)
-		}
-		e.rec.reset()
-		mustOK(t, e.run(3), "rerun without the state file")
-		reqs, writes, _ := e.rec.counts()
-		t.Logf("rerun without the state file: %d requests, %d writes %v", len(reqs), len(writes), writes)
-		e.check("reruns")
-		e.checkLeaks()
-	})
+	t.Run("CleanApply", tg.cleanApply)
+	t.Run("Rerun", tg.rerun)
 	for _, route := range tg.Creates {
-		t.Run("LostAnswer/"+strings.ReplaceAll(route.String(), "/", "_"), func(t *testing.T) {
-			e := newEnv(t, &tg)
-			e.rec.loseNext(route)
-			mustOK(t, e.run(6), "run with a lost answer")
-			if _, _, lost := e.rec.counts(); lost != 1 {
-				t.Fatalf("no answer on %s was lost (the plan does not reach it)", route)
-			}
-			e.check("after a lost answer on " + route.String())
-			e.checkLeaks()
-		})
+		t.Run("LostAnswer/"+strings.ReplaceAll(route.String(), "/", "_"), func(t *testing.T) { tg.lostAnswer(t, route) })
 	}
 	for _, route := range tg.Creates {
-		t.Run("KillBetweenIntentAndResult/"+strings.ReplaceAll(route.String(), "/", "_"), func(t *testing.T) {
-			e := newEnv(t, &tg)
-			// The create takes effect and the process dies before its answer: the
-			// run is stopped while the request waits, the attempt is cancelled and
-			// its record stays "started", as a killed process leaves it.
-			res := e.killedRun(route, func(ctx context.Context) *runner.Result {
-				_, tasks := e.build()
-				return e.runTasks(ctx, tasks, 1)
-			})
-			if !res.Interrupted {
-				t.Fatalf("the run with a hung create was not interrupted: %+v", res)
-			}
-			if n := e.started(); n == 0 {
-				t.Fatal("no record is left started after the kill")
-			}
-			e.settle()
-			mustOK(t, e.run(6), "fresh run after the kill")
-			e.check("after a kill between intent and result on " + route.String())
-			e.checkLeaks()
-		})
+		t.Run("KillBetweenIntentAndResult/"+strings.ReplaceAll(route.String(), "/", "_"), func(t *testing.T) { tg.killBetweenIntentAndResult(t, route) })
 	}
-	t.Run("ProbeMakesNoWrite", func(t *testing.T) {
-		e := newEnv(t, &tg)
-		probes := e.probe()
-		if _, writes, _ := e.rec.counts(); len(writes) != 0 {
-			t.Fatalf("probes before the apply wrote: %v", writes)
+	t.Run("ProbeMakesNoWrite", tg.probeMakesNoWrite)
+	t.Run("NoSecretLeaks", tg.noSecretLeaks)
+	t.Run("ThrottleStorm", tg.throttleStorm)
+	runDestroy(t, tg)
+}
+
+// cleanApply: a clean apply does every task and uses every create route.
+func (tg *Target) cleanApply(t *testing.T) {
+	e := newEnv(t, tg)
+	res := e.run(3)
+	mustOK(t, res, "clean apply")
+	if res.Applied != res.Total || res.Total == 0 {
+		t.Fatalf("applied %d of %d tasks", res.Applied, res.Total)
+	}
+	e.check("clean apply")
+	_, writes, _ := e.rec.counts()
+	for _, c := range tg.Creates {
+		if !anyMatch(writes, c) {
+			t.Errorf("the plan never uses create route %s: its lost-answer check would prove nothing", c)
 		}
-		mustOK(t, e.run(3), "apply")
-		e.rec.reset()
-		e.probe()
-		t.Logf("%d tasks probed before and after the apply", probes)
-		if _, writes, _ := e.rec.counts(); len(writes) != 0 {
-			t.Fatalf("probes after the apply wrote: %v", writes)
-		}
-		e.checkLeaks()
-	})
-	t.Run("NoSecretLeaks", func(t *testing.T) {
-		e := newEnv(t, &tg)
-		if e.fake.Injector != nil {
-			e.fake.Injector.Set(fault.Config{ErrorRate: 0.2, DropRate: 0.1, LostRate: 0.1, Seed: 7})
-		}
-		e.run(2) // failures expected: their errors are what is checked
-		if e.fake.Injector != nil {
-			e.fake.Injector.Set(fault.Config{})
-		}
-		mustOK(t, e.run(12), "the run after the faults")
-		e.check("after faults")
-		e.checkLeaks()
-	})
-	t.Run("ThrottleStorm", func(t *testing.T) {
-		e := newEnv(t, &tg)
-		if e.fake.Injector == nil {
-			t.Fatal("providertest: Fake.Injector is needed (the fake's server-side rate limit)")
-		}
-		rate, burst := tg.RateLimit, tg.RateBurst
-		if rate <= 0 {
-			rate = 20
-		}
-		if burst <= 0 {
-			burst = 2
-		}
-		e.fake.Injector.Set(fault.Config{RateLimit: rate, RateBurst: burst})
-		// The bucket's clock moves per request, not with the wall clock: each request
-		// advances it by 0.2 to 1.2 token intervals (a seeded sequence, so not
-		// periodic: a fixed step would starve a task whose attempts send two
-		// requests). About a third of the requests after the burst are throttled,
-		// however fast or slow the machine is.
-		var mu sync.Mutex
-		now := time.Unix(1_700_000_000, 0)
-		rng := rand.New(rand.NewPCG(42, 7))
-		interval := float64(time.Second) / rate
-		e.fake.Injector.SetClock(func() time.Time {
-			mu.Lock()
-			defer mu.Unlock()
-			now = now.Add(time.Duration((0.2 + rng.Float64()) * interval))
-			return now
-		})
-		defer func() {
-			e.fake.Injector.Set(fault.Config{})
-			e.fake.Injector.SetClock(time.Now)
-		}()
-		// The fake answers Retry-After in whole seconds (at least 1, as DRF's
-		// throttles do); each would pause the endpoint's client for a real second.
-		// The plan's own cap (limits.max_retry_after) keeps that pause to 1 ms:
-		// nothing below depends on how long anything waited, and the runner caps a
-		// task's wait by BackoffMax (20 ms) anyway. What is checked is that each
-		// answer was read as throttling (the wait the server asked for is logged),
-		// that it cost no task its run, and the fake's state.
-		e.maxRetryAfter = time.Millisecond
-		// The endpoint's client then paces itself at the rate it found; it does so on
-		// a clock that skips the waits (the controller sees the times a waiting run
-		// would), so the storm costs no real seconds at a low found rate.
-		clk := NewSkipClock()
+	}
+	e.checkLeaks()
+}
+
+// rerun: a rerun of the done plan sends nothing, and a rerun without the state file duplicates nothing.
+func (tg *Target) rerun(t *testing.T) {
+	e := newEnv(t, tg)
+	mustOK(t, e.run(3), "first run")
+	e.rec.reset()
+	res := e.run(3)
+	mustOK(t, res, "rerun")
+	if reqs, _, _ := e.rec.counts(); len(reqs) != 0 || res.UpToDate != res.Total {
+		t.Errorf("a rerun of the done plan sent %d requests (%v); %d of %d up to date", len(reqs), reqs, res.UpToDate, res.Total)
+	}
+	// The state file is lost: the provider finds what exists (by a lookup, or by
+	// the API's "already exists" answer) and duplicates nothing.
+	if err := os.Remove(e.state); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.reset()
+	mustOK(t, e.run(3), "rerun without the state file")
+	reqs, writes, _ := e.rec.counts()
+	t.Logf("rerun without the state file: %d requests, %d writes %v", len(reqs), len(writes), writes)
+	e.check("reruns")
+	e.checkLeaks()
+}
+
+// lostAnswer: an answer lost on route leaves no duplicate and no orphan.
+func (tg *Target) lostAnswer(t *testing.T, route Route) {
+	e := newEnv(t, tg)
+	e.rec.loseNext(route)
+	mustOK(t, e.run(6), "run with a lost answer")
+	if _, _, lost := e.rec.counts(); lost != 1 {
+		t.Fatalf("no answer on %s was lost (the plan does not reach it)", route)
+	}
+	e.check("after a lost answer on " + route.String())
+	e.checkLeaks()
+}
+
+// killBetweenIntentAndResult: a run killed while the create on route waits for its answer
+// leaves its record started, and a fresh run finishes without a duplicate.
+func (tg *Target) killBetweenIntentAndResult(t *testing.T, route Route) {
+	e := newEnv(t, tg)
+	// The create takes effect and the process dies before its answer: the
+	// run is stopped while the request waits, the attempt is cancelled and
+	// its record stays "started", as a killed process leaves it.
+	res := e.killedRun(route, func(ctx context.Context) *runner.Result {
 		_, tasks := e.build()
-		res := e.runTasks(rest.WithRateClock(context.Background(), clk), tasks, 100)
-		mustOK(t, res, "run under the server's rate limit")
-		if c := e.fake.Injector.Counts(); c.Throttled == 0 {
-			t.Errorf("the rate limit never answered 429 (%v): the check proved nothing", c)
-		} else {
-			t.Logf("rate limit %g/s burst %d: %d answers throttled, %d retries, %d throttled retries, %s (%s of pacing skipped)", rate, burst, c.Throttled, res.Retries, res.Throttled, res.Elapsed.Round(time.Millisecond), clk.Skipped().Round(time.Millisecond))
-			if !strings.Contains(e.logs.String(), `"retry_after_asked_ms":1000`) {
-				t.Errorf("no log line says the server asked to wait 1 s (Retry-After: 1): the 429s were not read as throttling")
-			}
-		}
-		e.check("after a 429 storm")
-		e.checkLeaks()
+		return e.runTasks(ctx, tasks, 1)
 	})
-	runDestroy(t, &tg)
+	if !res.Interrupted {
+		t.Fatalf("the run with a hung create was not interrupted: %+v", res)
+	}
+	if n := e.started(); n == 0 {
+		t.Fatal("no record is left started after the kill")
+	}
+	e.settle()
+	mustOK(t, e.run(6), "fresh run after the kill")
+	e.check("after a kill between intent and result on " + route.String())
+	e.checkLeaks()
+}
+
+// probeMakesNoWrite: probes before and after the apply write nothing.
+func (tg *Target) probeMakesNoWrite(t *testing.T) {
+	e := newEnv(t, tg)
+	probes := e.probe()
+	if _, writes, _ := e.rec.counts(); len(writes) != 0 {
+		t.Fatalf("probes before the apply wrote: %v", writes)
+	}
+	mustOK(t, e.run(3), "apply")
+	e.rec.reset()
+	e.probe()
+	t.Logf("%d tasks probed before and after the apply", probes)
+	if _, writes, _ := e.rec.counts(); len(writes) != 0 {
+		t.Fatalf("probes after the apply wrote: %v", writes)
+	}
+	e.checkLeaks()
+}
+
+// noSecretLeaks: no secret reaches logs, errors or the state under faults.
+func (tg *Target) noSecretLeaks(t *testing.T) {
+	e := newEnv(t, tg)
+	if e.fake.Injector != nil {
+		e.fake.Injector.Set(fault.Config{ErrorRate: 0.2, DropRate: 0.1, LostRate: 0.1, Seed: 7})
+	}
+	e.run(2) // failures expected: their errors are what is checked
+	if e.fake.Injector != nil {
+		e.fake.Injector.Set(fault.Config{})
+	}
+	mustOK(t, e.run(12), "the run after the faults")
+	e.check("after faults")
+	e.checkLeaks()
+}
+
+// throttleStorm: a server-side token bucket fails no task and its 429s are read as throttling.
+func (tg *Target) throttleStorm(t *testing.T) {
+	e := newEnv(t, tg)
+	if e.fake.Injector == nil {
+		t.Fatal("providertest: Fake.Injector is needed (the fake's server-side rate limit)")
+	}
+	rate, burst := tg.RateLimit, tg.RateBurst
+	if rate <= 0 {
+		rate = 20
+	}
+	if burst <= 0 {
+		burst = 2
+	}
+	e.fake.Injector.Set(fault.Config{RateLimit: rate, RateBurst: burst})
+	// The bucket's clock moves per request, not with the wall clock: each request
+	// advances it by 0.2 to 1.2 token intervals (a seeded sequence, so not
+	// periodic: a fixed step would starve a task whose attempts send two
+	// requests). About a third of the requests after the burst are throttled,
+	// however fast or slow the machine is.
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	rng := rand.New(rand.NewPCG(42, 7))
+	interval := float64(time.Second) / rate
+	e.fake.Injector.SetClock(func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Duration((0.2 + rng.Float64()) * interval))
+		return now
+	})
+	defer func() {
+		e.fake.Injector.Set(fault.Config{})
+		e.fake.Injector.SetClock(time.Now)
+	}()
+	// The fake answers Retry-After in whole seconds (at least 1, as DRF's
+	// throttles do); each would pause the endpoint's client for a real second.
+	// The plan's own cap (limits.max_retry_after) keeps that pause to 1 ms:
+	// nothing below depends on how long anything waited, and the runner caps a
+	// task's wait by BackoffMax (20 ms) anyway. What is checked is that each
+	// answer was read as throttling (the wait the server asked for is logged),
+	// that it cost no task its run, and the fake's state.
+	e.maxRetryAfter = time.Millisecond
+	// The endpoint's client then paces itself at the rate it found; it does so on
+	// a clock that skips the waits (the controller sees the times a waiting run
+	// would), so the storm costs no real seconds at a low found rate.
+	clk := NewSkipClock()
+	_, tasks := e.build()
+	res := e.runTasks(rest.WithRateClock(context.Background(), clk), tasks, 100)
+	mustOK(t, res, "run under the server's rate limit")
+	if c := e.fake.Injector.Counts(); c.Throttled == 0 {
+		t.Errorf("the rate limit never answered 429 (%v): the check proved nothing", c)
+	} else {
+		t.Logf("rate limit %g/s burst %d: %d answers throttled, %d retries, %d throttled retries, %s (%s of pacing skipped)", rate, burst, c.Throttled, res.Retries, res.Throttled, res.Elapsed.Round(time.Millisecond), clk.Skipped().Round(time.Millisecond))
+		if !strings.Contains(e.logs.String(), `"retry_after_asked_ms":1000`) {
+			t.Errorf("no log line says the server asked to wait 1 s (Retry-After: 1): the 429s were not read as throttling")
+		}
+	}
+	e.check("after a 429 storm")
+	e.checkLeaks()
 }
 
 // settle calls Fake.Settle, if any.
