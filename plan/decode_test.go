@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,100 @@ func TestDecodeStrict_Arguments(t *testing.T) {
 	var l []any
 	if err := DecodeStrict("f.yaml", cyc, &l); err == nil {
 		t.Error("a self-referencing alias decoded")
+	}
+}
+
+// flatSpec is a flat struct: the shape decodeFlat takes without yaml's decoder.
+type flatSpec struct {
+	Note  string `yaml:"note"`
+	Title string `yaml:"title,omitempty"`
+	Plain string
+}
+
+// TestDecodeFlat_SameAsYAML decodes mappings both ways: whenever decodeFlat takes a
+// document it must give what yaml.v3 gives (the fields keep their previous values
+// where yaml leaves them), and it must leave the rest to yaml.
+func TestDecodeFlat_SameAsYAML(t *testing.T) {
+	docs := []struct {
+		src  string
+		fast bool
+	}{
+		{`note: hello`, true},
+		{"note: \"x y\"\ntitle: 'z'\nplain: |\n  block\n", true},
+		{"note: >\n  folded\n  text\ntitle: !!str 5", true},
+		{`note: ""`, true},
+		{`note: 5`, false},
+		{`note: null`, false},
+		{`note: ~`, false},
+		{`note: true`, false},
+		{`note: !!binary aGk=`, false},
+		{`note: !!int x`, false},
+		{`note: !secret x`, false},
+		{`note: [a]`, false},
+		{`note: {a: b}`, false},
+		{"a: &x hi\nnote: *x", false},
+		{`"note": quoted key`, true},
+		{`5: x`, false},
+		{`unknown: x`, false},
+		{"note: a\nnote: b", false},
+		{`!!map {note: a}`, true},
+		{`!other {note: a}`, false},
+		{"<<: {note: a}", false},
+	}
+	for _, d := range docs {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(d.src), &doc); err != nil {
+			t.Fatalf("%q: %v", d.src, err)
+		}
+		n := doc.Content[0]
+		fast := flatSpec{Note: "before", Title: "before", Plain: "before"}
+		took := decodeFlat(n, reflect.ValueOf(&fast).Elem())
+		if took != d.fast {
+			t.Errorf("%q: decodeFlat took it = %v, want %v", d.src, took, d.fast)
+		}
+		if !took {
+			if fast != (flatSpec{Note: "before", Title: "before", Plain: "before"}) {
+				t.Errorf("%q: decodeFlat declined but set %+v", d.src, fast)
+			}
+			continue
+		}
+		slow := flatSpec{Note: "before", Title: "before", Plain: "before"}
+		if err := n.Decode(&slow); err != nil {
+			t.Fatalf("%q: yaml: %v", d.src, err)
+		}
+		if fast != slow {
+			t.Errorf("%q: decodeFlat gave %+v, yaml %+v", d.src, fast, slow)
+		}
+	}
+}
+
+// TestDecodeFlat_OnlyFlatTypes: structs with other kinds of fields, methods, inline
+// or embedded fields go to yaml's decoder.
+func TestDecodeFlat_OnlyFlatTypes(t *testing.T) {
+	type embedded struct{ Note string }
+	type withInt struct {
+		Note string
+		N    int
+	}
+	type withSecret struct{ Note Secret }
+	type withEmbedded struct{ embedded }
+	type withInline struct {
+		E embedded `yaml:",inline"`
+	}
+	type withUnexported struct {
+		Note string
+		x    string
+	}
+	type withDup struct {
+		A string `yaml:"note"`
+		B string `yaml:"note"`
+	}
+	for _, v := range []any{withInt{}, withSecret{}, withEmbedded{}, withInline{}, withUnexported{}, withDup{}, Duration{}} {
+		if flatOf(reflect.TypeOf(v)) != nil {
+			t.Errorf("%T taken as flat", v)
+		}
+	}
+	if flatOf(reflect.TypeOf(flatSpec{})) == nil {
+		t.Error("flatSpec not taken as flat")
 	}
 }
