@@ -28,12 +28,20 @@ type Graph struct {
 func NewGraph(tasks []*providers.Task) (*Graph, error) {
 	g := &Graph{Tasks: tasks, index: make(map[string]int32, len(tasks))}
 	var errs []error
+	// IDs are unique in a valid plan: insert them all, and only when the map came out
+	// short go back and name the duplicates, each with its first occurrence.
 	for i, t := range tasks {
-		if prev, dup := g.index[t.ID]; dup {
-			errs = append(errs, plan.Where(t.Pos, fmt.Errorf("duplicate task %q (first at %s)", t.ID, tasks[prev].Pos)))
-			continue
-		}
 		g.index[t.ID] = int32(i)
+	}
+	if len(g.index) != len(tasks) {
+		clear(g.index)
+		for i, t := range tasks {
+			if prev, dup := g.index[t.ID]; dup {
+				errs = append(errs, plan.Where(t.Pos, fmt.Errorf("duplicate task %q (first at %s)", t.ID, tasks[prev].Pos)))
+				continue
+			}
+			g.index[t.ID] = int32(i)
+		}
 	}
 	// Each task's resolved dependencies go into one slab (deps[i] is a capped window
 	// of it), and each task's users into another sized from the counts, so that a
