@@ -118,6 +118,9 @@ func inlineOpt(opts string) bool {
 
 // leaf reports whether values of t decode as a whole: no keys to check inside.
 func leaf(t reflect.Type) bool {
+	if t.Name() != "" && t.PkgPath() == "" && t.Kind() != reflect.Interface {
+		return false // a predeclared type (string, int, ...): no methods, no Unmarshaler
+	}
 	return t == nodeType || t.Kind() == reflect.Interface ||
 		t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)
 }

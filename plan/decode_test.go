@@ -257,3 +257,18 @@ func TestDecodeFlat_OnlyFlatTypes(t *testing.T) {
 		t.Error("flatSpec not taken as flat")
 	}
 }
+
+// TestLeaf_PredeclaredTypes: the shortcut for predeclared types gives what the
+// method-set test gives.
+func TestLeaf_PredeclaredTypes(t *testing.T) {
+	for _, v := range []any{"", 0, int64(0), uint8(0), 1.5, true, Secret{}, Duration{}, yaml.Node{}, flatSpec{}} {
+		rt := reflect.TypeOf(v)
+		want := rt == nodeType || rt.Implements(unmarshalerType) || reflect.PointerTo(rt).Implements(unmarshalerType)
+		if got := leaf(rt); got != want {
+			t.Errorf("leaf(%v) = %v, want %v", rt, got, want)
+		}
+	}
+	if !leaf(reflect.TypeFor[error]()) || !leaf(reflect.TypeFor[any]()) {
+		t.Error("interfaces must be leaves")
+	}
+}
