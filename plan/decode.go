@@ -222,14 +222,14 @@ func decodeStrict(file string, n *yaml.Node, out any, pol *secretPolicy) error {
 		}
 		n = n.Content[0]
 	}
+	if decodeFlat(n, rv.Elem()) {
+		return nil // what it takes, check passes (TestDecodeFlat_SameAsYAML)
+	}
 	w := &strictWalker{file: file, budget: walkBudget, pol: pol}
 	t := rv.Type().Elem()
 	w.check(n, t, nil, 0)
 	if w.over {
 		return errors.Join(w.errs...)
-	}
-	if len(w.errs) == 0 && decodeFlat(n, rv.Elem()) {
-		return nil
 	}
 	err := decodeNode(n, out)
 	if err == nil {
@@ -687,10 +687,12 @@ func flatOf(t reflect.Type) flatFields {
 
 // decodeFlat is the decode of a mapping whose keys and values are all plain strings
 // into a flat struct, without yaml's reflection-driven decoder: each field gets its
-// scalar's text, as yaml.v3 sets a string from a !!str scalar. It runs only after
-// check found no problem (every key names a field, once; checked again here) and reports false,
-// having set nothing, for anything else (aliases, merge keys, tags other than !!str,
-// nested nodes, unresolved plain scalars), which the full decode handles.
+// scalar's text, as yaml.v3 sets a string from a !!str scalar. What it takes, the
+// strict check has nothing to say about: every key names a field, once, no merge
+// keys, no secrets, and a !!str or quoted value is never refused for a leading zero.
+// It reports false, having set nothing, for anything else (aliases, merge keys, tags
+// other than !!str, nested nodes, unresolved plain scalars, unknown or repeated
+// keys), which the check and the full decode handle.
 func decodeFlat(n *yaml.Node, out reflect.Value) bool {
 	if n.Kind != yaml.MappingNode || (n.Tag != "" && n.Tag != "!!map") || len(n.Content)%2 != 0 {
 		return false
