@@ -273,13 +273,13 @@ func TestDecodeFlat_OnlyFlatTypes(t *testing.T) {
 	}
 	type withUnexported struct {
 		Note string
-		x    string
+		x    string // never set: yaml skips it, so the fast path declines the type
 	}
 	type withDup struct {
 		A string `yaml:"note"`
 		B string `yaml:"note"`
 	}
-	for _, v := range []any{withInt{}, withSecret{}, withEmbedded{}, withInline{}, withUnexported{}, withDup{}, Duration{}} {
+	for _, v := range []any{withInt{}, withSecret{}, withEmbedded{}, withInline{}, withUnexported{x: ""}, withDup{}, Duration{}} {
 		if flatOf(reflect.TypeOf(v)) != nil {
 			t.Errorf("%T taken as flat", v)
 		}
