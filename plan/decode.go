@@ -118,6 +118,9 @@ func inlineOpt(opts string) bool {
 
 // leaf reports whether values of t decode as a whole: no keys to check inside.
 func leaf(t reflect.Type) bool {
+	if t.Name() != "" && t.PkgPath() == "" && t.Kind() != reflect.Interface {
+		return false // a predeclared type (string, int, ...): no methods, no Unmarshaler
+	}
 	return t == nodeType || t.Kind() == reflect.Interface ||
 		t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)
 }
@@ -218,6 +221,9 @@ func decodeStrict(file string, n *yaml.Node, out any, pol *secretPolicy) error {
 			return nil
 		}
 		n = n.Content[0]
+	}
+	if decodeFlat(n, rv.Elem()) {
+		return nil // what it takes, check passes (TestDecodeFlat_SameAsYAML)
 	}
 	w := &strictWalker{file: file, budget: walkBudget, pol: pol}
 	t := rv.Type().Elem()
@@ -642,4 +648,88 @@ func hasSecret(n *yaml.Node) bool {
 		return false
 	}
 	return walk(n, 0)
+}
+
+// flatFields maps the keys of a flat struct type (exported string fields only, no
+// methods, no inline or embedded fields) to field indexes; nil for any other type.
+type flatFields map[string]int
+
+var flatCache sync.Map // reflect.Type -> flatFields
+
+func flatOf(t reflect.Type) flatFields {
+	if v, ok := flatCache.Load(t); ok {
+		return v.(flatFields)
+	}
+	var ff flatFields
+	if t.Kind() == reflect.Struct && reflect.PointerTo(t).NumMethod() == 0 {
+		ff = flatFields{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if !f.IsExported() || f.Anonymous || f.Type.Kind() != reflect.String ||
+				reflect.PointerTo(f.Type).NumMethod() != 0 || name == "-" || (opts != "" && opts != "omitempty") {
+				ff = nil
+				break
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			if _, dup := ff[name]; dup {
+				ff = nil
+				break
+			}
+			ff[name] = i
+		}
+	}
+	v, _ := flatCache.LoadOrStore(t, ff)
+	return v.(flatFields)
+}
+
+// decodeFlat is the decode of a mapping whose keys and values are all plain strings
+// into a flat struct, without yaml's reflection-driven decoder: each field gets its
+// scalar's text, as yaml.v3 sets a string from a !!str scalar. What it takes, the
+// strict check has nothing to say about: every key names a field, once, no merge
+// keys, no secrets, and a !!str or quoted value is never refused for a leading zero.
+// It reports false, having set nothing, for anything else (aliases, merge keys, tags
+// other than !!str, nested nodes, unresolved plain scalars, unknown or repeated
+// keys), which the check and the full decode handle.
+func decodeFlat(n *yaml.Node, out reflect.Value) bool {
+	if n.Kind != yaml.MappingNode || (n.Tag != "" && n.Tag != "!!map") || len(n.Content)%2 != 0 {
+		return false
+	}
+	ff := flatOf(out.Type())
+	if ff == nil || out.NumField() > 64 {
+		return false
+	}
+	var seen uint64
+	for i := 0; i < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !plainString(k) || !plainString(v) {
+			return false
+		}
+		f, ok := ff[k.Value]
+		if !ok || seen&(1<<f) != 0 {
+			return false
+		}
+		seen |= 1 << f
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		out.Field(ff[n.Content[i].Value]).SetString(n.Content[i+1].Value)
+	}
+	return true
+}
+
+// plainString reports whether n is a scalar that yaml.v3 decodes as a string
+// without resolving it: tagged !!str, or untagged and quoted or block.
+func plainString(n *yaml.Node) bool {
+	if n.Kind != yaml.ScalarNode {
+		return false
+	}
+	switch n.Tag {
+	case "!!str", "tag:yaml.org,2002:str":
+		return true
+	case "", "!":
+		return n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,146 @@ func TestDecodeStrict_Arguments(t *testing.T) {
 	var l []any
 	if err := DecodeStrict("f.yaml", cyc, &l); err == nil {
 		t.Error("a self-referencing alias decoded")
+	}
+}
+
+// flatSpec is a flat struct: the shape decodeFlat takes without yaml's decoder.
+type flatSpec struct {
+	Note  string `yaml:"note"`
+	Title string `yaml:"title,omitempty"`
+	Plain string
+	ID    string `yaml:"account_id"`
+}
+
+// TestDecodeFlat_SameAsYAML decodes mappings both ways: whenever decodeFlat takes a
+// document it must give what yaml.v3 gives (the fields keep their previous values
+// where yaml leaves them), and it must leave the rest to yaml.
+func TestDecodeFlat_SameAsYAML(t *testing.T) {
+	type flatDoc struct {
+		src  string
+		fast bool
+	}
+	docs := []flatDoc{
+		{`note: hello`, true},
+		{"note: \"x y\"\ntitle: 'z'\nplain: |\n  block\n", true},
+		{"note: >\n  folded\n  text\ntitle: !!str 5", true},
+		{`note: ""`, true},
+		{`account_id: "052"`, true},
+		{`account_id: !!str 052`, true},
+		{`account_id: 052`, false},
+		{"note: a\n\"note\": b", false},
+		{`note: 5`, false},
+		{`note: null`, false},
+		{`note: ~`, false},
+		{`note: true`, false},
+		{`note: !!binary aGk=`, false},
+		{`note: !!int x`, false},
+		{`note: !secret x`, false},
+		{`note: [a]`, false},
+		{`note: {a: b}`, false},
+		{"a: &x hi\nnote: *x", false},
+		{`"note": quoted key`, true},
+		{`5: x`, false},
+		{`unknown: x`, false},
+		{"note: a\nnote: b", false},
+		{`!!map {note: a}`, true},
+		{`!other {note: a}`, false},
+		{"<<: {note: a}", false},
+	}
+	// Untagged scalars, as an item's field tree holds for a value that is one whole
+	// reference (note: ${row.x}): yaml resolves plain ones, so they are declined.
+	untagged := func(v string, st yaml.Style) *yaml.Node {
+		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "note"},
+			{Kind: yaml.ScalarNode, Value: v, Style: st},
+		}}
+	}
+	built := map[string]*yaml.Node{
+		"untagged plain 5":     untagged("5", 0),
+		"untagged plain text":  untagged("text", 0),
+		"untagged plain null":  untagged("null", 0),
+		"untagged quoted 5":    untagged("5", yaml.DoubleQuotedStyle),
+		"untagged quoted null": untagged("null", yaml.SingleQuotedStyle),
+	}
+	docs = append(docs, flatDoc{"untagged plain 5", false}, flatDoc{"untagged plain text", false},
+		flatDoc{"untagged plain null", false}, flatDoc{"untagged quoted 5", true}, flatDoc{"untagged quoted null", true})
+	for _, d := range docs {
+		n := built[d.src]
+		if n == nil {
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(d.src), &doc); err != nil {
+				t.Fatalf("%q: %v", d.src, err)
+			}
+			n = doc.Content[0]
+		}
+		fast := flatSpec{Note: "before", Title: "before", Plain: "before", ID: "before"}
+		took := decodeFlat(n, reflect.ValueOf(&fast).Elem())
+		if took != d.fast {
+			t.Errorf("%q: decodeFlat took it = %v, want %v", d.src, took, d.fast)
+		}
+		if !took {
+			if fast != (flatSpec{Note: "before", Title: "before", Plain: "before", ID: "before"}) {
+				t.Errorf("%q: decodeFlat declined but set %+v", d.src, fast)
+			}
+			continue
+		}
+		w := &strictWalker{budget: walkBudget}
+		w.check(n, reflect.TypeFor[flatSpec](), nil, 0)
+		if len(w.errs) > 0 {
+			t.Errorf("%q: decodeFlat took a document the check refuses: %v", d.src, w.errs)
+		}
+		slow := flatSpec{Note: "before", Title: "before", Plain: "before", ID: "before"}
+		if err := n.Decode(&slow); err != nil {
+			t.Fatalf("%q: yaml: %v", d.src, err)
+		}
+		if fast != slow {
+			t.Errorf("%q: decodeFlat gave %+v, yaml %+v", d.src, fast, slow)
+		}
+	}
+}
+
+// TestDecodeFlat_OnlyFlatTypes: structs with other kinds of fields, methods, inline
+// or embedded fields go to yaml's decoder.
+func TestDecodeFlat_OnlyFlatTypes(t *testing.T) {
+	type embedded struct{ Note string }
+	type withInt struct {
+		Note string
+		N    int
+	}
+	type withSecret struct{ Note Secret }
+	type withEmbedded struct{ embedded }
+	type withInline struct {
+		E embedded `yaml:",inline"`
+	}
+	type withUnexported struct {
+		Note string
+		x    string // never set: yaml skips it, so the fast path declines the type
+	}
+	type withDup struct {
+		A string `yaml:"note"`
+		B string `yaml:"note"`
+	}
+	for _, v := range []any{withInt{}, withSecret{}, withEmbedded{}, withInline{}, withUnexported{x: ""}, withDup{}, Duration{}} {
+		if flatOf(reflect.TypeOf(v)) != nil {
+			t.Errorf("%T taken as flat", v)
+		}
+	}
+	if flatOf(reflect.TypeOf(flatSpec{})) == nil {
+		t.Error("flatSpec not taken as flat")
+	}
+}
+
+// TestLeaf_PredeclaredTypes: the shortcut for predeclared types gives what the
+// method-set test gives.
+func TestLeaf_PredeclaredTypes(t *testing.T) {
+	for _, v := range []any{"", 0, int64(0), uint8(0), 1.5, true, Secret{}, Duration{}, yaml.Node{}, flatSpec{}} {
+		rt := reflect.TypeOf(v)
+		want := rt == nodeType || rt.Implements(unmarshalerType) || reflect.PointerTo(rt).Implements(unmarshalerType)
+		if got := leaf(rt); got != want {
+			t.Errorf("leaf(%v) = %v, want %v", rt, got, want)
+		}
+	}
+	if !leaf(reflect.TypeFor[error]()) || !leaf(reflect.TypeFor[any]()) {
+		t.Error("interfaces must be leaves")
 	}
 }

@@ -28,18 +28,36 @@ type Graph struct {
 func NewGraph(tasks []*providers.Task) (*Graph, error) {
 	g := &Graph{Tasks: tasks, index: make(map[string]int32, len(tasks))}
 	var errs []error
+	// IDs are unique in a valid plan: insert them all, and only when the map came out
+	// short go back and name the duplicates, each with its first occurrence.
 	for i, t := range tasks {
-		if prev, dup := g.index[t.ID]; dup {
-			errs = append(errs, plan.Where(t.Pos, fmt.Errorf("duplicate task %q (first at %s)", t.ID, tasks[prev].Pos)))
-			continue
-		}
 		g.index[t.ID] = int32(i)
 	}
+	if len(g.index) != len(tasks) {
+		clear(g.index)
+		for i, t := range tasks {
+			if prev, dup := g.index[t.ID]; dup {
+				errs = append(errs, plan.Where(t.Pos, fmt.Errorf("duplicate task %q (first at %s)", t.ID, tasks[prev].Pos)))
+				continue
+			}
+			g.index[t.ID] = int32(i)
+		}
+	}
+	// Each task's resolved dependencies go into one slab (deps[i] is a capped window
+	// of it), and each task's users into another sized from the counts, so that a
+	// graph of n tasks costs a few allocations rather than a few per task. mark[j] ==
+	// i+1 when task i already waits for j.
+	n := 0
+	for _, t := range tasks {
+		n += len(t.Deps) + len(t.Refs)
+	}
+	slab := make([]int32, 0, n)
 	g.deps = make([][]int32, len(tasks))
-	g.users = make([][]int32, len(tasks))
 	g.referenced = make([]bool, len(tasks))
+	mark := make([]int32, len(tasks))
+	nusers := make([]int32, len(tasks))
 	for i, t := range tasks {
-		seen := make(map[int32]bool, len(t.Deps))
+		from := len(slab)
 		for _, d := range t.Deps {
 			j, ok := g.index[d]
 			if !ok {
@@ -50,12 +68,12 @@ func NewGraph(tasks []*providers.Task) (*Graph, error) {
 				errs = append(errs, plan.Where(t.Pos, fmt.Errorf("%s: depends on itself", t.ID)))
 				continue
 			}
-			if seen[j] {
+			if mark[j] == int32(i)+1 {
 				continue
 			}
-			seen[j] = true
-			g.deps[i] = append(g.deps[i], j)
-			g.users[j] = append(g.users[j], int32(i))
+			mark[j] = int32(i) + 1
+			slab = append(slab, j)
+			nusers[j]++
 		}
 		for _, r := range t.Refs {
 			j, ok := g.index[r.Item]
@@ -64,11 +82,28 @@ func NewGraph(tasks []*providers.Task) (*Graph, error) {
 				continue
 			}
 			g.referenced[j] = true
-			if !seen[j] && int(j) != i {
-				seen[j] = true
-				g.deps[i] = append(g.deps[i], j)
-				g.users[j] = append(g.users[j], int32(i))
+			if mark[j] != int32(i)+1 && int(j) != i {
+				mark[j] = int32(i) + 1
+				slab = append(slab, j)
+				nusers[j]++
 			}
+		}
+		if len(slab) > from {
+			g.deps[i] = slab[from:len(slab):len(slab)]
+		}
+	}
+	g.users = make([][]int32, len(tasks))
+	uslab := make([]int32, len(slab))
+	off := 0
+	for j, c := range nusers {
+		if c > 0 {
+			g.users[j] = uslab[off : off : off+int(c)]
+			off += int(c)
+		}
+	}
+	for i, ds := range g.deps {
+		for _, j := range ds {
+			g.users[j] = append(g.users[j], int32(i))
 		}
 	}
 	if len(errs) > 0 {
@@ -120,11 +155,12 @@ func (g *Graph) cycle() []string {
 		next int
 	}
 	parent := make([]int32, len(g.Tasks))
+	var stack []frame // reused from root to root
 	for s := range g.Tasks {
 		if color[s] != white {
 			continue
 		}
-		stack := []frame{{node: int32(s)}}
+		stack = append(stack[:0], frame{node: int32(s)})
 		color[s] = grey
 		parent[s] = -1
 		for len(stack) > 0 {
