@@ -537,26 +537,7 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 		l.brokenNames = true
 		return
 	}
-	var nameNode, depsNode, foreachNode *yaml.Node
-	fields := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: e.Line, Column: e.Column}
-	fields.Content = make([]*yaml.Node, 0, len(e.Content))
-	for i := 0; i+1 < len(e.Content); i += 2 {
-		k, v := e.Content[i], e.Content[i+1]
-		if dupKey(e, i) {
-			l.errf(l.pos(k), "%s: duplicate key %q", where, k.Value)
-			continue
-		}
-		switch k.Value {
-		case "name":
-			nameNode = v
-		case "depends_on":
-			depsNode = v
-		case "foreach":
-			foreachNode = v
-		default:
-			fields.Content = append(fields.Content, k, v)
-		}
-	}
+	nameNode, depsNode, foreachNode, fields := l.splitEntry(e, where)
 	if nameNode == nil || nameNode.Kind != yaml.ScalarNode || nameNode.Value == "" {
 		if nameNode == nil {
 			l.errf(l.pos(e), "%s.name: required", where)
@@ -583,37 +564,105 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 	}
 	l.reserveNames(rows)
 	namePos := l.pos(nameNode)
-	nsc := &scope{l: l, srcs: srcs, where: "item names"}
-	nameT, err := nsc.compileScalar(nameNode.Value, namePos)
+	c := compiledEntry{section: section, where: where, e: e, nameAt: &namePos}
+	c.nsc = scope{l: l, srcs: srcs, where: "item names"}
+	var ok bool
+	if c.name, c.constName, ok = l.entryName(&c.nsc, nameNode.Value, c.nameAt, where, rows); !ok {
+		return
+	}
+	c.dsc = scope{l: l, srcs: srcs, where: "depends_on"}
+	c.deps, c.staticDeps, c.depsDyn = l.entryDeps(&c.dsc, depsNode, where)
+	if len(c.deps) > 0 && rows >= 1024 {
+		l.pending = slices.Grow(l.pending, int(rows))
+	}
+	if defaults != nil {
+		fields = merge(defaults, fields)
+	}
+	fsc := &scope{l: l, srcs: srcs, secrets: true, outputs: true, where: "item fields"}
+	c.fields = l.compileTmpl(fields, fsc, where)
+	l.expandRows(&c, srcs)
+}
+
+// splitEntry separates an entry's meta keys (name, depends_on, foreach) from its
+// fields, reporting duplicate keys.
+func (l *loader) splitEntry(e *yaml.Node, where string) (nameNode, depsNode, foreachNode, fields *yaml.Node) {
+	fields = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: e.Line, Column: e.Column}
+	fields.Content = make([]*yaml.Node, 0, len(e.Content))
+	for i := 0; i+1 < len(e.Content); i += 2 {
+		k, v := e.Content[i], e.Content[i+1]
+		if dupKey(e, i) {
+			l.errf(l.pos(k), "%s: duplicate key %q", where, k.Value)
+			continue
+		}
+		switch k.Value {
+		case "name":
+			nameNode = v
+		case "depends_on":
+			depsNode = v
+		case "foreach":
+			foreachNode = v
+		default:
+			fields.Content = append(fields.Content, k, v)
+		}
+	}
+	return nameNode, depsNode, foreachNode, fields
+}
+
+// compiledEntry is an entry ready to expand row by row: its name, depends_on and
+// fields compiled against its foreach sources.
+type compiledEntry struct {
+	section, where string
+	e              *yaml.Node
+	nsc, dsc       scope // for the name and depends_on
+	name           *scalarT
+	constName      string // the name when it does not depend on the row
+	nameAt         *Pos   // shared by every row's nameInfo
+	deps           []depT
+	staticDeps     []depRef // the deps that do not depend on the row, evaluated
+	depsDyn        bool     // some of deps depend on the row
+	fields         *tmpl
+}
+
+// depT is a compiled depends_on name or pattern.
+type depT struct {
+	t   *scalarT
+	pos Pos
+}
+
+// entryName compiles an entry's name and, when it does not depend on the row,
+// evaluates it (a constant name over more than one row is an error). ok is false
+// when the entry yields no items.
+func (l *loader) entryName(nsc *scope, name string, nameAt *Pos, where string, rows float64) (nameT *scalarT, constName string, ok bool) {
+	namePos := *nameAt
+	nameT, err := nsc.compileScalar(name, namePos)
 	if err != nil {
 		l.errf(namePos, "%s.name: %v", where, err)
 		l.brokenNames = true
-		return
+		return nil, "", false
 	}
-	var constName string
-	if !nameT.rowDep {
-		var o evalOut
-		if err := nsc.eval(nameT, nil, namePos, &o); err != nil {
-			l.errf(namePos, "%s.name: %v", where, err)
-			l.brokenNames = true
-			return
+	if nameT.rowDep {
+		return nameT, "", true
+	}
+	var o evalOut
+	if err := nsc.eval(nameT, nil, namePos, &o); err != nil {
+		l.errf(namePos, "%s.name: %v", where, err)
+		l.brokenNames = true
+		return nil, "", false
+	}
+	constName = string(o.fin)
+	if rows > 1 {
+		l.errf(namePos, "%s.name: %q is the same for all %.0f rows of the foreach: put a row reference such as ${%s.index} in it", where, constName, rows, nsc.srcs[0].as)
+		if _, dup := l.names[constName]; !dup && validItemName(constName) {
+			l.names[constName] = nameInfo{at: nameAt}
 		}
-		constName = string(o.fin)
-		if rows > 1 {
-			l.errf(namePos, "%s.name: %q is the same for all %.0f rows of the foreach: put a row reference such as ${%s.index} in it", where, constName, rows, srcs[0].as)
-			if _, dup := l.names[constName]; !dup && validItemName(constName) {
-				l.names[constName] = nameInfo{at: &namePos}
-			}
-			return
-		}
+		return nil, "", false
 	}
-	// depends_on: names or globs, with vars and rows.
-	dsc := &scope{l: l, srcs: srcs, where: "depends_on"}
-	type depT struct {
-		t   *scalarT
-		pos Pos
-	}
-	var depTs []depT
+	return nameT, constName, true
+}
+
+// entryDeps compiles an entry's depends_on (names or globs, with vars and rows) and
+// evaluates the ones that do not depend on the row.
+func (l *loader) entryDeps(dsc *scope, depsNode *yaml.Node, where string) (deps []depT, static []depRef, dyn bool) {
 	if depsNode != nil {
 		var list []*yaml.Node
 		switch depsNode.Kind {
@@ -638,17 +687,12 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 				l.errf(l.pos(d), "%s: %v", dw, err)
 				continue
 			}
-			depTs = append(depTs, depT{t, l.pos(d)})
+			deps = append(deps, depT{t, l.pos(d)})
 		}
 	}
-	if len(depTs) > 0 && rows >= 1024 {
-		l.pending = slices.Grow(l.pending, int(rows))
-	}
-	var staticDeps []depRef
-	depsDyn := false
-	for _, d := range depTs {
+	for _, d := range deps {
 		if d.t.rowDep {
-			depsDyn = true
+			dyn = true
 			continue
 		}
 		var o evalOut
@@ -656,24 +700,25 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 			l.errf(d.pos, "%s.depends_on: %v", where, err)
 			continue
 		}
-		staticDeps = append(staticDeps, depRef{string(o.fin), d.pos})
+		static = append(static, depRef{string(o.fin), d.pos})
 	}
-	if defaults != nil {
-		fields = merge(defaults, fields)
-	}
-	fsc := &scope{l: l, srcs: srcs, secrets: true, outputs: true, where: "item fields"}
-	t := l.compileTmpl(fields, fsc, where)
+	return deps, static, dyn
+}
 
-	nameAt := &namePos
+// expandRows makes an item of each row of c's foreach sources (one row without):
+// name checked and claimed, fields evaluated, depends_on and output references
+// queued for resolveDeps.
+func (l *loader) expandRows(c *compiledEntry, srcs []*source) {
+	where, t := c.where, c.fields
 	rc := newRowCtx(srcs)
 	var re rowEval
 	var no evalOut
 	for more := true; more; more = rc.next() {
-		name := constName
-		if nameT.rowDep {
+		name := c.constName
+		if c.name.rowDep {
 			no.fin, no.hsh = no.fin[:0], no.hsh[:0]
-			if err := nsc.eval(nameT, rc, namePos, &no); err != nil {
-				l.errf(namePos, "%s.name: %v", where, err)
+			if err := c.nsc.eval(c.name, rc, *c.nameAt, &no); err != nil {
+				l.errf(*c.nameAt, "%s.name: %v", where, err)
 				l.brokenNames = true
 				continue
 			}
@@ -681,44 +726,51 @@ func (l *loader) entry(section string, idx int, e, defaults *yaml.Node) {
 		}
 		origin := rc.origin()
 		if !validItemName(name) {
-			l.errf(namePos, "%s.name: %q%s: want 1-200 letters, digits or . _ @ / : + -", where, name, inRow(origin))
+			l.errf(*c.nameAt, "%s.name: %q%s: want 1-200 letters, digits or . _ @ / : + -", where, name, inRow(origin))
 			l.brokenNames = true
 			continue
 		}
 		if prev, dup := l.names[name]; dup {
-			l.errf(namePos, "%s.name: duplicate item name %q%s, first at %s%s", where, name, inRow(origin), *prev.at, inRow(prev.origin))
+			l.errf(*c.nameAt, "%s.name: duplicate item name %q%s, first at %s%s", where, name, inRow(origin), *prev.at, inRow(prev.origin))
 			continue
 		}
-		l.names[name] = nameInfo{at: nameAt, origin: origin}
+		l.names[name] = nameInfo{at: c.nameAt, origin: origin}
 		if !t.ok || !l.evalRow(t, rc, &re) {
 			continue
 		}
 		it := l.arena.item()
-		it.Section, it.Name, it.Pos, it.Origin = section, name, l.pos(e), origin
+		it.Section, it.Name, it.Pos, it.Origin = c.section, name, l.pos(c.e), origin
 		it.pol = l.pol
 		it.shape, it.vals = t.shape, l.arena.rowVals(re.vals)
-		it.Hash = l.hashItem(t, section, name, &re)
+		it.Hash = l.hashItem(t, c.section, name, &re)
 		it.Refs = joinRefs(t.refs, re.o.refs)
-		deps := staticDeps
-		if depsDyn {
-			deps = append([]depRef(nil), staticDeps...)
-			for _, d := range depTs {
-				if !d.t.rowDep {
-					continue
-				}
-				no.fin, no.hsh = no.fin[:0], no.hsh[:0]
-				if err := dsc.eval(d.t, rc, d.pos, &no); err != nil {
-					l.errf(d.pos, "%s.depends_on: %v", where, err)
-					continue
-				}
-				deps = append(deps, depRef{string(no.fin), d.pos})
-			}
+		deps := c.staticDeps
+		if c.depsDyn {
+			deps = l.rowDeps(c, rc, &no)
 		}
 		if len(deps) > 0 || len(it.Refs) > 0 {
 			l.pending = append(l.pending, pendingDeps{item: it, where: where, deps: deps})
 		}
 		l.p.Items = append(l.p.Items, it)
 	}
+}
+
+// rowDeps returns c's depends_on for the current row of rc: the static ones, then
+// the row-dependent ones evaluated. o is scratch space.
+func (l *loader) rowDeps(c *compiledEntry, rc *rowCtx, o *evalOut) []depRef {
+	deps := append([]depRef(nil), c.staticDeps...)
+	for _, d := range c.deps {
+		if !d.t.rowDep {
+			continue
+		}
+		o.fin, o.hsh = o.fin[:0], o.hsh[:0]
+		if err := c.dsc.eval(d.t, rc, d.pos, o); err != nil {
+			l.errf(d.pos, "%s.depends_on: %v", c.where, err)
+			continue
+		}
+		deps = append(deps, depRef{string(o.fin), d.pos})
+	}
+	return deps
 }
 
 // reserveNames makes room in l.names (and the plan's items) for rows more names at
@@ -788,43 +840,13 @@ func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 // references. When some entry could not be expanded, unknown names are not reported
 // (they may be that entry's).
 func (l *loader) resolveDeps() {
-	var sorted []string
-	globCache := map[string][]string{}
-	matches := func(pattern string) ([]string, error) {
-		if m, ok := globCache[pattern]; ok {
-			return m, nil
-		}
-		if _, err := path.Match(pattern, ""); err != nil {
-			return nil, err
-		}
-		if sorted == nil {
-			sorted = make([]string, 0, len(l.names))
-			for n := range l.names {
-				sorted = append(sorted, n)
-			}
-			sort.Strings(sorted)
-		}
-		prefix := pattern[:strings.IndexAny(pattern, "*?[\\")]
-		i := sort.SearchStrings(sorted, prefix)
-		var m []string
-		for ; i < len(sorted) && strings.HasPrefix(sorted[i], prefix); i++ {
-			if ok, _ := path.Match(pattern, sorted[i]); ok {
-				m = append(m, sorted[i])
-			}
-		}
-		globCache[pattern] = m
-		return m, nil
-	}
+	g := nameGlobber{names: l.names, cache: map[string][]string{}}
+	// setCache holds the resolved set of each list of patterns, for the items the
+	// set does not contain (an item never depends on itself).
 	setCache := map[string][]string{}
 	for _, pd := range l.pending {
 		it := pd.item
-		for _, r := range it.Refs {
-			if r.Item == it.Name {
-				l.errf(r.Pos, "%s: ${outputs.%s.%s}: an item cannot use its own outputs", pd.where, r.Item, r.Key)
-			} else if _, ok := l.names[r.Item]; !ok && !l.brokenNames {
-				l.errf(r.Pos, "%s: ${outputs.%s.%s}: unknown item %q", pd.where, r.Item, r.Key, r.Item)
-			}
-		}
+		l.checkOutputRefs(pd)
 		if len(pd.deps) == 0 {
 			continue
 		}
@@ -841,55 +863,7 @@ func (l *loader) resolveDeps() {
 			it.DependsOn = set
 			continue
 		}
-		set := map[string]bool{}
-		selfMatched := false
-		for _, d := range pd.deps {
-			dw := pd.where + ".depends_on"
-			if !isGlob(d.pattern) {
-				switch {
-				case !validItemName(d.pattern):
-					l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
-				case d.pattern == it.Name:
-					selfMatched = true
-					l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
-				default:
-					if _, ok := l.names[d.pattern]; !ok {
-						if !l.brokenNames {
-							l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
-						}
-						continue
-					}
-					set[d.pattern] = true
-				}
-				continue
-			}
-			if !validItemName(strings.Map(func(r rune) rune {
-				if strings.ContainsRune("*?[]^\\", r) {
-					return 'x'
-				}
-				return r
-			}, d.pattern)) {
-				l.errf(d.pos, "%s: %q is not an item name pattern", dw, d.pattern)
-				continue
-			}
-			m, err := matches(d.pattern)
-			if err != nil {
-				l.errf(d.pos, "%s: pattern %q: %v", dw, d.pattern, err)
-				continue
-			}
-			n := 0
-			for _, name := range m {
-				if name == it.Name {
-					selfMatched = true
-					continue
-				}
-				set[name] = true
-				n++
-			}
-			if n == 0 && !l.brokenNames {
-				l.errf(d.pos, "%s: pattern %q matches no other item", dw, d.pattern)
-			}
-		}
+		set, selfMatched := l.depSet(pd, &g)
 		if len(set) == 0 {
 			continue
 		}
@@ -903,6 +877,112 @@ func (l *loader) resolveDeps() {
 			setCache[key.String()] = out
 		}
 	}
+}
+
+// checkOutputRefs checks the ${outputs...} references of a pending item: an item
+// cannot use its own outputs, nor those of an item the plan does not have.
+func (l *loader) checkOutputRefs(pd pendingDeps) {
+	it := pd.item
+	for _, r := range it.Refs {
+		if r.Item == it.Name {
+			l.errf(r.Pos, "%s: ${outputs.%s.%s}: an item cannot use its own outputs", pd.where, r.Item, r.Key)
+		} else if _, ok := l.names[r.Item]; !ok && !l.brokenNames {
+			l.errf(r.Pos, "%s: ${outputs.%s.%s}: unknown item %q", pd.where, r.Item, r.Key, r.Item)
+		}
+	}
+}
+
+// depSet resolves a pending item's depends_on names and patterns into the set of
+// item names, reporting each that names no other item. selfMatched says whether a
+// name or pattern matched the item itself (left out of the set).
+func (l *loader) depSet(pd pendingDeps, g *nameGlobber) (set map[string]bool, selfMatched bool) {
+	it := pd.item
+	set = map[string]bool{}
+	for _, d := range pd.deps {
+		dw := pd.where + ".depends_on"
+		if !isGlob(d.pattern) {
+			switch {
+			case !validItemName(d.pattern):
+				l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
+			case d.pattern == it.Name:
+				selfMatched = true
+				l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
+			default:
+				if _, ok := l.names[d.pattern]; !ok {
+					if !l.brokenNames {
+						l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
+					}
+					continue
+				}
+				set[d.pattern] = true
+			}
+			continue
+		}
+		if !validItemName(strings.Map(func(r rune) rune {
+			if strings.ContainsRune("*?[]^\\", r) {
+				return 'x'
+			}
+			return r
+		}, d.pattern)) {
+			l.errf(d.pos, "%s: %q is not an item name pattern", dw, d.pattern)
+			continue
+		}
+		m, err := g.match(d.pattern)
+		if err != nil {
+			l.errf(d.pos, "%s: pattern %q: %v", dw, d.pattern, err)
+			continue
+		}
+		n := 0
+		for _, name := range m {
+			if name == it.Name {
+				selfMatched = true
+				continue
+			}
+			set[name] = true
+			n++
+		}
+		if n == 0 && !l.brokenNames {
+			l.errf(d.pos, "%s: pattern %q matches no other item", dw, d.pattern)
+		}
+	}
+	return set, selfMatched
+}
+
+// nameGlobber matches depends_on patterns against the plan's item names, sorted on
+// first use so that a pattern only scans the names that share its literal prefix.
+// Each pattern's matches are cached.
+type nameGlobber struct {
+	names  map[string]nameInfo
+	sorted []string
+	cache  map[string][]string
+}
+
+// match returns the item names that pattern matches, in order, or the pattern's
+// syntax error.
+func (g *nameGlobber) match(pattern string) ([]string, error) {
+	if m, ok := g.cache[pattern]; ok {
+		return m, nil
+	}
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, err
+	}
+	if g.sorted == nil {
+		g.sorted = make([]string, 0, len(g.names))
+		for n := range g.names {
+			g.sorted = append(g.sorted, n)
+		}
+		sort.Strings(g.sorted)
+	}
+	prefix := pattern[:strings.IndexAny(pattern, "*?[\\")]
+	i := sort.SearchStrings(g.sorted, prefix)
+	var m []string
+	for ; i < len(g.sorted) && strings.HasPrefix(g.sorted[i], prefix); i++ {
+		if ok, _ := path.Match(pattern, g.sorted[i]); ok {
+			m = append(m, g.sorted[i])
+		}
+	}
+	g.cache[pattern] = m
+	return m, nil
 }
 
 // oneDep resolves the most common depends_on, one item name, as resolveDeps does

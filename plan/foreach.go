@@ -196,13 +196,7 @@ func (l *loader) foreach(where string, n *yaml.Node) ([]*source, bool) {
 		return nil, false
 	}
 	vsc := &scope{l: l, where: "foreach"}
-	type spec struct {
-		f     foreachYAML
-		n     *yaml.Node
-		where string
-		count float64
-	}
-	var specs []spec
+	var specs []sourceSpec
 	ok := true
 	seenAs := map[string]bool{}
 	for i, sn := range nodes {
@@ -210,81 +204,99 @@ func (l *loader) foreach(where string, n *yaml.Node) ([]*source, bool) {
 		if n.Kind == yaml.SequenceNode {
 			fw = fmt.Sprintf("%s[%d]", where, i)
 		}
-		if sn.Kind != yaml.MappingNode {
-			l.errf(l.pos(sn), "%s: want a mapping with one of csv, list or range", fw)
-			ok = false
-			continue
-		}
-		node, good := l.instantiateOnce(sn, vsc, fw)
+		s, good := l.sourceSpec(fw, sn, vsc, seenAs)
 		if !good {
 			ok = false
 			continue
-		}
-		var f foreachYAML
-		if err := DecodeStrict(l.file, node, &f); err != nil {
-			l.report(prefixErrors(fw, err)...)
-			ok = false
-			continue
-		}
-		var kinds []string
-		if f.CSV != nil {
-			kinds = append(kinds, "csv")
-		}
-		if f.List.Kind != 0 {
-			kinds = append(kinds, "list")
-		}
-		if f.Range != nil {
-			kinds = append(kinds, "range")
-		}
-		if len(kinds) != 1 {
-			if len(kinds) == 0 {
-				l.errf(l.pos(sn), "%s: want one of csv, list or range", fw)
-			} else {
-				l.errf(l.pos(sn), "%s: want one of csv, list or range, not %s", fw, strings.Join(kinds, " and "))
-			}
-			ok = false
-			continue
-		}
-		if f.As == "" {
-			f.As = "row"
-		}
-		asPos := l.pos(valueOf(node, "as"))
-		if !isIdent(f.As) || reservedNS[f.As] {
-			l.errf(asPos, "%s.as: %q: want a name of letters, digits, '_' or '-' other than var, env, file and outputs", fw, f.As)
-			ok = false
-			continue
-		}
-		if seenAs[f.As] {
-			l.errf(asPos, "%s.as: %q names another source of this foreach too: give each source its own as", fw, f.As)
-			ok = false
-			continue
-		}
-		seenAs[f.As] = true
-		s := spec{f: f, n: node, where: fw}
-		switch {
-		case f.Range != nil:
-			c, err := rangeCount(f.Range)
-			if err != nil {
-				l.errf(l.pos(valueOf(node, "range")), "%s.range: %v", fw, err)
-				ok = false
-				continue
-			}
-			s.count = c
-		case f.List.Kind != 0:
-			if f.List.Kind != yaml.SequenceNode || len(f.List.Content) == 0 {
-				l.errf(l.pos(&f.List), "%s.list: want a non-empty list", fw)
-				ok = false
-				continue
-			}
-			s.count = float64(len(f.List.Content))
 		}
 		specs = append(specs, s)
 	}
 	if !ok {
 		return nil, false
 	}
+	return l.buildSources(where, n, specs)
+}
+
+// sourceSpec is one source of a foreach, read and checked but not built.
+type sourceSpec struct {
+	f     foreachYAML
+	n     *yaml.Node
+	where string
+	count float64 // rows of a range or list; CSV files are counted when read
+}
+
+// sourceSpec reads one source of a foreach at sn: vars instantiated, decoded
+// strictly, one kind of source, an as name not taken by another source (seenAs),
+// ranges and lists counted.
+func (l *loader) sourceSpec(fw string, sn *yaml.Node, vsc *scope, seenAs map[string]bool) (sourceSpec, bool) {
+	if sn.Kind != yaml.MappingNode {
+		l.errf(l.pos(sn), "%s: want a mapping with one of csv, list or range", fw)
+		return sourceSpec{}, false
+	}
+	node, good := l.instantiateOnce(sn, vsc, fw)
+	if !good {
+		return sourceSpec{}, false
+	}
+	var f foreachYAML
+	if err := DecodeStrict(l.file, node, &f); err != nil {
+		l.report(prefixErrors(fw, err)...)
+		return sourceSpec{}, false
+	}
+	var kinds []string
+	if f.CSV != nil {
+		kinds = append(kinds, "csv")
+	}
+	if f.List.Kind != 0 {
+		kinds = append(kinds, "list")
+	}
+	if f.Range != nil {
+		kinds = append(kinds, "range")
+	}
+	if len(kinds) != 1 {
+		if len(kinds) == 0 {
+			l.errf(l.pos(sn), "%s: want one of csv, list or range", fw)
+		} else {
+			l.errf(l.pos(sn), "%s: want one of csv, list or range, not %s", fw, strings.Join(kinds, " and "))
+		}
+		return sourceSpec{}, false
+	}
+	if f.As == "" {
+		f.As = "row"
+	}
+	asPos := l.pos(valueOf(node, "as"))
+	if !isIdent(f.As) || reservedNS[f.As] {
+		l.errf(asPos, "%s.as: %q: want a name of letters, digits, '_' or '-' other than var, env, file and outputs", fw, f.As)
+		return sourceSpec{}, false
+	}
+	if seenAs[f.As] {
+		l.errf(asPos, "%s.as: %q names another source of this foreach too: give each source its own as", fw, f.As)
+		return sourceSpec{}, false
+	}
+	seenAs[f.As] = true
+	s := sourceSpec{f: f, n: node, where: fw}
+	switch {
+	case f.Range != nil:
+		c, err := rangeCount(f.Range)
+		if err != nil {
+			l.errf(l.pos(valueOf(node, "range")), "%s.range: %v", fw, err)
+			return sourceSpec{}, false
+		}
+		s.count = c
+	case f.List.Kind != 0:
+		if f.List.Kind != yaml.SequenceNode || len(f.List.Content) == 0 {
+			l.errf(l.pos(&f.List), "%s.list: want a non-empty list", fw)
+			return sourceSpec{}, false
+		}
+		s.count = float64(len(f.List.Content))
+	}
+	return s, true
+}
+
+// buildSources builds the sources of the foreach n from their specs, checking the
+// product against the item limit first with the ranges and lists, then after each
+// CSV file is read.
+func (l *loader) buildSources(where string, n *yaml.Node, specs []sourceSpec) ([]*source, bool) {
 	srcs := make([]*source, len(specs))
-	// Count first (ranges and lists), then read CSV files, checking the running product.
 	total := 1.0
 	for _, s := range specs {
 		if s.f.CSV == nil {

@@ -133,31 +133,7 @@ func (r *refResolver) value(v reflect.Value, depth int) (bool, error) {
 		_, err := r.value(v.Elem(), depth+1)
 		return false, err
 	case reflect.Struct:
-		if v.Type() == secretType {
-			if !v.CanAddr() {
-				return false, nil
-			}
-			sp := v.Addr().Interface().(*Secret)
-			s, changed, err := replaceRefs(sp.v, r.lookup)
-			if err != nil || !changed {
-				return false, err
-			}
-			sp.v = s
-			return true, nil
-		}
-		changed := false
-		t := v.Type()
-		for i := 0; i < v.NumField(); i++ {
-			if !t.Field(i).IsExported() {
-				continue
-			}
-			c, err := r.value(v.Field(i), depth+1)
-			if err != nil {
-				return false, err
-			}
-			changed = changed || c
-		}
-		return changed, nil
+		return r.structValue(v, depth)
 	case reflect.Slice, reflect.Array:
 		if v.Kind() == reflect.Slice && (v.IsNil() || v.Len() == 0) {
 			return false, nil
@@ -172,39 +148,80 @@ func (r *refResolver) value(v reflect.Value, depth int) (bool, error) {
 		}
 		return changed, nil
 	case reflect.Map:
-		if v.IsNil() || r.seen[v.Pointer()] {
-			return false, nil
-		}
-		r.seen[v.Pointer()] = true
-		for _, k := range v.MapKeys() {
-			e := v.MapIndex(k)
-			cp := reflect.New(e.Type()).Elem()
-			cp.Set(e)
-			c, err := r.value(cp, depth+1)
-			if err != nil {
-				return false, err
-			}
-			if c {
-				v.SetMapIndex(k, cp)
-			}
-		}
-		return false, nil
+		return false, r.mapValue(v, depth)
 	case reflect.Interface:
-		if v.IsNil() {
+		return r.interfaceValue(v, depth)
+	}
+	return false, nil
+}
+
+// structValue resolves a Secret's text, or else each exported field of the struct v.
+func (r *refResolver) structValue(v reflect.Value, depth int) (bool, error) {
+	if v.Type() == secretType {
+		if !v.CanAddr() {
 			return false, nil
 		}
-		e := v.Elem()
+		sp := v.Addr().Interface().(*Secret)
+		s, changed, err := replaceRefs(sp.v, r.lookup)
+		if err != nil || !changed {
+			return false, err
+		}
+		sp.v = s
+		return true, nil
+	}
+	changed := false
+	t := v.Type()
+	for i := 0; i < v.NumField(); i++ {
+		if !t.Field(i).IsExported() {
+			continue
+		}
+		c, err := r.value(v.Field(i), depth+1)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || c
+	}
+	return changed, nil
+}
+
+// mapValue resolves each value of the map v on a copy (map values are not
+// settable) and stores the copies that changed. A map is visited once.
+func (r *refResolver) mapValue(v reflect.Value, depth int) error {
+	if v.IsNil() || r.seen[v.Pointer()] {
+		return nil
+	}
+	r.seen[v.Pointer()] = true
+	for _, k := range v.MapKeys() {
+		e := v.MapIndex(k)
 		cp := reflect.New(e.Type()).Elem()
 		cp.Set(e)
 		c, err := r.value(cp, depth+1)
 		if err != nil {
-			return false, err
+			return err
 		}
-		if c && v.CanSet() {
-			v.Set(cp)
-			return true, nil
+		if c {
+			v.SetMapIndex(k, cp)
 		}
+	}
+	return nil
+}
+
+// interfaceValue resolves the dynamic value of the interface v on a copy, and
+// stores the copy back when it changed and v is settable.
+func (r *refResolver) interfaceValue(v reflect.Value, depth int) (bool, error) {
+	if v.IsNil() {
 		return false, nil
+	}
+	e := v.Elem()
+	cp := reflect.New(e.Type()).Elem()
+	cp.Set(e)
+	c, err := r.value(cp, depth+1)
+	if err != nil {
+		return false, err
+	}
+	if c && v.CanSet() {
+		v.Set(cp)
+		return true, nil
 	}
 	return false, nil
 }

@@ -316,14 +316,10 @@ func (r *Redactor) redact(s string, keys bool) string {
 		return s
 	}
 	// Find every match: windows of 8 bytes for the long forms, 4 for the short.
-	type match struct {
-		i, j  int
-		token bool
-	}
-	var ms []match
+	var ms []formMatch
 	found := func(st int, f *redactForm) {
 		if st >= 0 && strings.HasPrefix(s[st:], f.text) {
-			ms = append(ms, match{st, st + len(f.text), f.token})
+			ms = append(ms, formMatch{st, st + len(f.text), f.token})
 		}
 	}
 	for i := 0; i+8 <= len(s); i++ {
@@ -349,10 +345,25 @@ func (r *Redactor) redact(s string, keys bool) string {
 	if len(ms) == 0 && !strings.Contains(s, "...") {
 		return s
 	}
-	slices.SortFunc(ms, func(a, b match) int { return cmp.Or(a.i-b.i, b.j-a.j) })
-	// A token form's match is masked when it stands alone; matches of token forms
-	// that overlap are also checked as one chain (two secrets glued together);
-	// matches of other forms are masked as they are.
+	slices.SortFunc(ms, func(a, b formMatch) int { return cmp.Or(a.i-b.i, b.j-a.j) })
+	spans := r.clipped(s, maskedSpans(s, ms, keys), keys)
+	if len(spans) == 0 {
+		return s
+	}
+	return maskSpans(s, spans)
+}
+
+// formMatch is where a secret's form was found in a text: s[i:j].
+type formMatch struct {
+	i, j  int
+	token bool
+}
+
+// maskedSpans returns the spans of s to mask for the matches ms (sorted by start,
+// longest first). A token form's match is masked when it stands alone; matches of
+// token forms that overlap are also checked as one chain (two secrets glued
+// together); matches of other forms are masked as they are.
+func maskedSpans(s string, ms []formMatch, keys bool) []span {
 	ok := func(i, j int) bool { return wholeToken(s, i, j) && !(keys && jsonKey(s, i, j)) }
 	var spans []span
 	cs, ce := -1, -1
@@ -376,10 +387,12 @@ func (r *Redactor) redact(s string, keys bool) string {
 	if cs >= 0 && ok(cs, ce) {
 		spans = append(spans, span{cs, ce})
 	}
-	spans = r.clipped(s, spans, keys)
-	if len(spans) == 0 {
-		return s
-	}
+	return spans
+}
+
+// maskSpans returns s with each of spans (not empty) replaced by "***", overlapping
+// spans as one. spans is sorted in place.
+func maskSpans(s string, spans []span) string {
 	slices.SortFunc(spans, func(a, b span) int { return a.i - b.i })
 	out := make([]byte, 0, len(s))
 	last, start, end := 0, spans[0].i, spans[0].j

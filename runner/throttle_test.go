@@ -69,12 +69,14 @@ func call(c *rest.Client, path string) fn {
 func TestRunner_Run_ThrottleStormCostsNoAttemptAndPermanent4xxFailsAtOnce(t *testing.T) {
 	// 40 refusals for 20 tasks in flight at once: every task is refused at least
 	// once, most twice. Each burst of refusals pauses the endpoint for its
-	// Retry-After (0: a second), so this takes a few seconds.
+	// Retry-After (0: a second; capped below).
 	srv := newStormServer(t, 40)
 	// A ceiling of 1000/s: the run starts limited there, so the count of refusals
 	// does not depend on how few requests had gone out when the first 429 came (the
 	// rate controller's own tests cover how it finds a limit).
-	c, err := rest.New(rest.Config{Name: "cloud", BaseURL: srv.URL, Limits: plan.Limits{RatePerSecond: 1000}})
+	// The pause after a burst is capped at 1 ms (max_retry_after): what is checked
+	// is what the refusals cost, not how long the endpoint paused.
+	c, err := rest.New(rest.Config{Name: "cloud", BaseURL: srv.URL, Limits: plan.Limits{RatePerSecond: 1000, MaxRetryAfter: plan.Duration{Duration: time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +118,8 @@ func TestRunner_Run_ThrottleStormCostsNoAttemptAndPermanent4xxFailsAtOnce(t *tes
 func TestRunner_Run_ThrottledTaskFailsAfterItsTimeBudget(t *testing.T) {
 	srv := newStormServer(t, 0)
 	srv.always.Store(true)
-	c, err := rest.New(rest.Config{Name: "cloud", BaseURL: srv.URL})
+	// Each refusal's 1 s pause is capped at 1 ms: the budget runs on the fake clock below.
+	c, err := rest.New(rest.Config{Name: "cloud", BaseURL: srv.URL, Limits: plan.Limits{MaxRetryAfter: plan.Duration{Duration: time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +138,9 @@ func TestRunner_Run_ThrottledTaskFailsAfterItsTimeBudget(t *testing.T) {
 	}
 	g := mustGraph(t, task("share", nil, call(c, "/ok")), task("after", []string{"share"}, ok()))
 	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
-	res, err := Run(context.Background(), g, st, o)
+	// The endpoint paces at the rate it found (about one request a second after the
+	// first refusal) on a clock that skips the waits.
+	res, err := Run(rest.WithRateClock(context.Background(), &skipClock{}), g, st, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,4 +153,30 @@ func TestRunner_Run_ThrottledTaskFailsAfterItsTimeBudget(t *testing.T) {
 	if got := srv.hitsOf("/ok"); got != res.Throttled+1 {
 		t.Fatalf("server saw %d requests, want %d", got, res.Throttled+1)
 	}
+}
+
+// skipClock is a rest.RateClock that runs with the wall clock and skips every wait
+// (as providertest.SkipClock, which this package's tests cannot import: it imports
+// the runner).
+type skipClock struct {
+	mu      sync.Mutex
+	skipped time.Duration
+}
+
+func (c *skipClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.skipped)
+}
+
+func (c *skipClock) Until(ctx context.Context, t time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := t.Sub(time.Now().Add(c.skipped)); d > 0 {
+		c.skipped += d
+	}
+	return nil
 }

@@ -79,14 +79,31 @@ func canarySandbox(t *testing.T) {
 		cmd.Env = env
 		var o strings.Builder
 		cmd.Stdout, cmd.Stderr = &o, &o
+		before := sb.Counts().Requests
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
 		if kill {
-			time.Sleep(300 * time.Millisecond)
-			cmd.Process.Kill()
+			// Killed mid-apply: once the sandbox has answered 20 of its requests (or
+			// the apply ends first), whatever the machine's speed.
+			tick := time.NewTicker(2 * time.Millisecond)
+		wait:
+			for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+				select {
+				case <-exited:
+					break wait
+				case <-tick.C:
+					if sb.Counts().Requests >= before+20 {
+						cmd.Process.Kill()
+						break wait
+					}
+				}
+			}
+			tick.Stop()
 		}
-		_ = cmd.Wait()
+		<-exited
 		all.WriteString(o.String())
 	}
 	common := []string{"--sandbox-url", sb.URL(), "--state", statePath}

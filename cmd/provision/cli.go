@@ -261,13 +261,35 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 	}
 	sp.tell(stderr)
 	l := &loaded{plan: p, items: len(p.Items)}
-	b := &providers.Build{Plan: p, Clients: &providers.Clients{}}
-	l.build = b
+	l.build = &providers.Build{Plan: p, Clients: &providers.Clients{}}
+	if err := c.aim(ctx, l); err != nil {
+		return nil, err
+	}
+	tasks, errs := buildTasks(reg, l.build)
+	if len(errs) > 0 {
+		l.close()
+		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(uniqueErrors(errs, 100))))
+	}
+	g, err := c.graph(path, tasks)
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	l.graph = g
+	return l, nil
+}
+
+// aim points the loaded plan at its target: the real endpoints, the in-process
+// sandbox (started here, with the --fault-* flags) or a sandbox at --sandbox-url
+// (the plan's endpoints rewritten to it). It sets l.target, and l.sandbox when it
+// starts one.
+func (c *common) aim(ctx context.Context, l *loaded) error {
+	p, b := l.plan, l.build
 	if c.sandbox && c.sandboxURL != "" {
-		return nil, c.flagErr("--sandbox and --sandbox-url exclude each other")
+		return c.flagErr("--sandbox and --sandbox-url exclude each other")
 	}
 	if !c.sandbox && c.faults.set() {
-		return nil, c.flagErr("the --fault-* flags need --sandbox (with --sandbox-url, give them to provision sandbox)")
+		return c.flagErr("the --fault-* flags need --sandbox (with --sandbox-url, give them to provision sandbox)")
 	}
 	switch {
 	case c.sandbox || c.sandboxState:
@@ -279,7 +301,7 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 	}
 	if c.sandboxURL != "" {
 		if u, err := url.Parse(c.sandboxURL); err != nil || u.Scheme != "http" || u.Host == "" {
-			return nil, c.flagErr("--sandbox-url %q: want http://HOST:PORT", c.sandboxURL)
+			return c.flagErr("--sandbox-url %q: want http://HOST:PORT", c.sandboxURL)
 		}
 		ext := sandboxExtensions()
 		sandbox.Rewrite(p, c.sandboxURL, ext...)
@@ -289,14 +311,21 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 	if c.sandbox {
 		fc, err := c.faults.config()
 		if err != nil {
-			return nil, withCode(ExitBadInput, err)
+			return withCode(ExitBadInput, err)
 		}
 		sb, err := startSandbox(ctx, p, b, fc)
 		if err != nil {
-			return nil, withCode(ExitBadInput, fmt.Errorf("sandbox: %w", err))
+			return withCode(ExitBadInput, fmt.Errorf("sandbox: %w", err))
 		}
 		l.sandbox = sb
 	}
+	return nil
+}
+
+// buildTasks builds the tasks of every item of b's plan with its section's kind, and
+// checks the plan's output references. It returns every problem.
+func buildTasks(reg *providers.Registry, b *providers.Build) ([]*providers.Task, []error) {
+	p := b.Plan
 	var tasks []*providers.Task
 	var errs []error
 	for _, it := range p.Items {
@@ -313,29 +342,27 @@ func (c *common) load(ctx context.Context, path string, stderr io.Writer) (*load
 		tasks = append(tasks, ts...)
 	}
 	errs = append(errs, providers.CheckOutputRefs(reg, p)...)
-	if len(errs) > 0 {
-		l.close()
-		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(uniqueErrors(errs, 100))))
-	}
+	return tasks, errs
+}
+
+// graph orders the tasks of the plan at path into the run's graph, cut to this
+// process's part with --shard.
+func (c *common) graph(path string, tasks []*providers.Task) (*runner.Graph, error) {
 	g, err := runner.NewGraph(tasks)
 	if err != nil {
-		l.close()
 		return nil, withCode(ExitBadInput, fmt.Errorf("plan %s is invalid:\n%s", path, indent(err)))
 	}
 	if c.shard != "" {
 		i, n, err := parseShard(c.shard)
 		if err != nil {
-			l.close()
 			return nil, c.flagErr("%v", err)
 		}
 		g, err = runner.Shard(g, i, n)
 		if err != nil {
-			l.close()
 			return nil, withCode(ExitBadInput, err)
 		}
 	}
-	l.graph = g
-	return l, nil
+	return g, nil
 }
 
 func (l *loaded) close() {

@@ -1,16 +1,33 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"provision/providers/httpstep/httpfake"
+	"provision/providers/providertest"
 	"provision/providers/rest"
 )
+
+// cliSkippingPacing runs the CLI as cli does, with the endpoints' clients pacing
+// on a clock that skips the waits (the rate found after a 429 is kept on that
+// clock, not in real seconds).
+func cliSkippingPacing(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	clk := providertest.NewSkipClock()
+	err := run(rest.WithRateClock(context.Background(), clk), args, &out, &errb)
+	code := exitCode(err, &errb)
+	t.Logf("%s of pacing skipped", clk.Skipped().Round(time.Millisecond))
+	return code, out.String(), errb.String()
+}
 
 // throttleFirst answers 429 + Retry-After: 0 to the first n requests, then hands
 // over to next. The answer is DRF's throttle shape (inference: API-NOTES section 6
@@ -28,17 +45,23 @@ func throttleFirst(n int64, next http.Handler) http.Handler {
 	})
 }
 
+// throttledWidgetsPlan is widgetsPlan with the endpoint's pause after a 429 capped
+// at 1 ms (limits.max_retry_after): the client reads Retry-After: 0 as a 1 s pause,
+// and these tests check what the report says about the throttling, not how long
+// the pause lasted (rest's tests do that).
+var throttledWidgetsPlan = strings.Replace(widgetsPlan, "    kind: http\n", "    kind: http\n    limits: {max_retry_after: 1ms}\n", 1)
+
 func TestCLI_Apply_ReportsEndpointRatesAndThrottling(t *testing.T) {
 	t.Setenv("CLI_TEST_SECRET", "cli-secret-canary-93")
 	srv := httpfake.New(httpfake.Options{ClientID: "cli-test", ClientSecret: "cli-secret-canary-93"})
 	ts := httptest.NewServer(throttleFirst(3, srv))
 	defer ts.Close()
 	dir := t.TempDir()
-	p := writeFile(t, dir, "widgets.yaml", widgetsPlan)
+	p := writeFile(t, dir, "widgets.yaml", throttledWidgetsPlan)
 	v := "api=" + ts.URL
 
 	// One attempt per task: the three 429s must cost none.
-	code, out, errs := cli(t, "apply", p, "--var", v, "--max-attempts", "1", "--backoff", "1ms", "--backoff-max", "2ms", "--json")
+	code, out, errs := cliSkippingPacing(t, "apply", p, "--var", v, "--max-attempts", "1", "--backoff", "1ms", "--backoff-max", "2ms", "--json")
 	if code != ExitOK {
 		t.Fatalf("apply: code %d\n%s\n%s", code, out, errs)
 	}
@@ -79,8 +102,8 @@ func TestCLI_Apply_TextReportShowsSettledRate(t *testing.T) {
 	srv := httpfake.New(httpfake.Options{ClientID: "cli-test", ClientSecret: "cli-secret-canary-93"})
 	ts := httptest.NewServer(throttleFirst(1, srv))
 	defer ts.Close()
-	p := writeFile(t, t.TempDir(), "widgets.yaml", widgetsPlan)
-	code, out, errs := cli(t, "apply", p, "--var", "api="+ts.URL, "--max-attempts", "1")
+	p := writeFile(t, t.TempDir(), "widgets.yaml", throttledWidgetsPlan)
+	code, out, errs := cliSkippingPacing(t, "apply", p, "--var", "api="+ts.URL, "--max-attempts", "1")
 	if code != ExitOK {
 		t.Fatalf("apply: code %d\n%s\n%s", code, out, errs)
 	}

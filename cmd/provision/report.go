@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"provision/plan"
+	"provision/providers"
 	"provision/state"
 )
 
@@ -130,11 +131,19 @@ var durationBuckets = []time.Duration{100 * time.Millisecond, 250 * time.Millise
 
 func buildReport(l *loaded, sr *stateRead, events []eventJSON, now time.Time) reportData {
 	rd := reportData{Plan: l.plan.Name, State: sr.path, Generated: now.UTC().Format(time.RFC3339)}
+	durations, finished := rd.tally(l.graph.Tasks, sr)
+	rd.Histogram = durationHistogram(durations)
+	rd.timeline(events, finished)
+	return rd
+}
+
+// tally counts the tasks by status, in total and per section (in the order the
+// sections first appear), and lists the failures by task ID. It returns the
+// durations and finish times of the done tasks' last attempts.
+func (rd *reportData) tally(tasks []*providers.Task, sr *stateRead) (durations []time.Duration, finished []time.Time) {
 	bySec := map[string]*reportSection{}
 	var order []string
-	var durations []time.Duration
-	var finished []time.Time
-	for _, t := range l.graph.Tasks {
+	for _, t := range tasks {
 		s := bySec[t.Kind]
 		if s == nil {
 			s = &reportSection{Name: t.Kind}
@@ -172,7 +181,12 @@ func buildReport(l *loaded, sr *stateRead, events []eventJSON, now time.Time) re
 		rd.Sections = append(rd.Sections, *s)
 	}
 	sort.Slice(rd.Failures, func(i, j int) bool { return rd.Failures[i].ID < rd.Failures[j].ID })
-	// Durations of done tasks' last attempts.
+	return durations, finished
+}
+
+// durationHistogram charts the durations of done tasks' last attempts in
+// durationBuckets.
+func durationHistogram(durations []time.Duration) []reportBar {
 	counts := make([]int, len(durationBuckets)+1)
 	for _, d := range durations {
 		i := sort.Search(len(durationBuckets), func(i int) bool { return d < durationBuckets[i] })
@@ -183,8 +197,12 @@ func buildReport(l *loaded, sr *stateRead, events []eventJSON, now time.Time) re
 		labels = append(labels, "<"+b.String())
 	}
 	labels = append(labels, "≥"+durationBuckets[len(durationBuckets)-1].String())
-	rd.Histogram = bars(labels, counts, 640, 120)
-	// Timeline: events (started and finished per slice) or finish times.
+	return bars(labels, counts, 640, 120)
+}
+
+// timeline charts when things happened in 40 slices: the task events when there
+// are some (--events), else the done tasks' finish times from the state.
+func (rd *reportData) timeline(events []eventJSON, finished []time.Time) {
 	var times []time.Time
 	rd.TimelineWhat = "tasks finished (from the state)"
 	if len(events) > 0 {
@@ -195,24 +213,24 @@ func buildReport(l *loaded, sr *stateRead, events []eventJSON, now time.Time) re
 	} else {
 		times = finished
 	}
-	if len(times) > 0 {
-		sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
-		from, to := times[0], times[len(times)-1]
-		const slices = 40
-		span := to.Sub(from)
-		counts := make([]int, slices)
-		for _, t := range times {
-			i := 0
-			if span > 0 {
-				i = int(float64(slices-1) * float64(t.Sub(from)) / float64(span))
-			}
-			counts[i]++
-		}
-		tl := make([]string, slices)
-		rd.Timeline = bars(tl, counts, 640, 120)
-		rd.TimelineFrom, rd.TimelineTo = from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)
+	if len(times) == 0 {
+		return
 	}
-	return rd
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	from, to := times[0], times[len(times)-1]
+	const slices = 40
+	span := to.Sub(from)
+	counts := make([]int, slices)
+	for _, t := range times {
+		i := 0
+		if span > 0 {
+			i = int(float64(slices-1) * float64(t.Sub(from)) / float64(span))
+		}
+		counts[i]++
+	}
+	tl := make([]string, slices)
+	rd.Timeline = bars(tl, counts, 640, 120)
+	rd.TimelineFrom, rd.TimelineTo = from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)
 }
 
 // bars lays out a bar chart of w x h pixels.

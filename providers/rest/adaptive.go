@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sort"
 	"sync"
@@ -48,11 +49,32 @@ const (
 	MinRate = 0.5
 )
 
+// RateClock is the clock an endpoint's rate controller paces requests on. Production
+// runs on the wall clock; a test puts a clock on the run's context (WithRateClock)
+// whose Until moves its time forward at once, so that pacing at a found rate costs
+// the test no real time. Implementations are safe for concurrent use.
+type RateClock interface {
+	// Now returns the clock's time.
+	Now() time.Time
+	// Until returns once the clock reads t or later, or with ctx's error.
+	Until(ctx context.Context, t time.Time) error
+}
+
+type rateClockKey struct{}
+
+// WithRateClock returns a context whose requests pace their endpoint's rate on c:
+// the first request a client sends with it moves that client onto c for good (a
+// client's rate history is on one clock).
+func WithRateClock(ctx context.Context, c RateClock) context.Context {
+	return context.WithValue(ctx, rateClockKey{}, c)
+}
+
 // adaptive is one endpoint client's rate controller. Safe for concurrent use.
 type adaptive struct {
 	name    string
-	now     func() time.Time
-	metered atomic.Pointer[Meters] // the last Meters this client registered in
+	wall    func() time.Time          // the clock until a RateClock is set
+	clock   atomic.Pointer[RateClock] // set by the first request with WithRateClock
+	metered atomic.Pointer[Meters]    // the last Meters this client registered in
 
 	mu        sync.Mutex
 	lim       *rate.Limiter
@@ -76,7 +98,7 @@ func newAdaptive(name string, ceiling float64, burst int, now func() time.Time) 
 	if now == nil {
 		now = time.Now
 	}
-	a := &adaptive{name: name, now: now, ceiling: ceiling, burst: burst, lim: rate.NewLimiter(rate.Inf, 1)}
+	a := &adaptive{name: name, wall: now, ceiling: ceiling, burst: burst, lim: rate.NewLimiter(rate.Inf, 1)}
 	if ceiling > 0 {
 		a.limited = true
 		a.limit = ceiling
@@ -95,15 +117,44 @@ func (a *adaptive) burstFor(limit float64) int {
 	return max(1, int(math.Ceil(limit)))
 }
 
+// now reads the client's clock: its RateClock once one is set, else the wall clock.
+func (a *adaptive) now() time.Time {
+	if c := a.clock.Load(); c != nil {
+		return (*c).Now()
+	}
+	return a.wall()
+}
+
 // wait blocks until the limiter lets one request go.
 func (a *adaptive) wait(ctx context.Context) error {
+	if c, ok := ctx.Value(rateClockKey{}).(RateClock); ok && a.clock.Load() == nil {
+		a.clock.CompareAndSwap(nil, &c)
+	}
 	a.mu.Lock()
 	lim, limited := a.lim, a.limited
 	a.mu.Unlock()
 	if !limited {
 		return nil
 	}
-	return lim.Wait(ctx)
+	c := a.clock.Load()
+	if c == nil {
+		return lim.Wait(ctx)
+	}
+	// On a RateClock: reserve as Limiter.Wait does, and wait on that clock.
+	now := (*c).Now()
+	r := lim.ReserveN(now, 1)
+	if !r.OK() {
+		return fmt.Errorf("rate: cannot reserve a request at limit %v", lim.Limit())
+	}
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	if err := (*c).Until(ctx, now.Add(d)); err != nil {
+		r.CancelAt((*c).Now())
+		return err
+	}
+	return nil
 }
 
 // sent counts a request going out and returns the time, for observe.

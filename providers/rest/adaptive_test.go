@@ -272,3 +272,62 @@ func TestClient_Do_AdaptsToThrottlingAndReportsIt(t *testing.T) {
 		t.Fatalf("stats = %+v (throttled %d + the 503)", st, throttled)
 	}
 }
+
+// jumpClock is a RateClock whose Until jumps to the time asked for and records it.
+type jumpClock struct {
+	t     time.Time
+	until []time.Time
+	err   error // returned by Until instead of jumping
+}
+
+func (c *jumpClock) Now() time.Time { return c.t }
+func (c *jumpClock) Until(_ context.Context, t time.Time) error {
+	if c.err != nil {
+		return c.err
+	}
+	c.until = append(c.until, t)
+	if t.After(c.t) {
+		c.t = t
+	}
+	return nil
+}
+
+func TestAdaptive_PacesOnTheContextsRateClock(t *testing.T) {
+	wall := newFakeClock()
+	a := newAdaptive("cloud", 2, 1, wall.now) // 2 requests per second, burst 1
+	clk := &jumpClock{t: wall.t}
+	ctx := WithRateClock(context.Background(), clk)
+	for i := 0; i < 5; i++ {
+		if err := a.wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a.observe(a.sent(), false)
+	}
+	// The first request goes at once (the burst); each next one waits 500 ms on clk.
+	if len(clk.until) != 4 {
+		t.Fatalf("waited %d times on the rate clock, want 4 (%v)", len(clk.until), clk.until)
+	}
+	for i, u := range clk.until {
+		if want := wall.t.Add(time.Duration(i+1) * 500 * time.Millisecond); !u.Equal(want) {
+			t.Errorf("wait %d until %v, want %v", i, u, want)
+		}
+	}
+	// Once moved onto clk, the client reads it even for a context without it.
+	if got := a.now(); !got.Equal(clk.t) {
+		t.Errorf("client clock %v, want the rate clock's %v", got, clk.t)
+	}
+	// A wait that fails returns the error and gives its reservation back: the next
+	// request waits only its own interval.
+	clk.err = context.Canceled
+	if err := a.wait(ctx); err != context.Canceled {
+		t.Fatalf("wait = %v, want context.Canceled", err)
+	}
+	clk.err = nil
+	before := clk.t
+	if err := a.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := clk.t.Sub(before); got != 500*time.Millisecond {
+		t.Errorf("the wait after a cancelled one took %v on the clock, want 500ms", got)
+	}
+}

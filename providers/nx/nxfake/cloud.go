@@ -141,7 +141,7 @@ func (w *World) token(rw http.ResponseWriter, r *http.Request) {
 	}
 	tok := "nxcdb-" + fault.RandomHex(20)
 	ref := "nxcdb-" + fault.RandomHex(20)
-	exp := time.Now().Add(w.opts.TokenLifetime)
+	exp := w.opts.Now().Add(w.opts.TokenLifetime)
 	w.tokens[tok] = tokenInfo{email: email, expiry: exp}
 	w.refresh[ref] = email
 	w.counters.TokensIssued++
@@ -161,7 +161,7 @@ func (w *World) authed(h cloudHandler) http.HandlerFunc {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		w.mu.Lock()
 		ti, known := w.tokens[tok]
-		if known && time.Now().After(ti.expiry) {
+		if known && w.opts.Now().After(ti.expiry) {
 			delete(w.tokens, tok)
 			known = false
 		}

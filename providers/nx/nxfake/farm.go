@@ -79,7 +79,7 @@ func (w *World) serveFarm(rw http.ResponseWriter, r *http.Request) {
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	w.mu.Lock()
 	exp, known := srv.sessions[tok]
-	if known && time.Now().After(exp) {
+	if known && w.opts.Now().After(exp) {
 		delete(srv.sessions, tok)
 		known = false
 	}
@@ -143,7 +143,7 @@ func (w *World) login(rw http.ResponseWriter, r *http.Request, srv *Server) {
 	}
 	srv.failures = 0
 	tok := "vms-" + fault.RandomHex(20)
-	srv.sessions[tok] = time.Now().Add(w.opts.SessionLifetime)
+	srv.sessions[tok] = w.opts.Now().Add(w.opts.SessionLifetime)
 	w.counters.Logins++
 	w.reply(rw, map[string]any{"id": tok, "username": "admin", "token": tok, "ageS": 0,
 		"expiresInS": int(w.opts.SessionLifetime / time.Second)})

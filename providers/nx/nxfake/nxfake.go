@@ -53,6 +53,8 @@ type Options struct {
 	TokenLifetime time.Duration
 	// SessionLifetime of server sessions (default 1h).
 	SessionLifetime time.Duration
+	// Now is the clock token and session lifetimes run on (tests); nil means time.Now.
+	Now func() time.Time
 	// PreSetUp lists server keys (host:port) that exist already set up, with
 	// ServerAdminPassword as their admin password. Other servers are factory-new
 	// (admin/admin, not set up) on first contact.
@@ -203,6 +205,9 @@ func New(o Options) *World {
 	if o.SessionLifetime <= 0 {
 		o.SessionLifetime = time.Hour
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.PageSize <= 0 {
 		o.PageSize = 50
 	}
@@ -329,7 +334,7 @@ func (w *World) ResetRequests() {
 func (w *World) ExpireTokens() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	past := time.Now().Add(-time.Second)
+	past := w.opts.Now().Add(-time.Second)
 	for k, t := range w.tokens {
 		t.expiry = past
 		w.tokens[k] = t

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -134,13 +135,37 @@ func TestWorld_Token_GrantsAndFlexibleExpiry(t *testing.T) {
 	}
 }
 
+// manualClock is a fake's clock that the test moves by hand. Safe for concurrent use.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *manualClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
 func TestWorld_Cloud_ExpiredTokenIsRefused(t *testing.T) {
-	f := newFx(t, Options{TokenLifetime: 300 * time.Millisecond})
+	clk := newManualClock()
+	f := newFx(t, Options{TokenLifetime: 300 * time.Millisecond, Now: clk.now})
 	tok := f.token()
+	clk.add(299 * time.Millisecond)
 	if a := f.do("GET", "/cdb/systems", tok, nil); a.status != 200 {
 		t.Fatalf("fresh token: %d", a.status)
 	}
-	time.Sleep(400 * time.Millisecond)
+	clk.add(100 * time.Millisecond)
 	if a := f.do("GET", "/cdb/systems", tok, nil); a.status != 401 || a.obj(t)["resultCode"] != "notAuthorized" {
 		t.Fatalf("expired token: %d %s", a.status, a.body)
 	}
@@ -363,9 +388,10 @@ func TestWorld_Farm_ExistingServerCloudBind(t *testing.T) {
 
 func TestWorld_Farm_SessionsExpireAndLockOut(t *testing.T) {
 	for _, status := range []int{401, 403} {
-		f := newFx(t, Options{SessionLifetime: 300 * time.Millisecond, ExpiredSessionStatus: status, LockoutAfter: 2})
+		clk := newManualClock()
+		f := newFx(t, Options{SessionLifetime: 300 * time.Millisecond, ExpiredSessionStatus: status, LockoutAfter: 2, Now: clk.now})
 		s := f.login("h:1", "admin")
-		time.Sleep(400 * time.Millisecond)
+		clk.add(400 * time.Millisecond)
 		a := f.do("GET", "/servers/h:1/rest/v3/system/info", s, nil)
 		if a.status != status || a.header.Get("x-auth-result") != "Auth_WrongSessionToken" {
 			t.Fatalf("expired session: %d %v", a.status, a.header)
