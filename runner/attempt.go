@@ -42,10 +42,14 @@ type run struct {
 	applyCtx context.Context
 }
 
-// attempt runs one attempt of task i: resolve references, record intent, apply,
-// record the result. It runs on a worker; the coordinator does not touch r.recs[i]
-// until the outcome comes back.
-func (r *run) attempt(i int32) outcome {
+// attempt runs one attempt of task i on a worker: resolve references, record
+// intent, apply, record a failure. Recording a done result is left to finish (nil
+// otherwise), which the worker runs on a goroutine of its own so that it can take
+// the next task while the result's commit is under way: a worker slot bounds the
+// tasks applied at once, not the records waiting for a commit. The outcome (and so
+// "done") comes back to the coordinator only once finish has made the result
+// durable. The coordinator does not touch r.recs[i] until the outcome comes back.
+func (r *run) attempt(i int32) (out outcome, finish func() outcome) {
 	t := r.g.Tasks[i]
 	prev := r.recs[i]
 	// Decide on the record as it is now (this run's failed attempts included):
@@ -54,29 +58,31 @@ func (r *run) attempt(i int32) outcome {
 	changed := d.Changed(r.o.Force[t.ID])
 	if len(t.Refs) > 0 && t.Spec != nil {
 		if err := plan.ResolveRefs(t.Spec, r.lookup); err != nil {
-			return outcome{i: i, err: fmt.Errorf("resolve references: %w", err)}
+			return outcome{i: i, err: fmt.Errorf("resolve references: %w", err)}, nil
 		}
 	}
 	rec, err := r.recordIntent(i, prev)
 	if err != nil {
-		return outcome{i: i, fatal: err}
+		return outcome{i: i, fatal: err}, nil
 	}
 	// The task's logger, also in the context: the API clients log each request
 	// with it (zerolog.Ctx), under the task and attempt.
 	log := r.o.Log.With().Str("task", t.ID).Int("attempt", rec.Attempts).Logger()
 	x := r.exec(t, rec, log, d.InDoubt, changed)
 	log.Debug().Bool("in_doubt", x.InDoubt).Bool("changed", changed).Msg("apply")
-	out, err := applySafely(log.WithContext(r.applyCtx), t, x)
+	res, err := applySafely(log.WithContext(r.applyCtx), t, x)
 	switch {
 	case err != nil && r.applyCtx.Err() != nil:
 		// Cancelled in flight: the outcome is unknown, the record stays "started".
-		return outcome{i: i, interrupted: true}
+		return outcome{i: i, interrupted: true}, nil
 	case errors.Is(err, ErrStateWrite):
-		return outcome{i: i, fatal: err}
+		return outcome{i: i, fatal: err}, nil
 	case err != nil:
-		return r.recordFailure(i, rec, x, err)
+		// On the worker: the coordinator sees the failure before this worker
+		// takes another task (fail-fast and the failure budget stop exactly).
+		return r.recordFailure(i, rec, x, err), nil
 	}
-	return r.recordDone(i, rec, x, out, log)
+	return outcome{}, func() outcome { return r.recordDone(i, rec, x, res, log) }
 }
 
 // recordIntent durably records that an attempt of task i starts (intent before

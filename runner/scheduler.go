@@ -122,7 +122,14 @@ func (s *scheduler) walk(ctx context.Context) error {
 		go func(r *run) {
 			defer wg.Done()
 			for i := range work {
-				results <- r.attempt(i)
+				out, finish := r.attempt(i)
+				if finish == nil {
+					results <- out
+					continue
+				}
+				// The walk receives an outcome for every task in flight before it
+				// returns, so this goroutine always ends.
+				go func() { results <- finish() }()
 			}
 		}(s.run)
 	}

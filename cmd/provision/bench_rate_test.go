@@ -171,11 +171,21 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 // storesRun is one apply of a stores plan against a fresh sandbox.
 type storesRun struct {
 	wall                     time.Duration
+	cpu                      time.Duration // user + system CPU of this process (client, fakes, state)
 	total, failed            int
 	sandboxRequests          int64
 	cloud, cloudOK, cloud429 int64
 	peakInFlight             int64
 	endpoints                []map[string]any
+}
+
+// processCPU is the user + system CPU time this process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, parallel int) storesRun {
@@ -211,10 +221,12 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 		cnt, target = &px.counter, px.URL
 	}
 	var out, errs strings.Builder
+	cpu0 := processCPU()
 	start := time.Now()
 	err = run(context.Background(), []string{"apply", path, "--sandbox-url", target, "--parallel", fmt.Sprint(parallel),
 		"--json", "--log-level", "error", "--state", filepath.Join(b.TempDir(), "s.db")}, &out, &errs)
 	wall := time.Since(start)
+	cpu := processCPU() - cpu0
 	var rep struct {
 		Total     int              `json:"total"`
 		Failed    int              `json:"failed"`
@@ -224,7 +236,7 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 	if jerr := json.Unmarshal([]byte(out.String()), &rep); jerr != nil {
 		b.Fatalf("apply: %v %v\n%s\n%s", err, jerr, out.String(), errs.String())
 	}
-	return storesRun{wall: wall, total: rep.Total, failed: rep.Failed + rep.Skipped, sandboxRequests: sb.Counts().Requests,
+	return storesRun{wall: wall, cpu: cpu, total: rep.Total, failed: rep.Failed + rep.Skipped, sandboxRequests: sb.Counts().Requests,
 		cloud: cnt.cloud.Load(), cloudOK: cnt.ok.Load(), cloud429: cnt.throttled.Load(), peakInFlight: cnt.peak.Load(), endpoints: rep.Endpoints}
 }
 
@@ -287,6 +299,16 @@ func BenchmarkLimits_Latency1000Stores(b *testing.B) {
 		b.ReportMetric(ideal.Seconds(), "ideal-s")
 		b.ReportMetric(float64(r.sandboxRequests), "requests")
 		b.ReportMetric(float64(r.peakInFlight), "peak-requests-in-flight")
+		// The same run without latency: what the client, the fakes and the state
+		// file cost on their own.
+		z := applyStores(b, 1000, 3, 0, fault.Config{}, 100)
+		if z.failed > 0 {
+			b.Fatalf("%d tasks failed", z.failed)
+		}
+		b.ReportMetric(z.wall.Seconds(), "no-latency-wall-s")
+		// CPU is load-independent where wall time on a shared machine is not.
+		b.ReportMetric(r.cpu.Seconds(), "cpu-s")
+		b.ReportMetric(z.cpu.Seconds(), "no-latency-cpu-s")
 	}
 }
 
