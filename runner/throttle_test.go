@@ -140,7 +140,7 @@ func TestRunner_Run_ThrottledTaskFailsAfterItsTimeBudget(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
 	// The endpoint paces at the rate it found (about one request a second after the
 	// first refusal) on a clock that skips the waits.
-	res, err := Run(rest.WithRateClock(context.Background(), &skipClock{}), g, st, o)
+	res, err := Run(rest.WithRateClock(context.Background(), rest.NewSkipClock()), g, st, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,30 +153,4 @@ func TestRunner_Run_ThrottledTaskFailsAfterItsTimeBudget(t *testing.T) {
 	if got := srv.hitsOf("/ok"); got != res.Throttled+1 {
 		t.Fatalf("server saw %d requests, want %d", got, res.Throttled+1)
 	}
-}
-
-// skipClock is a rest.RateClock that runs with the wall clock and skips every wait
-// (as providertest.SkipClock, which this package's tests cannot import: it imports
-// the runner).
-type skipClock struct {
-	mu      sync.Mutex
-	skipped time.Duration
-}
-
-func (c *skipClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.skipped)
-}
-
-func (c *skipClock) Until(ctx context.Context, t time.Time) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if d := t.Sub(time.Now().Add(c.skipped)); d > 0 {
-		c.skipped += d
-	}
-	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"provision/providers/httpstep/httpfake"
-	"provision/providers/providertest"
 	"provision/providers/rest"
 )
 
@@ -22,7 +21,7 @@ import (
 func cliSkippingPacing(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	clk := providertest.NewSkipClock()
+	clk := rest.NewSkipClock()
 	err := run(rest.WithRateClock(context.Background(), clk), args, &out, &errb)
 	code := exitCode(err, &errb)
 	t.Logf("%s of pacing skipped", clk.Skipped().Round(time.Millisecond))

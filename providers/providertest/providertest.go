@@ -668,7 +668,7 @@ func (tg *Target) throttleStorm(t *testing.T) {
 	// The endpoint's client then paces itself at the rate it found; it does so on
 	// a clock that skips the waits (the controller sees the times a waiting run
 	// would), so the storm costs no real seconds at a low found rate.
-	clk := NewSkipClock()
+	clk := rest.NewSkipClock()
 	_, tasks := e.build()
 	res := e.runTasks(rest.WithRateClock(context.Background(), clk), tasks, 100)
 	mustOK(t, res, "run under the server's rate limit")

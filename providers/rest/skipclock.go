@@ -1,16 +1,14 @@
-package providertest
+package rest
 
 import (
 	"context"
 	"sync"
 	"time"
-
-	"provision/providers/rest"
 )
 
-// SkipClock is a rest.RateClock that runs with the wall clock but skips every wait:
+// SkipClock is a RateClock for tests: it runs with the wall clock but skips every wait:
 // Until moves the clock forward to the time asked for at once. A run whose context
-// carries it (rest.WithRateClock) paces each endpoint at the rate it found, on this
+// carries it (WithRateClock) paces each endpoint at the rate it found, on this
 // clock, without spending that time for real; the rate controller sees the same
 // sequence of times as a run that waited. Safe for concurrent use.
 type SkipClock struct {
@@ -18,7 +16,7 @@ type SkipClock struct {
 	skipped time.Duration
 }
 
-var _ rest.RateClock = (*SkipClock)(nil)
+var _ RateClock = (*SkipClock)(nil)
 
 // NewSkipClock returns a clock that reads the wall clock until a wait skips ahead.
 func NewSkipClock() *SkipClock { return &SkipClock{} }
