@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -26,32 +24,7 @@ func benchRecord(i int) *Record {
 func benchPut(b *testing.B, goroutines int, o Options) {
 	o.Key = testKey
 	s := openT(b, filepath.Join(b.TempDir(), "s.db"), o)
-	recs := make([]*Record, 10_000)
-	for i := range recs {
-		recs[i] = benchRecord(i)
-	}
-	var next atomic.Int64
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range goroutines {
-		wg.Go(func() {
-			for {
-				n := int(next.Add(1))
-				if n > b.N {
-					return
-				}
-				if err := s.Put(recs[n%len(recs)]); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+	benchWrite(b, goroutines, func(r *Record) error { return s.Put(r) })
 	b.ReportMetric(float64(b.N)/float64(s.commits.Load()), "records/commit")
 }
 
