@@ -44,19 +44,7 @@ func (e *env) deleteTasks() *deletes {
 	for _, k := range e.target.Kinds {
 		kinds[k.Section()] = k
 	}
-	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer st.Close()
-	recs, err := st.Load()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	infos, err := st.Infos()
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	recs, infos := e.readState()
 	d := &deletes{errs: map[string]error{}}
 	e.addDeletes(d, b, recs, infos, byID, kinds)
 	return d
@@ -200,15 +188,7 @@ func (e *env) checkDestroyed(res *runner.Result, d *deletes, what string, partia
 	if res.InDoubt > 0 || res.NotStarted > 0 || res.Interrupted {
 		e.t.Errorf("%s: the destroy did not finish: %+v", what, res)
 	}
-	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	recs, err := st.Load()
-	st.Close()
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	recs, _ := e.readState()
 	for id := range recs {
 		if !keep[id] {
 			e.t.Errorf("%s: %s still has a record: its delete did not finish", what, id)
@@ -271,15 +251,7 @@ func (e *env) taskKind(id string) (string, bool) {
 func (e *env) applyForDestroy() {
 	e.t.Helper()
 	mustOK(e.t, e.run(3), "apply")
-	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer st.Close()
-	infos, err := st.Infos()
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	_, infos := e.readState()
 	for id, info := range infos {
 		if info.Adopted {
 			e.t.Fatalf("%s was marked adopted by an apply on a fresh fake: destroy would leave it", id)

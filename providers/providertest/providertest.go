@@ -728,8 +728,8 @@ func (e *env) killedRun(route Route, run func(ctx context.Context) *runner.Resul
 	return res
 }
 
-// started counts the records of the state file left "started".
-func (e *env) started() int {
+// readState reads the state file's records and task infos, read-only.
+func (e *env) readState() (map[string]*state.Record, map[string]*state.TaskInfo) {
 	e.t.Helper()
 	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
 	if err != nil {
@@ -740,6 +740,17 @@ func (e *env) started() int {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	infos, err := st.Infos()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return recs, infos
+}
+
+// started counts the records of the state file left "started".
+func (e *env) started() int {
+	e.t.Helper()
+	recs, _ := e.readState()
 	n := 0
 	for _, r := range recs {
 		if r.Status == state.Started {

@@ -24,7 +24,9 @@ type Extension struct {
 	World *World
 }
 
-// SandboxServersPrefix is where the sandbox serves the farm.
+// SandboxServersPrefix is where the sandbox serves the farm. It is not a vendor route:
+// the sandbox's own mount point for per-item servers (their paths below it are the
+// farm's, which cite their sources in farm.go).
 const SandboxServersPrefix = "/nx-servers/"
 
 var (
