@@ -48,8 +48,9 @@ func (p *Problems) Item() *plan.Item { return p.item }
 // Pos is the position of the value at path, of the nearest enclosing field that
 // is present, or of the item.
 func (p *Problems) Pos(path Path) plan.Pos {
+	fields := p.item.Fields() // built on each call: once here, not per step
 	for i := len(path); i > 0; i-- {
-		if n := FieldNode(p.item.Fields(), path[:i]...); n != nil && n.Line > 0 {
+		if n := FieldNode(fields, path[:i]...); n != nil && n.Line > 0 {
 			return plan.NodePos(p.item.Pos.File, n)
 		}
 	}

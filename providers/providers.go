@@ -497,15 +497,6 @@ func FieldNode(n *yaml.Node, path ...any) *yaml.Node {
 	return n
 }
 
-// FieldPos is the position of the value at path in an item's fields, or the
-// item's position when the field is absent.
-func FieldPos(item *plan.Item, path ...any) plan.Pos {
-	if n := FieldNode(item.Fields(), path...); n != nil && n.Line > 0 {
-		return plan.NodePos(item.Pos.File, n)
-	}
-	return item.Pos
-}
-
 // SpecJSON is a task spec as JSON under its plan field names (the yaml tags), with
 // secret fields masked ("***") and every string passed through red (a secret in a
 // free-form field, such as a header, is masked too): what the state keeps to show
