@@ -441,6 +441,11 @@ func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header,
 		}
 		defer func() { <-c.sem }()
 	}
+	// A 429 may have paused the endpoint while this request waited for its turn
+	// at the rate or for a slot: it goes only once the pause is over.
+	if err := c.pause.wait(ctx); err != nil {
+		return 0, nil, nil, err
+	}
 	c.rate.meter(metersFrom(ctx))
 	start := c.rate.sent()
 	resp, err := c.hc.Do(req)

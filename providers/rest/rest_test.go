@@ -319,6 +319,64 @@ func TestClient_Do_TransportErrorsDoNotQuoteTheURL(t *testing.T) {
 	}
 }
 
+// A request that got past the pause before a 429 arrived, and was then waiting for
+// its turn at the endpoint's rate or for a free slot, must not go out during the
+// pause the 429 started: the server said when to come back.
+func TestClient_Do_PauseHoldsRequestsAlreadyWaitingForRateOrSlot(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits plan.Limits
+		delay  time.Duration // how long the server takes to answer the 429
+	}{
+		// The second request holds a reservation at the rate 500 ms out.
+		{"waiting for the rate", plan.Limits{RatePerSecond: 2, Burst: 1}, 0},
+		// The second request waits for the only slot while the first is answered.
+		{"waiting for a slot", plan.Limits{Concurrency: 1}, 150 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			var mu sync.Mutex
+			var throttledAt, secondAt time.Time
+			entered := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) == 1 {
+					close(entered)
+					time.Sleep(tc.delay)
+					mu.Lock()
+					throttledAt = time.Now()
+					mu.Unlock()
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(429)
+					return
+				}
+				mu.Lock()
+				secondAt = time.Now()
+				mu.Unlock()
+			}))
+			defer srv.Close()
+			c, _ := New(Config{Name: "t", BaseURL: srv.URL, Limits: tc.limits})
+			ctx := context.Background()
+			first := make(chan error, 1)
+			go func() {
+				_, err := c.Do(ctx, &Request{Method: "GET", Path: "/first"})
+				first <- err
+			}()
+			<-entered
+			if _, err := c.Do(ctx, &Request{Method: "GET", Path: "/second"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-first; !providers.IsRetryable(err) {
+				t.Fatalf("first call: %v, want retryable 429", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if gap := secondAt.Sub(throttledAt); gap < 900*time.Millisecond {
+				t.Errorf("second request reached the server %v after the 429 with Retry-After: 1; want it held for the pause", gap)
+			}
+		})
+	}
+}
+
 func TestClient_Do_EndpointLimits(t *testing.T) {
 	var cur, peak atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
