@@ -1,7 +1,13 @@
 package rest
 
 import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,5 +42,42 @@ func TestTransports_OnePerTLSConfigAndTimeout(t *testing.T) {
 	}
 	if _, err := ts.Get(plan.TLS{Insecure: true, Fingerprint: "ab"}, 0); err == nil {
 		t.Error("an invalid TLS configuration got a transport")
+	}
+}
+
+// 100 requests at once to one host, three times over: the connections of the first
+// round carry the next two, none is closed for want of an idle slot and dialled again.
+func TestClient_Do_ReusesEveryConnectionToOneHost(t *testing.T) {
+	var dialled atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialled.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c, err := New(Config{Name: "t", BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const inFlight = 100
+	for round := 0; round < 3; round++ {
+		var wg sync.WaitGroup
+		for i := 0; i < inFlight; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/"}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if n := dialled.Load(); n > inFlight {
+		t.Errorf("%d connections for 3 rounds of %d requests at once: idle connections were closed and dialled again", n, inFlight)
 	}
 }
