@@ -29,6 +29,7 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./cmd/provision/ > bench.out
 	$(GO) test -run '^$$' -bench . -benchmem ./state/ ./plan/ >> bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./runner/ >> bench.out
 	@echo; echo "== figures (goals: apply >= 10,000 tasks/s durable; resume and dry run of 100k done < 2 s; peak RSS < 300 MB) =="
 	@grep -E '^Benchmark' bench.out | grep -v 'Limits_'
 	@echo; echo "== vendor limits (goals in each figure's unit: rate-limited cloud 0 failed, goodput >= 90% of the limit, 429s <= 5%;"

@@ -26,6 +26,15 @@ type outcome struct {
 	maybeApplied bool
 	interrupted  bool
 	fatal        error
+	// slot: the attempt still holds its apply slot; the coordinator frees it once
+	// it has taken the outcome (so that a stop the outcome causes comes first).
+	slot bool
+	// withdrawn: a stop came while the attempt waited for a slot; it never applied
+	// and its record is what it was before.
+	withdrawn bool
+	// applying: not an outcome, the attempt got its slot and applies now (sent
+	// only when the run reports events).
+	applying bool
 }
 
 // run is what the workers share: the graph, the store, the records and the
@@ -40,15 +49,24 @@ type run struct {
 	outputs map[int32]state.Outputs // outputs of referenced tasks
 
 	applyCtx context.Context
+
+	// slots bounds the attempts applied at once (Options.Parallel). An attempt takes
+	// one only once its intent is durable, so that waiting for the intent's commit
+	// does not hold a slot; stopped is closed when the run stops starting attempts.
+	slots   chan struct{}
+	stopped chan struct{}
+	started chan<- outcome // the coordinator's results, for applying notes (nil: no events)
 }
 
 // attempt runs one attempt of task i on a worker: resolve references, record
-// intent, apply, record a failure. Recording a done result is left to finish (nil
-// otherwise), which the worker runs on a goroutine of its own so that it can take
-// the next task while the result's commit is under way: a worker slot bounds the
-// tasks applied at once, not the records waiting for a commit. The outcome (and so
-// "done") comes back to the coordinator only once finish has made the result
-// durable. The coordinator does not touch r.recs[i] until the outcome comes back.
+// intent, take an apply slot, apply, record a failure. A slot bounds the tasks
+// applied at once, not the records waiting for a commit: the intent is made
+// durable before the slot is taken, and recording a done result is left to finish
+// (nil otherwise), which the worker runs on a goroutine of its own after freeing
+// the slot, so that it can take the next task while the result's commit is under
+// way. The outcome (and so "done") comes back to the coordinator only once finish
+// has made the result durable. The coordinator does not touch r.recs[i] until the
+// outcome comes back.
 func (r *run) attempt(i int32) (out outcome, finish func() outcome) {
 	t := r.g.Tasks[i]
 	prev := r.recs[i]
@@ -65,6 +83,13 @@ func (r *run) attempt(i int32) (out outcome, finish func() outcome) {
 	if err != nil {
 		return outcome{i: i, fatal: err}, nil
 	}
+	if !r.takeSlot() {
+		return r.withdraw(i, prev), nil
+	}
+	if r.started != nil {
+		r.started <- outcome{i: i, applying: true}
+	}
+	r.o.Progress.Running.Add(1)
 	// The task's logger, also in the context: the API clients log each request
 	// with it (zerolog.Ctx), under the task and attempt.
 	log := r.o.Log.With().Str("task", t.ID).Int("attempt", rec.Attempts).Logger()
@@ -74,15 +99,59 @@ func (r *run) attempt(i int32) (out outcome, finish func() outcome) {
 	switch {
 	case err != nil && r.applyCtx.Err() != nil:
 		// Cancelled in flight: the outcome is unknown, the record stays "started".
-		return outcome{i: i, interrupted: true}, nil
+		return outcome{i: i, interrupted: true, slot: true}, nil
 	case errors.Is(err, ErrStateWrite):
-		return outcome{i: i, fatal: err}, nil
+		return outcome{i: i, fatal: err, slot: true}, nil
 	case err != nil:
-		// On the worker: the coordinator sees the failure before this worker
-		// takes another task (fail-fast and the failure budget stop exactly).
-		return r.recordFailure(i, rec, x, err), nil
+		// On the worker, holding the slot: the coordinator sees the failure before
+		// another attempt can take that slot (fail-fast and the failure budget stop
+		// exactly).
+		out := r.recordFailure(i, rec, x, err)
+		out.slot = true
+		return out, nil
 	}
+	r.freeSlot()
 	return outcome{}, func() outcome { return r.recordDone(i, rec, x, res, log) }
+}
+
+// takeSlot waits for an apply slot; false when the run stopped meanwhile.
+func (r *run) takeSlot() bool {
+	select {
+	case r.slots <- struct{}{}:
+	case <-r.stopped:
+		return false
+	}
+	select {
+	case <-r.stopped: // both were ready: the stop wins
+		<-r.slots
+		return false
+	default:
+		return true
+	}
+}
+
+// freeSlot gives an apply slot back.
+func (r *run) freeSlot() {
+	<-r.slots
+	r.o.Progress.Running.Add(-1)
+}
+
+// withdraw puts task i's record back as it was before the intent (none: no record),
+// for an attempt that never applied: the stop leaves it not started, or in doubt
+// only if it already was.
+func (r *run) withdraw(i int32, prev *state.Record) outcome {
+	id := r.g.Tasks[i].ID
+	var err error
+	if prev == nil {
+		err = r.st.Delete(id)
+	} else {
+		err = r.st.Put(prev)
+	}
+	if err != nil {
+		return outcome{i: i, fatal: fmt.Errorf("%w: withdraw intent of %s: %v", ErrStateWrite, id, err)}
+	}
+	r.recs[i] = prev
+	return outcome{i: i, withdrawn: true}
 }
 
 // recordIntent durably records that an attempt of task i starts (intent before

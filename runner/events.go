@@ -5,8 +5,8 @@ import "time"
 // EventType names what happened to a task.
 type EventType string
 
-// Task events, in the order a task may see them: started (an attempt is handed to
-// a worker), then retrying (the attempt failed and another follows) and started
+// Task events, in the order a task may see them: started (an attempt's intent is
+// durable and it takes an apply slot), then retrying (the attempt failed and another follows) and started
 // again, until done or failed; skipped when a dependency failed.
 const (
 	EventStarted  EventType = "started"

@@ -11,19 +11,28 @@ import (
 	"provision/state"
 )
 
-// holdDone is a real store whose Put of task id's done record waits until release
-// is closed (or a generous timeout, so that a regression fails instead of hanging).
-type holdDone struct {
+// holdFirst is a real store whose first Put of a record with a given status waits
+// until release is closed (or a generous timeout, so that a regression fails
+// instead of hanging); held is closed when it waits, and id names its task.
+type holdFirst struct {
 	*state.Store
-	id      string
-	held    chan struct{} // closed when the done Put of id is waiting
+	status  state.Status
+	once    atomic.Bool
+	id      atomic.Value
+	held    chan struct{}
 	release chan struct{}
 	timeout atomic.Bool
 }
 
-func (h *holdDone) Put(recs ...*state.Record) error {
+func newHoldFirst(t *testing.T, status state.Status) *holdFirst {
+	return &holdFirst{Store: openStore(t, filepath.Join(t.TempDir(), "s.db")), status: status,
+		held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *holdFirst) Put(recs ...*state.Record) error {
 	for _, r := range recs {
-		if r.ID == h.id && r.Status == state.Done {
+		if r.Status == h.status && h.once.CompareAndSwap(false, true) {
+			h.id.Store(r.ID)
 			close(h.held)
 			select {
 			case <-h.release:
@@ -35,22 +44,35 @@ func (h *holdDone) Put(recs ...*state.Record) error {
 	return h.Store.Put(recs...)
 }
 
-func TestRunner_Run_WorkerTakesNextTaskWhileDoneRecordCommits(t *testing.T) {
-	st := &holdDone{Store: openStore(t, filepath.Join(t.TempDir(), "s.db")), id: "a",
-		held: make(chan struct{}), release: make(chan struct{})}
-	var bRan atomic.Bool
-	var userSaw atomic.Value
-	g := mustGraph(t,
-		task("a", nil, ok()),
-		// With one worker, b can only run while a's done record is still being
-		// committed if the worker does not wait for that commit.
-		task("b", nil, func(context.Context, *providers.Exec) (state.Outputs, error) {
-			<-st.held
-			bRan.Store(true)
-			close(st.release)
+// whileHeld is an Apply for two tasks on one slot: the first to apply returns at
+// once; the second waits until the first's record is held, and releases it. The
+// second can only apply while that record's commit is under way if the commit
+// holds no slot.
+func whileHeld(h *holdFirst, secondRan *atomic.Bool) fn {
+	var calls atomic.Int32
+	return func(context.Context, *providers.Exec) (state.Outputs, error) {
+		if calls.Add(1) == 1 {
 			return nil, nil
-		}),
-		// A user of a starts only once a's done record is durable.
+		}
+		select {
+		case <-h.held:
+			secondRan.Store(true)
+		case <-time.After(10 * time.Second):
+		}
+		close(h.release)
+		return nil, nil
+	}
+}
+
+func TestRunner_Run_WorkerTakesNextTaskWhileDoneRecordCommits(t *testing.T) {
+	st := newHoldFirst(t, state.Done)
+	var secondRan atomic.Bool
+	var userSaw atomic.Value
+	apply := whileHeld(st, &secondRan)
+	g := mustGraph(t,
+		task("a", nil, apply),
+		task("b", nil, apply),
+		// A user starts only once the done record of what it uses is durable.
 		task("c", []string{"a"}, func(context.Context, *providers.Exec) (state.Outputs, error) {
 			rec, _, err := st.Get("a")
 			if err != nil {
@@ -66,13 +88,46 @@ func TestRunner_Run_WorkerTakesNextTaskWhileDoneRecordCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.timeout.Load() || !bRan.Load() {
-		t.Fatalf("the worker waited for a's done commit before taking b (timeout=%v b ran=%v)", st.timeout.Load(), bRan.Load())
+	if st.timeout.Load() || !secondRan.Load() {
+		t.Fatalf("no task applied while %v's done record was committing (timeout=%v)", st.id.Load(), st.timeout.Load())
 	}
 	if got, _ := userSaw.Load().(state.Status); got != state.Done {
 		t.Errorf("c started while a's record was %v, want done (durable before its users start)", got)
 	}
 	if res.Applied != 3 || !res.OK() {
+		t.Errorf("res = %+v", res)
+	}
+}
+
+// The intent is made durable before the attempt takes an apply slot: with one
+// slot, a task applies while another's intent is still being committed, and no
+// task applies before its own intent is durable.
+func TestRunner_Run_IntentCommitsHoldNoSlot(t *testing.T) {
+	st := newHoldFirst(t, state.Started)
+	var otherRan atomic.Bool
+	apply := func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+		if rec, _, err := st.Get(x.Task.ID); err != nil || rec.Status != state.Started {
+			t.Errorf("%s applies with its record %+v (%v), want its intent durable", x.Task.ID, rec, err)
+		}
+		if st.id.Load() == x.Task.ID {
+			return nil, nil // the held one: applies once its intent is released
+		}
+		// The other task: applying while the held intent still commits.
+		otherRan.Store(true)
+		close(st.release)
+		return nil, nil
+	}
+	g := mustGraph(t, task("a", nil, apply), task("b", nil, apply))
+	o := opts()
+	o.Parallel = 1
+	res, err := Run(context.Background(), g, st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.timeout.Load() || !otherRan.Load() {
+		t.Fatalf("no task applied while %v's intent was committing (timeout=%v)", st.id.Load(), st.timeout.Load())
+	}
+	if res.Applied != 2 || !res.OK() {
 		t.Errorf("res = %+v", res)
 	}
 }

@@ -3,8 +3,9 @@
 // skipping of dependents after a failure, and a graceful stop.
 //
 // Concurrency: one coordinator goroutine owns the scheduling state; a fixed pool of
-// workers runs attempts. A worker slot is taken only to run an attempt: tasks waiting
-// for dependencies or sleeping before a retry hold nothing. Per-endpoint limits are
+// workers runs attempts. An apply slot (Options.Parallel of them) is taken only to
+// apply: tasks waiting for dependencies or sleeping before a retry hold nothing, and
+// neither do the commits of an attempt's intent and of its result. Per-endpoint limits are
 // applied inside the API clients, around each request.
 package runner
 
@@ -25,6 +26,7 @@ import (
 type Store interface {
 	Load() (map[string]*state.Record, error)
 	Put(recs ...*state.Record) error
+	Delete(ids ...string) error
 }
 
 var _ Store = (*state.Store)(nil)

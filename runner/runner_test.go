@@ -320,6 +320,10 @@ func TestRunner_Run_FailFastAndFailureBudget(t *testing.T) {
 				}))
 			}
 			st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+			// One task failed in an earlier run.
+			if err := st.Put(&state.Record{ID: "t05", Status: state.Failed, Attempts: 2, LastError: "earlier"}); err != nil {
+				t.Fatal(err)
+			}
 			o := opts()
 			o.Parallel = 1
 			o.FailFast, o.MaxFailures = tc.failFast, tc.maxFailures
@@ -329,6 +333,24 @@ func TestRunner_Run_FailFastAndFailureBudget(t *testing.T) {
 			}
 			if res.Failed != tc.wantFailed || res.Failed+res.NotStarted != 10 {
 				t.Errorf("failed=%d not started=%d, want %d failed", res.Failed, res.NotStarted, tc.wantFailed)
+			}
+			// The stop withdraws the intents of attempts that were waiting for the
+			// slot: what never applied has the record it had before the run.
+			failed := map[string]bool{}
+			for _, f := range res.Failures {
+				failed[f.ID] = true
+			}
+			for _, tk := range tasks {
+				rec, ok, err := st.Get(tk.ID)
+				switch {
+				case err != nil:
+					t.Fatal(err)
+				case failed[tk.ID]:
+				case tk.ID == "t05" && (!ok || rec.Status != state.Failed || rec.Attempts != 2 || rec.LastError != "earlier"):
+					t.Errorf("t05 never applied in this run, record now %+v, want the earlier failure", rec)
+				case tk.ID != "t05" && ok:
+					t.Errorf("%s never applied, has a record %+v", tk.ID, rec)
+				}
 			}
 			if (tc.failFast || tc.maxFailures > 0) != res.Stopped {
 				t.Errorf("stopped = %v", res.Stopped)

@@ -116,8 +116,15 @@ func (s *scheduler) walk(ctx context.Context) error {
 	results := make(chan outcome)
 	s.retryCh = make(chan int32)
 	s.quit = make(chan struct{})
+	s.slots, s.stopped = make(chan struct{}, s.o.Parallel), make(chan struct{})
+	if s.o.Events != nil {
+		s.started = results
+	}
+	// Twice as many workers as slots: while Parallel attempts apply, as many more
+	// can be recording their intent, so that a freed slot is taken at once by an
+	// attempt whose intent is already durable.
 	var wg sync.WaitGroup
-	for w := 0; w < s.o.Parallel; w++ {
+	for w := 0; w < 2*s.o.Parallel; w++ {
 		wg.Add(1)
 		go func(r *run) {
 			defer wg.Done()
@@ -154,6 +161,10 @@ func (s *scheduler) walk(ctx context.Context) error {
 			s.queue = s.queue[1:]
 			s.start(next)
 		case out := <-results:
+			if out.applying {
+				s.applying(out.i)
+				continue
+			}
 			s.ended(out)
 		case i := <-s.retryCh:
 			if !s.stopping {
@@ -181,7 +192,6 @@ func (s *scheduler) ready(i int32) {
 // start counts the attempt of task i a worker just took.
 func (s *scheduler) start(i int32) {
 	s.inflight++
-	s.p.Running.Add(1)
 	s.attempts[i]++
 	if s.firstTry == nil {
 		s.firstTry = make([]time.Time, len(s.g.Tasks))
@@ -189,18 +199,25 @@ func (s *scheduler) start(i int32) {
 	if s.firstTry[i].IsZero() {
 		s.firstTry[i] = s.o.Now()
 	}
-	if s.o.Events != nil {
-		s.sentAt[i] = s.o.Now()
-		s.o.Events(s.event(EventStarted, i, s.attempts[i], s.sentAt[i]))
-	}
 }
 
-// ended takes an attempt's outcome to the next step.
+// applying: the attempt of task i has its intent durable and a slot (events only).
+func (s *scheduler) applying(i int32) {
+	s.sentAt[i] = s.o.Now()
+	s.o.Events(s.event(EventStarted, i, s.attempts[i], s.sentAt[i]))
+}
+
+// ended takes an attempt's outcome to the next step, then frees the slot the
+// attempt still holds.
 func (s *scheduler) ended(out outcome) {
 	s.inflight--
-	s.p.Running.Add(-1)
+	if out.slot {
+		defer s.freeSlot()
+	}
 	i := out.i
 	switch {
+	case out.withdrawn:
+		s.attempts[i]--
 	case out.fatal != nil:
 		s.fatal = out.fatal
 		s.stop()
@@ -345,6 +362,7 @@ func (s *scheduler) resolve(i int32) {
 func (s *scheduler) stop() {
 	if !s.stopping {
 		s.stopping = true
+		close(s.stopped)
 		s.grace = time.After(s.o.Grace)
 	}
 }
