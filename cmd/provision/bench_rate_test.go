@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -177,6 +179,7 @@ type storesRun struct {
 	cloud, cloudOK, cloud429 int64
 	peakInFlight             int64
 	endpoints                []map[string]any
+	steal                    float64 // % of the machine's CPU time stolen by the hypervisor during the run
 }
 
 // processCPU is the user + system CPU time this process has used so far.
@@ -222,11 +225,17 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 	}
 	var out, errs strings.Builder
 	cpu0 := processCPU()
+	steal0, total0 := cpuTimes()
 	start := time.Now()
 	err = run(context.Background(), []string{"apply", path, "--sandbox-url", target, "--parallel", fmt.Sprint(parallel),
 		"--json", "--log-level", "error", "--state", filepath.Join(b.TempDir(), "s.db")}, &out, &errs)
 	wall := time.Since(start)
 	cpu := processCPU() - cpu0
+	steal1, total1 := cpuTimes()
+	steal := 0.0
+	if total1 > total0 {
+		steal = 100 * float64(steal1-steal0) / float64(total1-total0)
+	}
 	var rep struct {
 		Total     int              `json:"total"`
 		Failed    int              `json:"failed"`
@@ -237,7 +246,7 @@ func applyStores(b *testing.B, n, k int, limit float64, faults fault.Config, par
 		b.Fatalf("apply: %v %v\n%s\n%s", err, jerr, out.String(), errs.String())
 	}
 	return storesRun{wall: wall, cpu: cpu, total: rep.Total, failed: rep.Failed + rep.Skipped, sandboxRequests: sb.Counts().Requests,
-		cloud: cnt.cloud.Load(), cloudOK: cnt.ok.Load(), cloud429: cnt.throttled.Load(), peakInFlight: cnt.peak.Load(), endpoints: rep.Endpoints}
+		cloud: cnt.cloud.Load(), cloudOK: cnt.ok.Load(), cloud429: cnt.throttled.Load(), peakInFlight: cnt.peak.Load(), endpoints: rep.Endpoints, steal: steal}
 }
 
 // BenchmarkLimits_RateLimitedCloud: 100 stores x 3 shares against a cloud that allows
@@ -309,7 +318,77 @@ func BenchmarkLimits_Latency1000Stores(b *testing.B) {
 		// CPU is load-independent where wall time on a shared machine is not.
 		b.ReportMetric(r.cpu.Seconds(), "cpu-s")
 		b.ReportMetric(z.cpu.Seconds(), "no-latency-cpu-s")
+		b.ReportMetric(r.steal, "steal-%-of-cpu")
+		// The floor this machine sets: as many requests at the same latency and
+		// parallelism through bare net/http (no state, no provider, no fake logic),
+		// against its own ideal (requests x latency / parallel).
+		bare, bareIdeal := bareHTTP(b, int(r.sandboxRequests), 100, latency)
+		b.ReportMetric(bare.Seconds()/bareIdeal.Seconds(), "bare-net/http-wall/ideal")
 	}
+}
+
+// bareHTTP sends n GETs, parallel at a time, to a server that answers each after
+// latency, and returns the wall time and the ideal n x latency / parallel.
+func bareHTTP(b *testing.B, n, parallel int, latency time.Duration) (wall, ideal time.Duration) {
+	b.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(latency)
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: parallel}}
+	defer c.CloseIdleConnections()
+	jobs := make(chan struct{})
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				resp, err := c.Get(srv.URL)
+				if err != nil {
+					b.Error(err)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	for range n {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	wg.Wait()
+	return time.Since(start), time.Duration(n) * latency / time.Duration(parallel)
+}
+
+// cpuTimes reads the machine's CPU time from /proc/stat: stolen by the hypervisor
+// for other guests, and in all (in clock ticks; 0, 0 where there is none).
+func cpuTimes() (steal, total int64) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0
+		}
+		if i < 8 { // user nice system idle iowait irq softirq steal (guest time is in user)
+			total += n
+		}
+		if i == 7 {
+			steal = n
+		}
+	}
+	return steal, total
 }
 
 // Validation at the size limits, each in a child process so that its peak RSS is
