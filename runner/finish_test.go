@@ -64,6 +64,22 @@ func whileHeld(h *holdFirst, secondRan *atomic.Bool) fn {
 	}
 }
 
+// runOnOneSlot runs g on one apply slot and fails unless a task applied (ran) while
+// the held record (what) was committing.
+func runOnOneSlot(t *testing.T, g *Graph, st *holdFirst, ran *atomic.Bool, what string) *Result {
+	t.Helper()
+	o := opts()
+	o.Parallel = 1
+	res, err := Run(context.Background(), g, st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.timeout.Load() || !ran.Load() {
+		t.Fatalf("no task applied while %v's %s was committing (timeout=%v)", st.id.Load(), what, st.timeout.Load())
+	}
+	return res
+}
+
 func TestRunner_Run_WorkerTakesNextTaskWhileDoneRecordCommits(t *testing.T) {
 	st := newHoldFirst(t, state.Done)
 	var secondRan atomic.Bool
@@ -82,15 +98,7 @@ func TestRunner_Run_WorkerTakesNextTaskWhileDoneRecordCommits(t *testing.T) {
 			return nil, nil
 		}),
 	)
-	o := opts()
-	o.Parallel = 1
-	res, err := Run(context.Background(), g, st, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.timeout.Load() || !secondRan.Load() {
-		t.Fatalf("no task applied while %v's done record was committing (timeout=%v)", st.id.Load(), st.timeout.Load())
-	}
+	res := runOnOneSlot(t, g, st, &secondRan, "done record")
 	if got, _ := userSaw.Load().(state.Status); got != state.Done {
 		t.Errorf("c started while a's record was %v, want done (durable before its users start)", got)
 	}
@@ -118,15 +126,7 @@ func TestRunner_Run_IntentCommitsHoldNoSlot(t *testing.T) {
 		return nil, nil
 	}
 	g := mustGraph(t, task("a", nil, apply), task("b", nil, apply))
-	o := opts()
-	o.Parallel = 1
-	res, err := Run(context.Background(), g, st, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.timeout.Load() || !otherRan.Load() {
-		t.Fatalf("no task applied while %v's intent was committing (timeout=%v)", st.id.Load(), st.timeout.Load())
-	}
+	res := runOnOneSlot(t, g, st, &otherRan, "intent")
 	if res.Applied != 2 || !res.OK() {
 		t.Errorf("res = %+v", res)
 	}

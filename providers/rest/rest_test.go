@@ -392,18 +392,8 @@ func TestClient_Do_EndpointLimits(t *testing.T) {
 	}))
 	defer srv.Close()
 	c, _ := New(Config{Name: "t", BaseURL: srv.URL, Limits: plan.Limits{Concurrency: 2, RatePerSecond: 40, Burst: 1}})
-	var wg sync.WaitGroup
 	start := time.Now()
-	for i := 0; i < 12; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/"}); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	getAtOnce(t, c, 12)
 	if p := peak.Load(); p > 2 {
 		t.Errorf("peak concurrency %d, cap is 2", p)
 	}

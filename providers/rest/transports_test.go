@@ -65,19 +65,25 @@ func TestClient_Do_ReusesEveryConnectionToOneHost(t *testing.T) {
 	}
 	const inFlight = 100
 	for round := 0; round < 3; round++ {
-		var wg sync.WaitGroup
-		for i := 0; i < inFlight; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/"}); err != nil {
-					t.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
+		getAtOnce(t, c, inFlight)
 	}
 	if n := dialled.Load(); n > inFlight {
 		t.Errorf("%d connections for 3 rounds of %d requests at once: idle connections were closed and dialled again", n, inFlight)
 	}
+}
+
+// getAtOnce sends n GETs of / through c at once and waits for every answer.
+func getAtOnce(t *testing.T, c *Client, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Do(context.Background(), &Request{Method: "GET", Path: "/"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
 }
