@@ -56,6 +56,14 @@ func (CloudSpaceKind) Delete(ctx context.Context, b *providers.Build, d *provide
 		return err
 	}
 	id, _ := strconv.Atoi(d.PriorValue(OutCloudSpaceID))
+	if guid := d.PriorValue(OutTaskGUID); id == 0 && guid != "" {
+		// A create whose task was still running when its run stopped: the server
+		// may still make the space after a lookup by name finds nothing, so its
+		// outcome comes first.
+		if id, err = createdBy(ctx, c, d.Exec, guid); err != nil {
+			return err
+		}
+	}
 	if id == 0 {
 		if !d.InDoubt && d.PriorValue(OutTaskGUID) == "" {
 			d.Log.Info().Msg("no cloud space was recorded for this task: nothing to delete")
@@ -159,3 +167,25 @@ func (a *cloudSpace) Drift(ctx context.Context, x *providers.Exec) ([]providers.
 }
 
 func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// createdBy waits for the create task guid and returns the id of the space it made:
+// 0 when it made none (it failed, or the API no longer knows the task).
+func createdBy(ctx context.Context, c *Client, x *providers.Exec, guid string) (int, error) {
+	res, err := c.Await(ctx, guid)
+	var te *TaskError
+	switch {
+	case errors.As(err, &te):
+		x.Log.Debug().Str("task_guid", guid).Str("error", te.Message).Msg("the interrupted create failed: looking the space up by name")
+		return 0, nil
+	case errors.Is(err, ErrTaskGone):
+		x.Log.Debug().Str("task_guid", guid).Msg("the interrupted create's task is unknown or expired: looking the space up by name")
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("wait for the interrupted create (async task %s): %w", guid, err)
+	}
+	id, err := decodeID(res)
+	if err != nil {
+		return 0, fmt.Errorf("the interrupted create (async task %s): task result: %w", guid, err)
+	}
+	return id, nil
+}

@@ -2,6 +2,7 @@ package openvcloud
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -9,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"provision/providers"
 	"provision/providers/lifecycletest"
 	"provision/providers/openvcloud/ovcfake"
+	"provision/state"
 )
 
 const lifePlan = `version: 1
@@ -172,6 +175,38 @@ func TestLifecycle_Destroy_InDoubtCreateIsFoundByName(t *testing.T) {
 	}
 	if l := live(srv); len(l) != 0 {
 		t.Fatalf("live after the in-doubt delete: %v", l)
+	}
+}
+
+// A run stops while its async create is still queued on the server (the task GUID
+// is checkpointed, the space not there yet); a destroy right after must not take
+// "not listed" for "not made": it waits for the task and deletes what it made, so no
+// space appears once the destroy is done.
+func TestLifecycle_Destroy_WaitsForAnInterruptedCreateTask(t *testing.T) {
+	srv, url := newFake(t, func(o *ovcfake.Options) { o.AsyncDelay = 300 * time.Millisecond })
+	b, byID, _ := buildAll(t, url)
+	task := byID["space-a"] // async: true
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{Ctx: ctx, OnSave: func(o state.Outputs) {
+		if o[OutTaskGUID].Value != "" {
+			cancel() // the run stops right after the checkpoint
+		}
+	}})
+	if !errors.Is(err, context.Canceled) || saved[OutTaskGUID].Value == "" || saved[OutCloudSpaceID].Value != "" {
+		t.Fatalf("err = %v, checkpoints %v", err, saved)
+	}
+	if l := live(srv); len(l) != 0 {
+		t.Fatalf("the create ran before the destroy: %v (the test needs it still queued)", l)
+	}
+	x := lifecycletest.Exec(task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, Prior: saved})
+	x.Task = &providers.Task{ID: task.ID, Kind: Section, Endpoint: "ovc"}
+	if err := (CloudSpaceKind{}).Delete(context.Background(), b, &providers.Deletion{Exec: x, Planned: task}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Settle() // anything still queued on the server runs now
+	if l := live(srv); len(l) != 0 {
+		t.Fatalf("live after the destroy: %v, want none", l)
 	}
 }
 
