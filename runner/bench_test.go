@@ -18,9 +18,11 @@ type slowDisk struct {
 	delay time.Duration
 }
 
-func (s slowDisk) Put(recs ...*state.Record) error {
+func (s slowDisk) Put(recs ...*state.Record) error { return s.PutWithin(0, recs...) }
+
+func (s slowDisk) PutWithin(linger time.Duration, recs ...*state.Record) error {
 	time.Sleep(s.delay)
-	return s.Store.Put(recs...)
+	return s.Store.PutWithin(linger, recs...)
 }
 
 // BenchmarkRun_SlowDisk: 2,000 tasks of one 20 ms request each, 100 at once, on a

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,8 @@ func newHoldFirst(t *testing.T, status state.Status) *holdFirst {
 	return &holdFirst{Store: openStore(t, filepath.Join(t.TempDir(), "s.db")), status: status,
 		held: make(chan struct{}), release: make(chan struct{})}
 }
+
+func (h *holdFirst) PutWithin(_ time.Duration, recs ...*state.Record) error { return h.Put(recs...) }
 
 func (h *holdFirst) Put(recs ...*state.Record) error {
 	for _, r := range recs {
@@ -129,5 +132,65 @@ func TestRunner_Run_IntentCommitsHoldNoSlot(t *testing.T) {
 	res := runOnOneSlot(t, g, st, &otherRan, "intent")
 	if res.Applied != 2 || !res.OK() {
 		t.Errorf("res = %+v", res)
+	}
+}
+
+// lingerLog is a real store that notes, in order, the linger each record was
+// written with.
+type lingerLog struct {
+	*state.Store
+	mu     sync.Mutex
+	writes []lingered
+}
+
+type lingered struct {
+	id      string
+	status  state.Status
+	outputs int
+	linger  time.Duration
+}
+
+func (l *lingerLog) Put(recs ...*state.Record) error { return l.PutWithin(0, recs...) }
+
+func (l *lingerLog) PutWithin(linger time.Duration, recs ...*state.Record) error {
+	l.mu.Lock()
+	for _, r := range recs {
+		l.writes = append(l.writes, lingered{r.ID, r.Status, len(r.Outputs), linger})
+	}
+	l.mu.Unlock()
+	return l.Store.PutWithin(linger, recs...)
+}
+
+// While every apply slot is busy, records may wait to share a commit; while one is
+// free, they commit at once. With one slot: the run's first intent is written with
+// the slot free, and each checkpoint while its task holds the only slot.
+func TestRunner_Run_RecordsLingerOnlyWhileEverySlotIsBusy(t *testing.T) {
+	st := &lingerLog{Store: openStore(t, filepath.Join(t.TempDir(), "s.db"))}
+	apply := func(_ context.Context, x *providers.Exec) (state.Outputs, error) {
+		return nil, x.Checkpoint(state.Outputs{"step": state.Plain("1")})
+	}
+	o := opts()
+	o.Parallel = 1
+	res, err := Run(context.Background(), mustGraph(t, task("a", nil, apply), task("b", nil, apply)), st, o)
+	if err != nil || !res.OK() {
+		t.Fatalf("%v %+v", err, res)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if w := st.writes[0]; w.linger != 0 {
+		t.Errorf("the run's first write (%s, no slot taken yet): linger %v, want 0", w.id, w.linger)
+	}
+	checkpoints := 0
+	for _, w := range st.writes {
+		if w.status != state.Started || w.outputs == 0 {
+			continue // intents and results
+		}
+		checkpoints++
+		if w.linger != commitLinger {
+			t.Errorf("checkpoint of %s, written while it held the only slot: linger %v, want %v", w.id, w.linger, commitLinger)
+		}
+	}
+	if checkpoints < 2 {
+		t.Fatalf("writes %+v: want a checkpoint of each task", st.writes)
 	}
 }

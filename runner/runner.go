@@ -26,6 +26,7 @@ import (
 type Store interface {
 	Load() (map[string]*state.Record, error)
 	Put(recs ...*state.Record) error
+	PutWithin(linger time.Duration, recs ...*state.Record) error
 	Delete(ids ...string) error
 }
 

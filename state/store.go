@@ -129,6 +129,8 @@ type kv struct {
 type writeReq struct {
 	recs []kv
 	done chan error
+	// by: the commit may wait until then for more records to share it (zero: none).
+	by time.Time
 }
 
 // Open opens the state file at path, creating it (and its directory, 0700) unless
@@ -716,7 +718,14 @@ func (s *Store) Counts() (map[Status]int, error) {
 // dropped with SecretsDropped set when there is none. The records are encoded before
 // Put returns: the caller may change them afterwards. After a failed commit the
 // store refuses further writes (the file may be damaged, or the disk full).
-func (s *Store) Put(recs ...*Record) error {
+func (s *Store) Put(recs ...*Record) error { return s.PutWithin(0, recs...) }
+
+// PutWithin is Put for a caller that can wait up to linger for its records to be
+// durable: their commit may wait that long for other records to share it, so that
+// many writers that are in no hurry make fewer, larger commits (each one costs two
+// fsyncs). A commit waits no longer than its most hurried record allows, and a Put
+// (linger 0) commits at once with everything queued.
+func (s *Store) PutWithin(linger time.Duration, recs ...*Record) error {
 	if s.readOnly {
 		return fmt.Errorf("write state %s: %w", s.path, ErrReadOnly)
 	}
@@ -724,6 +733,9 @@ func (s *Store) Put(recs ...*Record) error {
 		return nil
 	}
 	req := &writeReq{recs: make([]kv, len(recs)), done: make(chan error, 1)}
+	if linger > 0 {
+		req.by = time.Now().Add(linger)
+	}
 	for i, r := range recs {
 		switch {
 		case r.ID == "":
@@ -785,8 +797,11 @@ func (s *Store) writer() {
 	debug.SetPanicOnFault(true) // this goroutine only; guard recovers
 	var batch []*writeReq
 	var recs []kv
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for req := range s.reqs {
 		batch, recs = append(batch[:0], req), append(recs[:0], req.recs...)
+		by := req.by
 	drain:
 		for len(recs) < maxBatch {
 			select {
@@ -796,7 +811,31 @@ func (s *Store) writer() {
 				}
 				batch = append(batch, r)
 				recs = append(recs, r.recs...)
+				if r.by.Before(by) {
+					by = r.by // a zero by (a Put) is before every other
+				}
+				continue
 			default:
+			}
+			// Nothing more queued: commit, unless every record queued can wait
+			// and there is time left to gather more.
+			d := time.Until(by)
+			if by.IsZero() || d <= 0 {
+				break drain
+			}
+			linger.Reset(d)
+			select {
+			case r, ok := <-s.reqs:
+				linger.Stop()
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+				recs = append(recs, r.recs...)
+				if r.by.Before(by) {
+					by = r.by
+				}
+			case <-linger.C:
 				break drain
 			}
 		}

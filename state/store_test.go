@@ -673,3 +673,50 @@ func noErr(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// Writers in no hurry share a commit: the first waits up to its linger for the
+// others (without linger, each would have its own). A Put that arrives while a
+// writer lingers commits at once and takes it along; a reopened file has every
+// record.
+func TestStore_PutWithin_LingeringWritersShareACommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := openT(t, path, Options{})
+	const writers = 10
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 2 * time.Millisecond) // they come one by one
+			if err := s.PutWithin(300*time.Millisecond, &Record{ID: fmt.Sprintf("lazy-%02d", i), Status: Started}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if c := s.commits.Load(); c > writers/2 {
+		t.Errorf("%d commits for %d lingering writers 2 ms apart: they did not share", c, writers)
+	}
+	before := s.commits.Load()
+	lazy := make(chan error, 1)
+	go func() { lazy <- s.PutWithin(time.Hour, &Record{ID: "lazy-hour", Status: Started}) }()
+	time.Sleep(50 * time.Millisecond) // it is in the writer, lingering
+	if err := s.Put(&Record{ID: "hurried", Status: Done}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-lazy:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a writer lingering for an hour was not committed with the Put that came meanwhile")
+	}
+	if c := s.commits.Load() - before; c != 1 {
+		t.Errorf("%d commits for a lingering writer and a Put, want 1", c)
+	}
+	closeT(t, s)
+	s = openT(t, path, Options{ReadOnly: true})
+	recs, err := s.Load()
+	if err != nil || len(recs) != writers+2 {
+		t.Fatalf("reopened: %d records, %v; want %d", len(recs), err, writers+2)
+	}
+}

@@ -263,7 +263,9 @@ func (a *applyFlags) run(ctx context.Context, planPath string, saved *savedPlan,
 	view := newProgressView(o.Progress, live, newPalette(con))
 	view.endpoints = func() string { return strings.TrimPrefix(rateSuffix(rates()), " | ") }
 	stopProgress := startProgress(view, con, a.progressEvery)
+	restoreGC := widenGC()
 	res, err := runner.Run(ctx, l.graph, st, *o)
+	restoreGC()
 	stopProgress()
 	if page != nil {
 		page.finish()

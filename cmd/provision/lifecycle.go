@@ -249,7 +249,9 @@ func runDeletes(ctx context.Context, l *loaded, st *state.Store, ids []string, i
 		}
 	}
 	stop := startProgress(newProgressView(o.Progress, live, newPalette(con)), con, every)
+	restoreGC := widenGC()
 	res, err := runner.Run(ctx, g, st, o)
+	restoreGC()
 	stop()
 	if err != nil {
 		return res, sum.Kept, err
