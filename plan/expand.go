@@ -901,21 +901,11 @@ func (l *loader) depSet(pd pendingDeps, g *nameGlobber) (set map[string]bool, se
 	for _, d := range pd.deps {
 		dw := pd.where + ".depends_on"
 		if !isGlob(d.pattern) {
-			switch {
-			case !validItemName(d.pattern):
-				l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
-			case d.pattern == it.Name:
-				selfMatched = true
-				l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
-			default:
-				if _, ok := l.names[d.pattern]; !ok {
-					if !l.brokenNames {
-						l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
-					}
-					continue
-				}
+			ok, self := l.literalDep(d, it, dw)
+			if ok {
 				set[d.pattern] = true
 			}
+			selfMatched = selfMatched || self
 			continue
 		}
 		if !validItemName(strings.Map(func(r rune) rune {
@@ -988,22 +978,30 @@ func (g *nameGlobber) match(pattern string) ([]string, error) {
 // oneDep resolves the most common depends_on, one item name, as resolveDeps does
 // (the same checks and messages) without building a set.
 func (l *loader) oneDep(pd pendingDeps) {
-	d, it := pd.deps[0], pd.item
-	dw := pd.where + ".depends_on"
+	if ok, _ := l.literalDep(pd.deps[0], pd.item, pd.where+".depends_on"); ok {
+		pd.item.DependsOn = []string{pd.deps[0].pattern}
+	}
+}
+
+// literalDep checks a depends_on item name (not a pattern) of item it, reporting
+// at dw what is wrong with it: ok when it names another item of the plan, self when
+// it names the item itself.
+func (l *loader) literalDep(d depRef, it *Item, dw string) (ok, self bool) {
 	switch {
 	case !validItemName(d.pattern):
 		l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
 	case d.pattern == it.Name:
 		l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
+		return false, true
 	default:
-		if _, ok := l.names[d.pattern]; !ok {
-			if !l.brokenNames {
-				l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
-			}
-			return
+		if _, found := l.names[d.pattern]; found {
+			return true, false
 		}
-		it.DependsOn = []string{d.pattern}
+		if !l.brokenNames {
+			l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
+		}
 	}
+	return false, false
 }
 
 func containsSorted(s []string, v string) bool {
