@@ -799,9 +799,16 @@ func (s *Store) writer() {
 	var recs []kv
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
+	var by time.Time // the commit waits no longer (zero: it does not wait)
+	take := func(r *writeReq) {
+		batch, recs = append(batch, r), append(recs, r.recs...)
+		if r.by.Before(by) {
+			by = r.by // a zero by (a Put) is before every other
+		}
+	}
 	for req := range s.reqs {
-		batch, recs = append(batch[:0], req), append(recs[:0], req.recs...)
-		by := req.by
+		batch, recs, by = batch[:0], recs[:0], req.by
+		take(req)
 	drain:
 		for len(recs) < maxBatch {
 			select {
@@ -809,11 +816,7 @@ func (s *Store) writer() {
 				if !ok {
 					break drain
 				}
-				batch = append(batch, r)
-				recs = append(recs, r.recs...)
-				if r.by.Before(by) {
-					by = r.by // a zero by (a Put) is before every other
-				}
+				take(r)
 				continue
 			default:
 			}
@@ -830,11 +833,7 @@ func (s *Store) writer() {
 				if !ok {
 					break drain
 				}
-				batch = append(batch, r)
-				recs = append(recs, r.recs...)
-				if r.by.Before(by) {
-					by = r.by
-				}
+				take(r)
 			case <-linger.C:
 				break drain
 			}
