@@ -118,7 +118,7 @@ func (r *run) attempt(i int32) (out outcome, finish func() outcome) {
 // commit while every apply slot is busy. Then nothing is waiting for a free slot:
 // an intent would wait for a slot anyway, a result's users would wait for one, and
 // a checkpoint delays one of many tasks in flight. With 100 slots busy on 20 ms
-// requests, it makes about 320 commits of 28 records where there were 1,150 of 8
+// requests, it makes 254-265 commits of 34-35 records where there were 1,150 of 8
 // (BenchmarkLimits_Latency1000Stores), and each commit costs two fsyncs. While a
 // slot is free, records commit at once.
 const commitLinger = 5 * time.Millisecond
