@@ -486,14 +486,10 @@ func TestNewGraph_RejectsBadGraphs(t *testing.T) {
 	}
 }
 
-func TestGraph_Select_IncludesDependencies(t *testing.T) {
-	g := mustGraph(t,
-		task("store-1", nil, ok()),
-		task("store-1/share/a@x.io", []string{"store-1"}, ok()),
-		task("store-2", nil, ok()),
-		task("app", []string{"store-2"}, ok()),
-	)
-	sel, err := g.Select([]string{"app", "store-1"})
+// selectedIDs is what g.Select(patterns) selects, the IDs in graph order joined by commas.
+func selectedIDs(t *testing.T, g *Graph, patterns ...string) string {
+	t.Helper()
+	sel, err := g.Select(patterns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +499,17 @@ func TestGraph_Select_IncludesDependencies(t *testing.T) {
 			got = append(got, tk.ID)
 		}
 	}
-	if strings.Join(got, ",") != "store-1,store-1/share/a@x.io,store-2,app" {
+	return strings.Join(got, ",")
+}
+
+func TestGraph_Select_IncludesDependencies(t *testing.T) {
+	g := mustGraph(t,
+		task("store-1", nil, ok()),
+		task("store-1/share/a@x.io", []string{"store-1"}, ok()),
+		task("store-2", nil, ok()),
+		task("app", []string{"store-2"}, ok()),
+	)
+	if got := selectedIDs(t, g, "app", "store-1"); got != "store-1,store-1/share/a@x.io,store-2,app" {
 		t.Errorf("selected %v", got)
 	}
 	if _, err := g.Select([]string{"nothing-*"}); err == nil {
@@ -551,20 +557,7 @@ func TestGraph_Select_StarStopsAtSlash(t *testing.T) {
 		task("store-1/share/b@y.io", []string{"store-1"}, ok()),
 		task("hq/share/a@x.io", nil, ok()),
 	)
-	selected := func(patterns ...string) string {
-		t.Helper()
-		sel, err := g.Select(patterns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for i, tk := range g.Tasks {
-			if sel[int32(i)] {
-				got = append(got, tk.ID)
-			}
-		}
-		return strings.Join(got, ",")
-	}
+	selected := func(patterns ...string) string { t.Helper(); return selectedIDs(t, g, patterns...) }
 	if got := selected("*/share/a@x.io"); got != "store-1,store-1/share/a@x.io,hq/share/a@x.io" {
 		t.Errorf("*/share/a@x.io selected %s", got)
 	}

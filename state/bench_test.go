@@ -72,20 +72,3 @@ func BenchmarkLoad_100k(b *testing.B) {
 		})
 	}
 }
-
-func BenchmarkEncodeDecodeRecord(b *testing.B) {
-	sl := testSealer(b)
-	r := benchRecord(42)
-	var size int
-	for b.Loop() {
-		v, err := encodeRecord(r, sl)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := decodeRecord(r.ID, v, sl); err != nil {
-			b.Fatal(err)
-		}
-		size = len(v)
-	}
-	b.ReportMetric(float64(size), "bytes/record")
-}
