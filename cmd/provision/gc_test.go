@@ -24,30 +24,41 @@ func TestGCPercentFor_SmallHeapsGetHeadroomLargeOnesGosDefault(t *testing.T) {
 	}
 }
 
-// A run on a small heap widens the collector's percent and puts it back after; an
-// operator's GOGC stands.
+// A run on a small heap widens the collector's percent and puts it back after; a
+// large one keeps Go's default; an operator's GOGC or GOMEMLIMIT stands.
 func TestWidenGC_SetsAndRestoresUnlessTheOperatorChose(t *testing.T) {
 	percent := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
+	heapOf := func(n uint64) func() uint64 { return func() uint64 { return n } }
 	before := percent()
-	t.Run("GOGC set", func(t *testing.T) {
-		t.Setenv("GOGC", "100")
-		restore := widenGC()
-		if p := percent(); p != before {
-			t.Errorf("GC percent %d with GOGC set, want it left at %d", p, before)
-		}
-		restore()
-	})
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+		t.Run(k+" set", func(t *testing.T) {
+			t.Setenv(k, "100")
+			restore := widenGCFor(heapOf(1 << 20))
+			if p := percent(); p != before {
+				t.Errorf("GC percent %d with %s set, want it left at %d", p, k, before)
+			}
+			restore()
+		})
+	}
 	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
 		if _, ok := os.LookupEnv(k); ok {
 			t.Skipf("%s is set in this environment", k)
 		}
 	}
-	restore := widenGC() // the test binary's heap is far below gcHeadroom
-	if p := percent(); p <= 100 || p > maxGCPercent {
-		t.Errorf("GC percent %d on a small heap, want above 100 and at most %d", p, maxGCPercent)
+	for _, tc := range []struct {
+		heap uint64
+		want int
+	}{{16 << 20, 400}, {32 << 20, 200}, {1 << 30, before}} {
+		restore := widenGCFor(heapOf(tc.heap))
+		if p := percent(); p != tc.want {
+			t.Errorf("GC percent %d on a %d MB heap, want %d", p, tc.heap>>20, tc.want)
+		}
+		restore()
+		if p := percent(); p != before {
+			t.Errorf("GC percent %d after restore, want %d", p, before)
+		}
 	}
-	restore()
-	if p := percent(); p != before {
-		t.Errorf("GC percent %d after restore, want %d", p, before)
+	if heapObjectBytes() == 0 {
+		t.Error("heapObjectBytes = 0: the runtime's heap metric is not read")
 	}
 }
