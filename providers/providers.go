@@ -143,6 +143,9 @@ type Exec struct {
 	// the process died, or the request may have been applied before an error.
 	// Non-idempotent creates must look the object up first.
 	InDoubt bool
+	// InDoubtSince is when the attempt in doubt started (zero when not in doubt, or
+	// unknown): work a server queued then may still be under way.
+	InDoubtSince time.Time
 	// Changed is true when the task was done before with a different spec.
 	Changed bool
 	// Prior holds outputs checkpointed by earlier attempts (secret ones decrypted

@@ -94,6 +94,9 @@ func (r *run) attempt(i int32) (out outcome, finish func() outcome) {
 	// with it (zerolog.Ctx), under the task and attempt.
 	log := r.o.Log.With().Str("task", t.ID).Int("attempt", rec.Attempts).Logger()
 	x := r.exec(t, rec, log, d.InDoubt, changed)
+	if d.InDoubt && prev != nil {
+		x.InDoubtSince = prev.StartedAt
+	}
 	log.Debug().Bool("in_doubt", x.InDoubt).Bool("changed", changed).Msg("apply")
 	res, err := applySafely(log.WithContext(r.applyCtx), t, x)
 	switch {

@@ -228,7 +228,8 @@ func TestRunner_Run_InDoubtTaskIsToldOnResume(t *testing.T) {
 	st := openStore(t, path)
 	h := sha256.Sum256([]byte("a"))
 	// A crashed run left this: intent recorded, no result.
-	if err := st.Put(&state.Record{ID: "a", Hash: h, Status: state.Started, Attempts: 1, StartedAt: time.Now(), Outputs: state.Outputs{"handle": state.Plain("guid-1")}}); err != nil {
+	crashed := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := st.Put(&state.Record{ID: "a", Hash: h, Status: state.Started, Attempts: 1, StartedAt: crashed, Outputs: state.Outputs{"handle": state.Plain("guid-1")}}); err != nil {
 		t.Fatal(err)
 	}
 	var got providers.Exec
@@ -242,8 +243,8 @@ func TestRunner_Run_InDoubtTaskIsToldOnResume(t *testing.T) {
 	if _, err := Run(context.Background(), g, st, opts()); err != nil {
 		t.Fatal(err)
 	}
-	if !got.InDoubt || got.Attempt != 2 || got.Prior["handle"].Value != "guid-1" {
-		t.Errorf("exec = in_doubt %v attempt %d prior %v", got.InDoubt, got.Attempt, got.Prior)
+	if !got.InDoubt || got.Attempt != 2 || got.Prior["handle"].Value != "guid-1" || !got.InDoubtSince.Equal(crashed) {
+		t.Errorf("exec = in_doubt %v since %v attempt %d prior %v, want in doubt since %v", got.InDoubt, got.InDoubtSince, got.Attempt, got.Prior, crashed)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 type Attempt struct {
 	Attempt          int // 0 means 1
 	InDoubt, Changed bool
+	InDoubtSince     time.Time // when the attempt in doubt started
 	Prior            state.Outputs
 	Log              zerolog.Logger
 	Ctx              context.Context // nil means context.Background()
@@ -38,7 +39,7 @@ func Exec(task *providers.Task, a Attempt) *providers.Exec {
 	for k, v := range a.Prior {
 		prior[k] = v
 	}
-	return &providers.Exec{Task: task, Attempt: a.Attempt, InDoubt: a.InDoubt, Changed: a.Changed, Prior: prior, Log: a.Log, Redactor: plan.NewRedactor()}
+	return &providers.Exec{Task: task, Attempt: a.Attempt, InDoubt: a.InDoubt, InDoubtSince: a.InDoubtSince, Changed: a.Changed, Prior: prior, Log: a.Log, Redactor: plan.NewRedactor()}
 }
 
 // ApplyOnce is one Apply of task with a fresh Exec. It returns the outputs, the

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"provision/plan"
 	"provision/providers"
+	"provision/state"
 )
 
 var (
@@ -78,6 +80,9 @@ func (CloudSpaceKind) Delete(ctx context.Context, b *providers.Build, d *provide
 			return err
 		}
 		if sp == nil {
+			if err := mayStillBeQueued(d, s); err != nil {
+				return err
+			}
 			d.Log.Info().Msg("no cloud space of this name in the account: nothing to delete")
 			return nil
 		}
@@ -188,4 +193,43 @@ func createdBy(ctx context.Context, c *Client, x *providers.Exec, guid string) (
 		return 0, fmt.Errorf("the interrupted create (async task %s): task result: %w", guid, err)
 	}
 	return id, nil
+}
+
+// queuedCreateWindow is how long after an async create was sent its queued task may
+// still make the space: public clients poll a task for up to 10 minutes and the
+// server keeps a result for 600 s (API-NOTES section 3). Inference: a task not run
+// within that time is not run.
+const queuedCreateWindow = 10 * time.Minute
+
+// outQueuedUntil records, on the first delete that met a possibly queued create,
+// until when that create may still run: later attempts keep the bound, so a rerun
+// of destroy does not move it.
+const outQueuedUntil = "_create_may_run_until"
+
+// mayStillBeQueued is the error that keeps the record of an interrupted async create
+// whose task id was never recorded (the run died between the create's answer and its
+// checkpoint) while the server may still run it: no space of its name is listed
+// yet, but one may appear, which no record would then stand for. nil once the
+// window is over, or when no such create was sent.
+func mayStillBeQueued(d *providers.Deletion, s *Spec) error {
+	if !d.InDoubt || d.PriorValue(OutTaskGUID) != "" || s.Async != nil && !*s.Async {
+		return nil
+	}
+	until, err := time.Parse(time.RFC3339, d.PriorValue(outQueuedUntil))
+	if err != nil {
+		if d.InDoubtSince.IsZero() {
+			return nil
+		}
+		until = d.InDoubtSince.Add(queuedCreateWindow).UTC().Truncate(time.Second).Add(time.Second)
+	}
+	if !time.Now().Before(until) {
+		return nil
+	}
+	if d.PriorValue(outQueuedUntil) == "" {
+		if err := d.Checkpoint(state.Outputs{outQueuedUntil: state.Plain(until.Format(time.RFC3339))}); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("cloud space %q: the create of an interrupted run may still be queued on the server (its async task id was never recorded) and no space of that name is listed yet; "+
+		"the record is kept: run destroy again after %s, when that create has run or never will", s.Name, until.Format(time.RFC3339))
 }

@@ -103,7 +103,10 @@ Outputs:
 Destroy: cloudspaces/delete {cloudspaceId, permanently: true} of the recorded space
 (DESTROYED: a soft-deleted DELETED space would keep its name taken). A space already
 DELETED, DESTROYED or unknown counts as gone; in doubt with no recorded id, the live
-space of the item's account and name is deleted. The API refuses a space that still
+space of the item's account and name is deleted: the create's task first, when its GUID
+was checkpointed; with none and no space of that name listed, an async create may still
+be queued, so the record is kept (the task fails, saying when to run destroy again) until
+10 minutes after the create was sent. The API refuses a space that still
 holds virtual machines (409: delete them first) or is being deployed (retried). A space
 that was adopted (it existed before the first create) is left unless destroy is asked
 to include it.

@@ -210,6 +210,85 @@ func TestLifecycle_Destroy_WaitsForAnInterruptedCreateTask(t *testing.T) {
 	}
 }
 
+// A run dies between an async create's answer and the checkpoint of its task id:
+// the create is queued on the server, no space of its name is listed yet. A destroy
+// then must not forget the record while the create may still run (a space would
+// appear that no record stands for): it keeps the record and says when to run
+// again, and that time does not move with later attempts. Once the space is listed
+// it is deleted; once the window is over, "not listed" means "not made".
+func TestLifecycle_Destroy_KeepsTheRecordWhileAnUnrecordedCreateMayBeQueued(t *testing.T) {
+	srv := ovcfake.New(func() ovcfake.Options { o := fakeOptions(); o.AsyncDelay = time.Hour; return o }())
+	lossy := &loseOnce{h: srv, suffix: "cloudspaces/create"}
+	ts := httptest.NewServer(lossy)
+	t.Cleanup(ts.Close)
+	b, byID, _ := buildAll(t, ts.URL)
+	task := byID["space-a"] // async: true
+	sent := time.Now()
+	_, saved, err := lifecycletest.ApplyOnce(t, task, lifecycletest.Attempt{})
+	if err == nil || !lossy.landed() || saved[OutTaskGUID].Value != "" {
+		t.Fatalf("err = %v, checkpoints %v: want the create's answer lost, no task id", err, saved)
+	}
+	if l := live(srv); len(l) != 0 {
+		t.Fatalf("the create ran: %v (the test needs it still queued)", l)
+	}
+	del := func(since time.Time, prior state.Outputs) (state.Outputs, error) {
+		t.Helper()
+		x := lifecycletest.Exec(task, lifecycletest.Attempt{Attempt: 2, InDoubt: true, InDoubtSince: since, Prior: prior})
+		x.Task = &providers.Task{ID: task.ID, Kind: Section, Endpoint: "ovc"}
+		kept := state.Outputs{}
+		x.CheckpointFunc = func(o state.Outputs) error {
+			for k, v := range o {
+				kept[k] = v
+			}
+			return nil
+		}
+		return kept, (CloudSpaceKind{}).Delete(context.Background(), b, &providers.Deletion{Exec: x, Planned: task})
+	}
+	kept, err := del(sent, saved)
+	if err == nil || !strings.Contains(err.Error(), "may still be queued") || !strings.Contains(err.Error(), "run destroy again after") {
+		t.Fatalf("destroy while the create may be queued: err = %v, want the record kept", err)
+	}
+	until, perr := time.Parse(time.RFC3339, kept[outQueuedUntil].Value)
+	if perr != nil || until.Before(sent.Add(queuedCreateWindow)) || until.After(sent.Add(queuedCreateWindow+2*time.Second)) {
+		t.Fatalf("checkpointed bound %q (%v), want about %v", kept[outQueuedUntil].Value, perr, sent.Add(queuedCreateWindow))
+	}
+	if !strings.Contains(err.Error(), until.Format(time.RFC3339)) {
+		t.Errorf("the error does not say when to run again (%s): %v", until.Format(time.RFC3339), err)
+	}
+	// A later attempt (its own attempt started later) keeps the first bound.
+	prior := state.Outputs{outQueuedUntil: kept[outQueuedUntil]}
+	kept, err = del(time.Now().Add(time.Minute), prior)
+	if err == nil || !strings.Contains(err.Error(), until.Format(time.RFC3339)) || len(kept) != 0 {
+		t.Errorf("a later attempt: err = %v, checkpoints %v, want the bound %s kept", err, kept, until.Format(time.RFC3339))
+	}
+	// The queued create runs: the space is listed, and deleted.
+	srv.Settle()
+	if l := live(srv); len(l) != 1 {
+		t.Fatalf("live after the queued create ran: %v", l)
+	}
+	if _, err := del(sent, prior); err != nil {
+		t.Fatal(err)
+	}
+	srv.Settle()
+	if l := live(srv); len(l) != 0 {
+		t.Fatalf("live after the destroy: %v, want none", l)
+	}
+	// Past the window, nothing listed means nothing made: the record may go.
+	if _, err := del(sent.Add(-queuedCreateWindow-time.Second), saved); err != nil {
+		t.Errorf("destroy past the window: %v", err)
+	}
+	past := state.Outputs{outQueuedUntil: state.Plain(time.Now().Add(-time.Second).UTC().Format(time.RFC3339))}
+	if _, err := del(time.Now(), past); err != nil {
+		t.Errorf("destroy past the recorded bound: %v", err)
+	}
+	// A synchronous create answers once the space exists: no window.
+	x := lifecycletest.Exec(byID["space-b"], lifecycletest.Attempt{Attempt: 2, InDoubt: true, InDoubtSince: time.Now()})
+	x.Task = &providers.Task{ID: "space-b", Kind: Section, Endpoint: "ovc"}
+	if err := (CloudSpaceKind{}).Delete(context.Background(), b, &providers.Deletion{Exec: x, Planned: byID["space-b"]}); err != nil {
+		t.Errorf("destroy of an in-doubt synchronous create: %v", err)
+	}
+}
+
 func TestLifecycle_Adoption_OnlyWhenTheFirstCreateSaysItExists(t *testing.T) {
 	srv, url := newFake(t, nil)
 	_, byID, _ := buildAll(t, url)
