@@ -49,12 +49,16 @@ func rateSuffix(stats []rest.RateStats) string {
 	return " | " + strings.Join(parts, ", ")
 }
 
-// writeRates is the endpoints part of the final report.
+// writeRates is the endpoints part of the final report. A rate counts as found only
+// after a second decrease: the first is Beta times what the client happened to be
+// sending when the first refusal came (a per-item server sending one request at a
+// time, a burst at the start), so one refusal says nothing about the limit and is
+// not offered for the plan.
 func writeRates(w io.Writer, stats []rest.RateStats) {
 	if len(stats) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "endpoints (rate settled at; put it in the plan's limits.rate_per_second to start there):")
+	fmt.Fprintln(w, "endpoints (the rate each settled at; one found by throttling can go in the plan's limits.rate_per_second to start there):")
 	width := 0
 	for _, s := range stats {
 		width = max(width, len(s.Endpoint))
@@ -66,7 +70,9 @@ func writeRates(w io.Writer, stats []rest.RateStats) {
 		}
 		var how string
 		switch {
-		case s.Limited && s.Cuts > 0:
+		case s.Limited && s.Cuts == 1:
+			how = "throttled in one episode only: too little to find a limit"
+		case s.Limited && s.Cuts > 1:
 			how = fmt.Sprintf("%.1f requests/s, found by throttling", s.Rate)
 		case s.Limited:
 			how = fmt.Sprintf("%.1f requests/s, the plan's rate_per_second", s.Rate)

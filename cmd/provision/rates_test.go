@@ -106,7 +106,7 @@ func TestCLI_Apply_TextReportShowsSettledRate(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("apply: code %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{"throttled    ", "endpoints (rate settled at", "requests/s, found by throttling; 1 of "} {
+	for _, want := range []string{"throttled    ", "endpoints (the rate each settled at", "throttled in one episode only: too little to find a limit; 1 of "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -118,6 +118,27 @@ func TestCLI_Apply_BadThrottleTimeoutIsBadInput(t *testing.T) {
 	code, _, errs := cli(t, "apply", p, "--throttle-timeout", "0s")
 	if code != ExitBadInput || !strings.Contains(errs, "--throttle-timeout") {
 		t.Fatalf("code %d, stderr %q", code, errs)
+	}
+}
+
+// Only a rate found over more than one decrease is offered for the plan: one
+// refusal cut the rate from whatever the client was sending then.
+func TestWriteRates_OffersOnlyARateFoundOverMoreThanOneDecrease(t *testing.T) {
+	var b strings.Builder
+	writeRates(&b, []rest.RateStats{
+		{Endpoint: "nxcloud", Limited: true, Rate: 47.25, Ceiling: 100, Requests: 900, Throttled: 12, Cuts: 3},
+		{Endpoint: "store-001", Limited: true, Rate: 0.8, Requests: 4, Throttled: 1, Cuts: 1},
+		{Endpoint: "ovc", Limited: true, Rate: 5, Ceiling: 5, Requests: 20},
+		{Endpoint: "edge", Requests: 40},
+	})
+	want := `endpoints (the rate each settled at; one found by throttling can go in the plan's limits.rate_per_second to start there):
+  nxcloud    47.2 requests/s, found by throttling (ceiling 100.0); 12 of 900 answers throttled
+  store-001  throttled in one episode only: too little to find a limit; 1 of 4 answers throttled
+  ovc        5.0 requests/s, the plan's rate_per_second; 0 of 20 answers throttled
+  edge       no limit met; 0 of 40 answers throttled
+`
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
 
