@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -698,25 +699,48 @@ func TestStore_PutWithin_LingeringWritersShareACommit(t *testing.T) {
 	before := s.commits.Load()
 	lazy := make(chan error, 1)
 	go func() { lazy <- s.PutWithin(time.Hour, &Record{ID: "lazy-hour", Status: Started}) }()
-	time.Sleep(50 * time.Millisecond) // it is in the writer, lingering
-	if err := s.Put(&Record{ID: "hurried", Status: Done}); err != nil {
-		t.Fatal(err)
-	}
+	// A Put every 50 ms until the lazy writer is done: the first that comes while it
+	// lingers takes it along (whichever that is on a slow machine). The Puts run on
+	// their own goroutine, so that a Put that waits for the lingering commit (the
+	// bug this looks for) fails the test at the deadline rather than hanging it.
+	var n atomic.Int64
+	stop, putErr := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				putErr <- nil
+				return
+			case <-tick.C:
+				if err := s.Put(&Record{ID: fmt.Sprintf("hurried-%03d", n.Add(1)), Status: Done}); err != nil {
+					putErr <- err
+					return
+				}
+			}
+		}
+	}()
 	select {
 	case err := <-lazy:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("a writer lingering for an hour was not committed with the Put that came meanwhile")
+		t.Fatalf("a writer lingering for an hour was not committed with any of the %d Puts that came meanwhile", n.Load())
 	}
-	if c := s.commits.Load() - before; c != 1 {
-		t.Errorf("%d commits for a lingering writer and a Put, want 1", c)
+	close(stop)
+	if err := <-putErr; err != nil {
+		t.Fatal(err)
+	}
+	puts := int(n.Load())
+	if c := s.commits.Load() - before; c != int64(puts) {
+		t.Errorf("%d commits for a lingering writer and %d Puts, want %d (it shares one)", c, puts, puts)
 	}
 	closeT(t, s)
 	s = openT(t, path, Options{ReadOnly: true})
 	recs, err := s.Load()
-	if err != nil || len(recs) != writers+2 {
-		t.Fatalf("reopened: %d records, %v; want %d", len(recs), err, writers+2)
+	if err != nil || len(recs) != writers+1+puts {
+		t.Fatalf("reopened: %d records, %v; want %d", len(recs), err, writers+1+puts)
 	}
 }
