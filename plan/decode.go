@@ -54,6 +54,19 @@ type fieldSet struct {
 	types  map[string]reflect.Type
 	known  string       // sorted names, for messages
 	inline reflect.Type // value type of an inline map (accepts any key), or nil
+	// flat maps the keys of a flat struct type to field indexes (decodeFlat); nil
+	// for any other type.
+	flat flatFields
+}
+
+// fieldKey is the mapping key of struct field f, as yaml.v3 names it (the tag's
+// name, else the lower-cased field name; "-" for none), and the tag's options.
+func fieldKey(f reflect.StructField) (name, opts string) {
+	name, opts, _ = strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "" {
+		name = strings.ToLower(f.Name)
+	}
+	return name, opts
 }
 
 var fieldCache sync.Map // reflect.Type -> *fieldSet
@@ -68,8 +81,7 @@ func fieldsOf(t reflect.Type) *fieldSet {
 	add = func(t reflect.Type, depth int) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			tag := f.Tag.Get("yaml")
-			name, opts, _ := strings.Cut(tag, ",")
+			name, opts := fieldKey(f)
 			if name == "-" {
 				continue
 			}
@@ -89,9 +101,6 @@ func fieldsOf(t reflect.Type) *fieldSet {
 			if !f.IsExported() {
 				continue
 			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
 			if _, dup := fs.types[name]; !dup {
 				names = append(names, name)
 			}
@@ -101,6 +110,7 @@ func fieldsOf(t reflect.Type) *fieldSet {
 	add(t, 0)
 	sort.Strings(names)
 	fs.known = strings.Join(names, ", ")
+	fs.flat = flatIndex(t)
 	v, _ := fieldCache.LoadOrStore(t, fs)
 	return v.(*fieldSet)
 }
@@ -118,9 +128,6 @@ func inlineOpt(opts string) bool {
 
 // leaf reports whether values of t decode as a whole: no keys to check inside.
 func leaf(t reflect.Type) bool {
-	if t.Name() != "" && t.PkgPath() == "" && t.Kind() != reflect.Interface {
-		return false // a predeclared type (string, int, ...): no methods, no Unmarshaler
-	}
 	return t == nodeType || t.Kind() == reflect.Interface ||
 		t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType)
 }
@@ -650,39 +657,37 @@ func hasSecret(n *yaml.Node) bool {
 	return walk(n, 0)
 }
 
-// flatFields maps the keys of a flat struct type (exported string fields only, no
-// methods, no inline or embedded fields) to field indexes; nil for any other type.
+// flatFields maps the keys of a flat struct type (at most 64 exported string fields
+// only, no methods, no inline or embedded fields) to field indexes.
 type flatFields map[string]int
 
-var flatCache sync.Map // reflect.Type -> flatFields
-
+// flatOf is t's flatFields; nil when t is not a flat struct type.
 func flatOf(t reflect.Type) flatFields {
-	if v, ok := flatCache.Load(t); ok {
-		return v.(flatFields)
+	if t.Kind() != reflect.Struct {
+		return nil
 	}
-	var ff flatFields
-	if t.Kind() == reflect.Struct && reflect.PointerTo(t).NumMethod() == 0 {
-		ff = flatFields{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || f.Anonymous || f.Type.Kind() != reflect.String ||
-				reflect.PointerTo(f.Type).NumMethod() != 0 || name == "-" || (opts != "" && opts != "omitempty") {
-				ff = nil
-				break
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			if _, dup := ff[name]; dup {
-				ff = nil
-				break
-			}
-			ff[name] = i
+	return fieldsOf(t).flat
+}
+
+// flatIndex builds the flatFields of struct type t (for fieldsOf, which caches it).
+func flatIndex(t reflect.Type) flatFields {
+	if reflect.PointerTo(t).NumMethod() != 0 || t.NumField() > 64 {
+		return nil
+	}
+	ff := flatFields{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts := fieldKey(f)
+		if !f.IsExported() || f.Anonymous || f.Type.Kind() != reflect.String ||
+			reflect.PointerTo(f.Type).NumMethod() != 0 || name == "-" || (opts != "" && opts != "omitempty") {
+			return nil
 		}
+		if _, dup := ff[name]; dup {
+			return nil
+		}
+		ff[name] = i
 	}
-	v, _ := flatCache.LoadOrStore(t, ff)
-	return v.(flatFields)
+	return ff
 }
 
 // decodeFlat is the decode of a mapping whose keys and values are all plain strings
@@ -698,7 +703,7 @@ func decodeFlat(n *yaml.Node, out reflect.Value) bool {
 		return false
 	}
 	ff := flatOf(out.Type())
-	if ff == nil || out.NumField() > 64 {
+	if ff == nil {
 		return false
 	}
 	var seen uint64
