@@ -673,18 +673,21 @@ func (l *loader) entryDeps(dsc *scope, depsNode *yaml.Node, where string) (deps 
 		default:
 			l.errf(l.pos(depsNode), "%s.depends_on: want an item name or a list of item names and patterns", where)
 		}
-		for i, d := range list {
-			dw := where + ".depends_on"
+		// Where list[i] is, for messages only (built then: this runs for every entry).
+		dw := func(i int) string {
 			if depsNode.Kind == yaml.SequenceNode {
-				dw = fmt.Sprintf("%s[%d]", dw, i)
+				return fmt.Sprintf("%s.depends_on[%d]", where, i)
 			}
+			return where + ".depends_on"
+		}
+		for i, d := range list {
 			if d.Kind != yaml.ScalarNode || d.Value == "" {
-				l.errf(l.pos(d), "%s: want an item name or a pattern such as store-*", dw)
+				l.errf(l.pos(d), "%s: want an item name or a pattern such as store-*", dw(i))
 				continue
 			}
 			t, err := dsc.compileScalar(d.Value, l.pos(d))
 			if err != nil {
-				l.errf(l.pos(d), "%s: %v", dw, err)
+				l.errf(l.pos(d), "%s: %v", dw(i), err)
 				continue
 			}
 			deps = append(deps, depT{t, l.pos(d)})
@@ -899,9 +902,8 @@ func (l *loader) depSet(pd pendingDeps, g *nameGlobber) (set map[string]bool, se
 	it := pd.item
 	set = map[string]bool{}
 	for _, d := range pd.deps {
-		dw := pd.where + ".depends_on"
 		if !isGlob(d.pattern) {
-			ok, self := l.literalDep(d, it, dw)
+			ok, self := l.literalDep(d, it, pd.where)
 			if ok {
 				set[d.pattern] = true
 			}
@@ -914,12 +916,12 @@ func (l *loader) depSet(pd pendingDeps, g *nameGlobber) (set map[string]bool, se
 			}
 			return r
 		}, d.pattern)) {
-			l.errf(d.pos, "%s: %q is not an item name pattern", dw, d.pattern)
+			l.errf(d.pos, "%s.depends_on: %q is not an item name pattern", pd.where, d.pattern)
 			continue
 		}
 		m, err := g.match(d.pattern)
 		if err != nil {
-			l.errf(d.pos, "%s: pattern %q: %v", dw, d.pattern, err)
+			l.errf(d.pos, "%s.depends_on: pattern %q: %v", pd.where, d.pattern, err)
 			continue
 		}
 		n := 0
@@ -932,7 +934,7 @@ func (l *loader) depSet(pd pendingDeps, g *nameGlobber) (set map[string]bool, se
 			n++
 		}
 		if n == 0 && !l.brokenNames {
-			l.errf(d.pos, "%s: pattern %q matches no other item", dw, d.pattern)
+			l.errf(d.pos, "%s.depends_on: pattern %q matches no other item", pd.where, d.pattern)
 		}
 	}
 	return set, selfMatched
@@ -978,27 +980,28 @@ func (g *nameGlobber) match(pattern string) ([]string, error) {
 // oneDep resolves the most common depends_on, one item name, as resolveDeps does
 // (the same checks and messages) without building a set.
 func (l *loader) oneDep(pd pendingDeps) {
-	if ok, _ := l.literalDep(pd.deps[0], pd.item, pd.where+".depends_on"); ok {
+	if ok, _ := l.literalDep(pd.deps[0], pd.item, pd.where); ok {
 		pd.item.DependsOn = []string{pd.deps[0].pattern}
 	}
 }
 
 // literalDep checks a depends_on item name (not a pattern) of item it, reporting
-// at dw what is wrong with it: ok when it names another item of the plan, self when
+// what is wrong with it at where's depends_on (the message is built only then, as
+// this runs for every item): ok when it names another item of the plan, self when
 // it names the item itself.
-func (l *loader) literalDep(d depRef, it *Item, dw string) (ok, self bool) {
+func (l *loader) literalDep(d depRef, it *Item, where string) (ok, self bool) {
 	switch {
 	case !validItemName(d.pattern):
-		l.errf(d.pos, "%s: %q is not an item name", dw, d.pattern)
+		l.errf(d.pos, "%s.depends_on: %q is not an item name", where, d.pattern)
 	case d.pattern == it.Name:
-		l.errf(d.pos, "%s: %q is the item itself", dw, d.pattern)
+		l.errf(d.pos, "%s.depends_on: %q is the item itself", where, d.pattern)
 		return false, true
 	default:
 		if _, found := l.names[d.pattern]; found {
 			return true, false
 		}
 		if !l.brokenNames {
-			l.errf(d.pos, "%s: %q: no item has this name", dw, d.pattern)
+			l.errf(d.pos, "%s.depends_on: %q: no item has this name", where, d.pattern)
 		}
 	}
 	return false, false
