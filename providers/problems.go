@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"provision/plan"
 )
 
@@ -35,8 +37,9 @@ func (p Path) String() string {
 // and carries the position of the field's value, or of the nearest enclosing field
 // the item has, or of the item. Not safe for concurrent use.
 type Problems struct {
-	item *plan.Item
-	errs []error
+	item   *plan.Item
+	errs   []error
+	fields *yaml.Node // the item's fields, built on the first Pos (Item.Fields builds them on each call)
 }
 
 // NewProblems returns an empty collection for item.
@@ -48,9 +51,11 @@ func (p *Problems) Item() *plan.Item { return p.item }
 // Pos is the position of the value at path, of the nearest enclosing field that
 // is present, or of the item.
 func (p *Problems) Pos(path Path) plan.Pos {
-	fields := p.item.Fields() // built on each call: once here, not per step
+	if p.fields == nil {
+		p.fields = p.item.Fields()
+	}
 	for i := len(path); i > 0; i-- {
-		if n := FieldNode(fields, path[:i]...); n != nil && n.Line > 0 {
+		if n := FieldNode(p.fields, path[:i]...); n != nil && n.Line > 0 {
 			return plan.NodePos(p.item.Pos.File, n)
 		}
 	}
