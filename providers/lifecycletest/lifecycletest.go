@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -310,18 +309,13 @@ func ApplyTwice(t testing.TB, tasks []*providers.Task, planName string, red *pla
 }
 
 // ExamplePlan loads the example plan at path (a copy in a temporary directory, so
-// that its state and CSV lookups stay there) with opts and builds every item with
+// that whatever a run writes beside its plan stays there; a plan that reads a CSV
+// file beside it needs that file copied too) with opts and builds every item with
 // kind, calling prep on each task it builds (tests shorten waits there).
 func ExamplePlan(t testing.TB, path string, kind providers.Kind, opts plan.LoadOptions, prep func(*providers.Task)) (*plan.Plan, []*providers.Task) {
 	t.Helper()
-	text, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := filepath.Join(t.TempDir(), filepath.Base(path))
-	if err := os.WriteFile(p, text, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	CopyFile(t, path, p)
 	pl, err := plan.Load(p, opts)
 	if err != nil {
 		t.Fatal(err)

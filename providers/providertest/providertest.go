@@ -750,14 +750,16 @@ func (e *env) readState() (map[string]*state.Record, map[string]*state.TaskInfo)
 // started counts the records of the state file left "started".
 func (e *env) started() int {
 	e.t.Helper()
-	recs, _ := e.readState()
-	n := 0
-	for _, r := range recs {
-		if r.Status == state.Started {
-			n++
-		}
+	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	return n
+	defer st.Close()
+	counts, err := st.Counts()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return counts[state.Started]
 }
 
 // probe calls every Prober with the outputs the state file holds and returns how
