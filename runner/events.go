@@ -6,8 +6,9 @@ import "time"
 type EventType string
 
 // Task events, in the order a task may see them: started (an attempt's intent is
-// durable and it takes an apply slot), then retrying (the attempt failed and another follows) and started
-// again, until done or failed; skipped when a dependency failed.
+// durable and it takes an apply slot), then retrying (the attempt failed and
+// another follows) and started again, until done or failed; skipped when a
+// dependency failed.
 const (
 	EventStarted  EventType = "started"
 	EventRetrying EventType = "retrying"

@@ -431,7 +431,12 @@ func (e *OtherHostError) Error() string {
 }
 
 // send waits for the endpoint (429 pause, rate, slot), sends, and reads the body.
-// The slot is held only for the request itself.
+// The slot is held for the request itself, and for what is left of a pause that
+// began while the request waited for its turn (nothing goes to the endpoint then
+// anyway). Requests that passed the rate during a pause go out together when it
+// ends: as many as the rate allowed over the pause, which the server's own bucket
+// refilled for over the same time (inference: a token bucket, as Nx Cloud's
+// throttle is); the next 429 then cuts the rate again.
 func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header, []byte, error) {
 	if err := c.pause.wait(ctx); err != nil {
 		return 0, nil, nil, err
