@@ -434,9 +434,10 @@ func (e *OtherHostError) Error() string {
 // The slot is held for the request itself, and for what is left of a pause that
 // began while the request waited for its turn (nothing goes to the endpoint then
 // anyway). Requests that passed the rate during a pause go out together when it
-// ends: as many as the rate allowed over the pause, which the server's own bucket
-// refilled for over the same time (inference: a token bucket, as Nx Cloud's
-// throttle is); the next 429 then cuts the rate again.
+// ends: as many as the rate allowed over the pause, for which a server-side limit
+// (a token bucket, or a window of requests as DRF's throttles count) has made room
+// over the same time (an inference: the vendors do not publish theirs); a 429
+// then cuts the rate again.
 func (c *Client) send(ctx context.Context, req *http.Request) (int, http.Header, []byte, error) {
 	if err := c.pause.wait(ctx); err != nil {
 		return 0, nil, nil, err
