@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"provision/plan"
@@ -58,7 +59,8 @@ func writeRates(w io.Writer, stats []rest.RateStats) {
 	if len(stats) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "endpoints (the rate each settled at; one found by throttling can go in the plan's limits.rate_per_second to start there):")
+	// Each line fits 80 columns for endpoint names of up to 12 characters.
+	fmt.Fprintln(w, "endpoints (a rate found by throttling can go in limits.rate_per_second):")
 	width := 0
 	for _, s := range stats {
 		width = max(width, len(s.Endpoint))
@@ -71,17 +73,17 @@ func writeRates(w io.Writer, stats []rest.RateStats) {
 		var how string
 		switch {
 		case s.Limited && s.Cuts == 1:
-			how = "throttled in one episode only: too little to find a limit"
+			how = "one throttling episode: no limit found"
 		case s.Limited && s.Cuts > 1:
-			how = fmt.Sprintf("%.1f requests/s, found by throttling", s.Rate)
+			how = fmt.Sprintf("%.1f/s found", s.Rate)
 		case s.Limited:
-			how = fmt.Sprintf("%.1f requests/s, the plan's rate_per_second", s.Rate)
+			how = fmt.Sprintf("%.1f/s, the plan's rate_per_second", s.Rate)
 		default:
 			how = "no limit met"
 		}
-		if s.Ceiling > 0 && s.Cuts > 0 {
-			how += fmt.Sprintf(" (ceiling %.1f)", s.Ceiling)
+		if s.Ceiling > 0 && s.Cuts > 1 {
+			how += " (ceiling " + strconv.FormatFloat(s.Ceiling, 'f', -1, 64) + ")"
 		}
-		fmt.Fprintf(w, "  %-*s  %s; %d of %d answers throttled\n", width, s.Endpoint, how, s.Throttled, s.Requests)
+		fmt.Fprintf(w, "  %-*s  %s; %d/%d throttled\n", width, s.Endpoint, how, s.Throttled, s.Requests)
 	}
 }

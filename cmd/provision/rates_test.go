@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"provision/providers/httpstep/httpfake"
 	"provision/providers/rest"
@@ -106,7 +107,7 @@ func TestCLI_Apply_TextReportShowsSettledRate(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("apply: code %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{"throttled    ", "endpoints (the rate each settled at", "throttled in one episode only: too little to find a limit; 1 of "} {
+	for _, want := range []string{"throttled    ", "endpoints (a rate found by throttling", "one throttling episode: no limit found; 1/"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -131,14 +132,27 @@ func TestWriteRates_OffersOnlyARateFoundOverMoreThanOneDecrease(t *testing.T) {
 		{Endpoint: "ovc", Limited: true, Rate: 5, Ceiling: 5, Requests: 20},
 		{Endpoint: "edge", Requests: 40},
 	})
-	want := `endpoints (the rate each settled at; one found by throttling can go in the plan's limits.rate_per_second to start there):
-  nxcloud    47.2 requests/s, found by throttling (ceiling 100.0); 12 of 900 answers throttled
-  store-001  throttled in one episode only: too little to find a limit; 1 of 4 answers throttled
-  ovc        5.0 requests/s, the plan's rate_per_second; 0 of 20 answers throttled
-  edge       no limit met; 0 of 40 answers throttled
+	want := `endpoints (a rate found by throttling can go in limits.rate_per_second):
+  nxcloud    47.2/s found (ceiling 100); 12/900 throttled
+  store-001  one throttling episode: no limit found; 1/4 throttled
+  ovc        5.0/s, the plan's rate_per_second; 0/20 throttled
+  edge       no limit met; 0/40 throttled
 `
 	if b.String() != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	// On an 80-column terminal: the longest case, with a 12-character endpoint name
+	// and five-digit counts.
+	b.Reset()
+	writeRates(&b, []rest.RateStats{
+		{Endpoint: "store-123456", Limited: true, Rate: 1234.5, Ceiling: 5000, Requests: 99999, Throttled: 99999, Cuts: 9},
+		{Endpoint: "x", Limited: true, Rate: 2, Requests: 99999, Throttled: 99999, Cuts: 1},
+		{Endpoint: "y", Limited: true, Rate: 1234.5, Ceiling: 1234.5, Requests: 99999, Throttled: 0},
+	})
+	for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		if n := utf8.RuneCountInString(line); n > 80 {
+			t.Errorf("%d columns: %q", n, line)
+		}
 	}
 }
 
