@@ -728,13 +728,20 @@ func (e *env) killedRun(route Route, run func(ctx context.Context) *runner.Resul
 	return res
 }
 
-// readState reads the state file's records and task infos, read-only.
-func (e *env) readState() (map[string]*state.Record, map[string]*state.TaskInfo) {
+// openState opens the state file read-only; the caller closes it.
+func (e *env) openState() *state.Store {
 	e.t.Helper()
 	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return st
+}
+
+// readState reads the state file's records and task infos, read-only.
+func (e *env) readState() (map[string]*state.Record, map[string]*state.TaskInfo) {
+	e.t.Helper()
+	st := e.openState()
 	defer st.Close()
 	recs, err := st.Load()
 	if err != nil {
@@ -750,10 +757,7 @@ func (e *env) readState() (map[string]*state.Record, map[string]*state.TaskInfo)
 // started counts the records of the state file left "started".
 func (e *env) started() int {
 	e.t.Helper()
-	st, err := state.Open(e.state, state.Options{Key: e.stateKey(), ReadOnly: true})
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	st := e.openState()
 	defer st.Close()
 	counts, err := st.Counts()
 	if err != nil {
